@@ -1,0 +1,7 @@
+"""Check kinds, one per module; importing this package registers them all."""
+
+from grader.checks.registry import CheckKind, KindParams, get_check, register_check, registered_kinds
+
+from grader.checks import answers, functions, model  # noqa: E402,F401  (registration)
+
+__all__ = ["CheckKind", "KindParams", "get_check", "register_check", "registered_kinds"]

@@ -1,0 +1,2 @@
+def main():  # placeholder replaced below
+    pass

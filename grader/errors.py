@@ -1,0 +1,36 @@
+"""The one exception root of gradelab, and its tree.
+
+    GradelabError            anything the user should see as one line, not a traceback
+    ├── LabError             a lab folder or manifest is missing or invalid
+    ├── SubmissionError      a submission path cannot be graded at all (not found, unreadable)
+    ├── SandboxError         the sandbox itself failed (not the student's code: that is a result)
+    └── ReportError          a report could not be rendered or written
+
+Student faults (syntax errors, crashes, timeouts) are never raised as these: they become
+check results. These errors are for the operator's mistakes and the grader's own failures.
+"""
+
+
+class GradelabError(Exception):
+    """Root of every error gradelab reports to a user."""
+
+    exit_code = 2
+
+    def one_line(self) -> str:
+        return f"{type(self).__name__}: {self}"
+
+
+class LabError(GradelabError):
+    """A lab cannot be found or its manifest does not validate."""
+
+
+class SubmissionError(GradelabError):
+    """A submission path cannot be graded at all."""
+
+
+class SandboxError(GradelabError):
+    """The sandbox machinery failed, independently of the student's code."""
+
+
+class ReportError(GradelabError):
+    """A report could not be rendered or written."""

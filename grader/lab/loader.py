@@ -1,0 +1,156 @@
+"""Find and load lab folders: ``reference/<lab>/lab.yaml`` plus its reference code and answers.
+
+Everything a lab needs is read from its own folder, never from a submission, so a student
+cannot ship their own "reference".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from grader.errors import LabError
+from grader.lab.manifest import CheckSpec, LabManifest
+
+MANIFEST_NAME = "lab.yaml"
+
+
+def labs_root() -> Path:
+    """Where the bundled labs live; ``GRADELAB_LABS`` points elsewhere (an instructor's own labs)."""
+    env = os.environ.get("GRADELAB_LABS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "reference"
+
+
+def format_validation_error(source: Path, exc: ValidationError) -> str:
+    """One line per problem: ``file: field.path: what was expected (got ...)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        got = err.get("input")
+        got_s = "" if isinstance(got, dict) or err["type"] == "missing" else f" (got {got!r})"
+        lines.append(f"{source}: {loc or '<top>'}: {err['msg']}{got_s}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LabError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise LabError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+@dataclass
+class BoundCheck:
+    """A manifest check joined to its kind, with params already validated."""
+
+    spec: CheckSpec
+    kind: Any
+    params: Any
+    needs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Lab:
+    manifest: LabManifest
+    folder: Path
+    checks: list[BoundCheck]
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    def path(self, relative: str) -> Path:
+        return self.folder / relative
+
+    @cached_property
+    def reference(self) -> ModuleType:
+        """The reference implementation, imported in the grader's own (trusted) process."""
+        path = self.path(self.manifest.reference.module)
+        name = f"gradelab_reference_{self.id.replace('-', '_')}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None or not path.exists():
+            raise LabError(f"{path}: reference implementation not found")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # a broken reference is the lab author's problem, said in one line
+            raise LabError(f"{path}: reference implementation failed to import: {type(exc).__name__}: {exc}") from exc
+        return module
+
+    @cached_property
+    def reference_answers(self) -> dict[str, Any]:
+        path = self.path(self.manifest.reference.answers)
+        data = read_yaml(path, "reference answers")
+        if not isinstance(data, dict):
+            raise LabError(f"{path}: reference answers must be a mapping")
+        return data
+
+
+def _bind(manifest: LabManifest, source: Path) -> list[BoundCheck]:
+    from grader.checks.registry import get_check
+
+    bound = []
+    for i, spec in enumerate(manifest.checks):
+        try:
+            kind = get_check(spec.kind)
+        except LabError as exc:
+            raise LabError(f"{source}: checks[{i}].kind: {exc}") from None
+        try:
+            params = kind.Params.model_validate(spec.params)
+        except ValidationError as exc:
+            lines = format_validation_error(source, exc).replace(f"{source}: ", f"{source}: checks[{i}].params.")
+            raise LabError(f"check {spec.id!r} ({spec.kind}):\n{lines}") from None
+        needs = list(dict.fromkeys([*kind.needs(params), *spec.needs]))
+        for need in needs:
+            declared = (manifest.interface.answer_field(need.removeprefix("answers."))
+                        if need.startswith("answers.") else manifest.interface.symbol(need))
+            if declared is None:
+                raise LabError(f"{source}: checks[{i}].params: check {spec.id!r} uses {need!r}, "
+                               "which the interface does not declare")
+        bound.append(BoundCheck(spec=spec, kind=kind, params=params, needs=needs))
+    return bound
+
+
+def load_manifest_file(source: Path) -> LabManifest:
+    raw = read_yaml(source, "lab manifest")
+    if not isinstance(raw, dict):
+        raise LabError(f"{source}: a lab manifest must be a mapping of fields, got {type(raw).__name__}")
+    try:
+        return LabManifest.model_validate(raw)
+    except ValidationError as exc:
+        raise LabError(format_validation_error(source, exc)) from None
+
+
+def load_lab(name_or_path: str | Path) -> Lab:
+    """Load a lab by name (a folder under ``labs_root()``) or by the path of its folder."""
+    candidate = Path(name_or_path)
+    folder = candidate if (candidate / MANIFEST_NAME).exists() else labs_root() / str(name_or_path)
+    source = folder / MANIFEST_NAME
+    if not source.exists():
+        known = ", ".join(p.parent.name for p in sorted(labs_root().glob(f"*/{MANIFEST_NAME}")))
+        raise LabError(f"no lab {str(name_or_path)!r} (looked for {source}); known labs: {known or 'none'}")
+    manifest = load_manifest_file(source)
+    return Lab(manifest=manifest, folder=folder.resolve(), checks=_bind(manifest, source))
+
+
+def find_labs(root: Path | None = None) -> list[Lab]:
+    root = root or labs_root()
+    return [load_lab(p.parent) for p in sorted(root.glob(f"*/{MANIFEST_NAME}"))]

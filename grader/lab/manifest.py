@@ -1,0 +1,159 @@
+"""The lab manifest: everything that makes one lab differ from another, as validated data.
+
+A manifest is YAML with a ``schema_version``; the models below are its schema (exported with
+``gradelab labs --schema``). Check ``params`` are validated a second time, against the model of
+the check kind they name, by the loader: the registry of kinds lives in ``grader.checks``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+_SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a manifest must not silently disable a setting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Visibility(str, Enum):
+    public = "public"
+    hidden = "hidden"
+
+
+class Limits(Strict):
+    """Resource limits for one sandboxed process (one check's run of student code)."""
+
+    wall_s: float = Field(20.0, gt=0, description="Wall-clock seconds before the process group is killed.")
+    cpu_s: float = Field(60.0, gt=0, description="CPU seconds (all threads) before the kernel stops the process.")
+    memory_mb: int = Field(2048, gt=0, description="Address space the student's code may add, in MiB.")
+    threads: int = Field(1, ge=1, le=64, description="torch intra-op threads inside the child.")
+    max_processes: int = Field(64, ge=1, description="Processes and threads the child may hold at once.")
+    output_kb: int = Field(64, ge=1, description="Bytes of stdout/stderr kept (the tail) for the report.")
+
+    def merged(self, override: "LimitsOverride | None") -> "Limits":
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+
+class LimitsOverride(Strict):
+    """Per-check or command-line changes to the lab's limits; unset fields keep the lab's value."""
+
+    wall_s: float | None = Field(None, gt=0)
+    cpu_s: float | None = Field(None, gt=0)
+    memory_mb: int | None = Field(None, gt=0)
+    threads: int | None = Field(None, ge=1, le=64)
+    max_processes: int | None = Field(None, ge=1)
+    output_kb: int | None = Field(None, ge=1)
+
+
+class SymbolSpec(Strict):
+    name: str = Field(pattern=_IDENT, description="Attribute of the student's module.")
+    kind: Literal["class", "function"]
+    params: list[str] = Field(
+        default_factory=list,
+        description="Positional arguments the grader calls it with (for a class: its constructor).",
+    )
+    description: str = ""
+
+
+AnswerType = Literal["int", "float", "str", "bool", "list[int]", "list[float]", "choice"]
+
+
+class AnswerFieldSpec(Strict):
+    path: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$",
+                      description="Dotted path in answers.yaml, e.g. layers.conv1.params")
+    type: AnswerType
+    choices: list[str] | None = Field(None, description="Allowed values when type is 'choice'.")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _choices_match_type(self) -> "AnswerFieldSpec":
+        if (self.type == "choice") != bool(self.choices):
+            raise ValueError("'choices' must be given exactly when type is 'choice'")
+        return self
+
+
+class InterfaceSpec(Strict):
+    module: str = Field("submission.py", pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.py$",
+                        description="File name of the student's module inside a submission folder.")
+    answers_file: str = Field("answers.yaml", description="File name of the answer sheet.")
+    symbols: list[SymbolSpec] = Field(default_factory=list)
+    answers: list[AnswerFieldSpec] = Field(default_factory=list)
+
+    def symbol(self, name: str) -> SymbolSpec | None:
+        return next((s for s in self.symbols if s.name == name), None)
+
+    def answer_field(self, path: str) -> AnswerFieldSpec | None:
+        return next((a for a in self.answers if a.path == path), None)
+
+
+class CheckSpec(Strict):
+    id: str = Field(pattern=_SLUG)
+    title: str
+    kind: str = Field(description="A registered check kind (see `gradelab labs --kinds`).")
+    points: float = Field(ge=0)
+    visibility: Visibility = Visibility.public
+    hint: str = Field("", description="Shown to the student when the check does not pass.")
+    needs: list[str] = Field(
+        default_factory=list,
+        description="Extra prerequisites: symbol names or 'answers.<path>'. The kind adds its own.",
+    )
+    limits: LimitsOverride | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReferenceSpec(Strict):
+    module: str = Field("reference.py", description="Reference implementation, run in the grader's process.")
+    answers: str = Field("answers.yaml", description="The reference answer sheet.")
+
+
+class LabManifest(Strict):
+    schema_version: int
+    id: str = Field(pattern=_SLUG)
+    title: str
+    version: str
+    description: str = ""
+    reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+    template: str = Field("template", description="Folder with the student's starting files.")
+    interface: InterfaceSpec
+    limits: Limits = Field(default_factory=Limits)
+    checks: list[CheckSpec] = Field(min_length=1)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v > SCHEMA_VERSION:
+            raise ValueError(
+                f"this manifest is schema {v}, newer than this gradelab reads ({SCHEMA_VERSION}); "
+                "upgrade gradelab")
+        if v < SCHEMA_VERSION:
+            raise ValueError(f"schema {v} is too old; this gradelab reads schema {SCHEMA_VERSION}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_ids_and_known_needs(self) -> "LabManifest":
+        seen: set[str] = set()
+        for check in self.checks:
+            if check.id in seen:
+                raise ValueError(f"check id {check.id!r} appears twice")
+            seen.add(check.id)
+            for need in check.needs:
+                if need.startswith("answers."):
+                    if self.interface.answer_field(need.removeprefix("answers.")) is None:
+                        raise ValueError(f"check {check.id!r} needs {need!r}, not declared in interface.answers")
+                elif self.interface.symbol(need) is None:
+                    raise ValueError(f"check {check.id!r} needs {need!r}, not declared in interface.symbols")
+        return self
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.checks)

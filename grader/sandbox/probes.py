@@ -1,0 +1,168 @@
+"""Probes: the only things a child does with a student's module. They return raw values.
+
+A probe calls student code and converts what comes back to plain data (numbers, lists, numpy
+arrays); it never judges. Verdicts are computed in the grader from these values and the
+reference. New labs reuse these probes; a new kind of interaction means a new probe here.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+PROBES: dict[str, Callable[..., Any]] = {}
+
+
+def probe(name: str):
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in PROBES:
+            raise ValueError(f"probe {name!r} is already registered")
+        PROBES[name] = fn
+        return fn
+
+    return decorate
+
+
+def to_raw(value: Any, depth: int = 0) -> Any:
+    """Tensors to numpy, containers recursively; anything else exotic is refused by name."""
+    if depth > 20:
+        raise TypeError("value nested too deeply")
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu()
+        if t.dtype in (torch.bfloat16, torch.float16):
+            t = t.float()
+        return np.array(t.numpy(), copy=True)
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError("an array of Python objects")
+        return np.array(value, copy=True)
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, bool):  # subclasses (with their own __eq__ ...) lose their methods
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [to_raw(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_raw(v, depth + 1) for k, v in value.items()}
+    raise TypeError(f"a value of type {type(value).__name__}")
+
+
+def _student_file(module: Any) -> str:
+    return getattr(module, "__file__", "") or ""
+
+
+@probe("describe")
+def describe(module: Any, symbols: list[str]) -> dict[str, Any]:
+    """What the module offers under each declared name: kind and call signature."""
+    out: dict[str, Any] = {}
+    for name in symbols:
+        obj = getattr(module, name, None)
+        if obj is None:
+            out[name] = {"exists": False}
+            continue
+        kind = "class" if inspect.isclass(obj) else "function" if callable(obj) else type(obj).__name__
+        params = None
+        try:
+            sig = inspect.signature(obj)
+            params = [{"name": p.name, "kind": p.kind.name, "default": p.default is not p.empty}
+                      for p in sig.parameters.values()]
+        except (TypeError, ValueError):
+            pass
+        out[name] = {"exists": True, "kind": kind, "params": params}
+    return out
+
+
+@probe("call")
+def call(module: Any, function: str, cases: list[list[Any]]) -> list[dict[str, Any]]:
+    fn = getattr(module, function)
+    results = []
+    for args in cases:
+        results.append(_outcome_with_file(lambda a=args: fn(*a), module))
+    return results
+
+
+def _outcome_with_file(fn: Callable[[], Any], module: Any) -> dict[str, Any]:
+    from grader.sandbox.worker import describe_exception
+
+    try:
+        return {"ok": True, "value": to_raw(fn())}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": describe_exception(exc, _student_file(module))}
+
+
+def _build(module: Any, cls: str, init_args: list[Any], seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = getattr(module, cls)(*init_args)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{cls}() did not build a torch.nn.Module (got {type(model).__name__})")
+    return model
+
+
+@probe("model_forward")
+def model_forward(module: Any, cls: str, inputs: list[np.ndarray], init_args: list[Any] | None = None,
+                  train: bool = False, seed: int = 0) -> list[dict[str, Any]]:
+    """Build the model, then run each input through it (no grad); one outcome per input."""
+    model = _build(module, cls, init_args or [], seed)
+    model.train(train)
+    results = []
+    with torch.no_grad():
+        for x in inputs:
+            results.append(_outcome_with_file(lambda x=x: model(torch.from_numpy(x)), module))
+    return results
+
+
+_LAYER_ATTRS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+                "in_features", "out_features", "num_features", "p", "output_size")
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (tuple, list)):
+        return [_plain(x) for x in v]
+    if isinstance(v, (bool, int, float, str)) or v is None:
+        return v
+    return str(v)
+
+
+@probe("model_trace")
+def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] | None = None,
+                seed: int = 0, train: bool = False) -> dict[str, Any]:
+    """Parameters, buffers, and the leaf modules in the order a forward pass calls them."""
+    model = _build(module, cls, init_args or [], seed)
+    model.train(train)
+    calls: list[dict[str, Any]] = []
+    names = {m: n for n, m in model.named_modules()}
+
+    def hook(mod: torch.nn.Module, _inp: Any, out: Any) -> None:
+        attrs = {a: _plain(getattr(mod, a)) for a in _LAYER_ATTRS if hasattr(mod, a)}
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else None
+        calls.append({"name": names.get(mod, "?"), "type": type(mod).__name__, "attrs": attrs,
+                      "out_shape": shape})
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(input))
+        error = None
+    except Exception as exc:  # noqa: BLE001
+        from grader.sandbox.worker import describe_exception
+
+        error = describe_exception(exc, _student_file(module))
+    finally:
+        for h in handles:
+            h.remove()
+    return {
+        "parameters": [{"name": n, "shape": list(p.shape), "trainable": bool(p.requires_grad)}
+                       for n, p in model.named_parameters()],
+        "buffers": [{"name": n, "shape": list(b.shape)} for n, b in model.named_buffers()],
+        "calls": calls,
+        "error": error,
+    }

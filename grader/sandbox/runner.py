@@ -1,0 +1,238 @@
+"""The grader side of the sandbox: one child per probe, forked from a torch-preloaded server.
+
+Why a child per probe: a check that hangs, crashes or corrupts the interpreter (monkey-patching
+torch, say) cannot touch the next check. Why a forkserver: ``import torch`` costs seconds, a
+fork from a server that already imported it costs tens of milliseconds.
+
+The reply is read from a pipe with a deadline, byte by byte count, never unpickled; the child's
+whole process group is killed when the probe ends, whatever happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import multiprocessing.spawn as mp_spawn
+import os
+import select
+import shutil
+import signal
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from grader.lab.manifest import Limits
+from grader.sandbox import codec
+from grader.sandbox.worker import LOG_NAME, ChildJob, child_main
+
+log = logging.getLogger(__name__)
+
+MAX_REPLY_BYTES = 512 * 1024 * 1024
+_CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_context: Any = None
+
+
+def _noop() -> None:
+    pass
+
+
+_PROCESS_PREFIX = "gradelab-"
+
+
+def _without_main(get_preparation_data: Any) -> Any:
+    """Children never need the grader's ``__main__``: re-running it (the CLI script, a bench
+    script) would cost every child the CLI's imports and run its top-level code again."""
+
+    def prepare(name: str) -> dict[str, Any]:
+        data = get_preparation_data(name)
+        if name.startswith(_PROCESS_PREFIX):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    prepare.gradelab = True  # type: ignore[attr-defined]
+    return prepare
+
+
+def context() -> Any:
+    """The forkserver context, started and warm: its server has imported torch.
+
+    The first child pays for the server's imports; doing that here, outside any deadline,
+    keeps the cost off the first student's wall-time budget.
+    """
+    global _context
+    if _context is None:
+        if not getattr(mp_spawn.get_preparation_data, "gradelab", False):
+            mp_spawn.get_preparation_data = _without_main(mp_spawn.get_preparation_data)
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["grader.sandbox.worker"])
+        warm = ctx.Process(target=_noop, name=f"{_PROCESS_PREFIX}warmup")
+        warm.start()
+        warm.join()
+        _context = ctx
+    return _context
+
+
+class ProbeFailure(Exception):
+    """Student code did not produce a reply. ``status`` is 'error' or 'timeout'."""
+
+    def __init__(self, status: str, message: str, *, stage: str = "probe", error: dict | None = None,
+                 log_tail: str = "", out_of_memory: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.stage = stage
+        self.error = error or {}
+        self.log_tail = log_tail
+        self.out_of_memory = out_of_memory
+
+
+@dataclass
+class ProbeReply:
+    value: Any
+    duration_s: float
+    log_tail: str
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            raise TimeoutError
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_reply(fd: int, deadline: float) -> bytes:
+    """One message in ``Connection.send_bytes`` framing, read with a deadline and a size cap."""
+    (size,) = struct.unpack("!i", _read_exact(fd, 4, deadline))
+    if size == -1:
+        (size,) = struct.unpack("!Q", _read_exact(fd, 8, deadline))
+    if size < 0 or size > MAX_REPLY_BYTES:
+        raise codec.CodecError(f"reply of {size} bytes refused")
+    return _read_exact(fd, size, deadline)
+
+
+def _tail(path: Path, limit_bytes: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - limit_bytes))
+            data = fh.read(limit_bytes)
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return (f"[… {size - limit_bytes} earlier bytes of output dropped …]\n" + text) if size > limit_bytes else text
+
+
+def _kill_group(pid: int | None) -> None:
+    if pid is None:
+        return
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _death_message(exitcode: int | None, limits: Limits) -> tuple[str, str]:
+    """(status, message) for a child that ended without a reply."""
+    if exitcode is None:
+        return "error", "the process ended without answering"
+    if exitcode == -signal.SIGXCPU:
+        return "timeout", f"CPU time limit exceeded ({limits.cpu_s:g} s of CPU)"
+    if exitcode == -signal.SIGSEGV:
+        return "error", "crashed with a segmentation fault (SIGSEGV)"
+    if exitcode == -signal.SIGKILL:
+        return "error", (f"was killed (SIGKILL), most likely for exceeding the memory limit "
+                         f"({limits.memory_mb} MiB)")
+    if exitcode == -signal.SIGABRT:
+        return "error", "aborted (SIGABRT)"
+    if exitcode < 0:
+        return "error", f"was killed by signal {signal.Signals(-exitcode).name}"
+    return "error", (f"ended the process (exit code {exitcode}) before answering: "
+                     "sys.exit() or os._exit() in a submission ends the check")
+
+
+def stage_files(source: Path, module_file: str, into: Path) -> None:
+    """Copy a submission (folder or single .py) into a fresh working directory."""
+    if source.is_file():
+        shutil.copyfile(source, into / module_file)
+    else:
+        shutil.copytree(source, into, dirs_exist_ok=True, symlinks=True)
+
+
+def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits) -> ProbeReply:
+    """Run one probe on a submission in a fresh, limited child; return its raw value."""
+    ctx = context()
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="gradelab-"))
+    proc = None
+    try:
+        stage_files(source, module_file, workdir)
+        env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir))
+        job = ChildJob(workdir=str(workdir), module_file=module_file, probe=probe, payload=payload,
+                       memory_mb=limits.memory_mb, cpu_s=limits.cpu_s, threads=limits.threads,
+                       max_processes=limits.max_processes, env=env)
+        reader, writer = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=child_main, args=(job, writer), name=f"{_PROCESS_PREFIX}{probe}")
+        proc.start()
+        writer.close()
+        deadline = started + limits.wall_s
+        try:
+            raw = _read_reply(reader.fileno(), deadline)
+        except TimeoutError:
+            _kill_group(proc.pid)
+            proc.join(5)
+            raise ProbeFailure("timeout", f"did not finish within the {limits.wall_s:g} s wall-time limit",
+                               log_tail=_tail(workdir / LOG_NAME, limits.output_kb * 1024)) from None
+        except (EOFError, struct.error):
+            proc.join(5)
+            status, message = _death_message(proc.exitcode, limits)
+            raise ProbeFailure(status, message, out_of_memory=proc.exitcode == -signal.SIGKILL,
+                               log_tail=_tail(workdir / LOG_NAME, limits.output_kb * 1024)) from None
+        finally:
+            reader.close()
+        try:
+            reply = codec.decode(raw)
+        except codec.CodecError as exc:
+            raise ProbeFailure("error", f"sent back a reply the grader cannot read ({exc})") from None
+        log_tail = _tail(workdir / LOG_NAME, limits.output_kb * 1024)
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            raise ProbeFailure("error", "sent back a malformed reply", log_tail=log_tail)
+        if not reply["ok"]:
+            error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+            stage = "import" if reply.get("stage") == "import" else "probe"
+            raise ProbeFailure("error", format_error(error), stage=stage, error=error, log_tail=log_tail,
+                               out_of_memory=bool(error.get("out_of_memory")))
+        return ProbeReply(value=reply.get("value"), duration_s=time.monotonic() - started, log_tail=log_tail)
+    finally:
+        if proc is not None:
+            _kill_group(proc.pid)
+            proc.join(5)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def format_error(error: dict[str, Any]) -> str:
+    """``Type: message (file, line N, in f)`` from an exception description sent by a child."""
+    kind = str(error.get("type", "Error"))
+    message = str(error.get("message", "")).strip()
+    where = error.get("where")
+    text = f"{kind}: {message}" if message else kind
+    if error.get("out_of_memory"):
+        text = f"ran out of memory ({text})"
+    return f"{text} ({where})" if where else text
