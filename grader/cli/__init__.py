@@ -1,2 +1,28 @@
-def main():  # placeholder replaced below
-    pass
+"""The ``gradelab`` command: a thin layer over ``grader.api``; one command group per module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(
+    name="gradelab",
+    help="Grade deep-learning lab hand-ins and explain what is wrong.\n\n"
+         "Students: `gradelab check PATH --lab LAB` before handing in. "
+         "Instructors: `gradelab grade DIR --lab LAB --out OUT` for a whole class.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+
+from grader.cli import grade as _grade, labs as _labs  # noqa: E402
+
+_labs.register(app)
+_grade.register(app)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -117,6 +117,8 @@ def model_forward(module: Any, cls: str, inputs: list[np.ndarray], init_args: li
     with torch.no_grad():
         for x in inputs:
             results.append(_outcome_with_file(lambda x=x: model(torch.from_numpy(x)), module))
+            if not results[-1]["ok"] and results[-1]["error"].get("out_of_memory"):
+                break  # the next input would exhaust memory again, only slower
     return results
 
 

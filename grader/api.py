@@ -1,0 +1,34 @@
+"""What the CLI calls. Each function here is one user-visible action; the CLI only formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from grader.grading.batch import BatchResult, grade_batch
+from grader.grading.engine import Mode, grade_submission
+from grader.lab.loader import Lab, find_labs, load_lab
+from grader.lab.manifest import LimitsOverride
+from grader.results import CheckResult, SubmissionResult
+
+__all__ = ["Lab", "check", "grade", "labs", "load_lab"]
+
+
+def labs() -> list[Lab]:
+    return find_labs()
+
+
+def check(path: Path, lab: str | Path, *, seed: int = 0, limits: LimitsOverride | None = None,
+          on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
+    """A student's self-check: the public checks only."""
+    return grade_submission(load_lab(lab), Path(path), mode="check", seed=seed, limits=limits, on_check=on_check)
+
+
+def grade(root: Path, lab: str | Path, out: Path, *, force: bool = False, seed: int = 0,
+          limits: LimitsOverride | None = None, mode: Mode = "grade",
+          on_start: Callable[[str], None] | None = None,
+          on_done: Callable[[SubmissionResult, bool], None] | None = None,
+          paths: list[Path] | None = None) -> BatchResult:
+    """An instructor's batch: every check on every submission under ``root``."""
+    return grade_batch(load_lab(lab), Path(root), Path(out), force=force, mode=mode, seed=seed,
+                       limits=limits, on_start=on_start, on_done=on_done, paths=paths)

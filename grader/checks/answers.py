@@ -1,0 +1,79 @@
+"""``answer``: fields of the answer sheet against the reference answer sheet.
+
+Declared alternatives earn partial credit (a parameter count without biases, say); declared
+mistakes earn nothing but name what went wrong. Both are lab data, in the manifest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from grader.checks.compare import show, values_match
+from grader.checks.registry import CheckKind, KindParams, register_check
+from grader.results import Outcome
+
+
+class Alternative(KindParams):
+    value: Any
+    credit: float = Field(gt=0, lt=1)
+    message: str
+
+
+class Mistake(KindParams):
+    value: Any
+    message: str
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Diagnosis id, counted in class summaries.")
+
+
+class FieldRule(KindParams):
+    path: str
+    alternatives: list[Alternative] = Field(default_factory=list)
+    mistakes: list[Mistake] = Field(default_factory=list)
+
+
+class AnswerParams(KindParams):
+    fields: list[FieldRule] = Field(min_length=1, description="Answer fields; a bare string is a path.")
+    rel_tol: float = Field(0.0, ge=0)
+    abs_tol: float = Field(0.0, ge=0)
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _paths_as_rules(cls, v: Any) -> Any:
+        return [{"path": x} if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
+
+
+@register_check("answer")
+class AnswerCheck(CheckKind):
+    Params = AnswerParams
+    summary = "Answer-sheet fields against the reference answers, with partial credit and named mistakes."
+
+    def needs(self, params: AnswerParams) -> list[str]:
+        return [f"answers.{f.path}" for f in params.fields]
+
+    def run(self, ctx, params: AnswerParams) -> Outcome:
+        credits, notes, expected, got, diagnoses = [], [], {}, {}, []
+        for rule in params.fields:
+            answer, truth = ctx.answer(rule.path), ctx.reference_answer(rule.path)
+            if values_match(answer, truth, params.rel_tol, params.abs_tol):
+                credits.append(1.0)
+                continue
+            expected[rule.path], got[rule.path] = truth, answer
+            alt = next((a for a in rule.alternatives if values_match(answer, a.value)), None)
+            mistake = next((m for m in rule.mistakes if values_match(answer, m.value)), None)
+            if alt:
+                credits.append(alt.credit)
+                notes.append(f"`{rule.path}`: {show(answer)} accepted for {alt.credit:.0%} — {alt.message}")
+            elif mistake:
+                credits.append(0.0)
+                diagnoses.append(mistake.name)
+                notes.append(f"`{rule.path}`: {show(answer)} is wrong — {mistake.message}")
+            else:
+                credits.append(0.0)
+                notes.append(f"`{rule.path}`: {show(answer)} is wrong (expected {show(truth)})")
+        fraction = sum(credits) / len(credits)
+        right = sum(1 for c in credits if c == 1.0)
+        head = "" if fraction == 1 else f"{right} of {len(credits)} answers right. "
+        return Outcome.graded(fraction, head + " ".join(notes), expected=expected or None,
+                              got=got or None, diagnosis=", ".join(dict.fromkeys(diagnoses)) or None)

@@ -1,0 +1,194 @@
+"""Checks on a student's ``torch.nn.Module``: output shapes, finite outputs, parameter count,
+layer structure. Expected values come from the lab's reference model, run in the grader through
+the very probe functions the child runs, so both sides are measured the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from grader.checks.compare import show
+from grader.checks.registry import CheckKind, KindParams, register_check
+from grader.results import Outcome
+from grader.sandbox.probes import PROBES
+from grader.sandbox.runner import format_error
+
+
+class ModelParams(KindParams):
+    cls: str = Field(description="The student's model class (a declared symbol).")
+    reference: str | None = Field(None, description="Reference class; defaults to the same name.")
+    init_args: list[Any] = Field(default_factory=list)
+    input_shape: list[int] = Field(min_length=1, description="Shape of one sample, e.g. [3, 32, 32].")
+
+
+class _ModelKind(CheckKind):
+    def needs(self, params: ModelParams) -> list[str]:
+        return [params.cls]
+
+    @staticmethod
+    def reference_trace(ctx, params: ModelParams, x: np.ndarray) -> dict[str, Any]:
+        return PROBES["model_trace"](ctx.reference, params.reference or params.cls, x,
+                                     init_args=params.init_args, seed=ctx.seed)
+
+    @staticmethod
+    def inputs(ctx, params: ModelParams, batch: int, scale: float = 1.0) -> np.ndarray:
+        return (ctx.rng().standard_normal((batch, *params.input_shape)) * scale).astype(np.float32)
+
+
+class OutputShapeParams(ModelParams):
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 4], min_length=1)
+
+
+@register_check("model_output_shape")
+class OutputShapeCheck(_ModelKind):
+    Params = OutputShapeParams
+    summary = "The model builds with the declared arguments and maps each batch to the reference's output shape."
+
+    def run(self, ctx, params: OutputShapeParams) -> Outcome:
+        xs = [self.inputs(ctx, params, n) for n in params.batch_sizes]
+        ref = PROBES["model_forward"](ctx.reference, params.reference or params.cls, xs,
+                                      init_args=params.init_args, seed=ctx.seed)
+        got = ctx.probe("model_forward", cls=params.cls, inputs=xs, init_args=params.init_args, seed=ctx.seed)
+        raised: dict[str, list[str]] = {}
+        wrong = []
+        for x, r, g in zip(xs, ref, got):
+            want, shape = list(r["value"].shape), str(tuple(x.shape))
+            if not g.get("ok"):
+                raised.setdefault(format_error(g.get("error", {})), []).append(shape)
+            elif not isinstance(g.get("value"), np.ndarray):
+                wrong.append(f"a batch of shape {shape} returned {type(g.get('value')).__name__}, not a tensor")
+            elif list(g["value"].shape) != want:
+                wrong.append(f"a batch of shape {shape} gave an output of shape "
+                             f"{tuple(g['value'].shape)}, expected {tuple(want)}")
+        expected = [list(r["value"].shape) for r in ref]
+        if raised:
+            errors = [f"forward on {' and '.join(shapes)} raised {err}" for err, shapes in raised.items()]
+            return Outcome.error(f"{params.cls}: " + "; ".join(errors + wrong) + ".", expected=expected)
+        if wrong:
+            return Outcome.failed(f"{params.cls}: " + "; ".join(wrong) + ".", expected=expected)
+        return Outcome.passed(f"{params.cls}() maps batches of {params.batch_sizes} samples to the right shape.")
+
+
+class FiniteParams(ModelParams):
+    batch_size: int = Field(4, ge=1)
+    scales: list[float] = Field(default_factory=lambda: [1.0, 100.0], min_length=1,
+                                description="Input magnitudes tried: large ones expose unstable code.")
+
+
+@register_check("finite_outputs")
+class FiniteOutputsCheck(_ModelKind):
+    Params = FiniteParams
+    summary = "Outputs contain no NaN or infinity, also on large inputs."
+
+    def run(self, ctx, params: FiniteParams) -> Outcome:
+        xs = [self.inputs(ctx, params, params.batch_size, s) for s in params.scales]
+        got = ctx.probe("model_forward", cls=params.cls, inputs=xs, init_args=params.init_args, seed=ctx.seed)
+        for scale, g in zip(params.scales, got):
+            if not g.get("ok"):
+                return Outcome.error(f"forward on inputs of scale {scale:g} raised {format_error(g.get('error', {}))}")
+            value = g.get("value")
+            if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.number):
+                return Outcome.failed(f"forward returned {type(value).__name__}, not a tensor of numbers")
+            bad = int(np.size(value) - np.isfinite(value).sum())
+            if bad:
+                return Outcome.failed(f"{bad} of {value.size} outputs are NaN or infinite on inputs of scale {scale:g}.",
+                                      diagnosis="non-finite-output")
+        return Outcome.passed("All outputs are finite.")
+
+
+class ParamCountParams(ModelParams):
+    trainable_only: bool = True
+
+
+def _count(trace: dict[str, Any], trainable_only: bool) -> int:
+    return int(sum(int(np.prod(p["shape"])) for p in trace["parameters"] if p["trainable"] or not trainable_only))
+
+
+@register_check("param_count")
+class ParamCountCheck(_ModelKind):
+    Params = ParamCountParams
+    summary = "The model has exactly as many (learnable) parameters as the reference."
+
+    def run(self, ctx, params: ParamCountParams) -> Outcome:
+        x = self.inputs(ctx, params, 1)
+        want = _count(self.reference_trace(ctx, params, x), params.trainable_only)
+        trace = ctx.probe("model_trace", cls=params.cls, input=x, init_args=params.init_args, seed=ctx.seed)
+        have = _count(trace, params.trainable_only)
+        what = "learnable parameters" if params.trainable_only else "parameters"
+        if have == want:
+            return Outcome.passed(f"{params.cls} has {have:,} {what}, as expected.")
+        return Outcome.failed(f"{params.cls} has {have:,} {what}; expected {want:,} "
+                              f"({have - want:+,}).", expected=want, got=have,
+                              details={"parameters": trace["parameters"]})
+
+
+class StructureParams(ModelParams):
+    layer_types: list[str] = Field(default_factory=lambda: ["Conv2d", "Linear", "MaxPool2d", "AvgPool2d"])
+    attributes: list[str] = Field(default_factory=lambda: [
+        "in_channels", "out_channels", "kernel_size", "stride", "padding", "in_features", "out_features"])
+
+
+_PAIRS = ("kernel_size", "stride", "padding", "dilation")
+
+
+def _norm(name: str, value: Any) -> Any:
+    """Conv2d says kernel (5, 5), MaxPool2d says 2: compare both as pairs."""
+    if name in _PAIRS:
+        return list(value) if isinstance(value, (list, tuple)) else [value, value]
+    return value
+
+
+def _side(value: Any) -> str:
+    return str(value[0]) if isinstance(value, list) and len(set(map(str, value))) == 1 else show(value)
+
+
+def _describe(layer: dict[str, Any]) -> str:
+    """Compact notation: Conv2d(3→32, k5, s1, p2), Linear(1024→1000), MaxPool2d(k2, s2)."""
+    a = layer["attrs"]
+    parts = []
+    if "in_channels" in a:
+        parts.append(f"{a['in_channels']}→{a['out_channels']}")
+    if "in_features" in a:
+        parts.append(f"{a['in_features']}→{a['out_features']}")
+    for key, short in (("kernel_size", "k"), ("stride", "s"), ("padding", "p")):
+        if key in a:
+            parts.append(f"{short}{_side(a[key])}")
+    return f"{layer['type']}({', '.join(parts)})"
+
+
+@register_check("layer_structure")
+class LayerStructureCheck(_ModelKind):
+    Params = StructureParams
+    summary = "The layers a forward pass calls, in order, match the reference's types and sizes."
+
+    def run(self, ctx, params: StructureParams) -> Outcome:
+        x = self.inputs(ctx, params, 1)
+
+        def layers(trace: dict[str, Any]) -> list[dict[str, Any]]:
+            out = []
+            for call in trace["calls"]:
+                if call.get("type") in params.layer_types:
+                    attrs = {k: _norm(k, v) for k, v in call.get("attrs", {}).items() if k in params.attributes}
+                    out.append({"type": call["type"], "attrs": attrs})
+            return out
+
+        want = layers(self.reference_trace(ctx, params, x))
+        trace = ctx.probe("model_trace", cls=params.cls, input=x, init_args=params.init_args, seed=ctx.seed)
+        have = layers(trace)
+        crash = f" (forward stopped early: {format_error(trace['error'])})" if trace.get("error") else ""
+        for i, (w, h) in enumerate(zip(want, have), start=1):
+            if w != h:
+                return Outcome.failed(f"layer {i}: expected {_describe(w)}, found {_describe(h)}{crash}.",
+                                      expected=_describe(w), got=_describe(h))
+        if trace.get("error") and len(have) < len(want):
+            return Outcome.error(f"the forward pass stopped after {len(have)} of the {len(want)} expected layers: "
+                                 f"{format_error(trace['error'])}")
+        if len(have) != len(want):
+            names = lambda ls: ", ".join(_describe(l) for l in ls)  # noqa: E731
+            extra = (f"missing after layer {len(have)}: {names(want[len(have):])}" if len(have) < len(want)
+                     else f"unexpected extra layers: {names(have[len(want):])}")
+            return Outcome.failed(f"expected {len(want)} layers, the forward pass used {len(have)}; "
+                                  f"{extra}{crash}.", expected=len(want), got=len(have))
+        return Outcome.passed(f"All {len(want)} layers match: " + ", ".join(_describe(w) for w in want) + ".")

@@ -1,0 +1,132 @@
+"""``gradelab check`` (a student's self-check), ``gradelab grade`` (a class), ``gradelab demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grader import api
+from grader.cli.common import (
+    CpuOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, limits_override, result_table,
+    total_line, user_errors,
+)
+from grader.errors import SubmissionError
+from grader.grading.batch import CLASS_CSV, BatchResult
+from grader.grading.engine import selected_checks
+from grader.lab.loader import labs_root
+from grader.results import SubmissionResult
+from grader.submission import discover_submissions
+
+
+def check(
+    path: Annotated[Path, typer.Argument(help="Your submission: a folder, or a single .py file.")],
+    lab: LabOpt,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    seed: SeedOpt = 0,
+    wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
+) -> None:
+    """Self-check a submission against the lab's **public** checks.
+
+    Exit status 0 only if every public check passes.
+    """
+    if output_format not in ("table", "json"):
+        raise typer.BadParameter("use 'table' or 'json'", param_hint="--format")
+    with user_errors():
+        lab_obj = api.load_lab(lab)
+        total = len(selected_checks(lab_obj, "check"))
+        quiet = output_format == "json"
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=err_console, transient=True, disable=quiet) as progress:
+            task = progress.add_task("checking", total=total)
+            result = api.check(path, lab_obj.folder, seed=seed, limits=limits_override(wall, cpu, memory),
+                               on_check=lambda c: progress.update(task, advance=1, description=c.title))
+    if quiet:
+        typer.echo(result.to_json())
+    else:
+        console.print(result_table(result))
+        console.print(total_line(result))
+        if result.log_tail.strip():
+            console.print("[dim]Your code printed (last lines):[/dim]")
+            console.print(result.log_tail[-1500:], markup=False, highlight=False)
+    raise typer.Exit(0 if result.all_passed else 1)
+
+
+def _summary(batch: BatchResult, title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("submission")
+    table.add_column("score", justify="right")
+    table.add_column("%", justify="right")
+    table.add_column("not passed")
+    for r in sorted(batch.results, key=lambda r: r.submission):
+        bad = [c for c in r.checks if c.status.value not in ("passed", "skipped")]
+        cells = ", ".join(f"{c.id} ({c.status.value})" for c in bad) or "—"
+        table.add_row(r.submission, f"{r.score:g}/{r.max_score:g}", f"{r.percent:.0f}", cells)
+    return table
+
+
+def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int, limits, paths=None) -> BatchResult:
+    """Grade a folder with a progress bar; shared by ``grade`` and ``demo``."""
+    if paths is None:
+        paths = discover_submissions(root)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=False) as progress:
+        task = progress.add_task(f"grading {root}", total=len(paths))
+
+        def done(result: SubmissionResult, skipped: bool) -> None:
+            note = "skipped, already graded" if skipped else f"{result.score:g}/{result.max_score:g}"
+            progress.update(task, advance=1, description=f"{result.submission}: {note}")
+
+        return api.grade(root, lab, out, force=force, seed=seed, limits=limits, paths=paths,
+                         on_start=lambda name: progress.update(task, description=f"grading {name}"),
+                         on_done=done)
+
+
+def grade(
+    root: Annotated[Path, typer.Argument(help="Folder holding one sub-folder (or .py file) per submission.")],
+    lab: LabOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where results go: one JSON per submission and class.csv.")],
+    force: Annotated[bool, typer.Option("--force", help="Regrade submissions already graded in OUT.")] = False,
+    seed: SeedOpt = 0,
+    wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
+) -> None:
+    """Grade every submission under ROOT with **all** checks (public and hidden).
+
+    Results are written as each submission finishes; an interrupted run resumes where it stopped.
+    """
+    with user_errors():
+        batch = run_batch(root, lab, out, force=force, seed=seed, limits=limits_override(wall, cpu, memory))
+    console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
+    skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
+    console.print(f"Graded {len(batch.graded)} submission(s){skipped}. Results: {out}/ (class: {out / CLASS_CSV})")
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the results land.")] = Path("results/demo"),
+    force: Annotated[bool, typer.Option("--force", help="Regrade everything.")] = True,
+) -> None:
+    """Grade the bundled example hand-ins of every lab (what `make demo` runs)."""
+    with user_errors():
+        root = labs_root().parent / "submissions"
+        graded = []
+        for lab in api.labs():
+            folder = root / lab.id
+            if not folder.is_dir():
+                continue
+            batch = run_batch(folder, lab.folder, out / lab.id, force=force, seed=0, limits=None)
+            console.print(_summary(batch, f"{lab.manifest.title}"))
+            graded.append(out / lab.id)
+        if not graded:
+            raise SubmissionError(f"no example submissions under {root}")
+    console.print("\n[bold]Results landed in:[/bold]")
+    for folder in graded:
+        console.print(f"  {folder.resolve()}/  (one JSON per hand-in, {CLASS_CSV})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+    app.command("grade")(grade)
+    app.command("demo")(demo)

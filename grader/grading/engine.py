@@ -1,0 +1,86 @@
+"""Run a lab's checks, in manifest order, on one submission. Student faults become results.
+
+Nothing a submission does stops the other checks: a missing prerequisite, an exception, a
+timeout or a crash is recorded on the check it affects and grading moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Literal
+
+import grader
+from grader.grading.context import CheckContext, SubmissionSession
+from grader.lab.loader import BoundCheck, Lab
+from grader.lab.manifest import LimitsOverride, Visibility
+from grader.results import CheckResult, Outcome, Status, SubmissionResult
+from grader.sandbox.runner import ProbeFailure
+from grader.submission import load_submission
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["grade", "check"]
+
+
+def selected_checks(lab: Lab, mode: Mode) -> list[BoundCheck]:
+    """Instructors grade every check; a student's self-check sees the public ones only."""
+    return [c for c in lab.checks if mode == "grade" or c.spec.visibility == Visibility.public]
+
+
+def _failure_message(failure: ProbeFailure, session: SubmissionSession) -> str:
+    if failure.stage == "import" or session.import_failure is failure:
+        return f"your module could not be imported: {failure.message}"
+    return f"your code {failure.message}" if not failure.message[:1].isupper() else failure.message
+
+
+def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
+              cli_limits: LimitsOverride | None) -> CheckResult:
+    spec = check.spec
+    started = time.monotonic()
+    # Precedence: the lab's limits, then the check's, then the command line's.
+    limits = session.lab.manifest.limits.merged(spec.limits).merged(cli_limits)
+    unmet = session.unmet(check.needs)
+    if unmet:
+        outcome = Outcome.error("; ".join(unmet))
+    else:
+        ctx = CheckContext(lab=session.lab, session=session, check_id=spec.id, limits=limits, seed=seed)
+        try:
+            outcome = check.kind.run(ctx, check.params)
+        except ProbeFailure as failure:
+            outcome = Outcome(status=Status(failure.status), message=_failure_message(failure, session),
+                              diagnosis="out-of-memory" if failure.out_of_memory else None)
+        except Exception as exc:  # a bug in the grader must not cost the student the other checks
+            log.exception("check %s crashed", spec.id)
+            outcome = Outcome.error(f"internal grader error in this check ({type(exc).__name__}: {exc}); "
+                                    "please report it to the course staff")
+    return CheckResult(
+        id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
+        status=outcome.status, score=round(spec.points * outcome.fraction, 2), max_score=spec.points,
+        message=outcome.message, hint=spec.hint if outcome.status != Status.passed else "",
+        expected=outcome.expected, got=outcome.got, diagnosis=outcome.diagnosis,
+        details=outcome.details, duration_s=round(time.monotonic() - started, 4),
+    )
+
+
+def grade_submission(lab: Lab, path: Path, *, mode: Mode = "grade", seed: int = 0,
+                     limits: LimitsOverride | None = None,
+                     on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
+    started = time.monotonic()
+    submission = load_submission(Path(path), lab.manifest.interface)
+    effective = lab.manifest.limits.merged(limits)
+    session = SubmissionSession(lab=lab, submission=submission, limits=effective)
+    results = []
+    for check in selected_checks(lab, mode):
+        result = run_check(check, session, seed, limits)
+        results.append(result)
+        if on_check:
+            on_check(result)
+    return SubmissionResult(
+        submission=submission.name, path=str(path), lab=lab.id, lab_title=lab.manifest.title,
+        lab_version=lab.manifest.version, grader_version=grader.__version__, mode=mode, seed=seed,
+        limits=effective, score=round(sum(r.score for r in results), 2),
+        max_score=sum(r.max_score for r in results), checks=results, log_tail=session.log_tail,
+        duration_s=round(time.monotonic() - started, 3),
+    )
