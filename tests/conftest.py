@@ -1,0 +1,60 @@
+"""Shared fixtures. Grading the bundled class once per session keeps the suite fast."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_LAB = ROOT / "tests" / "labs" / "tiny"
+CIFAR_SUBMISSIONS = ROOT / "submissions" / "cifar-convnet"
+# Short limits: the infinite loop and the memory bomb must not dominate the suite's time.
+FAST_LIMITS = {"wall_s": 4.0, "cpu_s": 8.0, "memory_mb": 1024}
+
+os.environ.setdefault("GRADELAB_LABS", str(ROOT / "reference"))
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+        has_gpu = torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        has_gpu = False
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none here")
+    for item in items:
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def cifar_lab():
+    from grader.lab import load_lab
+
+    return load_lab("cifar-convnet")
+
+
+@pytest.fixture(scope="session")
+def cifar_class(tmp_path_factory, cifar_lab):
+    """Every bundled cifar-convnet hand-in graded once, all checks: {name: SubmissionResult}."""
+    from grader.grading.batch import grade_batch
+    from grader.lab.manifest import LimitsOverride
+
+    out = tmp_path_factory.mktemp("cifar-class")
+    batch = grade_batch(cifar_lab, CIFAR_SUBMISSIONS, out, limits=LimitsOverride(**FAST_LIMITS))
+    return {r.submission: r for r in batch.results}
+
+
+@pytest.fixture
+def class_copy(tmp_path):
+    """A writable copy of a few bundled hand-ins."""
+    def make(*names: str) -> Path:
+        root = tmp_path / "class"
+        root.mkdir(exist_ok=True)
+        for name in names:
+            src = CIFAR_SUBMISSIONS / name
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+        return root
+    return make

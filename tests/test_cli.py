@@ -1,0 +1,123 @@
+"""The command line, as students and instructors use it (Typer's CliRunner, real subprocesses
+where a process must be killed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from grader.cli import app
+from tests.conftest import CIFAR_SUBMISSIONS, ROOT
+
+runner = CliRunner()
+FAST = ["--wall-time", "4", "--cpu-time", "8"]
+
+
+def run(*args: str):
+    # A wide terminal, so that table cells do not wrap the words the tests look for.
+    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "250"})
+
+
+def test_labs_lists_each_lab_with_its_checks_and_points():
+    result = run("labs")
+    assert result.exit_code == 0
+    assert "cifar-convnet" in result.output and "conv-output-size" in result.output
+    assert "17 points" in result.output
+
+
+def test_labs_kinds_lists_the_registry():
+    result = run("labs", "--kinds")
+    assert "function_table" in result.output and "layer_structure" in result.output
+
+
+def test_self_check_of_a_correct_hand_in_exits_zero_with_public_checks_only():
+    result = run("check", str(CIFAR_SUBMISSIONS / "correct"), "--lab", "cifar-convnet", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "Total: 14 / 14 (100 %)" in result.output
+    assert "Receptive fields" not in result.output  # hidden from students
+
+
+def test_self_check_of_a_flawed_hand_in_exits_one_and_says_what_to_fix():
+    result = run("check", str(CIFAR_SUBMISSIONS / "missing-floor"), "--lab", "cifar-convnet", *FAST)
+    assert result.exit_code == 1
+    assert "Your results match (x + 2p − k) / s + 1 without the floor" in result.output
+    assert "Hint:" in result.output
+
+
+def test_self_check_as_json_is_a_submission_result():
+    result = run("check", str(CIFAR_SUBMISSIONS / "syntax-error"), "--lab", "cifar-convnet", "--format", "json", *FAST)
+    data = json.loads(result.stdout)
+    assert data["mode"] == "check" and data["lab"] == "cifar-convnet"
+    assert {c["visibility"] for c in data["checks"]} == {"public"}
+    statuses = {c["id"]: c["status"] for c in data["checks"]}
+    assert statuses["model-output-shape"] == "error" and statuses["keep-size"] == "passed"
+    assert data["grader_version"] and data["lab_version"] == "1.0.0"
+
+
+def test_an_unknown_lab_is_one_line_and_exit_code_two():
+    result = runner.invoke(app, ["check", str(CIFAR_SUBMISSIONS / "correct"), "--lab", "nope"])
+    assert result.exit_code == 2
+    assert "LabError: no lab 'nope'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_grade_writes_a_result_per_submission_and_a_class_csv_then_skips_done_work(class_copy, tmp_path):
+    root = class_copy("correct", "missing-class", "solo.py")
+    out = tmp_path / "out"
+    first = run("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), *FAST)
+    assert first.exit_code == 0, first.output
+    assert sorted(p.name for p in out.glob("*.json")) == ["correct.json", "missing-class.json", "solo.json"]
+    rows = {r["submission"]: r for r in csv.DictReader((out / "class.csv").open())}
+    assert rows["correct"]["score"] == "17" and rows["correct"]["percent"] == "100.0"
+    assert rows["missing-class"]["model-output-shape"] == "0"
+    correct = json.loads((out / "correct.json").read_text())
+    assert correct["mode"] == "grade" and len(correct["checks"]) == 11
+
+    stamp = (out / "correct.json").stat().st_mtime_ns
+    again = run("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), *FAST)
+    assert "3 already graded, skipped" in again.output
+    assert (out / "correct.json").stat().st_mtime_ns == stamp
+
+    forced = run("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--force", *FAST)
+    assert "Graded 3 submission(s)" in forced.output
+    assert (out / "correct.json").stat().st_mtime_ns != stamp
+
+
+def test_an_infinite_loop_is_killed_and_the_rest_of_the_batch_is_graded(class_copy, tmp_path):
+    root = class_copy("infinite-loop-import", "correct")
+    out = tmp_path / "out"
+    result = run("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--wall-time", "2")
+    assert result.exit_code == 0
+    loop = json.loads((out / "infinite-loop-import.json").read_text())
+    assert any("2 s wall-time limit" in c["message"] for c in loop["checks"])
+    assert json.loads((out / "correct.json").read_text())["score"] == 17
+
+
+def test_a_killed_batch_keeps_what_it_finished_and_resumes(class_copy, tmp_path):
+    """SIGKILL the real command mid-batch; the rerun grades only what is missing."""
+    root = class_copy("correct", "infinite-loop-import", "missing-floor")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "grader", "grade", str(root), "--lab", "cifar-convnet", "--out", str(out),
+           "--wall-time", "30"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "correct.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # while the infinite loop is being waited on
+    proc.wait()
+    assert (out / "correct.json").exists()
+    assert not (out / "missing-floor.json").exists()
+    assert not list(out.glob(".*.tmp"))  # no half-written result left behind
+
+    resumed = run("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--wall-time", "2")
+    assert "1 already graded, skipped" in resumed.output
+    assert sorted(p.stem for p in out.glob("*.json")) == ["correct", "infinite-loop-import", "missing-floor"]

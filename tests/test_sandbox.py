@@ -1,0 +1,122 @@
+"""The sandbox: limits hold, every way student code can fail is named, nothing is unpickled."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.lab.manifest import Limits
+from grader.sandbox.runner import ProbeFailure, run_probe
+
+LIMITS = Limits(wall_s=3, cpu_s=10, memory_mb=512)
+
+
+def student(tmp_path: Path, source: str) -> Path:
+    path = tmp_path / "student.py"
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def call(path: Path, function: str = "f", limits: Limits = LIMITS, cases=((1,),)):
+    return run_probe(path, "student.py", "call", {"function": function, "cases": [list(c) for c in cases]}, limits)
+
+
+def test_a_function_call_returns_raw_values(tmp_path):
+    reply = call(student(tmp_path, "def f(x):\n    return [x, x * 2.5, 'ok']\n"), cases=[(2,)])
+    assert reply.value == [{"ok": True, "value": [2, 5.0, "ok"]}]
+
+
+def test_an_infinite_loop_is_killed_at_the_wall_time_limit(tmp_path):
+    path = student(tmp_path, "def f(x):\n    while True:\n        pass\n")
+    started = time.monotonic()
+    with pytest.raises(ProbeFailure) as info:
+        call(path, limits=Limits(wall_s=1.5, cpu_s=30))
+    assert info.value.status == "timeout"
+    assert "1.5 s wall-time limit" in info.value.message
+    assert time.monotonic() - started < 4
+
+
+def test_the_cpu_time_limit_stops_a_busy_child(tmp_path):
+    path = student(tmp_path, "def f(x):\n    while True:\n        pass\n")
+    with pytest.raises(ProbeFailure) as info:
+        call(path, limits=Limits(wall_s=20, cpu_s=1))
+    assert info.value.status == "timeout"
+    assert "CPU time limit" in info.value.message
+
+
+def test_a_memory_bomb_is_stopped_and_reported_as_out_of_memory(tmp_path):
+    path = student(tmp_path, """
+        def f(x):
+            hoard = []
+            while True:
+                hoard.append(bytearray(50_000_000))
+    """)
+    reply = call(path, limits=Limits(wall_s=20, memory_mb=300))
+    (case,) = reply.value
+    assert case["ok"] is False and case["error"]["out_of_memory"] is True
+    assert case["error"]["type"] == "MemoryError"
+
+
+def test_a_huge_tensor_is_refused_at_the_memory_limit(tmp_path):
+    path = student(tmp_path, "import torch\ndef f(x):\n    return torch.ones(10_000_000_000).sum()\n")
+    (case,) = call(path, limits=Limits(wall_s=20, memory_mb=300)).value
+    assert case["error"]["out_of_memory"] is True
+
+
+def test_a_syntax_error_is_an_import_failure_with_its_line(tmp_path):
+    with pytest.raises(ProbeFailure) as info:
+        call(student(tmp_path, "x = 1\ndef f(x:\n    pass\n"))
+    assert info.value.stage == "import"
+    assert "SyntaxError" in info.value.message and "student.py, line 2" in info.value.message
+
+
+def test_an_exception_names_the_students_line(tmp_path):
+    (case,) = call(student(tmp_path, "def f(x):\n    y = 1\n    return x / 0\n")).value
+    assert case["error"]["type"] == "ZeroDivisionError"
+    assert case["error"]["where"] == "student.py, line 3, in f"
+
+
+def test_exiting_early_with_code_zero_does_not_pass_for_success(tmp_path):
+    path = student(tmp_path, "import os\ndef f(x):\n    os._exit(0)\n")
+    with pytest.raises(ProbeFailure, match="exit code 0"):
+        call(path)
+
+
+def test_sys_exit_at_import_is_an_import_failure(tmp_path):
+    with pytest.raises(ProbeFailure) as info:
+        call(student(tmp_path, "import sys\nsys.exit(0)\n"))
+    assert info.value.stage == "import" and "SystemExit" in info.value.message
+
+
+def test_a_segfault_is_reported_as_a_crash(tmp_path):
+    path = student(tmp_path, "import ctypes\ndef f(x):\n    ctypes.string_at(0)\n")
+    with pytest.raises(ProbeFailure, match="segmentation fault"):
+        call(path)
+
+
+def test_output_is_captured_and_only_its_tail_kept(tmp_path):
+    path = student(tmp_path, "def f(x):\n    for i in range(100_000):\n        print('line', i)\n    return 1\n")
+    reply = call(path, limits=Limits(wall_s=10, output_kb=1))
+    assert reply.value[0]["value"] == 1
+    assert "line 99999" in reply.log_tail and "earlier bytes of output dropped" in reply.log_tail
+    assert len(reply.log_tail) < 1200
+
+
+def test_the_child_environment_holds_no_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADELAB_TEST_SECRET", "hunter2")
+    path = student(tmp_path, "import os\ndef f(x):\n    return sorted(os.environ)\n")
+    (case,) = call(path).value
+    assert "GRADELAB_TEST_SECRET" not in case["value"]
+    assert os.environ["GRADELAB_TEST_SECRET"] == "hunter2"
+
+
+def test_the_child_runs_in_a_fresh_directory_that_is_removed_afterwards(tmp_path):
+    path = student(tmp_path, "import os\ndef f(x):\n    open('scratch.txt', 'w').write('x')\n    return os.getcwd()\n")
+    (case,) = call(path).value
+    assert case["value"] != str(tmp_path)
+    assert not Path(case["value"]).exists()
+    assert not (tmp_path / "scratch.txt").exists()
