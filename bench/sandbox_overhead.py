@@ -1,0 +1,64 @@
+"""Per-submission cost of the sandbox against a fresh-interpreter baseline, in one run.
+
+Baseline: what a naive grader pays, a new Python that imports torch and the student module.
+gradelab: a child forked from the warm forkserver that already imported torch, running the
+``describe`` probe (import the student module, inspect it, reply).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBMISSION = ROOT / "submissions" / "cifar-convnet" / "correct"
+
+
+def _time(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def main(repeat_fresh: int = 5, repeat_fork: int = 30) -> Table:
+    from grader.lab import load_lab
+    from grader.grading.engine import grade_submission
+    from grader.sandbox.runner import context, run_probe
+
+    lab = load_lab("cifar-convnet")
+    code = f"import sys, torch; sys.path.insert(0, {str(SUBMISSION)!r}); import convnet"
+    fresh = _time(lambda: subprocess.run([sys.executable, "-c", code], check=True), repeat_fresh)
+    started = time.perf_counter()
+    context()
+    server_start = time.perf_counter() - started
+    probe = lambda: run_probe(SUBMISSION, "convnet.py", "describe", {"symbols": ["ConvNet"]}, lab.manifest.limits)  # noqa: E731
+    probe()
+    forked = _time(probe, repeat_fork)
+    whole = _time(lambda: grade_submission(lab, SUBMISSION), 3)
+
+    table = Table(title="Sandbox overhead per submission (cifar-convnet, correct hand-in)")
+    table.add_column("what")
+    table.add_column("runs", justify="right")
+    table.add_column("median s", justify="right")
+    table.add_column("min s", justify="right")
+    table.add_row("fresh interpreter: python -c 'import torch; import convnet'", str(repeat_fresh),
+                  f"{statistics.median(fresh):.3f}", f"{min(fresh):.3f}")
+    table.add_row("forkserver start (once per grading run)", "1", f"{server_start:.3f}", f"{server_start:.3f}")
+    table.add_row("sandboxed child from the forkserver (describe probe)", str(repeat_fork),
+                  f"{statistics.median(forked):.3f}", f"{min(forked):.3f}")
+    table.add_row("all 11 checks of the lab on one hand-in", "3", f"{statistics.median(whole):.3f}", f"{min(whole):.3f}")
+    table.caption = f"speed-up per child: {statistics.median(fresh) / statistics.median(forked):.0f}×"
+    return table
+
+
+if __name__ == "__main__":
+    Console().print(main())
