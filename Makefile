@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -qq -c constraints.txt
 DEMO_OUT ?= results/demo
 
 .PHONY: venv demo test bench clean
@@ -11,6 +11,7 @@ DEMO_OUT ?= results/demo
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Setting up $(VENV) (first run only: torch is large, allow a few minutes)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.14.1 torchvision==0.29.1
 	$(PIP) -e '.[dev]'

@@ -9,7 +9,7 @@ from grader.grading.batch import BatchResult, grade_batch
 from grader.grading.engine import Mode, grade_submission
 from grader.lab.loader import Lab, find_labs, load_lab
 from grader.lab.manifest import LimitsOverride
-from grader.results import CheckResult, SubmissionResult
+from grader.results import CheckResult, SubmissionResult  # noqa: F401
 
 __all__ = ["Lab", "check", "grade", "labs", "load_lab"]
 
@@ -28,7 +28,27 @@ def grade(root: Path, lab: str | Path, out: Path, *, force: bool = False, seed: 
           limits: LimitsOverride | None = None, mode: Mode = "grade",
           on_start: Callable[[str], None] | None = None,
           on_done: Callable[[SubmissionResult, bool], None] | None = None,
-          paths: list[Path] | None = None) -> BatchResult:
-    """An instructor's batch: every check on every submission under ``root``."""
+          paths: list[Path] | None = None, reports: bool = True, html: bool = False) -> BatchResult:
+    """An instructor's batch: every check on every submission under ``root``, with a PDF report
+    per submission and a class summary (rendered while grading goes on)."""
     return grade_batch(load_lab(lab), Path(root), Path(out), force=force, mode=mode, seed=seed,
-                       limits=limits, on_start=on_start, on_done=on_done, paths=paths)
+                       limits=limits, on_start=on_start, on_done=on_done, paths=paths,
+                       reports=reports, html=html)
+
+
+def report(result_json: Path, out: Path, *, audience: str = "instructor", html: bool = False) -> Path:
+    """Render a report from a result JSON written earlier."""
+    from grader.errors import ReportError
+    from grader.report import renderer
+
+    try:
+        result = SubmissionResult.model_validate_json(Path(result_json).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{result_json}: not a gradelab result ({type(exc).__name__})") from None
+    return renderer().write(result, Path(out), audience, html)
+
+
+def write_report(result: SubmissionResult, out: Path, *, audience: str = "student", html: bool = False) -> Path:
+    from grader.report import renderer
+
+    return renderer().write(result, Path(out), audience, html)

@@ -116,6 +116,7 @@ class SubmissionResult(BaseModel):
     limits: Limits
     score: float = 0.0
     max_score: float = 0.0
+    grade: str = ""
     checks: list[CheckResult] = Field(default_factory=list)
     log_tail: str = Field("", description="The last lines the student's code printed, capped.")
     duration_s: float = 0.0

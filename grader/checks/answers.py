@@ -53,11 +53,13 @@ class AnswerCheck(CheckKind):
         return [f"answers.{f.path}" for f in params.fields]
 
     def run(self, ctx, params: AnswerParams) -> Outcome:
-        credits, notes, expected, got, diagnoses = [], [], {}, {}, []
+        credits, notes, expected, got, diagnoses, sheet = [], [], {}, {}, [], []
         for rule in params.fields:
             answer, truth = ctx.answer(rule.path), ctx.reference_answer(rule.path)
+            sheet.append({"field": rule.path, "answer": answer, "expected": truth})
             if values_match(answer, truth, params.rel_tol, params.abs_tol):
                 credits.append(1.0)
+                sheet[-1]["credit"] = 1.0
                 continue
             expected[rule.path], got[rule.path] = truth, answer
             alt = next((a for a in rule.alternatives if values_match(answer, a.value)), None)
@@ -72,8 +74,10 @@ class AnswerCheck(CheckKind):
             else:
                 credits.append(0.0)
                 notes.append(f"`{rule.path}`: {show(answer)} is wrong (expected {show(truth)})")
+            sheet[-1]["credit"] = credits[-1]
         fraction = sum(credits) / len(credits)
         right = sum(1 for c in credits if c == 1.0)
         head = "" if fraction == 1 else f"{right} of {len(credits)} answers right. "
         return Outcome.graded(fraction, head + " ".join(notes), expected=expected or None,
-                              got=got or None, diagnosis=", ".join(dict.fromkeys(diagnoses)) or None)
+                              got=got or None, diagnosis=", ".join(dict.fromkeys(diagnoses)) or None,
+                              details={"answers": sheet})

@@ -17,12 +17,15 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-from grader.cli import grade as _grade, labs as _labs  # noqa: E402
+from grader.cli import grade as _grade, labs as _labs, report as _report  # noqa: E402
 
 _labs.register(app)
 _grade.register(app)
+_report.register(app)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # WeasyPrint repeats its font-subsetting advice for every face of every PDF; the README says it once.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
     app()

@@ -15,7 +15,7 @@ from grader.cli.common import (
     total_line, user_errors,
 )
 from grader.errors import SubmissionError
-from grader.grading.batch import CLASS_CSV, BatchResult
+from grader.grading.batch import CLASS_CSV, REPORTS_DIR, BatchResult
 from grader.grading.engine import selected_checks
 from grader.lab.loader import labs_root
 from grader.results import SubmissionResult
@@ -26,6 +26,8 @@ def check(
     path: Annotated[Path, typer.Argument(help="Your submission: a folder, or a single .py file.")],
     lab: LabOpt,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write your feedback report to this PDF file.")] = None,
+    html: Annotated[bool, typer.Option("--html", help="With --pdf, also write the report as HTML beside it.")] = False,
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
 ) -> None:
@@ -44,6 +46,9 @@ def check(
             task = progress.add_task("checking", total=total)
             result = api.check(path, lab_obj.folder, seed=seed, limits=limits_override(wall, cpu, memory),
                                on_check=lambda c: progress.update(task, advance=1, description=c.title))
+        if pdf is not None:
+            written = api.write_report(result, pdf, audience="student", html=html)
+            err_console.print(f"Report: {written}")
     if quiet:
         typer.echo(result.to_json())
     else:
@@ -68,7 +73,8 @@ def _summary(batch: BatchResult, title: str) -> Table:
     return table
 
 
-def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int, limits, paths=None) -> BatchResult:
+def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int, limits, paths=None,
+              reports: bool = True, html: bool = False) -> BatchResult:
     """Grade a folder with a progress bar; shared by ``grade`` and ``demo``."""
     if paths is None:
         paths = discover_submissions(root)
@@ -82,7 +88,7 @@ def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int,
 
         return api.grade(root, lab, out, force=force, seed=seed, limits=limits, paths=paths,
                          on_start=lambda name: progress.update(task, description=f"grading {name}"),
-                         on_done=done)
+                         on_done=done, reports=reports, html=html)
 
 
 def grade(
@@ -90,6 +96,8 @@ def grade(
     lab: LabOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where results go: one JSON per submission and class.csv.")],
     force: Annotated[bool, typer.Option("--force", help="Regrade submissions already graded in OUT.")] = False,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Write a PDF report per submission and a class summary in OUT/reports.")] = True,
+    html: Annotated[bool, typer.Option("--html", help="Also write each report as HTML.")] = False,
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
 ) -> None:
@@ -98,10 +106,19 @@ def grade(
     Results are written as each submission finishes; an interrupted run resumes where it stopped.
     """
     with user_errors():
-        batch = run_batch(root, lab, out, force=force, seed=seed, limits=limits_override(wall, cpu, memory))
+        batch = run_batch(root, lab, out, force=force, seed=seed, limits=limits_override(wall, cpu, memory),
+                          reports=pdf, html=html)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
     console.print(f"Graded {len(batch.graded)} submission(s){skipped}. Results: {out}/ (class: {out / CLASS_CSV})")
+    _print_reports(batch)
+
+
+def _print_reports(batch: BatchResult) -> None:
+    for problem in batch.report_errors:
+        err_console.print(f"[red]ReportError: {problem}[/red]")
+    if batch.class_summary:
+        console.print(f"Reports: {batch.reports.resolve()}/ (one PDF per submission, {batch.class_summary.name})")
 
 
 def demo(
@@ -118,12 +135,15 @@ def demo(
                 continue
             batch = run_batch(folder, lab.folder, out / lab.id, force=force, seed=0, limits=None)
             console.print(_summary(batch, f"{lab.manifest.title}"))
+            for problem in batch.report_errors:
+                err_console.print(f"[red]ReportError: {problem}[/red]")
             graded.append(out / lab.id)
         if not graded:
             raise SubmissionError(f"no example submissions under {root}")
     console.print("\n[bold]Results landed in:[/bold]")
     for folder in graded:
         console.print(f"  {folder.resolve()}/  (one JSON per hand-in, {CLASS_CSV})")
+        console.print(f"  {(folder / REPORTS_DIR).resolve()}/  (one PDF report per hand-in, class-summary.pdf)")
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ from grader.submission import discover_submissions, safe_name
 
 log = logging.getLogger(__name__)
 CLASS_CSV = "class.csv"
+REPORTS_DIR = "reports"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -83,17 +84,29 @@ class BatchResult:
     results: list[SubmissionResult] = field(default_factory=list)
     graded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    class_summary: Path | None = None
+    report_errors: list[str] = field(default_factory=list)
+
+    @property
+    def reports(self) -> Path:
+        return self.out / REPORTS_DIR
 
 
 def grade_batch(lab: Lab, root: Path, out: Path, *, force: bool = False, mode: Mode = "grade",
                 seed: int = 0, limits: LimitsOverride | None = None,
                 on_start: Callable[[str], None] | None = None,
                 on_done: Callable[[SubmissionResult, bool], None] | None = None,
-                paths: list[Path] | None = None) -> BatchResult:
+                paths: list[Path] | None = None, reports: bool = False, html: bool = False) -> BatchResult:
+    """Grade every submission; with ``reports``, PDFs are rendered alongside, in ``out/reports``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = paths if paths is not None else discover_submissions(Path(root))
     batch = BatchResult(out=out)
+    writer = None
+    if reports:
+        from grader.report.writer import ReportWriter
+
+        writer = ReportWriter(out / REPORTS_DIR, html=html)
     for path, name in result_names(paths).items():
         target = out / f"{name}.json"
         result = None
@@ -117,6 +130,11 @@ def grade_batch(lab: Lab, root: Path, out: Path, *, force: bool = False, mode: M
             batch.skipped.append(name)
         batch.results.append(result)
         write_atomic(out / CLASS_CSV, class_csv(lab, batch.results))
+        if writer:
+            writer.submit(result, name, only_if_missing=skipped)
         if on_done:
             on_done(result, skipped)
+    if writer:
+        batch.class_summary = writer.finish(batch.results, lab.manifest.title)
+        batch.report_errors = writer.errors
     return batch

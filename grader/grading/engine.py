@@ -77,10 +77,11 @@ def grade_submission(lab: Lab, path: Path, *, mode: Mode = "grade", seed: int = 
         results.append(result)
         if on_check:
             on_check(result)
+    score, max_score = round(sum(r.score for r in results), 2), sum(r.max_score for r in results)
     return SubmissionResult(
         submission=submission.name, path=str(path), lab=lab.id, lab_title=lab.manifest.title,
         lab_version=lab.manifest.version, grader_version=grader.__version__, mode=mode, seed=seed,
-        limits=effective, score=round(sum(r.score for r in results), 2),
-        max_score=sum(r.max_score for r in results), checks=results, log_tail=session.log_tail,
-        duration_s=round(time.monotonic() - started, 3),
+        limits=effective, score=score, max_score=max_score,
+        grade=lab.manifest.letter_grade(100 * score / max_score if max_score else 0.0),
+        checks=results, log_tail=session.log_tail, duration_s=round(time.monotonic() - started, 3),
     )

@@ -126,7 +126,16 @@ class LabManifest(Strict):
     template: str = Field("template", description="Folder with the student's starting files.")
     interface: InterfaceSpec
     limits: Limits = Field(default_factory=Limits)
+    grade_bands: dict[str, float] = Field(
+        default_factory=lambda: {"A": 90.0, "B": 80.0, "C": 70.0, "D": 60.0, "E": 50.0},
+        description="Letter grade → lowest percentage earning it; below every band the grade is F.")
     checks: list[CheckSpec] = Field(min_length=1)
+
+    def letter_grade(self, percent: float) -> str:
+        for letter, lowest in sorted(self.grade_bands.items(), key=lambda kv: -kv[1]):
+            if percent >= lowest - 1e-9:
+                return letter
+        return "F"
 
     @field_validator("schema_version")
     @classmethod

@@ -1,0 +1,56 @@
+"""Figures for reports, drawn with matplotlib's object API on the Agg canvas (thread-safe, no
+pyplot state) and embedded as PNG: SVG is several times slower to lay out in WeasyPrint."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+_STYLE = {"train": "-", "test": "-", "reference": "--"}
+_COLOURS = {"train": "#1f77b4", "test": "#d62728", "reference": "#7f7f7f"}
+
+
+def _data_uri(fig: Figure) -> str:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def curves_png(title: str, panels: dict[str, dict[str, Any]]) -> str:
+    """One panel per metric (loss, accuracy …); each panel maps series name → per-epoch values,
+    with an optional ``threshold`` drawn as a horizontal line."""
+    fig = Figure(figsize=(7.2, 2.6))
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    for ax, (metric, series) in zip(axes, panels.items()):
+        for name, values in series.items():
+            if name == "threshold" or not isinstance(values, list):
+                continue
+            ax.plot(range(1, len(values) + 1), values, _STYLE.get(name, "-"), label=name,
+                    color=_COLOURS.get(name), linewidth=1.6, marker="o" if len(values) < 12 else None, markersize=3)
+        if isinstance(series.get("threshold"), (int, float)):
+            ax.axhline(series["threshold"], color="#2ca02c", linestyle=":", linewidth=1.4, label="threshold")
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    return _data_uri(fig)
+
+
+def histogram_png(percents: list[float], title: str = "Score distribution") -> str:
+    fig = Figure(figsize=(6.4, 2.4))
+    ax = fig.subplots()
+    ax.hist(percents, bins=list(range(0, 101, 10)), color="#4c72b0", edgecolor="white")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("score (%)", fontsize=8)
+    ax.set_ylabel("submissions", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    return _data_uri(fig)

@@ -1,0 +1,152 @@
+"""Render results to HTML and PDF with Jinja2 + WeasyPrint.
+
+One ``ReportRenderer`` per process: the Jinja environment, the font configuration and the parsed
+stylesheet are built once and reused, which is most of what makes a report cheap.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+import grader
+from grader.errors import ReportError
+from grader.report.plots import curves_png, histogram_png
+from grader.results import Status, SubmissionResult
+
+Audience = Literal["instructor", "student"]
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    return "—" if value is None else str(value)
+
+
+def submission_context(result: SubmissionResult, audience: Audience) -> dict[str, Any]:
+    """Everything the per-submission template shows, derived from the result alone."""
+    checks = [c for c in result.checks if audience == "instructor" or c.visibility == "public"]
+    answers, comparisons, figures = [], [], []
+    for c in checks:
+        for row in c.details.get("answers", []):
+            answers.append({**row, "check": c.title})
+        for row in c.details.get("comparisons", []):
+            comparisons.append({**row, "check": c.title})
+        if c.details.get("curves"):
+            figures.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
+    score = sum(c.score for c in checks)
+    max_score = sum(c.max_score for c in checks)
+    return {
+        "r": result, "audience": audience, "checks": checks, "answers": answers,
+        "comparisons": comparisons, "figures": figures, "score": score, "max_score": max_score,
+        "percent": 100 * score / max_score if max_score else 0.0,
+        "hidden_count": len(result.checks) - len(checks),
+    }
+
+
+def class_context(results: list[SubmissionResult], lab_title: str) -> dict[str, Any]:
+    results = sorted(results, key=lambda r: r.submission)
+    order: dict[str, str] = {}
+    for r in results:
+        for c in r.checks:
+            order.setdefault(c.id, c.title)
+    rates = []
+    for check_id, title in order.items():
+        outcomes = [c for r in results for c in r.checks if c.id == check_id]
+        passed = sum(1 for c in outcomes if c.status == Status.passed)
+        rates.append({"id": check_id, "title": title, "passed": passed, "total": len(outcomes),
+                      "rate": 100 * passed / len(outcomes) if outcomes else 0.0})
+    diagnoses: Counter[str] = Counter()
+    for r in results:
+        for c in r.checks:
+            for d in (c.diagnosis or "").split(", "):
+                if d:
+                    diagnoses[d] += 1
+    percents = [r.percent for r in results]
+    return {
+        "lab_title": lab_title, "results": results, "rates": rates,
+        "diagnoses": diagnoses.most_common(10),
+        "histogram": histogram_png(percents) if results else None,
+        "mean": sum(percents) / len(percents) if percents else 0.0,
+        "generated": datetime.now(timezone.utc), "grader_version": grader.__version__,
+    }
+
+
+class ReportRenderer:
+    def __init__(self, templates: Path = TEMPLATES) -> None:
+        from weasyprint import CSS
+        from weasyprint.text.fonts import FontConfiguration
+
+        self.templates = templates
+        self.env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(["html", "j2"]),
+                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.env.filters["fmt"] = _fmt
+        self.font_config = FontConfiguration()
+        self.css = CSS(filename=str(templates / "report.css"), font_config=self.font_config)
+        self._lock = threading.Lock()  # WeasyPrint shares the font configuration: one layout at a time
+
+    def submission_html(self, result: SubmissionResult, audience: Audience = "instructor",
+                        standalone: bool = True) -> str:
+        """``standalone`` inlines the stylesheet (an HTML file to open); the PDF path passes the
+        parsed stylesheet instead, so WeasyPrint does not parse it again for every report."""
+        return self.env.get_template("report.html.j2").render(
+            **submission_context(result, audience), inline_css=self._inline_css(standalone))
+
+    def class_html(self, results: list[SubmissionResult], lab_title: str, standalone: bool = True) -> str:
+        return self.env.get_template("class_summary.html.j2").render(
+            **class_context(results, lab_title), inline_css=self._inline_css(standalone))
+
+    def _inline_css(self, standalone: bool) -> str:
+        return (self.templates / "report.css").read_text(encoding="utf-8") if standalone else ""
+
+    def pdf(self, html: str, path: Path) -> Path:
+        from weasyprint import HTML
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            with self._lock:
+                HTML(string=html, base_url=str(self.templates)).write_pdf(
+                    tmp, stylesheets=[self.css], font_config=self.font_config)
+            tmp.replace(path)
+        except Exception as exc:  # WeasyPrint, cairo, fonts: one line for the user
+            tmp.unlink(missing_ok=True)
+            raise ReportError(f"{path}: could not render the PDF: {type(exc).__name__}: {exc}") from exc
+        return path
+
+    def write(self, result: SubmissionResult, path: Path, audience: Audience = "instructor",
+              html: bool = False) -> Path:
+        """The PDF at ``path``; with ``html``, the same report as HTML beside it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if html:
+            path.with_suffix(".html").write_text(self.submission_html(result, audience), encoding="utf-8")
+        return self.pdf(self.submission_html(result, audience, standalone=False), path)
+
+    def write_class(self, results: list[SubmissionResult], lab_title: str, path: Path, html: bool = False) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if html:
+            path.with_suffix(".html").write_text(self.class_html(results, lab_title), encoding="utf-8")
+        return self.pdf(self.class_html(results, lab_title, standalone=False), path)
+
+
+_renderer: ReportRenderer | None = None
+_renderer_lock = threading.Lock()
+
+
+def renderer() -> ReportRenderer:
+    """The process's one renderer (fonts and CSS are loaded once)."""
+    global _renderer
+    with _renderer_lock:
+        if _renderer is None:
+            _renderer = ReportRenderer()
+        return _renderer

@@ -1,0 +1,49 @@
+"""Render reports while the batch is still grading: one background thread takes each result as
+it is finished (grading mostly waits on sandboxed children, so the two overlap well)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from grader.errors import ReportError
+from grader.report.render import renderer
+from grader.results import SubmissionResult
+
+log = logging.getLogger(__name__)
+CLASS_SUMMARY = "class-summary.pdf"
+
+
+class ReportWriter:
+    def __init__(self, folder: Path, *, html: bool = False, audience: str = "instructor") -> None:
+        self.folder = Path(folder)
+        self.html = html
+        self.audience = audience
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradelab-report")
+        self._jobs: list[Future] = []
+        self.errors: list[str] = []
+        self._pool.submit(renderer)  # load fonts and CSS while the first submission grades
+
+    def submit(self, result: SubmissionResult, name: str, *, only_if_missing: bool = False) -> None:
+        path = self.folder / f"{name}.pdf"
+        if only_if_missing and path.exists():
+            return
+        self._jobs.append(self._pool.submit(renderer().write, result, path, self.audience, self.html))
+
+    def finish(self, results: list[SubmissionResult], lab_title: str) -> Path | None:
+        """Wait for every report, then write the class summary. Render errors are collected,
+        not raised: a report that fails must not lose the grades."""
+        for job in self._jobs:
+            try:
+                job.result()
+            except ReportError as exc:
+                self.errors.append(str(exc))
+        self._pool.shutdown(wait=True)
+        if not results:
+            return None
+        try:
+            return renderer().write_class(results, lab_title, self.folder / CLASS_SUMMARY, html=self.html)
+        except ReportError as exc:
+            self.errors.append(str(exc))
+            return None
