@@ -1,8 +1,12 @@
 """Run every benchmark and print its table."""
 
+import logging
+
 from rich.console import Console
 
-from bench import sandbox_overhead
+from bench import report_speed, sandbox_overhead
 
+logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()
 console.print(sandbox_overhead.main())
+console.print(report_speed.main())

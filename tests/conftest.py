@@ -17,6 +17,15 @@ FAST_LIMITS = {"wall_s": 4.0, "cpu_s": 8.0, "memory_mb": 1024}
 os.environ.setdefault("GRADELAB_LABS", str(ROOT / "reference"))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true", help="Rewrite tests/goldens/ from the current output.")
+
+
+@pytest.fixture
+def update_goldens(request) -> bool:
+    return request.config.getoption("--update-goldens")
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch
