@@ -32,6 +32,12 @@ class _ModelKind(CheckKind):
         return PROBES["model_trace"](ctx.reference, params.reference or params.cls, x,
                                      init_args=params.init_args, seed=ctx.seed)
 
+    def traces(self, ctx, params: ModelParams) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The reference's and the student's trace of the same one-sample input."""
+        x = self.inputs(ctx, params, 1)
+        student = ctx.probe("model_trace", cls=params.cls, input=x, init_args=params.init_args, seed=ctx.seed)
+        return self.reference_trace(ctx, params, x), student
+
     @staticmethod
     def inputs(ctx, params: ModelParams, batch: int, scale: float = 1.0) -> np.ndarray:
         return (ctx.rng().standard_normal((batch, *params.input_shape)) * scale).astype(np.float32)
@@ -112,10 +118,8 @@ class ParamCountCheck(_ModelKind):
     summary = "The model has exactly as many (learnable) parameters as the reference."
 
     def run(self, ctx, params: ParamCountParams) -> Outcome:
-        x = self.inputs(ctx, params, 1)
-        want = _count(self.reference_trace(ctx, params, x), params.trainable_only)
-        trace = ctx.probe("model_trace", cls=params.cls, input=x, init_args=params.init_args, seed=ctx.seed)
-        have = _count(trace, params.trainable_only)
+        reference, trace = self.traces(ctx, params)
+        want, have = _count(reference, params.trainable_only), _count(trace, params.trainable_only)
         what = "learnable parameters" if params.trainable_only else "parameters"
         if have == want:
             return Outcome.passed(f"{params.cls} has {have:,} {what}, as expected.")
@@ -164,7 +168,7 @@ class LayerStructureCheck(_ModelKind):
     summary = "The layers a forward pass calls, in order, match the reference's types and sizes."
 
     def run(self, ctx, params: StructureParams) -> Outcome:
-        x = self.inputs(ctx, params, 1)
+        reference, trace = self.traces(ctx, params)
 
         def layers(trace: dict[str, Any]) -> list[dict[str, Any]]:
             out = []
@@ -174,9 +178,7 @@ class LayerStructureCheck(_ModelKind):
                     out.append({"type": call["type"], "attrs": attrs})
             return out
 
-        want = layers(self.reference_trace(ctx, params, x))
-        trace = ctx.probe("model_trace", cls=params.cls, input=x, init_args=params.init_args, seed=ctx.seed)
-        have = layers(trace)
+        want, have = layers(reference), layers(trace)
         crash = f" (forward stopped early: {format_error(trace['error'])})" if trace.get("error") else ""
         for i, (w, h) in enumerate(zip(want, have), start=1):
             if w != h:
