@@ -22,7 +22,7 @@ from grader.sandbox.runner import ProbeFailure, run_probe
 from grader.submission import Submission
 
 
-def _import_message(failure: ProbeFailure) -> str:
+def import_message(failure: ProbeFailure) -> str:
     if failure.status == "timeout":
         return f"importing your module {failure.message} (an infinite loop at import time?)"
     return f"your module could not be imported: {failure.message}"
@@ -68,7 +68,7 @@ class SubmissionSession:
             raw = self._run("describe", {"symbols": [s.name for s in symbols]}, self.limits)
         except ProbeFailure as failure:
             self.import_failure = failure
-            self.symbol_problems = {s.name: _import_message(failure) for s in symbols}
+            self.symbol_problems = {s.name: import_message(failure) for s in symbols}
             return self.symbol_problems
         problems: dict[str, str] = {}
         module_name = sub.module_path.name if sub.module_path else self.lab.manifest.interface.module

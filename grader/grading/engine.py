@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 import grader
-from grader.grading.context import CheckContext, SubmissionSession
+from grader.grading.context import CheckContext, SubmissionSession, import_message
 from grader.lab.loader import BoundCheck, Lab
 from grader.lab.manifest import LimitsOverride, Visibility
 from grader.results import CheckResult, Outcome, Status, SubmissionResult
@@ -31,7 +31,7 @@ def selected_checks(lab: Lab, mode: Mode) -> list[BoundCheck]:
 
 def _failure_message(failure: ProbeFailure, session: SubmissionSession) -> str:
     if failure.stage == "import" or session.import_failure is failure:
-        return f"your module could not be imported: {failure.message}"
+        return import_message(failure)
     return f"your code {failure.message}" if not failure.message[:1].isupper() else failure.message
 
 
