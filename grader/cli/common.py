@@ -29,7 +29,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except GradelabError as exc:
-        err_console.print(Text(exc.one_line(), style="red"))
+        err_console.print(Text(exc.one_line(), style="red"), soft_wrap=True)  # one line, however long
         raise typer.Exit(exc.exit_code) from None
 
 
