@@ -19,20 +19,22 @@ def labs() -> list[Lab]:
 
 
 def check(path: Path, lab: str | Path, *, seed: int = 0, limits: LimitsOverride | None = None,
+          data_root: Path | None = None,
           on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
     """A student's self-check: the public checks only."""
-    return grade_submission(load_lab(lab), Path(path), mode="check", seed=seed, limits=limits, on_check=on_check)
+    return grade_submission(load_lab(lab), Path(path), mode="check", seed=seed, limits=limits,
+                            data_root=data_root, on_check=on_check)
 
 
 def grade(root: Path, lab: str | Path, out: Path, *, force: bool = False, seed: int = 0,
-          limits: LimitsOverride | None = None, mode: Mode = "grade",
+          limits: LimitsOverride | None = None, mode: Mode = "grade", data_root: Path | None = None,
           on_start: Callable[[str], None] | None = None,
           on_done: Callable[[SubmissionResult, bool], None] | None = None,
           paths: list[Path] | None = None, reports: bool = True, html: bool = False) -> BatchResult:
     """An instructor's batch: every check on every submission under ``root``, with a PDF report
     per submission and a class summary (rendered while grading goes on)."""
     return grade_batch(load_lab(lab), Path(root), Path(out), force=force, mode=mode, seed=seed,
-                       limits=limits, on_start=on_start, on_done=on_done, paths=paths,
+                       limits=limits, data_root=data_root, on_start=on_start, on_done=on_done, paths=paths,
                        reports=reports, html=html)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
 import typer
@@ -37,6 +38,9 @@ WallOpt = Annotated[Optional[float], typer.Option("--wall-time", help="Wall-cloc
 CpuOpt = Annotated[Optional[float], typer.Option("--cpu-time", help="CPU seconds per check (overrides the lab).")]
 MemOpt = Annotated[Optional[int], typer.Option("--memory-mb", help="Memory per check, MiB (overrides the lab).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random draw; recorded in the result.")]
+DataRootOpt = Annotated[Optional[Path], typer.Option(
+    "--data-root", help="Folder holding the real data sets in torchvision's layout (e.g. MNIST/raw, "
+                        "cifar-10-batches-py). Without it, labs use the data gradelab ships or generates.")]
 LabOpt = Annotated[str, typer.Option("--lab", "-l", help="Lab name (see `gradelab labs`) or path to a lab folder.")]
 
 

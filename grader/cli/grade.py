@@ -11,7 +11,7 @@ from rich.table import Table
 
 from grader import api
 from grader.cli.common import (
-    CpuOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, limits_override, result_table,
+    CpuOpt, DataRootOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, limits_override, result_table,
     total_line, user_errors,
 )
 from grader.errors import SubmissionError
@@ -30,6 +30,7 @@ def check(
     html: Annotated[bool, typer.Option("--html", help="With --pdf, also write the report as HTML beside it.")] = False,
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
+    data_root: DataRootOpt = None,
 ) -> None:
     """Self-check a submission against the lab's **public** checks.
 
@@ -45,7 +46,7 @@ def check(
                       console=err_console, transient=True, disable=quiet) as progress:
             task = progress.add_task("checking", total=total)
             result = api.check(path, lab_obj.folder, seed=seed, limits=limits_override(wall, cpu, memory),
-                               on_check=lambda c: progress.update(task, advance=1, description=c.title))
+                               data_root=data_root, on_check=lambda c: progress.update(task, advance=1, description=c.title))
         if pdf is not None:
             written = api.write_report(result, pdf, audience="student", html=html)
             err_console.print(f"Report: {written}")
@@ -74,7 +75,7 @@ def _summary(batch: BatchResult, title: str) -> Table:
 
 
 def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int, limits, paths=None,
-              reports: bool = True, html: bool = False) -> BatchResult:
+              reports: bool = True, html: bool = False, data_root: Path | None = None) -> BatchResult:
     """Grade a folder with a progress bar; shared by ``grade`` and ``demo``."""
     if paths is None:
         paths = discover_submissions(root)
@@ -86,7 +87,7 @@ def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int,
             note = "skipped, already graded" if skipped else f"{result.score:g}/{result.max_score:g}"
             progress.update(task, advance=1, description=f"{result.submission}: {note}")
 
-        return api.grade(root, lab, out, force=force, seed=seed, limits=limits, paths=paths,
+        return api.grade(root, lab, out, force=force, seed=seed, limits=limits, paths=paths, data_root=data_root,
                          on_start=lambda name: progress.update(task, description=f"grading {name}"),
                          on_done=done, reports=reports, html=html)
 
@@ -100,6 +101,7 @@ def grade(
     html: Annotated[bool, typer.Option("--html", help="Also write each report as HTML.")] = False,
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
+    data_root: DataRootOpt = None,
 ) -> None:
     """Grade every submission under ROOT with **all** checks (public and hidden).
 
@@ -107,7 +109,7 @@ def grade(
     """
     with user_errors():
         batch = run_batch(root, lab, out, force=force, seed=seed, limits=limits_override(wall, cpu, memory),
-                          reports=pdf, html=html)
+                          reports=pdf, html=html, data_root=data_root)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
     console.print(f"Graded {len(batch.graded)} submission(s){skipped}. Results: {out}/ (class: {out / CLASS_CSV})")

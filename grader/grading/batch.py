@@ -14,7 +14,7 @@ from typing import Callable
 
 from pydantic import ValidationError
 
-from grader.errors import GradelabError
+from grader.errors import GradelabError, LabError
 from grader.grading.engine import Mode, grade_submission
 from grader.lab.loader import Lab
 from grader.lab.manifest import LimitsOverride
@@ -93,7 +93,7 @@ class BatchResult:
 
 
 def grade_batch(lab: Lab, root: Path, out: Path, *, force: bool = False, mode: Mode = "grade",
-                seed: int = 0, limits: LimitsOverride | None = None,
+                seed: int = 0, limits: LimitsOverride | None = None, data_root: Path | None = None,
                 on_start: Callable[[str], None] | None = None,
                 on_done: Callable[[SubmissionResult, bool], None] | None = None,
                 paths: list[Path] | None = None, reports: bool = False, html: bool = False) -> BatchResult:
@@ -120,7 +120,9 @@ def grade_batch(lab: Lab, root: Path, out: Path, *, force: bool = False, mode: M
             if on_start:
                 on_start(name)
             try:
-                result = grade_submission(lab, path, mode=mode, seed=seed, limits=limits)
+                result = grade_submission(lab, path, mode=mode, seed=seed, limits=limits, data_root=data_root)
+            except LabError:
+                raise  # the lab (or its data) is broken: say so once, not once per submission
             except GradelabError as exc:
                 result = _unreadable(lab, path, name, mode, exc)
             result.submission = name

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ class SubmissionSession:
     lab: Lab
     submission: Submission
     limits: Limits
+    data_root: Path | None = None
     import_failure: ProbeFailure | None = None
     symbol_problems: dict[str, str] | None = None
     log_tail: str = ""
@@ -129,6 +131,11 @@ class CheckContext:
     @property
     def submission(self) -> Submission:
         return self.session.submission
+
+    @property
+    def data_root(self) -> Path | None:
+        """Where the instructor keeps the real data sets (``--data-root``); ``None``: the bundled ones."""
+        return self.session.data_root
 
     @property
     def reference(self) -> Any:

@@ -13,6 +13,7 @@ from typing import Callable, Literal
 
 import grader
 from grader.grading.context import CheckContext, SubmissionSession, import_message
+from grader.errors import LabError
 from grader.lab.loader import BoundCheck, Lab
 from grader.lab.manifest import LimitsOverride, Visibility
 from grader.results import CheckResult, Outcome, Status, SubmissionResult
@@ -48,6 +49,8 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
         ctx = CheckContext(lab=session.lab, session=session, check_id=spec.id, limits=limits, seed=seed)
         try:
             outcome = check.kind.run(ctx, check.params)
+        except LabError:
+            raise  # the lab or its data is broken: every submission would fail the same way
         except ProbeFailure as failure:
             outcome = Outcome(status=Status(failure.status), message=_failure_message(failure, session),
                               diagnosis="out-of-memory" if failure.out_of_memory else None)
@@ -65,12 +68,12 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
 
 
 def grade_submission(lab: Lab, path: Path, *, mode: Mode = "grade", seed: int = 0,
-                     limits: LimitsOverride | None = None,
+                     limits: LimitsOverride | None = None, data_root: Path | None = None,
                      on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
     started = time.monotonic()
     submission = load_submission(Path(path), lab.manifest.interface)
     effective = lab.manifest.limits.merged(limits)
-    session = SubmissionSession(lab=lab, submission=submission, limits=effective)
+    session = SubmissionSession(lab=lab, submission=submission, limits=effective, data_root=data_root)
     results = []
     for check in selected_checks(lab, mode):
         result = run_check(check, session, seed, limits)

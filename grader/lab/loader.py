@@ -96,6 +96,17 @@ class Lab:
         return module
 
     @cached_property
+    def harness_source(self) -> str:
+        """The lab's harness as text: what a ``harness`` probe runs inside the sandbox."""
+        if not self.manifest.reference.harness:
+            raise LabError(f"{self.folder / MANIFEST_NAME}: a check needs a harness, but reference.harness is not set")
+        path = self.path(self.manifest.reference.harness)
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise LabError(f"{path}: cannot read the lab's harness: {exc.strerror}") from None
+
+    @cached_property
     def reference_answers(self) -> dict[str, Any]:
         path = self.path(self.manifest.reference.answers)
         data = read_yaml(path, "reference answers")

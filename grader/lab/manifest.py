@@ -114,6 +114,9 @@ class CheckSpec(Strict):
 class ReferenceSpec(Strict):
     module: str = Field("reference.py", description="Reference implementation, run in the grader's process.")
     answers: str = Field("answers.yaml", description="The reference answer sheet.")
+    harness: str | None = Field(
+        None, description="Trusted code the grader runs inside the sandbox with the student's module "
+                          "(training loops). It is sent as text and never sees answers or test labels.")
 
 
 class LabManifest(Strict):

@@ -81,13 +81,39 @@ def describe(module: Any, symbols: list[str]) -> dict[str, Any]:
     return out
 
 
+def to_tensors(value: Any) -> Any:
+    """numpy arrays to torch tensors (same dtype), inside lists and dicts too: what torch code
+    written by students expects to receive."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value, copy=True))
+    if isinstance(value, list):
+        return [to_tensors(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_tensors(v) for k, v in value.items()}
+    return value
+
+
 @probe("call")
-def call(module: Any, function: str, cases: list[list[Any]]) -> list[dict[str, Any]]:
+def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = False) -> list[dict[str, Any]]:
+    """Call ``function`` once per argument list; with ``tensors``, arrays arrive as torch tensors."""
     fn = getattr(module, function)
     results = []
     for args in cases:
+        if tensors:
+            args = to_tensors(args)
         results.append(_outcome_with_file(lambda a=args: fn(*a), module))
     return results
+
+
+@probe("harness")
+def harness(module: Any, source: str, entry: str, args: dict[str, Any]) -> Any:
+    """Run a lab's harness function (trusted code shipped with the lab, e.g. a training loop)
+    on the student's module. It returns raw values; the verdict is computed in the grader.
+
+    The harness comes as source text so the child needs no access to the lab's folder."""
+    namespace: dict[str, Any] = {"__name__": "gradelab_harness"}
+    exec(compile(source, "harness.py", "exec"), namespace)  # noqa: S102  (the lab's code, not the student's)
+    return to_raw(namespace[entry](module, **to_tensors(args)))
 
 
 def _outcome_with_file(fn: Callable[[], Any], module: Any) -> dict[str, Any]:
