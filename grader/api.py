@@ -19,11 +19,11 @@ def labs() -> list[Lab]:
 
 
 def check(path: Path, lab: str | Path, *, seed: int = 0, limits: LimitsOverride | None = None,
-          data_root: Path | None = None,
+          data_root: Path | None = None, only: list[str] | None = None,
           on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
-    """A student's self-check: the public checks only."""
+    """A student's self-check: the public checks only (or the named ones among them)."""
     return grade_submission(load_lab(lab), Path(path), mode="check", seed=seed, limits=limits,
-                            data_root=data_root, on_check=on_check)
+                            data_root=data_root, only=only, on_check=on_check)
 
 
 def grade(root: Path, lab: str | Path, out: Path, *, force: bool = False, seed: int = 0,

@@ -121,3 +121,12 @@ def test_a_killed_batch_keeps_what_it_finished_and_resumes(class_copy, tmp_path)
     resumed = run("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--wall-time", "2")
     assert "1 already graded, skipped" in resumed.output
     assert sorted(p.stem for p in out.glob("*.json")) == ["correct", "infinite-loop-import", "missing-floor"]
+
+
+def test_only_runs_the_named_checks_and_names_the_known_ones_when_wrong():
+    result = run("check", str(CIFAR_SUBMISSIONS / "correct"), "--lab", "cifar-convnet", "--only", "keep-size",
+                 "--only", "halve-size", "--format", "json")
+    assert [c["id"] for c in json.loads(result.output)["checks"]] == ["keep-size", "halve-size"]
+    result = run("check", str(CIFAR_SUBMISSIONS / "correct"), "--lab", "cifar-convnet", "--only", "nope")
+    assert result.exit_code == 2
+    assert "no check 'nope'" in result.output and "conv-output-size" in result.output

@@ -116,6 +116,38 @@ def value_problem(got: Any, expected: Any, rel_tol: float, equal_nan: bool = Fal
     return f"differs from the reference (relative error {err:.2e}, tolerance {rel_tol:.0e})", err
 
 
+def _reference_values(fn: Any, args: list[list[Any]], tensors: bool, seed: int) -> list[Any]:
+    """Raw values of a reference function on each case: fresh tensors each time (it may update
+    them in place) and torch seeded as in the child, so random initialisations are comparable."""
+    import torch
+
+    from grader.sandbox.probes import to_raw, to_tensors
+
+    out = []
+    with torch.random.fork_rng(devices=[]):
+        for a in args:
+            torch.manual_seed(seed)
+            out.append(to_raw(fn(*(to_tensors(a) if tensors else a))))
+    return out
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _sentences(problems: dict[str, tuple[str, str]], errors: dict[str, float],
+               params: FunctionOutputsParams) -> list[str]:
+    """One sentence for all the parts that merely differ, one per part for anything else."""
+    differ = [n for n, (p, _) in problems.items() if p.startswith("differs")]
+    out = [f"{n} {p} on {label}." for n, (p, label) in problems.items() if n not in differ]
+    if differ:
+        worst = max(errors.get(n, float("inf")) for n in differ)
+        verb = "differs" if len(differ) == 1 else "differ"
+        out.append(f"{_join(differ)} {verb} from {params.against} (relative error up to {worst:.1e}, "
+                   f"tolerance {params.rel_tol:.0e}), first on {problems[differ[0]][1]}.")
+    return out
+
+
 @register_check("function_outputs")
 class FunctionOutputsCheck(CheckKind):
     Params = FunctionOutputsParams
@@ -125,26 +157,18 @@ class FunctionOutputsCheck(CheckKind):
         return [params.function]
 
     def run(self, ctx, params: FunctionOutputsParams) -> Outcome:
-        from grader.sandbox.probes import to_raw, to_tensors
-
         ref_module = ctx.reference
         reference = getattr(ref_module, params.reference or params.function)
         cases = [c if isinstance(c, dict) else {"args": c} for c in getattr(ref_module, params.cases)(ctx.rng())]
         labels = [c.get("label") or f"case {i + 1}" for i, c in enumerate(cases)]
         args = [list(c["args"]) for c in cases]
 
-        def reference_values(fn: Any) -> list[Any]:
-            out = []
-            for a in args:
-                # Reference code gets fresh tensors (it may update them in place), like the student.
-                out.append(to_raw(fn(*(to_tensors(a) if params.tensors else a))))
-            return out
-
-        expected = reference_values(reference)
-        replies = ctx.probe("call", function=params.function, cases=args, tensors=params.tensors)
+        seed = int(ctx.rng().integers(2**31))
+        expected = _reference_values(reference, args, params.tensors, seed)
+        replies = ctx.probe("call", function=params.function, cases=args, tensors=params.tensors, seed=seed)
         name = params.function
 
-        problems: dict[str, str] = {}        # output name → first problem, with its case
+        problems: dict[str, tuple[str, str]] = {}  # output name → (first problem, the case it showed on)
         errors: dict[str, float] = {}        # output name → largest relative error (values only)
         got_parts: dict[str, list[Any]] = {}
         for label, exp, reply in zip(labels, expected, replies):
@@ -162,7 +186,7 @@ class FunctionOutputsCheck(CheckKind):
                 if "values" in out.compare and found:
                     errors[out.name] = max(errors.get(out.name, 0.0), value_problem(got, want, params.rel_tol)[1])
                 if problem and out.name not in problems:
-                    problems[out.name] = f"{out.name} {problem} on {label}"
+                    problems[out.name] = (problem, label)
 
         comparisons = [{"name": n, "rel_error": e, "tolerance": params.rel_tol} for n, e in errors.items()]
         if not problems:
@@ -170,12 +194,12 @@ class FunctionOutputsCheck(CheckKind):
             inputs = "its input" if len(cases) == 1 else f"all {len(cases)} inputs"
             return Outcome.passed(f"{name}: {', '.join(o.name for o in params.outputs)} {verb} with {params.against} "
                                   f"on {inputs}.", details={"comparisons": comparisons})
-        parts = [f"{p}." for p in problems.values()]
-        diagnoses = self._diagnose(ref_module, params, args, got_parts, list(problems))
+        parts = _sentences(problems, errors, params)
+        diagnoses = self._diagnose(ref_module, params, args, got_parts, list(problems), seed)
         by_mistake: dict[tuple[str, str], list[str]] = {}
         for part, mistake in diagnoses.items():
             by_mistake.setdefault(mistake, []).append(part)
-        parts += [f"{', '.join(p)}: {message}" for (_, message), p in by_mistake.items()]
+        parts += [f"{_join(p)}: {message}" for (_, message), p in by_mistake.items()]
         names = sorted({n for n, _ in diagnoses.values()})
         fraction = 1 - len(problems) / len(params.outputs)
         return Outcome.graded(fraction if len(params.outputs) > 1 else 0.0, " ".join(parts),
@@ -203,16 +227,14 @@ class FunctionOutputsCheck(CheckKind):
 
     @staticmethod
     def _diagnose(ref_module: Any, params: FunctionOutputsParams, args: list[list[Any]], got_parts: dict[str, list[Any]],
-                  wrong: list[str]) -> dict[str, tuple[str, str]]:
+                  wrong: list[str], seed: int) -> dict[str, tuple[str, str]]:
         """For each wrong part, the first declared mistake that reproduces the student's values on
         every case (NaN where they have NaN): ``{part: (mistake name, message)}``."""
-        from grader.sandbox.probes import to_raw, to_tensors
-
         found: dict[str, tuple[str, str]] = {}
         for mistake in params.mistakes:
             fn = getattr(ref_module, mistake.reference)
             try:
-                values = [to_raw(fn(*(to_tensors(a) if params.tensors else a))) for a in args]
+                values = _reference_values(fn, args, params.tensors, seed)
             except Exception:  # noqa: BLE001  (a mistake that does not apply to these inputs)
                 continue
             for out in params.outputs:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -31,6 +31,8 @@ def check(
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
     data_root: DataRootOpt = None,
+    only: Annotated[Optional[list[str]], typer.Option(
+        "--only", help="Run only this check (repeat for several); ids as in `gradelab labs`.")] = None,
 ) -> None:
     """Self-check a submission against the lab's **public** checks.
 
@@ -40,13 +42,13 @@ def check(
         raise typer.BadParameter("use 'table' or 'json'", param_hint="--format")
     with user_errors():
         lab_obj = api.load_lab(lab)
-        total = len(selected_checks(lab_obj, "check"))
+        total = len(selected_checks(lab_obj, "check", only))
         quiet = output_format == "json"
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=err_console, transient=True, disable=quiet) as progress:
             task = progress.add_task("checking", total=total)
             result = api.check(path, lab_obj.folder, seed=seed, limits=limits_override(wall, cpu, memory),
-                               data_root=data_root, on_check=lambda c: progress.update(task, advance=1, description=c.title))
+                               data_root=data_root, only=only, on_check=lambda c: progress.update(task, advance=1, description=c.title))
         if pdf is not None:
             written = api.write_report(result, pdf, audience="student", html=html)
             err_console.print(f"Report: {written}")

@@ -94,13 +94,17 @@ def to_tensors(value: Any) -> Any:
 
 
 @probe("call")
-def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = False) -> list[dict[str, Any]]:
-    """Call ``function`` once per argument list; with ``tensors``, arrays arrive as torch tensors."""
+def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = False,
+         seed: int | None = None) -> list[dict[str, Any]]:
+    """Call ``function`` once per argument list; with ``tensors``, arrays arrive as torch tensors;
+    with ``seed``, torch's generator is seeded before each call (random initialisations)."""
     fn = getattr(module, function)
     results = []
     for args in cases:
         if tensors:
             args = to_tensors(args)
+        if seed is not None:
+            torch.manual_seed(seed)
         results.append(_outcome_with_file(lambda a=args: fn(*a), module))
     return results
 

@@ -168,7 +168,7 @@ def _batch(rng, n, nx, ny):
 
 def init_cases(rng):
     return [{"label": "init_params(200, 100, 50)", "args": [200, 100, 50]},
-            {"label": "init_params(784, 10, 10)", "args": [784, 10, 10]}]
+            {"label": "init_params(784, 30, 10)", "args": [784, 30, 10]}]
 
 
 def forward_cases(rng):
@@ -181,10 +181,12 @@ def forward_cases(rng):
 
 
 def large_logit_cases(rng):
-    """Weights large enough that ỹ reaches about ±1000: exp overflows without max-subtraction."""
+    """Logits around 1000: exp overflows (past about 709) without max-subtraction."""
     nx, nh, ny = SIZES
     X, _ = _batch(rng, 8, nx, ny)
-    return [{"label": "logits of about ±1000", "args": [_params(rng, nx, nh, ny, scale=600.0), X]}]
+    params = _params(rng, nx, nh, ny, scale=100.0)
+    params["by"] = params["by"] + 1000.0
+    return [{"label": "logits of about 1000", "args": [params, X]}]
 
 
 def loss_cases(rng):
