@@ -70,6 +70,19 @@ def test_curves_and_comparisons_from_any_check_get_their_sections(cifar_class, t
     assert "Training" in text
 
 
+def test_a_diverged_run_and_a_wrong_shape_render_as_words_not_a_crash(cifar_class, tmp_path):
+    """Results carry inf and NaN as strings ("inf"); the report must still render them."""
+    extra = CheckResult(
+        id="train", title="Training that diverged", kind="training", visibility="public", status=Status.failed,
+        score=0, max_score=2, details={
+            "curves": {"loss": {"train": [0.7, 5.0, "inf", "nan"]}, "accuracy": {"test": [0.5, 0.5, None, None]}},
+            "comparisons": [{"name": "grad Wy", "rel_error": "inf", "tolerance": 1e-6}]})
+    result = fixed(cifar_class["correct"])
+    result = result.model_copy(update={"checks": [*result.checks, extra]})
+    text = pdf_text(renderer().write(result, tmp_path / "r.pdf"))
+    assert "grad Wy ∞ 1e-06 above" in text
+
+
 def test_the_html_report_matches_its_golden_file(cifar_class, update_goldens):
     html = renderer().submission_html(fixed(cifar_class["missing-plus-one"]))
     golden = GOLDENS / "missing-plus-one.html"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -21,21 +22,43 @@ def _data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _finite(values: list[Any]) -> tuple[list[float], int | None]:
+    """Values as floats with NaN for anything not finite (results carry inf as "inf"), and the
+    index of the first such value: a diverged run is drawn up to where it broke, then marked."""
+    out, first_bad = [], None
+    for i, v in enumerate(values):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            f = math.nan
+        if not math.isfinite(f):
+            first_bad = i if first_bad is None else first_bad
+            f = math.nan
+        out.append(f)
+    return out, first_bad
+
+
 def curves_png(title: str, panels: dict[str, dict[str, Any]]) -> str:
     """One panel per metric (loss, accuracy …); each panel maps series name → per-epoch values,
     with an optional ``threshold`` drawn as a horizontal line."""
-    fig = Figure(figsize=(7.2, 2.6))
+    fig = Figure(figsize=(7.2, 2.6), layout="constrained")
     axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
     for ax, (metric, series) in zip(axes, panels.items()):
-        for name, values in series.items():
-            if name == "threshold" or not isinstance(values, list):
+        for name, raw in series.items():
+            if name == "threshold" or not isinstance(raw, list):
                 continue
+            values, bad = _finite(raw)
             ax.plot(range(1, len(values) + 1), values, _STYLE.get(name, "-"), label=name,
                     color=_COLOURS.get(name), linewidth=1.6, marker="o" if len(values) < 12 else None, markersize=3)
+            if bad is not None:
+                ax.axvline(bad + 1, color=_COLOURS.get(name, "#444444"), linestyle="--", linewidth=1)
+                ax.annotate(f"{name}: not finite from epoch {bad + 1}", xy=(0.02, 0.92), xycoords="axes fraction",
+                            fontsize=7, color="#b22222")
         if isinstance(series.get("threshold"), (int, float)):
             ax.axhline(series["threshold"], color="#2ca02c", linestyle=":", linewidth=1.4, label="threshold")
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)

@@ -6,6 +6,8 @@ stylesheet are built once and reused, which is most of what makes a report cheap
 
 from __future__ import annotations
 
+import math
+
 import threading
 from collections import Counter
 from datetime import datetime, timezone
@@ -33,6 +35,21 @@ def _fmt(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
+def _number(value: Any) -> float:
+    """A number from a result's JSON, where inf and NaN travel as strings."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _sci(value: Any, digits: int = 2) -> str:
+    number = _number(value)
+    if math.isfinite(number):
+        return f"{number:.{digits}e}"
+    return "∞" if number > 0 else "—"
+
+
 def submission_context(result: SubmissionResult, audience: Audience) -> dict[str, Any]:
     """Everything the per-submission template shows, derived from the result alone."""
     checks = [c for c in result.checks if audience == "instructor" or c.visibility == "public"]
@@ -41,7 +58,8 @@ def submission_context(result: SubmissionResult, audience: Audience) -> dict[str
         for row in c.details.get("answers", []):
             answers.append({**row, "check": c.title})
         for row in c.details.get("comparisons", []):
-            comparisons.append({**row, "check": c.title})
+            comparisons.append({**row, "check": c.title, "rel_error": _number(row.get("rel_error")),
+                                "tolerance": _number(row.get("tolerance"))})
         if c.details.get("curves"):
             figures.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
     score = sum(c.score for c in checks)
@@ -91,6 +109,7 @@ class ReportRenderer:
         self.env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(["html", "j2"]),
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.env.filters["fmt"] = _fmt
+        self.env.filters["sci"] = _sci
         self.font_config = FontConfiguration()
         self.css = CSS(filename=str(templates / "report.css"), font_config=self.font_config)
         self._lock = threading.Lock()  # WeasyPrint shares the font configuration: one layout at a time

@@ -21,7 +21,7 @@ class ReportWriter:
         self.html = html
         self.audience = audience
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradelab-report")
-        self._jobs: list[Future] = []
+        self._jobs: list[tuple[str, Future]] = []
         self.errors: list[str] = []
         self._pool.submit(renderer)  # load fonts and CSS while the first submission grades
 
@@ -29,16 +29,19 @@ class ReportWriter:
         path = self.folder / f"{name}.pdf"
         if only_if_missing and path.exists():
             return
-        self._jobs.append(self._pool.submit(renderer().write, result, path, self.audience, self.html))
+        self._jobs.append((path.name, self._pool.submit(renderer().write, result, path, self.audience, self.html)))
 
     def finish(self, results: list[SubmissionResult], lab_title: str) -> Path | None:
         """Wait for every report, then write the class summary. Render errors are collected,
         not raised: a report that fails must not lose the grades."""
-        for job in self._jobs:
+        for name, job in self._jobs:
             try:
                 job.result()
             except ReportError as exc:
                 self.errors.append(str(exc))
+            except Exception as exc:  # noqa: BLE001  (a template bug must not lose the grades either)
+                log.exception("report %s failed", name)
+                self.errors.append(f"{name}: the report could not be rendered ({type(exc).__name__}: {exc})")
         self._pool.shutdown(wait=True)
         if not results:
             return None
@@ -46,4 +49,7 @@ class ReportWriter:
             return renderer().write_class(results, lab_title, self.folder / CLASS_SUMMARY, html=self.html)
         except ReportError as exc:
             self.errors.append(str(exc))
-            return None
+        except Exception as exc:  # noqa: BLE001
+            log.exception("class summary failed")
+            self.errors.append(f"{CLASS_SUMMARY}: could not be rendered ({type(exc).__name__}: {exc})")
+        return None
