@@ -4,9 +4,11 @@ import logging
 
 from rich.console import Console
 
-from bench import report_speed, sandbox_overhead
+from bench import lab_speed, report_speed, sandbox_overhead
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()
 console.print(sandbox_overhead.main())
 console.print(report_speed.main())
+for table in lab_speed.main():
+    console.print(table)

@@ -1,0 +1,49 @@
+"""Time per check of each lab on its correct hand-in (the forkserver already warm).
+
+Targets the issues set: mlp-backprop's gradient checks well under a second and the whole lab,
+training included, under 30 s per hand-in; layers-from-scratch under 10 s per hand-in.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+LABS = ("mlp-backprop", "layers-from-scratch")
+
+
+def main(repeat: int = 3) -> list[Table]:
+    from grader.grading.engine import grade_submission
+    from grader.lab import load_lab
+    from grader.sandbox.runner import context
+
+    context()  # the forkserver's start is measured by sandbox_overhead, not here
+    tables = []
+    for name in LABS:
+        submission = ROOT / "submissions" / name / "correct"
+        if not submission.is_dir():
+            continue
+        lab = load_lab(name)
+        grade_submission(lab, submission)  # warm: data sets generated and cached, reference imported
+        per_check: dict[str, list[float]] = {}
+        totals = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            result = grade_submission(lab, submission)
+            totals.append(time.perf_counter() - started)
+            for c in result.checks:
+                per_check.setdefault(f"{c.id} ({c.kind})", []).append(c.duration_s)
+        table = Table(title=f"{name}: seconds per check, correct hand-in, {repeat} runs")
+        table.add_column("check")
+        table.add_column("median s", justify="right")
+        table.add_column("max s", justify="right")
+        for check, times in per_check.items():
+            table.add_row(check, f"{statistics.median(times):.3f}", f"{max(times):.3f}")
+        table.add_row("[bold]whole lab, one hand-in[/bold]", f"[bold]{statistics.median(totals):.2f}[/bold]",
+                      f"{max(totals):.2f}")
+        tables.append(table)
+    return tables
