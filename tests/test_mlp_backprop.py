@@ -99,6 +99,7 @@ def test_autograd_of_a_wrong_forward_does_not_pass_for_the_right_gradient(mlp_cl
 def test_a_transposed_gradient_stops_training_with_the_line_that_raised(mlp_class):
     result = checks(mlp_class["transposed-gradient"])["train-circles"]
     assert result["status"] == "error"
+    assert result["message"].startswith("Training stopped: your code raised RuntimeError")
     assert "in sgd" in result["message"] and "mlp.py" in result["message"]
 
 

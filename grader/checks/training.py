@@ -20,6 +20,7 @@ from grader.checks.outputs import as_array
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.errors import LabError
 from grader.results import Outcome
+from grader.sandbox.runner import ProbeFailure
 
 
 class TrainingParams(KindParams):
@@ -66,9 +67,14 @@ class TrainingCheck(CheckKind):
         data = _load(ctx.reference, params.dataset, json.dumps(params.dataset_args, sort_keys=True),
                      str(ctx.data_root) if ctx.data_root else None)
         test_y = np.asarray(data["test_y"])
-        reply = ctx.probe("harness", source=ctx.lab.harness_source, entry=params.harness,
-                          args={"train_x": data["train_x"], "train_y": data["train_y"],
-                                "test_x": data["test_x"], **params.args})
+        try:
+            reply = ctx.probe("harness", source=ctx.lab.harness_source, entry=params.harness,
+                              args={"train_x": data["train_x"], "train_y": data["train_y"],
+                                    "test_x": data["test_x"], **params.args})
+        except ProbeFailure as failure:
+            if failure.stage != "probe" or failure.status != "error" or failure.out_of_memory:
+                raise  # import failures, timeouts and memory are worded by the engine
+            return Outcome.error(f"Training stopped: your code raised {failure.message}.")
         if not isinstance(reply, dict):
             return Outcome.error("the training loop returned nothing usable.")
         curves = {k: list(v) if isinstance(v, list) else [] for k, v in (reply.get("curves") or {}).items()}
