@@ -2,6 +2,6 @@
 
 from grader.checks.registry import CheckKind, KindParams, get_check, register_check, registered_kinds
 
-from grader.checks import answers, functions, model, outputs, training  # noqa: E402,F401  (registration)
+from grader.checks import answers, functions, model, ops, outputs, training  # noqa: E402,F401  (registration)
 
 __all__ = ["CheckKind", "KindParams", "get_check", "register_check", "registered_kinds"]

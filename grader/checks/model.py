@@ -106,9 +106,15 @@ class FiniteOutputsCheck(_ModelKind):
 
 class ParamCountParams(ModelParams):
     trainable_only: bool = True
+    running_stats: bool = Field(False, description="Count BatchNorm running means and variances (buffers) instead.")
 
 
-def _count(trace: dict[str, Any], trainable_only: bool) -> int:
+_RUNNING = ("running_mean", "running_var")
+
+
+def _count(trace: dict[str, Any], trainable_only: bool, running_stats: bool = False) -> int:
+    if running_stats:
+        return int(sum(int(np.prod(b["shape"])) for b in trace["buffers"] if b["name"].endswith(_RUNNING)))
     return int(sum(int(np.prod(p["shape"])) for p in trace["parameters"] if p["trainable"] or not trainable_only))
 
 
@@ -119,8 +125,10 @@ class ParamCountCheck(_ModelKind):
 
     def run(self, ctx, params: ParamCountParams) -> Outcome:
         reference, trace = self.traces(ctx, params)
-        want, have = _count(reference, params.trainable_only), _count(trace, params.trainable_only)
-        what = "learnable parameters" if params.trainable_only else "parameters"
+        want = _count(reference, params.trainable_only, params.running_stats)
+        have = _count(trace, params.trainable_only, params.running_stats)
+        what = ("running statistics" if params.running_stats
+                else "learnable parameters" if params.trainable_only else "parameters")
         if have == want:
             return Outcome.passed(f"{params.cls} has {have:,} {what}, as expected.")
         return Outcome.failed(f"{params.cls} has {have:,} {what}; expected {want:,} "

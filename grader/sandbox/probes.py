@@ -93,11 +93,75 @@ def to_tensors(value: Any) -> Any:
     return value
 
 
+def _resolve(dotted: str) -> tuple[Any, str, Any] | None:
+    """``torch.nn.functional.conv2d`` → (the owner object, "conv2d", the function), if it exists."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:-1]:
+            owner = getattr(owner, attr, None)
+            if owner is None:
+                return None
+        target = getattr(owner, parts[-1], None)
+        return (owner, parts[-1], target) if target is not None else None
+    return None
+
+
+class Tripwire:
+    """Replaces forbidden callables (by name, and wherever the student's module bound them)
+    with wrappers that record the call and then do the real work, so the check still runs."""
+
+    def __init__(self, module: Any, names: list[str]) -> None:
+        self.module = module
+        self.names = names
+        self.seen: list[str] = []
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def _wrap(self, name: str, original: Any) -> Any:
+        def tripped(*args: Any, **kwargs: Any) -> Any:
+            if name not in self.seen:
+                self.seen.append(name)
+            return original(*args, **kwargs)
+        return tripped
+
+    def __enter__(self) -> "Tripwire":
+        originals: dict[int, tuple[str, Any]] = {}
+        for name in self.names:
+            found = _resolve(name)
+            if found is None:
+                continue
+            owner, attr, original = found
+            originals.setdefault(id(original), (name, original))
+            self._patch(owner, attr, self._wrap(name, original))
+        for attr, value in list(vars(self.module).items()):  # `from torch.nn.functional import conv2d`
+            if id(value) in originals:
+                name, original = originals[id(value)]
+                self._patch(self.module, attr, self._wrap(name, original))
+        return self
+
+    def _patch(self, owner: Any, attr: str, value: Any) -> None:
+        try:
+            self._undo.append((owner, attr, getattr(owner, attr)))
+            setattr(owner, attr, value)
+        except (AttributeError, TypeError):
+            self._undo.pop()
+
+    def __exit__(self, *exc: Any) -> None:
+        for owner, attr, original in reversed(self._undo):
+            setattr(owner, attr, original)
+
+
 @probe("call")
 def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = False,
-         seed: int | None = None) -> list[dict[str, Any]]:
+         seed: int | None = None, forbid: list[str] | None = None) -> list[dict[str, Any]]:
     """Call ``function`` once per argument list; with ``tensors``, arrays arrive as torch tensors;
-    with ``seed``, torch's generator is seeded before each call (random initialisations)."""
+    with ``seed``, torch's generator is seeded before each call (random initialisations); with
+    ``forbid``, each outcome lists the forbidden callables the call used."""
     fn = getattr(module, function)
     results = []
     for args in cases:
@@ -105,7 +169,13 @@ def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = Fal
             args = to_tensors(args)
         if seed is not None:
             torch.manual_seed(seed)
-        results.append(_outcome_with_file(lambda a=args: fn(*a), module))
+        if forbid:
+            with Tripwire(module, forbid) as wire:
+                outcome = _outcome_with_file(lambda a=args: fn(*a), module)
+            outcome["forbidden"] = wire.seen
+        else:
+            outcome = _outcome_with_file(lambda a=args: fn(*a), module)
+        results.append(outcome)
     return results
 
 

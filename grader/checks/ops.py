@@ -1,0 +1,233 @@
+"""``op_equivalence``: a hand-written op against the torch op it re-implements.
+
+Inputs are drawn from declared dimensions (each a list of allowed values, simplest first), plus
+the edge cases the lab lists. When the op disagrees with torch, the smallest failing input is
+shrunk, hypothesis-style: one dimension at a time moves towards its simplest value, then the
+values become small integers, as long as the disagreement remains. The student gets that input
+as code to paste, with where the outputs differ. Using the very torch op one was asked to write
+is detected in the source (``forbidden``) and at run time (the sandbox's tripwire), and zeroes
+the check with that reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from grader.checks.forbidden import forbidden_uses
+from grader.checks.functions import FunctionMistake
+from grader.checks.outputs import as_array
+from grader.checks.registry import CheckKind, KindParams, register_check
+from grader.results import Outcome
+from grader.sandbox.runner import format_error
+
+PRINTABLE = 150  # elements: larger tensors are described, not printed
+
+
+class OpParams(KindParams):
+    function: str = Field(description="The student's function (a declared symbol).")
+    reference: str = Field(description="Reference-module function calling the torch op.")
+    torch_name: str = Field(description="The torch op, as feedback names it.")
+    builder: str = Field(description="Reference-module function (rng, ints, **dims) → argument list; "
+                                     "raises ValueError for dimensions that make no valid input.")
+    dims: dict[str, list[Any]] = Field(description="Each dimension's allowed values, simplest first.")
+    examples: list[dict[str, Any]] = Field(default_factory=list, description="Edge cases always tried.")
+    samples: int = Field(30, ge=1, le=500)
+    rtol: float = Field(1e-4, ge=0)
+    atol: float = Field(1e-4, ge=0)
+    parts: list[str] = Field(default_factory=list, description="Names of the parts of a tuple result.")
+    forbid: list[str] = Field(default_factory=list, description="Dotted names the student may not use.")
+    mistakes: list[FunctionMistake] = Field(default_factory=list)
+    shrink_rounds: int = Field(8, ge=0, le=50)
+
+
+class Case:
+    def __init__(self, dims: dict[str, Any], seed: int, ints: bool, args: list[Any], expected: Any) -> None:
+        self.dims, self.seed, self.ints, self.args, self.expected = dims, seed, ints, args, expected
+
+    @property
+    def size(self) -> int:
+        return sum(int(np.size(a)) for a in self.args if isinstance(a, np.ndarray))
+
+    def key(self) -> tuple[Any, ...]:
+        return (tuple(sorted(self.dims.items())), self.seed, self.ints)
+
+
+def _disagreement(got: Any, expected: Any, params: OpParams, part: str = "") -> str | None:
+    """Why ``got`` is not torch's ``expected``; ``None`` when they agree within tolerance."""
+    where = f"{part}: " if part else ""
+    if isinstance(expected, list):
+        if not isinstance(got, list) or len(got) != len(expected):
+            return f"{where}returned {_kind(got)}, torch gives {len(expected)} values ({', '.join(params.parts)})"
+        for i, (g, e) in enumerate(zip(got, expected)):
+            problem = _disagreement(g, e, params, params.parts[i] if i < len(params.parts) else f"[{i}]")
+            if problem:
+                return problem
+        return None
+    e, g = as_array(expected), as_array(got)
+    if g is None:
+        return f"{where}returned {_kind(got)}, torch gives an array of shape {tuple(np.shape(expected))}"
+    if e is None:
+        return None if got == expected else f"{where}returned {got!r}, torch gives {expected!r}"
+    if np.squeeze(g).shape != np.squeeze(e).shape:
+        return f"{where}output shape {tuple(g.shape)}, torch gives {tuple(e.shape)}"
+    g = g.reshape(e.shape)
+    bad_g = ~np.isfinite(g) & np.isfinite(e)
+    if bad_g.any():
+        idx = tuple(int(i) for i in np.argwhere(bad_g)[0])
+        return f"{where}{_at(idx)}you return {g[idx]}, torch gives {e[idx]:.6g} (overflow?)"
+    if np.allclose(g, e, rtol=params.rtol, atol=params.atol, equal_nan=True):
+        return None
+    diff = np.where(np.isfinite(e), np.abs(g - e), 0.0)
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), e.shape)) if e.ndim else ()
+    return (f"{where}{_at(idx)}you return {g[idx]:.6g}, torch gives {e[idx]:.6g} "
+            f"(largest difference, {float(diff[idx]):.2g})")
+
+
+def _at(idx: tuple[int, ...]) -> str:
+    return f"at index {idx} " if idx else ""
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return f"a sequence of {len(value)}"
+    return "None" if value is None else type(value).__name__
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        if value.size > PRINTABLE:
+            return f"torch.randn{tuple(value.shape)}  # {value.size} values, too many to print"
+        text = np.array2string(value, separator=", ", threshold=PRINTABLE + 1, max_line_width=100,
+                               formatter={"float_kind": lambda v: f"{v:.6g}" if v != int(v) else f"{int(v)}."})
+        dtype = "" if value.dtype.kind == "f" else f", dtype=torch.{value.dtype}"
+        return f"torch.tensor({' '.join(text.split())}{dtype})"
+    return repr(value)
+
+
+@register_check("op_equivalence")
+class OpEquivalenceCheck(CheckKind):
+    Params = OpParams
+    summary = "A hand-written op against the torch op on drawn inputs; the smallest failing input is shrunk and shown."
+
+    def needs(self, params: OpParams) -> list[str]:
+        return [params.function]
+
+    def run(self, ctx, params: OpParams) -> Outcome:
+        from grader.sandbox.probes import to_raw, to_tensors
+
+        ref = ctx.reference
+        builder, reference = getattr(ref, params.builder), getattr(ref, params.reference)
+
+        def make(dims: dict[str, Any], seed: int, ints: bool) -> Case | None:
+            try:
+                args = builder(np.random.default_rng(seed), ints, **dims)
+                expected = to_raw(reference(*to_tensors(list(args))))
+            except (ValueError, RuntimeError):
+                return None  # no valid input for these dimensions
+            return Case(dims, seed, ints, list(args), expected)
+
+        def ask(cases: list[Case]) -> list[tuple[Case, str | None, list[str]]]:
+            replies = ctx.probe("call", function=params.function, cases=[c.args for c in cases], tensors=True,
+                                forbid=params.forbid)
+            out = []
+            for case, reply in zip(cases, replies):
+                if not isinstance(reply, dict) or not reply.get("ok"):
+                    err = reply.get("error", {}) if isinstance(reply, dict) else {}
+                    out.append((case, f"raised {format_error(err)}", reply.get("forbidden", []) if isinstance(reply, dict) else []))
+                else:
+                    out.append((case, _disagreement(reply.get("value"), case.expected, params), reply.get("forbidden", [])))
+            return out
+
+        rng = ctx.rng()
+        drawn = [dict(d) for d in params.examples] + [
+            {k: v[int(rng.integers(len(v)))] for k, v in params.dims.items()} for _ in range(params.samples)]
+        cases = [c for c in (make(d, int(rng.integers(2**31)), False) for d in drawn) if c is not None]
+        if not cases:
+            raise ValueError(f"{params.builder} made no valid input from the declared dims")
+        verdicts = ask(cases)
+
+        static = []
+        if ctx.submission.module_path is not None:
+            source = ctx.submission.module_path.read_text(encoding="utf-8", errors="replace")
+            static = forbidden_uses(source, params.function, params.forbid)
+        runtime = list(dict.fromkeys(name for _, _, seen in verdicts for name in seen))
+        if static or runtime:
+            found = [str(u) for u in static] + [f"{n} (called at run time)" for n in runtime
+                                                if n not in {u.name for u in static}]
+            return Outcome.failed(f"{params.function} uses {', '.join(found)}: this op must be written by hand, "
+                                  f"without {params.torch_name}. The verdict for this op is zero.",
+                                  diagnosis="forbidden-call", details={"forbidden": found})
+
+        failing = [(c, p) for c, p, _ in verdicts if p]
+        sizes = sorted(c.size for c in cases)
+        if not failing:
+            return Outcome.passed(f"{params.function} agrees with {params.torch_name} on all {len(cases)} inputs "
+                                  f"({sizes[0]} to {sizes[-1]} input values).")
+        smallest, problem = self._shrink(min(failing, key=lambda cp: cp[0].size), params, make, ask)
+        names = ctx.lab.manifest.interface.symbol(params.function).params
+        call = ", ".join(names[:len(smallest.args)]) if len(names) >= len(smallest.args) else \
+            ", ".join(f"arg{i}" for i in range(len(smallest.args)))
+        repro = "; ".join(f"{n} = {_literal(a)}" for n, a in zip(call.split(", "), smallest.args))
+        message = [f"{params.function} disagrees with {params.torch_name} on {len(failing)} of {len(cases)} inputs.",
+                   f"Smallest failing input found ({', '.join(f'{k}={v}' for k, v in smallest.dims.items())}): {problem}.",
+                   f"To reproduce: {repro}; then compare {params.function}({call}) with {params.torch_name}."]
+        diagnosis = self._diagnose(ref, params, [c for c, _, _ in verdicts], ctx)
+        if diagnosis:
+            message.append(diagnosis.message)
+        return Outcome.failed(" ".join(message), diagnosis=diagnosis.name if diagnosis else None,
+                              details={"counterexample": {"dims": smallest.dims, "ints": smallest.ints,
+                                                          "problem": problem, "code": repro},
+                                       "failing": len(failing), "inputs": len(cases)})
+
+    @staticmethod
+    def _shrink(start: tuple[Case, str], params: OpParams, make, ask) -> tuple[Case, str]:
+        """Greedy shrinking: each round asks the child about every one-step simplification of the
+        current counterexample and keeps the smallest that still fails."""
+        best, problem = start
+        seen = {best.key()}
+        for _ in range(params.shrink_rounds):
+            candidates = []
+            for dim, values in params.dims.items():
+                current = best.dims.get(dim)
+                index = values.index(current) if current in values else len(values)
+                for j in sorted({0, index - 1}):
+                    if 0 <= j < index:
+                        candidates.append(({**best.dims, dim: values[j]}, best.ints))
+            if not best.ints:
+                candidates.append((best.dims, True))
+            made = [c for c in (make(d, best.seed, ints) for d, ints in candidates) if c is not None and c.key() not in seen]
+            seen.update(c.key() for c in made)
+            still = [(c, p) for c, p, _ in ask(made)] if made else []
+            still = [(c, p) for c, p in still if p]
+            if not still:
+                break
+            best, problem = min(still, key=lambda cp: (cp[0].size, not cp[0].ints))
+        return best, problem
+
+    @staticmethod
+    def _diagnose(ref: Any, params: OpParams, cases: list[Case], ctx) -> FunctionMistake | None:
+        """The first declared mistake that reproduces the student's outputs on every input."""
+        if not params.mistakes:
+            return None
+        from grader.sandbox.probes import to_raw, to_tensors
+
+        replies = ctx.probe("call", function=params.function, cases=[c.args for c in cases], tensors=True,
+                            forbid=params.forbid)
+        for mistake in params.mistakes:
+            fn = getattr(ref, mistake.reference)
+            agrees = True
+            for case, reply in zip(cases, replies):
+                try:
+                    wrong = to_raw(fn(*to_tensors(list(case.args))))
+                except Exception:  # noqa: BLE001
+                    agrees = False
+                    break
+                if not reply.get("ok") or _disagreement(reply.get("value"), wrong, params) is not None:
+                    agrees = False
+                    break
+            if agrees:
+                return mistake
+        return None
