@@ -81,4 +81,4 @@ def forbidden_uses(source: str, function: str, forbidden: list[str]) -> list[Use
                 if dotted and (dotted in banned or dotted.startswith(tuple(b + "." for b in banned))):
                     hit = next(b for b in banned if dotted == b or dotted.startswith(b + "."))
                     uses.setdefault((hit, node.lineno), Use(hit, node.lineno, name))
-    return sorted(uses.values(), key=lambda u: u.line)
+    return sorted(uses.values(), key=lambda u: (u.line, u.name))
