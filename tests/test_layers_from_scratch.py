@@ -175,3 +175,17 @@ def test_static_detection_follows_aliases_and_helpers_but_not_unrelated_function
     assert forbidden_uses(SOURCE, "maxpool2d", ["torch.nn.functional.conv2d"]) == []
     assert [u.line for u in forbidden_uses(SOURCE, "maxpool2d", ["torch.nn.functional.max_pool2d"])] == [18]
     assert forbidden_uses("def broken(:\n", "conv2d", ["torch.conv2d"]) == []
+
+
+def test_the_report_prints_the_counterexample_as_code_to_paste(layers_class, tmp_path):
+    from pypdf import PdfReader
+
+    from grader.report import renderer
+    from grader.results import SubmissionResult
+
+    result = SubmissionResult.model_validate(layers_class["batchnorm-biased-running-var"])
+    path = renderer().write(result, tmp_path / "r.pdf", audience="student")
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(path).pages).split())
+    assert "Counterexamples to reproduce" in text
+    assert "import torch x = torch.tensor(" in text
+    assert "# compare batchnorm(x, gamma, beta, running_mean, running_var, training, momentum, eps) with" in text

@@ -170,7 +170,8 @@ class OpEquivalenceCheck(CheckKind):
         names = ctx.lab.manifest.interface.symbol(params.function).params
         call = ", ".join(names[:len(smallest.args)]) if len(names) >= len(smallest.args) else \
             ", ".join(f"arg{i}" for i in range(len(smallest.args)))
-        repro = "; ".join(f"{n} = {_literal(a)}" for n, a in zip(call.split(", "), smallest.args))
+        statements = [f"{n} = {_literal(a)}" for n, a in zip(call.split(", "), smallest.args)]
+        repro = "; ".join(statements)
         message = [f"{params.function} disagrees with {params.torch_name} on {len(failing)} of {len(cases)} inputs.",
                    f"Smallest failing input found ({', '.join(f'{k}={v}' for k, v in smallest.dims.items())}): {problem}.",
                    f"To reproduce: {repro}; then compare {params.function}({call}) with {params.torch_name}."]
@@ -179,7 +180,9 @@ class OpEquivalenceCheck(CheckKind):
             message.append(diagnosis.message)
         return Outcome.failed(" ".join(message), diagnosis=diagnosis.name if diagnosis else None,
                               details={"counterexample": {"dims": smallest.dims, "ints": smallest.ints,
-                                                          "problem": problem, "code": repro},
+                                                          "problem": problem, "code": repro,
+                                                          "statements": statements,
+                                                          "compare": [f"{params.function}({call})", params.torch_name]},
                                        "failing": len(failing), "inputs": len(cases)})
 
     @staticmethod

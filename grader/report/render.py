@@ -53,8 +53,10 @@ def _sci(value: Any, digits: int = 2) -> str:
 def submission_context(result: SubmissionResult, audience: Audience) -> dict[str, Any]:
     """Everything the per-submission template shows, derived from the result alone."""
     checks = [c for c in result.checks if audience == "instructor" or c.visibility == "public"]
-    answers, comparisons, figures = [], [], []
+    answers, comparisons, figures, counterexamples = [], [], [], []
     for c in checks:
+        if isinstance(c.details.get("counterexample"), dict) and c.details["counterexample"].get("statements"):
+            counterexamples.append({**c.details["counterexample"], "check": c.title})
         for row in c.details.get("answers", []):
             answers.append({**row, "check": c.title})
         for row in c.details.get("comparisons", []):
@@ -66,7 +68,7 @@ def submission_context(result: SubmissionResult, audience: Audience) -> dict[str
     max_score = sum(c.max_score for c in checks)
     return {
         "r": result, "audience": audience, "checks": checks, "answers": answers,
-        "comparisons": comparisons, "figures": figures, "score": score, "max_score": max_score,
+        "comparisons": comparisons, "figures": figures, "counterexamples": counterexamples, "score": score, "max_score": max_score,
         "percent": 100 * score / max_score if max_score else 0.0,
         "hidden_count": len(result.checks) - len(checks),
     }
