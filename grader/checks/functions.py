@@ -61,7 +61,7 @@ class FunctionTableCheck(CheckKind):
             if ok:
                 cases.append(args)
                 expected.append(value)
-        replies = ctx.probe("call", function=params.function, cases=cases)
+        replies = ctx.call(params.function, cases)
         name = params.function
         wrong, raised = [], []
         got_values: list[Any] = []

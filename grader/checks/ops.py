@@ -130,8 +130,7 @@ class OpEquivalenceCheck(CheckKind):
             return Case(dims, seed, ints, list(args), expected)
 
         def ask(cases: list[Case]) -> list[tuple[Case, str | None, list[str]]]:
-            replies = ctx.probe("call", function=params.function, cases=[c.args for c in cases], tensors=True,
-                                forbid=params.forbid)
+            replies = ctx.call(params.function, [c.args for c in cases], tensors=True, forbid=params.forbid)
             out = []
             for case, reply in zip(cases, replies):
                 if not isinstance(reply, dict) or not reply.get("ok"):
@@ -217,8 +216,7 @@ class OpEquivalenceCheck(CheckKind):
             return None
         from grader.sandbox.probes import to_raw, to_tensors
 
-        replies = ctx.probe("call", function=params.function, cases=[c.args for c in cases], tensors=True,
-                            forbid=params.forbid)
+        replies = ctx.call(params.function, [c.args for c in cases], tensors=True, forbid=params.forbid)
         for mistake in params.mistakes:
             fn = getattr(ref, mistake.reference)
             agrees = True

@@ -165,7 +165,7 @@ class FunctionOutputsCheck(CheckKind):
 
         seed = int(ctx.rng().integers(2**31))
         expected = _reference_values(reference, args, params.tensors, seed)
-        replies = ctx.probe("call", function=params.function, cases=args, tensors=params.tensors, seed=seed)
+        replies = ctx.call(params.function, args, tensors=params.tensors, seed=seed)
         name = params.function
 
         problems: dict[str, tuple[str, str]] = {}  # output name → (first problem, the case it showed on)

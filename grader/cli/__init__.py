@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import typer
 
@@ -24,7 +25,14 @@ _grade.register(app)
 _report.register(app)
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    # Unwind like Ctrl-C: the running check's child, cgroup and working directory are cleaned up,
+    # and every result already written stays (`grade` resumes where it stopped).
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # WeasyPrint repeats its font-subsetting advice for every face of every PDF; the README says it once.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)

@@ -120,7 +120,8 @@ def grade_batch(lab: Lab, root: Path, out: Path, *, force: bool = False, mode: M
             if on_start:
                 on_start(name)
             try:
-                result = grade_submission(lab, path, mode=mode, seed=seed, limits=limits, data_root=data_root)
+                result = grade_submission(lab, path, mode=mode, seed=seed, limits=limits, data_root=data_root,
+                                          hide=[out, Path(root)])  # results and the class stay out of sight
             except LabError:
                 raise  # the lab (or its data) is broken: say so once, not once per submission
             except GradelabError as exc:

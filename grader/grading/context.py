@@ -35,6 +35,7 @@ class SubmissionSession:
     submission: Submission
     limits: Limits
     data_root: Path | None = None
+    hide: list[Path] = field(default_factory=list)
     import_failure: ProbeFailure | None = None
     symbol_problems: dict[str, str] | None = None
     log_tail: str = ""
@@ -46,7 +47,7 @@ class SubmissionSession:
         # A single-file hand-in is staged under the module name the lab declares.
         module_file = self.lab.manifest.interface.module if sub.path.is_file() else sub.module_path.name
         try:
-            reply = run_probe(sub.path, module_file, probe, payload, limits)
+            reply = run_probe(sub.path, module_file, probe, payload, limits, hide=self.hidden_paths())
         except ProbeFailure as failure:
             if failure.log_tail:
                 self.log_tail = failure.log_tail
@@ -56,6 +57,13 @@ class SubmissionSession:
         if reply.log_tail:
             self.log_tail = reply.log_tail
         return reply.value
+
+    def hidden_paths(self) -> list[Path]:
+        """What the child must not see: every lab (reference code, answers, data) and the
+        results; the runner adds the folder holding the hand-in (the other students')."""
+        from grader.lab.loader import labs_root
+
+        return [self.lab.folder, labs_root(), *self.hide]
 
     def interface_problems(self) -> dict[str, str]:
         """Problems per declared symbol; an import failure is a problem for each of them."""
@@ -157,3 +165,14 @@ class CheckContext:
 
     def probe(self, name: str, **payload: Any) -> Any:
         return self.session.probe(name, payload, self.limits)
+
+    def call(self, function: str, cases: list[list[Any]], **options: Any) -> list[dict[str, Any]]:
+        """The student's ``function`` on each argument list: one reply per case. A child stops
+        early after running out of memory or recursion; the inputs it skipped get that reply."""
+        replies = self.probe("call", function=function, cases=cases, **options)
+        replies = [r if isinstance(r, dict) else {"ok": False, "error": {"type": "a malformed reply"}}
+                   for r in (replies if isinstance(replies, list) else [])]
+        if len(replies) < len(cases):
+            last = replies[-1] if replies else {"ok": False, "error": {"type": "no reply"}}
+            replies += [last] * (len(cases) - len(replies))
+        return replies[:len(cases)]

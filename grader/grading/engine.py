@@ -52,7 +52,13 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
     # Precedence: the lab's limits, then the check's, then the command line's.
     limits = session.lab.manifest.limits.merged(spec.limits).merged(cli_limits)
     unmet = session.unmet(check.needs)
-    if unmet:
+    failure = session.import_failure
+    if unmet and failure is not None and import_message(failure) in unmet:
+        # The module never loaded: each check that needs it says why, with the same status
+        # (a hang at import is a timeout on every such check, not an error on all but the first).
+        outcome = Outcome(status=Status(failure.status), message="; ".join(unmet),
+                          diagnosis="out-of-memory" if failure.out_of_memory else None)
+    elif unmet:
         outcome = Outcome.error("; ".join(unmet))
     else:
         ctx = CheckContext(lab=session.lab, session=session, check_id=spec.id, limits=limits, seed=seed)
@@ -78,11 +84,12 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
 
 def grade_submission(lab: Lab, path: Path, *, mode: Mode = "grade", seed: int = 0,
                      limits: LimitsOverride | None = None, data_root: Path | None = None,
-                     only: list[str] | None = None, on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
+                     only: list[str] | None = None, hide: list[Path] | None = None, on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
     started = time.monotonic()
     submission = load_submission(Path(path), lab.manifest.interface)
     effective = lab.manifest.limits.merged(limits)
-    session = SubmissionSession(lab=lab, submission=submission, limits=effective, data_root=data_root)
+    session = SubmissionSession(lab=lab, submission=submission, limits=effective, data_root=data_root,
+                                hide=list(hide or []))
     results = []
     for check in selected_checks(lab, mode, only):
         result = run_check(check, session, seed, limits)

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.lab.manifest import Limits
-from grader.sandbox import codec
+from grader.sandbox import codec, isolation
+from grader.sandbox.cgroup import PidsCgroup
 from grader.sandbox.worker import LOG_NAME, ChildJob, child_main
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,20 @@ def _without_main(get_preparation_data: Any) -> Any:
     return prepare
 
 
+def _remove_stale_workdirs() -> None:
+    """Working directories of graders that were killed outright (their pid is in the name)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_PROCESS_PREFIX}*-*"):
+        try:
+            owner = int(path.name.removeprefix(_PROCESS_PREFIX).split("-")[0])
+            os.kill(owner, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 def context() -> Any:
     """The forkserver context, started and warm: its server has imported torch.
 
@@ -67,6 +82,7 @@ def context() -> Any:
     """
     global _context
     if _context is None:
+        _remove_stale_workdirs()
         if not getattr(mp_spawn.get_preparation_data, "gradelab", False):
             mp_spawn.get_preparation_data = _without_main(mp_spawn.get_preparation_data)
         ctx = mp.get_context("forkserver")
@@ -176,18 +192,37 @@ def stage_files(source: Path, module_file: str, into: Path) -> None:
         shutil.copytree(source, into, dirs_exist_ok=True, symlinks=True)
 
 
-def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits) -> ProbeReply:
-    """Run one probe on a submission in a fresh, limited child; return its raw value."""
+_warned: set[str] = set()
+
+
+def _warn_isolation(missing: Any) -> None:
+    """Say once per run, in the grader's log, what isolation this machine could not give."""
+    for item in missing if isinstance(missing, list) else []:
+        if isinstance(item, str) and item not in _warned:
+            _warned.add(item)
+            log.warning("sandbox: %s", item)
+
+
+def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
+              hide: list[Path] | None = None) -> ProbeReply:
+    """Run one probe on a submission in a fresh, limited, isolated child; return its raw value.
+
+    ``hide``: folders the child must not see (the labs, the other hand-ins, the results)."""
     ctx = context()
     started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="gradelab-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{_PROCESS_PREFIX}{os.getpid()}-"))
     proc = None
+    group = PidsCgroup(limits.max_processes)
+    if group.path is None:
+        _warn_isolation(["no pids cgroup: a daemonised grandchild could outlive its check"])
     try:
         stage_files(source, module_file, workdir)
         env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir))
         job = ChildJob(workdir=str(workdir), module_file=module_file, probe=probe, payload=payload,
                        memory_mb=limits.memory_mb, cpu_s=limits.cpu_s, threads=limits.threads,
-                       max_processes=limits.max_processes, env=env)
+                       max_processes=limits.max_processes, env=env,
+                       isolation=isolation.plan([*(hide or []), Path(source).resolve().parent]),
+                       cgroup=str(group.path) if group.path else None)
         reader, writer = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=child_main, args=(job, writer), name=f"{_PROCESS_PREFIX}{probe}")
         proc.start()
@@ -212,6 +247,8 @@ def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any
         except codec.CodecError as exc:
             raise ProbeFailure("error", f"sent back a reply the grader cannot read ({exc})") from None
         log_tail = _tail(workdir / LOG_NAME, limits.output_kb * 1024)
+        if isinstance(reply, dict):
+            _warn_isolation(reply.get("isolation_missing"))
         if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
             raise ProbeFailure("error", "sent back a malformed reply", log_tail=log_tail)
         if not reply["ok"]:
@@ -223,6 +260,8 @@ def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any
     finally:
         if proc is not None:
             _kill_group(proc.pid)
+        group.kill_all_and_remove()  # daemons that left the process group too
+        if proc is not None:
             proc.join(5)
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -21,7 +21,8 @@ import numpy as np
 import torch  # noqa: F401  (preloaded so children never pay for it)
 import torchvision  # noqa: F401
 
-from grader.sandbox import codec
+from grader.sandbox import cgroup, codec, isolation
+from grader.sandbox.isolation import IsolationPlan
 from grader.sandbox.probes import PROBES
 
 LOG_NAME = "output.log"
@@ -42,6 +43,8 @@ class ChildJob:
     max_processes: int = 64
     file_mb: int = 256
     env: dict[str, str] = field(default_factory=dict)
+    isolation: IsolationPlan | None = None
+    cgroup: str | None = None
 
 
 def _vm_size_bytes() -> int:
@@ -82,7 +85,7 @@ def describe_exception(exc: BaseException, student_file: str) -> dict[str, Any]:
         message = f"{exc.msg}" + (f": {exc.text.strip()}" if exc.text else "")
     else:
         message = str(exc)
-        frames = traceback.extract_tb(exc.__traceback__)
+        frames = traceback.extract_tb(exc.__traceback__, limit=-50)  # a deep recursion has 10⁵ frames
         student = Path(student_file).name
         mine = [f for f in frames if Path(f.filename).name == student]
         if mine:
@@ -123,11 +126,15 @@ def _send(conn: Any, reply: dict[str, Any]) -> None:
 
 def child_main(job: ChildJob, conn: Any) -> None:
     """Entry point of a sandboxed child (runs after the forkserver forks it)."""
+    isolation.die_with_parent()  # a grader killed outright takes its forkserver, then this child, along
     os.setsid()  # own process group and session: the grader kills them whole
-    os.chdir(job.workdir)
+    cgroup.join(job.cgroup)  # first: every process this child makes is counted and reaped
     _redirect_output(job.workdir)
     os.environ.clear()
     os.environ.update(job.env)
+    missing = (isolation.apply(job.isolation, job.workdir, job.max_processes) if job.isolation
+               else ["isolation disabled"])
+    os.chdir(job.workdir)
     _apply_limits(job)
     torch.set_num_threads(job.threads)
     sys.path.insert(0, job.workdir)
@@ -135,13 +142,15 @@ def child_main(job: ChildJob, conn: Any) -> None:
     try:
         module = _import_student(student_file)
     except BaseException as exc:  # noqa: BLE001  (SystemExit and KeyboardInterrupt are student faults too)
-        _send(conn, {"stage": "import", "ok": False, "error": describe_exception(exc, student_file)})
+        _send(conn, {"stage": "import", "ok": False, "error": describe_exception(exc, student_file),
+                     "isolation_missing": missing})
         _exit()
     try:
         value = PROBES[job.probe](module, **job.payload)
         reply = {"stage": "probe", "ok": True, "value": value}
     except BaseException as exc:  # noqa: BLE001
         reply = {"stage": "probe", "ok": False, "error": describe_exception(exc, student_file)}
+    reply["isolation_missing"] = missing
     _send(conn, reply)
     _exit()
 
