@@ -189,3 +189,13 @@ def test_the_report_prints_the_counterexample_as_code_to_paste(layers_class, tmp
     assert "Counterexamples to reproduce" in text
     assert "import torch x = torch.tensor(" in text
     assert "# compare batchnorm(x, gamma, beta, running_mean, running_var, training, momentum, eps) with" in text
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_the_static_reader_of_student_source_never_crashes(source):
+    """The grader parses the student's source in its own process: any text gives a list."""
+    assert isinstance(forbidden_uses(source, "conv2d", ["torch.nn.functional.conv2d"]), list)

@@ -89,3 +89,41 @@ def test_any_sheet_text_gives_values_or_named_problems_never_a_traceback(tmp_pat
 def test_any_folder_name_becomes_a_safe_file_name(name):
     cleaned = safe_name(name)
     assert cleaned and "/" not in cleaned and not cleaned.startswith(".")
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20))
+_TREES = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["n", "layers", "conv1", "output", "act", "x"]),
+                                                 inner, max_size=4)), max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TREES)
+def test_any_well_formed_yaml_structure_gives_values_or_named_problems(tmp_path_factory, tree):
+    """Valid YAML of any shape (a list where a mapping goes, a mapping where a number goes …)."""
+    import yaml
+
+    path = tmp_path_factory.mktemp("fuzz-tree") / "answers.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    values, problems = read_answer_sheet(path, IFACE)
+    assert set(values) | set(problems) == {"n", "layers.conv1.output", "act"}
+    assert all(isinstance(p, str) and p for p in problems.values())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="/\x00"), min_size=1, max_size=30),
+                min_size=1, max_size=5, unique=True))
+def test_any_file_names_in_a_class_folder_are_discovered_or_skipped_never_a_crash(tmp_path_factory, names):
+    from grader.submission import discover_submissions
+
+    root = tmp_path_factory.mktemp("names")
+    for name in names:
+        if name in (".", ".."):
+            continue
+        try:
+            (root / name).write_text("x = 1\n")
+        except OSError:
+            continue
+    found = discover_submissions(root)
+    assert all(p.parent == root for p in found)
+    assert all(safe_name(p.name) for p in found)
