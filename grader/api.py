@@ -19,22 +19,27 @@ def labs() -> list[Lab]:
 
 
 def check(path: Path, lab: str | Path, *, seed: int = 0, limits: LimitsOverride | None = None,
-          data_root: Path | None = None, only: list[str] | None = None,
+          data_root: Path | None = None, only: list[str] | None = None, train: bool = False,
+          device: str = "auto", budget: str | None = None,
           on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
-    """A student's self-check: the public checks only (or the named ones among them)."""
+    """A student's self-check: the public checks only (or the named ones among them); training
+    checks only with ``train``."""
     return grade_submission(load_lab(lab), Path(path), mode="check", seed=seed, limits=limits,
-                            data_root=data_root, only=only, on_check=on_check)
+                            data_root=data_root, only=only, train=train, device=device, budget=budget,
+                            on_check=on_check)
 
 
 def grade(root: Path, lab: str | Path, out: Path, *, force: bool = False, seed: int = 0,
           limits: LimitsOverride | None = None, mode: Mode = "grade", data_root: Path | None = None,
+          train: bool | None = None, device: str = "auto", budget: str | None = None,
           on_start: Callable[[str], None] | None = None,
           on_done: Callable[[SubmissionResult, bool], None] | None = None,
           paths: list[Path] | None = None, reports: bool = True, html: bool = False) -> BatchResult:
     """An instructor's batch: every check on every submission under ``root``, with a PDF report
     per submission and a class summary (rendered while grading goes on)."""
     return grade_batch(load_lab(lab), Path(root), Path(out), force=force, mode=mode, seed=seed,
-                       limits=limits, data_root=data_root, on_start=on_start, on_done=on_done, paths=paths,
+                       limits=limits, data_root=data_root, train=train, device=device, budget=budget,
+                       on_start=on_start, on_done=on_done, paths=paths,
                        reports=reports, html=html)
 
 

@@ -4,7 +4,7 @@ the very probe functions the child runs, so both sides are measured the same way
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -202,3 +202,55 @@ class LayerStructureCheck(_ModelKind):
             return Outcome.failed(f"expected {len(want)} layers, the forward pass used {len(have)}; "
                                   f"{extra}{crash}.", expected=len(want), got=len(have))
         return Outcome.passed(f"All {len(want)} layers match: " + ", ".join(_describe(w) for w in want) + ".")
+
+
+class Expectation(KindParams):
+    property: Literal["train_repeat_differs", "eval_repeat_differs", "train_batch_dependent",
+                      "eval_batch_dependent", "activation_calls"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Diagnosis when the student's model differs.")
+    message: str
+
+
+class ModeParams(KindParams):
+    cls: str
+    reference: str | None = None
+    input_shape: list[int] = Field(min_length=1)
+    batch: int = Field(8, ge=2)
+    expect: list[Expectation] = Field(min_length=1)
+
+
+@register_check("mode_behaviour")
+class ModeBehaviourCheck(CheckKind):
+    """Dropout and BatchNorm as they must behave: the student's model in train and eval mode,
+    against the reference model on the same batch (computed in the grader)."""
+
+    Params = ModeParams
+    summary = "Train/eval behaviour (dropout active only in training, BatchNorm batch statistics only in training, activations) against the reference."
+
+    def needs(self, params: ModeParams) -> list[str]:
+        return [params.cls]
+
+    def run(self, ctx, params: ModeParams) -> Outcome:
+        import torch
+
+        from grader.sandbox.probes import mode_behaviour_of
+
+        x = ctx.rng().normal(0, 1, (params.batch, *params.input_shape)).astype(np.float32)
+        torch.manual_seed(0)
+        want = mode_behaviour_of(getattr(ctx.reference, params.reference or params.cls)(), torch.from_numpy(x))
+        have = ctx.probe("mode_behaviour", cls=params.cls, input=x, seed=0)
+        problems, names = [], []
+        for e in params.expect:
+            w, h = want[e.property], have.get(e.property) if isinstance(have, dict) else None
+            wrong = (h is None or h < w) if e.property == "activation_calls" else h != w
+            if wrong:
+                problems.append(e.message.format(got=h, expected=w))
+                names.append(e.name)
+        if problems and isinstance(have, dict) and have.get("modules_in_eval_after_train"):
+            problems.append(f"After model.train(), {', '.join(have['modules_in_eval_after_train'][:3])} "
+                            "still report training = False: does the model override train() or call eval() itself?")
+            names.insert(0, "stuck-in-eval")
+        if not problems:
+            return Outcome.passed(f"{params.cls} behaves like the reference in train and eval mode.")
+        return Outcome.failed(" ".join(problems), diagnosis=names[0] if names else "stuck-in-eval",
+                              details={"behaviour": have, "reference": want})

@@ -45,6 +45,9 @@ class FunctionOutputsParams(KindParams):
     rel_tol: float = Field(1e-6, ge=0, description="Largest accepted ‖got − expected‖ / max(‖got‖, ‖expected‖).")
     std_rel_tol: float = Field(0.2, ge=0)
     against: str = Field("the reference", description="How feedback names the expected values ('autograd').")
+    nondeterministic: FunctionMistake | None = Field(
+        None, description="Ask each input twice; different answers fail the check with this diagnosis "
+                          "(a test-time transform must not be random). Its `reference` is not used.")
     mistakes: list[FunctionMistake] = Field(default_factory=list)
 
 
@@ -165,6 +168,14 @@ class FunctionOutputsCheck(CheckKind):
 
         seed = int(ctx.rng().integers(2**31))
         expected = _reference_values(reference, args, params.tensors, seed)
+        if params.nondeterministic:
+            twice = ctx.call(params.function, args + args, tensors=params.tensors)
+            for label, first, second in zip(labels, twice[:len(args)], twice[len(args):]):
+                if first.get("ok") and second.get("ok") and \
+                        value_problem(second.get("value"), first.get("value"), 0.0, equal_nan=True)[0]:
+                    return Outcome.failed(f"{params.function} gave two different results for the same input ({label}). "
+                                          f"{params.nondeterministic.message}",
+                                          diagnosis=params.nondeterministic.name)
         replies = ctx.call(params.function, args, tensors=params.tensors, seed=seed)
         name = params.function
 

@@ -23,6 +23,14 @@ from grader.results import Outcome
 from grader.sandbox.runner import ProbeFailure
 
 
+class Budget(KindParams):
+    """How much training one budget allows (e.g. "cpu", "gpu", "smoke"): overrides of the harness's
+    arguments and of the data set's, and the threshold calibrated for it."""
+    args: dict[str, Any] = Field(default_factory=dict)
+    dataset_args: dict[str, Any] = Field(default_factory=dict)
+    threshold: float | None = Field(None, ge=0, le=1)
+
+
 class TrainingParams(KindParams):
     harness: str = Field(description="Function in the lab's harness: (student, train_x, train_y, test_x, **args).")
     dataset: str = Field(description="Reference-module function (data_root, **dataset_args) → "
@@ -32,6 +40,9 @@ class TrainingParams(KindParams):
     threshold: float = Field(ge=0, le=1, description="Test accuracy needed to pass.")
     predict: str | None = Field(None, description="Reference function (params, X) → scores; when set, the "
                                                   "final test accuracy is computed from the returned parameters.")
+    budgets: dict[str, Budget] = Field(default_factory=dict, description="Named budgets; the run picks one "
+                                       "(--budget, else gpu or cpu by device). calibration.yaml may set their thresholds.")
+    device_arg: bool = Field(False, description="Pass the run's device ('cuda' or 'cpu') to the harness as `device`.")
 
 
 @lru_cache(maxsize=8)
@@ -63,14 +74,37 @@ class TrainingCheck(CheckKind):
     Params = TrainingParams
     summary = "Trains the student's code with the lab's loop in the sandbox; test accuracy computed by the grader."
 
+    @staticmethod
+    def plan(ctx, params: TrainingParams) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
+        """(budget name, harness args, data set args, threshold) for this run."""
+        args, dataset_args, threshold, name = dict(params.args), dict(params.dataset_args), params.threshold, None
+        if params.budgets:
+            name = ctx.budget if ctx.budget in params.budgets else None
+            if name is None:
+                if ctx.session.budget:  # asked for by name on the command line
+                    raise LabError(f"check {ctx.check_id!r} has no budget {ctx.budget!r}; "
+                                   f"its budgets: {', '.join(params.budgets)}")
+                name = "cpu" if "cpu" in params.budgets else next(iter(params.budgets))
+            budget = params.budgets[name]
+            args.update(budget.args)
+            dataset_args.update(budget.dataset_args)
+            threshold = budget.threshold if budget.threshold is not None else threshold
+        calibrated = ctx.lab.calibration.get(ctx.check_id, {}).get(name or "default", {})
+        if isinstance(calibrated.get("threshold"), (int, float)):
+            threshold = float(calibrated["threshold"])
+        if params.device_arg:
+            args["device"] = ctx.device
+        return name, args, dataset_args, threshold
+
     def run(self, ctx, params: TrainingParams) -> Outcome:
-        data = _load(ctx.reference, params.dataset, json.dumps(params.dataset_args, sort_keys=True),
+        budget, args, dataset_args, threshold = self.plan(ctx, params)
+        data = _load(ctx.reference, params.dataset, json.dumps(dataset_args, sort_keys=True),
                      str(ctx.data_root) if ctx.data_root else None)
         test_y = np.asarray(data["test_y"])
         try:
             reply = ctx.probe("harness", source=ctx.lab.harness_source, entry=params.harness,
                               args={"train_x": data["train_x"], "train_y": data["train_y"],
-                                    "test_x": data["test_x"], **params.args})
+                                    "test_x": data["test_x"], **args})
         except ProbeFailure as failure:
             if failure.stage != "probe" or failure.status != "error" or failure.out_of_memory:
                 raise  # import failures, timeouts and memory are worded by the engine
@@ -90,8 +124,9 @@ class TrainingCheck(CheckKind):
         panels = {"loss": {"train": loss},
                   "accuracy": {"train": curves.get("train_accuracy", []),
                                "test": [a if a is not None else float("nan") for a in test_curve],
-                               "threshold": params.threshold}}
-        details = {"curves": panels, "test_accuracy": final, "threshold": params.threshold,
+                               "threshold": threshold}}
+        details = {"curves": panels, "test_accuracy": final, "threshold": threshold, "budget": budget,
+                   "device": ctx.device,
                    "epochs": len(loss), "dataset": params.dataset, "train_size": len(data["train_y"]),
                    "test_size": len(test_y)}
         bad = _first_bad(loss)
@@ -105,7 +140,7 @@ class TrainingCheck(CheckKind):
                                   "NaN or inf).", details=details)
         verdict = (f"Test accuracy {final:.1%} after {len(loss)} epochs on {params.dataset} "
                    f"({len(data['train_y'])} training examples, {len(test_y)} test examples); "
-                   f"{params.threshold:.0%} needed.")
-        if final >= params.threshold:
-            return Outcome.passed(verdict, got=final, expected=params.threshold, details=details)
-        return Outcome.failed(verdict, got=final, expected=params.threshold, details=details)
+                   f"{threshold:.0%} needed{f' ({budget} budget)' if budget else ''}.")
+        if final >= threshold:
+            return Outcome.passed(verdict, got=final, expected=threshold, details=details)
+        return Outcome.failed(verdict, got=final, expected=threshold, details=details)

@@ -18,11 +18,12 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-from grader.cli import grade as _grade, labs as _labs, report as _report  # noqa: E402
+from grader.cli import data as _data, grade as _grade, labs as _labs, report as _report  # noqa: E402
 
 _labs.register(app)
 _grade.register(app)
 _report.register(app)
+_data.register(app)
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -41,6 +41,9 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random draw
 DataRootOpt = Annotated[Optional[Path], typer.Option(
     "--data-root", help="Folder holding the real data sets in torchvision's layout (e.g. MNIST/raw, "
                         "cifar-10-batches-py). Without it, labs use the data gradelab ships or generates.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Where training checks run: auto (the GPU if torch sees one), cpu or cuda.")]
+BudgetOpt = Annotated[Optional[str], typer.Option(
+    "--budget", help="Training budget declared by the lab (e.g. cpu, gpu, smoke); default: gpu on a GPU, else cpu.")]
 LabOpt = Annotated[str, typer.Option("--lab", "-l", help="Lab name (see `gradelab labs`) or path to a lab folder.")]
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from grader import api
 from grader.cli.common import (
-    CpuOpt, DataRootOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, limits_override, result_table,
+    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, limits_override, result_table,
     total_line, user_errors,
 )
 from grader.errors import SubmissionError
@@ -33,6 +33,8 @@ def check(
     data_root: DataRootOpt = None,
     only: Annotated[Optional[list[str]], typer.Option(
         "--only", help="Run only this check (repeat for several); ids as in `gradelab labs`.")] = None,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Also run the training checks (minutes).")] = False,
+    device: DeviceOpt = "auto", budget: BudgetOpt = None,
 ) -> None:
     """Self-check a submission against the lab's **public** checks.
 
@@ -48,7 +50,8 @@ def check(
                       console=err_console, transient=True, disable=quiet) as progress:
             task = progress.add_task("checking", total=total)
             result = api.check(path, lab_obj.folder, seed=seed, limits=limits_override(wall, cpu, memory),
-                               data_root=data_root, only=only, on_check=lambda c: progress.update(task, advance=1, description=c.title))
+                               data_root=data_root, only=only, train=train, device=device, budget=budget,
+                               on_check=lambda c: progress.update(task, advance=1, description=c.title))
         if pdf is not None:
             written = api.write_report(result, pdf, audience="student", html=html)
             err_console.print(f"Report: {written}")
@@ -77,7 +80,8 @@ def _summary(batch: BatchResult, title: str) -> Table:
 
 
 def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int, limits, paths=None,
-              reports: bool = True, html: bool = False, data_root: Path | None = None) -> BatchResult:
+              reports: bool = True, html: bool = False, data_root: Path | None = None,
+              train: bool | None = None, device: str = "auto", budget: str | None = None) -> BatchResult:
     """Grade a folder with a progress bar; shared by ``grade`` and ``demo``."""
     if paths is None:
         paths = discover_submissions(root)
@@ -90,6 +94,7 @@ def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int,
             progress.update(task, advance=1, description=f"{result.submission}: {note}")
 
         return api.grade(root, lab, out, force=force, seed=seed, limits=limits, paths=paths, data_root=data_root,
+                         train=train, device=device, budget=budget,
                          on_start=lambda name: progress.update(task, description=f"grading {name}"),
                          on_done=done, reports=reports, html=html)
 
@@ -104,6 +109,8 @@ def grade(
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
     data_root: DataRootOpt = None,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Run the training checks (the default for grading).")] = True,
+    device: DeviceOpt = "auto", budget: BudgetOpt = None,
 ) -> None:
     """Grade every submission under ROOT with **all** checks (public and hidden).
 
@@ -111,7 +118,7 @@ def grade(
     """
     with user_errors():
         batch = run_batch(root, lab, out, force=force, seed=seed, limits=limits_override(wall, cpu, memory),
-                          reports=pdf, html=html, data_root=data_root)
+                          reports=pdf, html=html, data_root=data_root, train=train, device=device, budget=budget)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
     console.print(f"Graded {len(batch.graded)} submission(s){skipped}. Results: {out}/ (class: {out / CLASS_CSV})")

@@ -46,3 +46,35 @@ def labs(
 
 def register(app: typer.Typer) -> None:
     app.command("labs")(labs)
+    app.command("calibrate")(calibrate)
+
+
+def calibrate(
+    lab: Annotated[str, typer.Argument(help="Lab name or folder.")],
+    budget: Annotated[list[str], typer.Option("--budget", help="Budget(s) to calibrate (repeat); default: the device's (gpu or cpu).")] = [],  # noqa: B006
+    margin: Annotated[float, typer.Option("--margin", help="How far below the reference's accuracy the threshold sits.")] = 0.2,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train the lab's reference under each budget and write the thresholds to its calibration.yaml."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from grader.calibrate import calibrate as run
+    from grader.cli.common import err_console
+    from grader.grading.engine import resolve_device
+
+    with user_errors():
+        lab_obj = api.load_lab(lab)
+        budgets = budget or ["gpu" if resolve_device(device) == "cuda" else "cpu"]
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=err_console, transient=True) as progress:
+            task = progress.add_task("training the reference", total=None)
+            rows = run(lab_obj, budgets, margin=margin, device=device, seed=seed,
+                       on_check=lambda what: progress.update(task, description=f"trained {what}"))
+    table = Table(title=f"{lab_obj.id}: calibrated thresholds ({lab_obj.folder / 'calibration.yaml'})")
+    for col in ("check", "budget", "reference accuracy", "threshold", "tells learning from chance"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.check, r.budget, f"{r.reference_accuracy:.1%}", f"{r.threshold:.0%}",
+                      "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]")
+    console.print(table)

@@ -94,6 +94,7 @@ class BatchResult:
 
 def grade_batch(lab: Lab, root: Path, out: Path, *, force: bool = False, mode: Mode = "grade",
                 seed: int = 0, limits: LimitsOverride | None = None, data_root: Path | None = None,
+                train: bool | None = None, device: str = "auto", budget: str | None = None,
                 on_start: Callable[[str], None] | None = None,
                 on_done: Callable[[SubmissionResult, bool], None] | None = None,
                 paths: list[Path] | None = None, reports: bool = False, html: bool = False) -> BatchResult:
@@ -121,6 +122,7 @@ def grade_batch(lab: Lab, root: Path, out: Path, *, force: bool = False, mode: M
                 on_start(name)
             try:
                 result = grade_submission(lab, path, mode=mode, seed=seed, limits=limits, data_root=data_root,
+                                          train=train, device=device, budget=budget,
                                           hide=[out, Path(root)])  # results and the class stay out of sight
             except LabError:
                 raise  # the lab (or its data) is broken: say so once, not once per submission

@@ -35,6 +35,8 @@ class SubmissionSession:
     submission: Submission
     limits: Limits
     data_root: Path | None = None
+    device: str = "cpu"
+    budget: str | None = None
     hide: list[Path] = field(default_factory=list)
     import_failure: ProbeFailure | None = None
     symbol_problems: dict[str, str] | None = None
@@ -144,6 +146,16 @@ class CheckContext:
     def data_root(self) -> Path | None:
         """Where the instructor keeps the real data sets (``--data-root``); ``None``: the bundled ones."""
         return self.session.data_root
+
+    @property
+    def device(self) -> str:
+        """Where training runs: "cuda" or "cpu" (resolved once per run)."""
+        return self.session.device
+
+    @property
+    def budget(self) -> str:
+        """The training budget to use: named on the command line, else "gpu" or "cpu" by device."""
+        return self.session.budget or ("gpu" if self.session.device == "cuda" else "cpu")
 
     @property
     def reference(self) -> Any:

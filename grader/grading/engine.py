@@ -45,10 +45,34 @@ def _failure_message(failure: ProbeFailure, session: SubmissionSession) -> str:
     return f"your code {failure.message}" if not failure.message[:1].isupper() else failure.message
 
 
+def resolve_device(device: str = "auto") -> str:
+    """"auto": the GPU when torch sees one, else the CPU."""
+    if device not in ("auto", "cpu", "cuda"):
+        from grader.errors import GradelabError
+
+        raise GradelabError(f"unknown device {device!r}: use auto, cpu or cuda")
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            from grader.errors import GradelabError
+
+            raise GradelabError("--device cuda: torch sees no CUDA GPU on this machine")
+    return device
+
+
 def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
-              cli_limits: LimitsOverride | None) -> CheckResult:
+              cli_limits: LimitsOverride | None, train: bool = True) -> CheckResult:
     spec = check.spec
     started = time.monotonic()
+    if spec.training and not train:
+        return CheckResult(id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
+                           status=Status.skipped, score=0, max_score=spec.points,
+                           message="Training check not run (quick mode); run with --train to include it.")
     # Precedence: the lab's limits, then the check's, then the command line's.
     limits = session.lab.manifest.limits.merged(spec.limits).merged(cli_limits)
     unmet = session.unmet(check.needs)
@@ -84,23 +108,27 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
 
 def grade_submission(lab: Lab, path: Path, *, mode: Mode = "grade", seed: int = 0,
                      limits: LimitsOverride | None = None, data_root: Path | None = None,
-                     only: list[str] | None = None, hide: list[Path] | None = None, on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
+                     only: list[str] | None = None, hide: list[Path] | None = None,
+                     train: bool | None = None, device: str = "auto", budget: str | None = None, on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
     started = time.monotonic()
     submission = load_submission(Path(path), lab.manifest.interface)
     effective = lab.manifest.limits.merged(limits)
+    device = resolve_device(device)
     session = SubmissionSession(lab=lab, submission=submission, limits=effective, data_root=data_root,
-                                hide=list(hide or []))
+                                device=device, budget=budget, hide=list(hide or []))
+    train = (mode == "grade") if train is None else train  # students opt in: training takes minutes
     results = []
     for check in selected_checks(lab, mode, only):
-        result = run_check(check, session, seed, limits)
+        result = run_check(check, session, seed, limits, train)
         results.append(result)
         if on_check:
             on_check(result)
-    score, max_score = round(sum(r.score for r in results), 2), sum(r.max_score for r in results)
+    counted = [r for r in results if r.status != Status.skipped]  # a skipped check is not a lost one
+    score, max_score = round(sum(r.score for r in counted), 2), sum(r.max_score for r in counted)
     return SubmissionResult(
         submission=submission.name, path=str(path), lab=lab.id, lab_title=lab.manifest.title,
         lab_version=lab.manifest.version, grader_version=grader.__version__, mode=mode, seed=seed,
-        limits=effective, score=score, max_score=max_score,
+        limits=effective, score=score, max_score=max_score, device=device,
         grade=lab.manifest.letter_grade(100 * score / max_score if max_score else 0.0),
         checks=results, log_tail=session.log_tail, duration_s=round(time.monotonic() - started, 3),
     )

@@ -22,6 +22,7 @@ from grader.errors import LabError
 from grader.lab.manifest import CheckSpec, LabManifest
 
 MANIFEST_NAME = "lab.yaml"
+CALIBRATION_NAME = "calibration.yaml"
 
 
 def labs_root() -> Path:
@@ -107,6 +108,17 @@ class Lab:
             raise LabError(f"{path}: cannot read the lab's harness: {exc.strerror}") from None
 
     @cached_property
+    def calibration(self) -> dict[str, Any]:
+        """Thresholds written by `gradelab calibrate` (``calibration.yaml``): {check: {budget: {...}}}."""
+        path = self.path(CALIBRATION_NAME)
+        if not path.exists():
+            return {}
+        data = read_yaml(path, "calibration")
+        if not isinstance(data, dict):
+            raise LabError(f"{path}: calibration must be a mapping of check id → budget → values")
+        return data
+
+    @cached_property
     def reference_answers(self) -> dict[str, Any]:
         path = self.path(self.manifest.reference.answers)
         data = read_yaml(path, "reference answers")
@@ -144,6 +156,8 @@ def load_manifest_file(source: Path) -> LabManifest:
     raw = read_yaml(source, "lab manifest")
     if not isinstance(raw, dict):
         raise LabError(f"{source}: a lab manifest must be a mapping of fields, got {type(raw).__name__}")
+    # Top-level "x-" keys hold YAML anchors shared by checks (recipes, budgets), as in Compose files.
+    raw = {k: v for k, v in raw.items() if not (isinstance(k, str) and k.startswith("x-"))}
     try:
         return LabManifest.model_validate(raw)
     except ValidationError as exc:

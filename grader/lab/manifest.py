@@ -108,6 +108,7 @@ class CheckSpec(Strict):
         description="Extra prerequisites: symbol names or 'answers.<path>'. The kind adds its own.",
     )
     limits: LimitsOverride | None = None
+    training: bool = Field(False, description="Trains a network: run by `grade` by default, by `check` only with --train.")
     params: dict[str, Any] = Field(default_factory=dict)
 
 

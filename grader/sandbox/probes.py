@@ -120,12 +120,14 @@ class Tripwire:
         self.module = module
         self.names = names
         self.seen: list[str] = []
+        self.calls = 0
         self._undo: list[tuple[Any, str, Any]] = []
 
     def _wrap(self, name: str, original: Any) -> Any:
         def tripped(*args: Any, **kwargs: Any) -> Any:
             if name not in self.seen:
                 self.seen.append(name)
+            self.calls += 1
             return original(*args, **kwargs)
         return tripped
 
@@ -271,3 +273,37 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
         "calls": calls,
         "error": error,
     }
+
+
+ACTIVATIONS = ["torch.relu", "torch.nn.functional.relu", "torch.Tensor.relu", "torch.relu_",
+               "torch.nn.functional.leaky_relu", "torch.nn.functional.elu", "torch.nn.functional.gelu",
+               "torch.tanh", "torch.sigmoid", "torch.nn.functional.silu"]
+
+
+def mode_behaviour_of(model: torch.nn.Module, x: torch.Tensor, owner: Any = None) -> dict[str, Any]:
+    """How a model behaves in train and eval mode (shared by the probe and the grader's reference)."""
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return bool(torch.allclose(a, b, atol=1e-5, rtol=1e-4, equal_nan=True))
+
+    with torch.no_grad():
+        model.train()
+        stuck = [type(m).__name__ for m in model.modules() if not m.training]
+        t1, t2, t_sub = model(x), model(x), model(x[: len(x) // 2])
+        model.eval()
+        e1, e2, e_sub = model(x), model(x), model(x[: len(x) // 2])
+        with Tripwire(owner or model, ACTIVATIONS) as wire:
+            model(x)
+    return {
+        "train_repeat_differs": not same(t1, t2),
+        "eval_repeat_differs": not same(e1, e2),
+        "train_batch_dependent": not same(t1[: len(x) // 2], t_sub) and same(t1, t2),
+        "eval_batch_dependent": not same(e1[: len(x) // 2], e_sub),
+        "modules_in_eval_after_train": stuck,
+        "activation_calls": wire.calls,
+    }
+
+
+@probe("mode_behaviour")
+def mode_behaviour(module: Any, cls: str, input: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    model = _build(module, cls, [], seed)
+    return mode_behaviour_of(model, torch.from_numpy(input), module)
