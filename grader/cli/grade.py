@@ -135,8 +135,13 @@ def _print_reports(batch: BatchResult) -> None:
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the results land.")] = Path("results/demo"),
     force: Annotated[bool, typer.Option("--force", help="Regrade everything.")] = True,
+    budget: Annotated[str, typer.Option("--budget", help="Training budget for labs that train (smoke: seconds; cpu: minutes per hand-in).")] = "smoke",
 ) -> None:
-    """Grade the bundled example hand-ins of every lab (what `make demo` runs)."""
+    """Grade the bundled example hand-ins of every lab (what `make demo` runs).
+
+    Training checks use the small `smoke` budget by default, which shows the loop, the curves and
+    the reports in seconds but does not tell learning from chance; `--budget cpu` grades as an
+    instructor would (about 1.5 minutes per cifar-training hand-in on 2 cores)."""
     with user_errors():
         root = labs_root().parent / "submissions"
         graded = []
@@ -144,7 +149,9 @@ def demo(
             folder = root / lab.id
             if not folder.is_dir():
                 continue
-            batch = run_batch(folder, lab.folder, out / lab.id, force=force, seed=0, limits=None)
+            trains = any(c.spec.training for c in lab.checks)
+            batch = run_batch(folder, lab.folder, out / lab.id, force=force, seed=0, limits=None,
+                              budget=budget if trains else None)
             console.print(_summary(batch, f"{lab.manifest.title}"))
             for problem in batch.report_errors:
                 err_console.print(f"[red]ReportError: {problem}[/red]")

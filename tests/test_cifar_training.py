@@ -1,0 +1,184 @@
+"""The cifar-training lab: structural checks name each improvement done wrong (no training needed),
+and the training checks run the grader's loop in the sandbox, on a tiny budget here (the full CPU
+budget is measured in `python -m bench`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from typer.testing import CliRunner
+
+from grader.cli import app
+from tests.conftest import ROOT
+
+SUBMISSIONS = ROOT / "submissions" / "cifar-training"
+runner = CliRunner()
+TRAINING = {"train-baseline", "train-normalized", "train-augmented", "train-momentum", "train-dropout",
+            "train-batchnorm"}
+
+
+def cli(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "250"})
+
+
+def checks(result):
+    return {c["id"]: c for c in result["checks"]}
+
+
+@pytest.fixture(scope="module")
+def structural(tmp_path_factory):
+    """Every bundled hand-in, all checks but training (`grade --no-train`)."""
+    out = tmp_path_factory.mktemp("cifar-training")
+    result = cli("grade", str(SUBMISSIONS), "--lab", "cifar-training", "--out", str(out), "--no-pdf", "--no-train")
+    assert result.exit_code == 0, result.output
+    return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+
+
+def test_the_correct_hand_in_passes_every_structural_check(structural):
+    result = structural["correct"]
+    assert {c["id"]: c["status"] for c in result["checks"] if c["status"] != "passed"} == \
+        {t: "skipped" for t in TRAINING}
+    assert result["score"] == result["max_score"] == 9  # skipped training checks are not counted
+
+
+@pytest.mark.parametrize("name, check, diagnosis, words", [
+    ("dropout-after-fc5", "dropout-placement", None, "expected Dropout(), found Linear(1000→10)"),
+    ("stats-from-test-set", "stats-from-train", "stats-from-test-set", "test set's statistics"),
+    ("augment-at-test-time", "test-transform", "augmentation-at-test-time", "two different results for the same input"),
+    ("no-nonlinearity", "activations", "no-nonlinearity", "applies 0 activation functions"),
+    ("stuck-in-eval", "dropout-behaviour", "stuck-in-eval", "dropout is not active during training"),
+    ("stuck-in-eval", "batchnorm-behaviour", "stuck-in-eval", "not normalising with batch statistics"),
+])
+def test_each_improvement_done_wrong_fails_the_check_that_names_it(structural, name, check, diagnosis, words):
+    result = checks(structural[name])[check]
+    assert result["status"] == "failed", result["message"]
+    assert result["diagnosis"] == diagnosis
+    assert words in result["message"]
+
+
+@pytest.mark.parametrize("name, lost", [
+    ("dropout-after-fc5", {"dropout-placement"}),
+    ("stats-from-test-set", {"stats-from-train"}),
+    ("augment-at-test-time", {"test-transform"}),
+    ("no-nonlinearity", {"activations"}),
+    ("stuck-in-eval", {"dropout-behaviour", "batchnorm-behaviour"}),
+    ("nan-loss", set()),
+])
+def test_structural_checks_lose_only_what_the_mistake_breaks(structural, name, lost):
+    assert {c["id"] for c in structural[name]["checks"] if c["status"] not in ("passed", "skipped")} == lost
+
+
+def test_a_students_check_skips_training_unless_asked(tmp_path):
+    quick = json.loads(cli("check", str(SUBMISSIONS / "correct"), "--lab", "cifar-training", "--only", "train-baseline",
+                           "--format", "json").output)
+    assert checks(quick)["train-baseline"]["status"] == "skipped" and quick["max_score"] == 0
+    assert "--train" in checks(quick)["train-baseline"]["message"]
+
+
+def test_training_runs_in_the_sandbox_and_records_budget_device_and_curves(monkeypatch):
+    from grader.grading.context import SubmissionSession
+    from grader.grading.engine import grade_submission
+    from grader.lab import load_lab
+
+    sent = []
+    real = SubmissionSession.probe
+
+    def spy(self, name, payload, limits):
+        sent.append((name, payload))
+        return real(self, name, payload, limits)
+
+    monkeypatch.setattr(SubmissionSession, "probe", spy)
+    result = grade_submission(load_lab("cifar-training"), SUBMISSIONS / "correct", only=["train-momentum"],
+                              train=True, budget="smoke", device="cpu")
+    check = result.checks[0]
+    assert check.status.value == "passed", check.message
+    assert result.device == "cpu" and check.details["device"] == "cpu" and check.details["budget"] == "smoke"
+    assert "(smoke budget)" in check.message
+    assert len(check.details["curves"]["loss"]["train"]) == check.details["epochs"] == 1
+    args = next(p for n, p in sent if n == "harness")["args"]
+    assert {"train_x", "train_y", "test_x"} <= set(args) and "test_y" not in args
+    assert args["momentum"] == 0.9 and args["gamma"] == 0.95 and args["device"] == "cpu"
+    assert args["train_x"].dtype == np.uint8 and args["train_x"].shape[1:] == (3, 32, 32)
+
+
+def test_a_nan_loss_is_reported_as_diverged():
+    result = json.loads(cli("check", str(SUBMISSIONS / "nan-loss"), "--lab", "cifar-training", "--train",
+                            "--budget", "smoke", "--only", "train-baseline", "--format", "json").output)
+    check = checks(result)["train-baseline"]
+    assert check["status"] == "failed" and check["diagnosis"] == "diverged"
+    assert "the training loss became nan after epoch 1" in check["message"]
+
+
+def test_an_unknown_budget_or_a_missing_gpu_is_one_clear_error():
+    result = cli("check", str(SUBMISSIONS / "correct"), "--lab", "cifar-training", "--train", "--budget", "huge",
+                 "--only", "train-baseline")
+    assert result.exit_code == 2 and "has no budget 'huge'; its budgets: cpu, smoke, gpu" in result.output
+    if not torch.cuda.is_available():
+        result = cli("check", str(SUBMISSIONS / "correct"), "--lab", "cifar-training", "--device", "cuda")
+        assert result.exit_code == 2 and "torch sees no CUDA GPU" in result.output
+
+
+def test_synthetic_cifar10_is_written_in_cifar10s_own_files(tmp_path):
+    result = cli("data", "synth-cifar10", str(tmp_path), "--train", "50", "--test", "20")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "cifar-10-batches-py"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta", "GRADELAB_SYNTHETIC"])
+    from grader.data.synth_cifar import load_cifar10
+
+    train, test = load_cifar10(tmp_path, True), load_cifar10(tmp_path, False)
+    assert isinstance(train, torchvision.datasets.CIFAR10)  # torchvision's own parsing
+    assert train.data.shape == (50, 32, 32, 3) and test.data.shape == (20, 32, 32, 3)
+    assert train.classes[:2] == ["airplane", "automobile"] and set(train.targets) == set(range(10))
+    # The official class checks the md5 sums of the real archive, which generated files cannot match.
+    with pytest.raises(RuntimeError, match="not found or corrupted"):
+        torchvision.datasets.CIFAR10(str(tmp_path), train=True, download=False)
+
+
+def test_the_synthetic_classes_survive_the_labs_augmentation():
+    """A horizontal flip (the lab's augmentation) must not turn an image into another class."""
+    from grader.data.synth_cifar import images
+
+    x, y = images(200, seed=3)
+    flipped = x[..., ::-1].astype(np.float32)
+    x = x.astype(np.float32)
+
+    def spectrum(batch):  # orientation energy is what defines a class: compare power spectra
+        return np.abs(np.fft.fft2(batch.mean(1) - batch.mean(axis=(1, 2, 3))[:, None, None]))
+
+    s, f = spectrum(x), spectrum(flipped)
+    for label in range(10):
+        a, b = s[y == label].mean(0), f[y == label].mean(0)
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9, label
+
+
+def test_calibrate_writes_thresholds_the_training_checks_then_use(tmp_path):
+    lab = tmp_path / "cifar-training"
+    shutil.copytree(ROOT / "reference" / "cifar-training", lab)
+    (lab / "calibration.yaml").unlink(missing_ok=True)
+    result = cli("calibrate", str(lab), "--budget", "smoke", "--margin", "0.05")
+    assert result.exit_code == 0, result.output
+    import yaml
+
+    data = yaml.safe_load((lab / "calibration.yaml").read_text())
+    assert set(data) == TRAINING
+    entry = data["train-baseline"]["smoke"]
+    assert entry["threshold"] == round(max(0.0, entry["reference_accuracy"] - 0.05), 2)
+    assert entry["seed"] == 0 and entry["device"] in ("cpu", "cuda") and entry["train_size"] == 400
+    check = json.loads(cli("check", str(SUBMISSIONS / "correct"), "--lab", str(lab), "--train", "--budget", "smoke",
+                           "--only", "train-baseline", "--format", "json").output)["checks"][0]
+    assert check["details"]["threshold"] == entry["threshold"]
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_correct_hand_in_passes_the_gpu_budget():
+    result = json.loads(cli("check", str(SUBMISSIONS / "correct"), "--lab", "cifar-training", "--train",
+                            "--device", "cuda", "--only", "train-baseline", "--format", "json").output)
+    check = checks(result)["train-baseline"]
+    assert result["device"] == "cuda" and check["details"]["budget"] == "gpu"
+    assert check["status"] == "passed", check["message"]
