@@ -170,10 +170,13 @@ def whole_hand_in() -> Table:
     return table
 
 
-def main() -> list[Table]:
+def main():
+    """Yields each table as soon as it is measured (the whole run takes minutes)."""
     lab, train, t, data = _setup()
-    return [loader_comparison(lab, train, t), time_to_threshold(lab, train, t, data),
-            broken_models(lab, train, t, data), whole_hand_in()]
+    yield loader_comparison(lab, train, t)
+    yield time_to_threshold(lab, train, t, data)
+    yield broken_models(lab, train, t, data)
+    yield whole_hand_in()
 
 
 if __name__ == "__main__":

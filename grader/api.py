@@ -21,12 +21,13 @@ def labs() -> list[Lab]:
 def check(path: Path, lab: str | Path, *, seed: int = 0, limits: LimitsOverride | None = None,
           data_root: Path | None = None, only: list[str] | None = None, train: bool = False,
           device: str = "auto", budget: str | None = None,
-          on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
+          on_check: Callable[[CheckResult], None] | None = None,
+          on_progress: Callable[[str, int, int, float], None] | None = None) -> SubmissionResult:
     """A student's self-check: the public checks only (or the named ones among them); training
     checks only with ``train``."""
     return grade_submission(load_lab(lab), Path(path), mode="check", seed=seed, limits=limits,
                             data_root=data_root, only=only, train=train, device=device, budget=budget,
-                            on_check=on_check)
+                            on_check=on_check, on_progress=on_progress)
 
 
 def grade(root: Path, lab: str | Path, out: Path, *, force: bool = False, seed: int = 0,
@@ -34,13 +35,14 @@ def grade(root: Path, lab: str | Path, out: Path, *, force: bool = False, seed: 
           train: bool | None = None, device: str = "auto", budget: str | None = None,
           on_start: Callable[[str], None] | None = None,
           on_done: Callable[[SubmissionResult, bool], None] | None = None,
-          paths: list[Path] | None = None, reports: bool = True, html: bool = False) -> BatchResult:
+          paths: list[Path] | None = None, reports: bool = True, html: bool = False,
+          on_progress: Callable[[str, int, int, float], None] | None = None) -> BatchResult:
     """An instructor's batch: every check on every submission under ``root``, with a PDF report
     per submission and a class summary (rendered while grading goes on)."""
     return grade_batch(load_lab(lab), Path(root), Path(out), force=force, mode=mode, seed=seed,
                        limits=limits, data_root=data_root, train=train, device=device, budget=budget,
                        on_start=on_start, on_done=on_done, paths=paths,
-                       reports=reports, html=html)
+                       reports=reports, html=html, on_progress=on_progress)
 
 
 def report(result_json: Path, out: Path, *, audience: str = "instructor", html: bool = False) -> Path:

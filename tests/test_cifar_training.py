@@ -182,3 +182,14 @@ def test_on_a_gpu_the_correct_hand_in_passes_the_gpu_budget():
     check = checks(result)["train-baseline"]
     assert result["device"] == "cuda" and check["details"]["budget"] == "gpu"
     assert check["status"] == "passed", check["message"]
+
+
+def test_training_reports_each_epoch_for_the_progress_bar():
+    from grader.grading.engine import grade_submission
+    from grader.lab import load_lab
+
+    seen = []
+    grade_submission(load_lab("cifar-training"), SUBMISSIONS / "correct", only=["train-dropout"], train=True,
+                     budget="smoke", device="cpu", on_progress=lambda *event: seen.append(event))
+    assert [(title, epoch, epochs) for title, epoch, epochs, _ in seen] == [("Training: dropout", 1, 1)]
+    assert 0 < seen[0][3] < 10  # the epoch's mean training loss

@@ -49,9 +49,11 @@ def check(
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=err_console, transient=True, disable=quiet) as progress:
             task = progress.add_task("checking", total=total)
+            epochs = EpochBar(progress)
             result = api.check(path, lab_obj.folder, seed=seed, limits=limits_override(wall, cpu, memory),
                                data_root=data_root, only=only, train=train, device=device, budget=budget,
-                               on_check=lambda c: progress.update(task, advance=1, description=c.title))
+                               on_check=lambda c: (progress.update(task, advance=1, description=c.title), epochs.done()),
+                               on_progress=epochs.update)
         if pdf is not None:
             written = api.write_report(result, pdf, audience="student", html=html)
             err_console.print(f"Report: {written}")
@@ -64,6 +66,25 @@ def check(
             console.print("[dim]Your code printed (last lines):[/dim]")
             console.print(result.log_tail[-1500:], markup=False, highlight=False)
     raise typer.Exit(0 if result.all_passed else 1)
+
+
+class EpochBar:
+    """A second bar under the main one while a training check runs: epoch k of n, with the loss."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = None
+
+    def update(self, title: str, epoch: int, epochs: int, loss: float) -> None:
+        description = f"  {title}: epoch {epoch}/{epochs}, loss {loss:.3f}"
+        if self.task is None:
+            self.task = self.progress.add_task(description, total=epochs)
+        self.progress.update(self.task, completed=epoch, total=epochs, description=description)
+
+    def done(self) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
 
 
 def _summary(batch: BatchResult, title: str) -> Table:
@@ -88,13 +109,15 @@ def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int,
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=False) as progress:
         task = progress.add_task(f"grading {root}", total=len(paths))
+        epochs = EpochBar(progress)
 
         def done(result: SubmissionResult, skipped: bool) -> None:
+            epochs.done()
             note = "skipped, already graded" if skipped else f"{result.score:g}/{result.max_score:g}"
             progress.update(task, advance=1, description=f"{result.submission}: {note}")
 
         return api.grade(root, lab, out, force=force, seed=seed, limits=limits, paths=paths, data_root=data_root,
-                         train=train, device=device, budget=budget,
+                         train=train, device=device, budget=budget, on_progress=epochs.update,
                          on_start=lambda name: progress.update(task, description=f"grading {name}"),
                          on_done=done, reports=reports, html=html)
 

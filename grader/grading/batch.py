@@ -97,7 +97,8 @@ def grade_batch(lab: Lab, root: Path, out: Path, *, force: bool = False, mode: M
                 train: bool | None = None, device: str = "auto", budget: str | None = None,
                 on_start: Callable[[str], None] | None = None,
                 on_done: Callable[[SubmissionResult, bool], None] | None = None,
-                paths: list[Path] | None = None, reports: bool = False, html: bool = False) -> BatchResult:
+                paths: list[Path] | None = None, reports: bool = False, html: bool = False,
+                on_progress: Callable[[str, int, int, float], None] | None = None) -> BatchResult:
     """Grade every submission; with ``reports``, PDFs are rendered alongside, in ``out/reports``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,7 @@ def grade_batch(lab: Lab, root: Path, out: Path, *, force: bool = False, mode: M
                 on_start(name)
             try:
                 result = grade_submission(lab, path, mode=mode, seed=seed, limits=limits, data_root=data_root,
-                                          train=train, device=device, budget=budget,
+                                          train=train, device=device, budget=budget, on_progress=on_progress,
                                           hide=[out, Path(root)])  # results and the class stay out of sight
             except LabError:
                 raise  # the lab (or its data) is broken: say so once, not once per submission

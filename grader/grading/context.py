@@ -38,6 +38,7 @@ class SubmissionSession:
     device: str = "cpu"
     budget: str | None = None
     hide: list[Path] = field(default_factory=list)
+    on_progress: Any = None  # (epoch, epochs, loss) → None, for a progress bar during training
     import_failure: ProbeFailure | None = None
     symbol_problems: dict[str, str] | None = None
     log_tail: str = ""
@@ -49,7 +50,8 @@ class SubmissionSession:
         # A single-file hand-in is staged under the module name the lab declares.
         module_file = self.lab.manifest.interface.module if sub.path.is_file() else sub.module_path.name
         try:
-            reply = run_probe(sub.path, module_file, probe, payload, limits, hide=self.hidden_paths())
+            reply = run_probe(sub.path, module_file, probe, payload, limits, hide=self.hidden_paths(),
+                              on_progress=self.on_progress)
         except ProbeFailure as failure:
             if failure.log_tail:
                 self.log_tail = failure.log_tail

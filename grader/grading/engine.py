@@ -109,7 +109,8 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
 def grade_submission(lab: Lab, path: Path, *, mode: Mode = "grade", seed: int = 0,
                      limits: LimitsOverride | None = None, data_root: Path | None = None,
                      only: list[str] | None = None, hide: list[Path] | None = None,
-                     train: bool | None = None, device: str = "auto", budget: str | None = None, on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
+                     train: bool | None = None, device: str = "auto", budget: str | None = None,
+                     on_progress: Callable[[str, int, int, float], None] | None = None, on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
     started = time.monotonic()
     submission = load_submission(Path(path), lab.manifest.interface)
     effective = lab.manifest.limits.merged(limits)
@@ -119,6 +120,8 @@ def grade_submission(lab: Lab, path: Path, *, mode: Mode = "grade", seed: int = 
     train = (mode == "grade") if train is None else train  # students opt in: training takes minutes
     results = []
     for check in selected_checks(lab, mode, only):
+        if on_progress:
+            session.on_progress = lambda e, n, loss, title=check.spec.title: on_progress(title, e, n, loss)
         result = run_check(check, session, seed, limits, train)
         results.append(result)
         if on_check:

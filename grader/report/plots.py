@@ -59,6 +59,9 @@ def curves_png(title: str, panels: dict[str, dict[str, Any]]) -> str:
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.xaxis.get_major_locator().set_params(integer=True)
+        longest = max((len(v) for v in series.values() if isinstance(v, list)), default=0)
+        if 0 < longest <= 12:
+            ax.set_xticks(range(1, longest + 1))
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)

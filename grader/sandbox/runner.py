@@ -115,14 +115,17 @@ class ProbeReply:
     log_tail: str
 
 
-def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+def _read_exact(fd: int, n: int, deadline: float, on_wait: Any = None) -> bytes:
     chunks, got = [], 0
     while got < n:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        ready, _, _ = select.select([fd], [], [], remaining)
+        ready, _, _ = select.select([fd], [], [], min(remaining, 0.5) if on_wait else remaining)
         if not ready:
+            if on_wait and time.monotonic() < deadline:
+                on_wait()
+                continue
             raise TimeoutError
         chunk = os.read(fd, min(n - got, 1 << 20))
         if not chunk:
@@ -132,14 +135,36 @@ def _read_exact(fd: int, n: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-def _read_reply(fd: int, deadline: float) -> bytes:
+def _read_reply(fd: int, deadline: float, on_wait: Any = None) -> bytes:
     """One message in ``Connection.send_bytes`` framing, read with a deadline and a size cap."""
-    (size,) = struct.unpack("!i", _read_exact(fd, 4, deadline))
+    (size,) = struct.unpack("!i", _read_exact(fd, 4, deadline, on_wait))
     if size == -1:
-        (size,) = struct.unpack("!Q", _read_exact(fd, 8, deadline))
+        (size,) = struct.unpack("!Q", _read_exact(fd, 8, deadline, on_wait))
     if size < 0 or size > MAX_REPLY_BYTES:
         raise codec.CodecError(f"reply of {size} bytes refused")
-    return _read_exact(fd, size, deadline)
+    return _read_exact(fd, size, deadline, on_wait)
+
+
+PROGRESS_NAME = ".progress"
+
+
+def _progress_reader(path: Path, on_progress: Any) -> Any:
+    """Polls the line a harness writes after each epoch ("epoch epochs loss") for a progress bar."""
+    last = [""]
+
+    def poll() -> None:
+        try:
+            text = path.read_text()[:100]
+        except OSError:
+            return
+        if text != last[0]:
+            last[0] = text
+            parts = text.split()
+            try:
+                on_progress(int(parts[0]), int(parts[1]), float(parts[2]))
+            except (IndexError, ValueError):
+                pass
+    return poll
 
 
 def _tail(path: Path, limit_bytes: int) -> str:
@@ -204,7 +229,7 @@ def _warn_isolation(missing: Any) -> None:
 
 
 def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
-              hide: list[Path] | None = None) -> ProbeReply:
+              hide: list[Path] | None = None, on_progress: Any = None) -> ProbeReply:
     """Run one probe on a submission in a fresh, limited, isolated child; return its raw value.
 
     ``hide``: folders the child must not see (the labs, the other hand-ins, the results)."""
@@ -217,7 +242,8 @@ def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any
         _warn_isolation(["no pids cgroup: a daemonised grandchild could outlive its check"])
     try:
         stage_files(source, module_file, workdir)
-        env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir))
+        env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir),
+                   GRADELAB_PROGRESS=str(workdir / PROGRESS_NAME))
         job = ChildJob(workdir=str(workdir), module_file=module_file, probe=probe, payload=payload,
                        memory_mb=limits.memory_mb, cpu_s=limits.cpu_s, threads=limits.threads,
                        max_processes=limits.max_processes, env=env,
@@ -229,7 +255,10 @@ def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any
         writer.close()
         deadline = started + limits.wall_s
         try:
-            raw = _read_reply(reader.fileno(), deadline)
+            poll = _progress_reader(workdir / PROGRESS_NAME, on_progress) if on_progress else None
+            raw = _read_reply(reader.fileno(), deadline, poll)
+            if poll:
+                poll()  # the last epoch, when it ended between two polls
         except TimeoutError:
             _kill_group(proc.pid)
             proc.join(5)

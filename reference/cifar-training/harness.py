@@ -7,8 +7,18 @@ a whole batch at a time (no per-image PIL pipeline); on a GPU the whole set live
 in channels_last, and the forward pass runs under bfloat16 autocast.
 """
 
+import os
+
 import torch
 import torch.nn.functional as F
+
+
+def _progress(epoch, epochs, loss):
+    """One line the grader shows as a progress bar (display only: it never enters a verdict)."""
+    path = os.environ.get("GRADELAB_PROGRESS")
+    if path:
+        with open(path, "w") as fh:
+            fh.write(f"{epoch} {epochs} {loss:.4f}")
 
 
 def _student_stats(student, train_x, test_x):
@@ -65,6 +75,7 @@ def train_classifier(student, train_x, train_y, test_x, model, epochs, batch_siz
             scheduler.step()
         curves["loss"].append(total_loss / n)
         curves["train_accuracy"].append(correct / n)
+        _progress(len(curves["loss"]), epochs, total_loss / n)
         net.eval()
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             scores = torch.cat([net(prepare(test_x[i:i + 500], False)).float() for i in range(0, len(test_x), 500)])
