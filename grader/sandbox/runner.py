@@ -243,7 +243,7 @@ def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any
     try:
         stage_files(source, module_file, workdir)
         env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir),
-                   GRADELAB_PROGRESS=str(workdir / PROGRESS_NAME))
+                   PROGRESS_FILE=str(workdir / PROGRESS_NAME))
         job = ChildJob(workdir=str(workdir), module_file=module_file, probe=probe, payload=payload,
                        memory_mb=limits.memory_mb, cpu_s=limits.cpu_s, threads=limits.threads,
                        max_processes=limits.max_processes, env=env,
