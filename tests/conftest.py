@@ -67,3 +67,34 @@ def class_copy(tmp_path):
             (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
         return root
     return make
+
+
+def cli(*args: str, env: dict[str, str] | None = None):
+    """`gradelab ARGS` through Typer's CliRunner, on a wide terminal so that table cells do not
+    wrap the words tests look for."""
+    from typer.testing import CliRunner
+
+    from grader.cli import app
+
+    return CliRunner().invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "250", **(env or {})})
+
+
+def checks_by_id(result: dict) -> dict[str, dict]:
+    """A result's JSON checks, by id."""
+    return {c["id"]: c for c in result["checks"]}
+
+
+@pytest.fixture
+def probe_spy(monkeypatch):
+    """Every (probe name, payload) the grader sends to a sandboxed child during the test."""
+    from grader.grading.context import SubmissionSession
+
+    sent: list[tuple[str, dict]] = []
+    real = SubmissionSession.probe
+
+    def spy(self, name, payload, limits):
+        sent.append((name, payload))
+        return real(self, name, payload, limits)
+
+    monkeypatch.setattr(SubmissionSession, "probe", spy)
+    return sent

@@ -11,23 +11,14 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from typer.testing import CliRunner
 
-from grader.cli import app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, checks_by_id as checks, cli
 
 SUBMISSIONS = ROOT / "submissions" / "cifar-training"
-runner = CliRunner()
 TRAINING = {"train-baseline", "train-normalized", "train-augmented", "train-momentum", "train-dropout",
             "train-batchnorm"}
 
 
-def cli(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "250"})
-
-
-def checks(result):
-    return {c["id"]: c for c in result["checks"]}
 
 
 @pytest.fixture(scope="module")
@@ -80,19 +71,11 @@ def test_a_students_check_skips_training_unless_asked(tmp_path):
     assert "--train" in checks(quick)["train-baseline"]["message"]
 
 
-def test_training_runs_in_the_sandbox_and_records_budget_device_and_curves(monkeypatch):
-    from grader.grading.context import SubmissionSession
+def test_training_runs_in_the_sandbox_and_records_budget_device_and_curves(probe_spy):
     from grader.grading.engine import grade_submission
     from grader.lab import load_lab
 
-    sent = []
-    real = SubmissionSession.probe
-
-    def spy(self, name, payload, limits):
-        sent.append((name, payload))
-        return real(self, name, payload, limits)
-
-    monkeypatch.setattr(SubmissionSession, "probe", spy)
+    sent = probe_spy
     result = grade_submission(load_lab("cifar-training"), SUBMISSIONS / "correct", only=["train-momentum"],
                               train=True, budget="smoke", device="cpu")
     check = result.checks[0]

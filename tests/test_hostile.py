@@ -12,24 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from grader.cli import app
 from grader.sandbox import cgroup
-from tests.conftest import CIFAR_SUBMISSIONS, ROOT
+from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
 
 HOSTILE = ROOT / "submissions" / "hostile"
 HONEST = ["correct", "in-channels-confusion", "spatial-as-kernel", "missing-plus-one", "missing-floor",
           "biases-forgotten", "wrong-receptive-field", "syntax-error", "missing-class", "wrong-padding", "solo.py"]
 LIMITS = ["--wall-time", "3", "--cpu-time", "6", "--memory-mb", "1024"]
-runner = CliRunner()
 
 ISOLATED = os.geteuid() == 0 and cgroup.available() is not None
 needs_isolation = pytest.mark.skipif(not ISOLATED, reason="needs root and a writable pids cgroup (namespaces, privilege drop)")
-
-
-def cli(*args: str, env: dict[str, str] | None = None):
-    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "250", **(env or {})})
 
 
 def _nobody_processes() -> list[str]:

@@ -9,20 +9,14 @@ import json
 import pytest
 import torch
 import torchvision  # noqa: F401  (the reproduction code may name torchvision.ops)
-from typer.testing import CliRunner
 
 from grader.checks.forbidden import forbidden_uses
-from grader.cli import app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, checks_by_id as checks, cli
 
 SUBMISSIONS = ROOT / "submissions" / "layers-from-scratch"
-runner = CliRunner()
 OPS = {"maxpool2d", "avgpool2d", "conv2d", "conv2d-dilated", "conv-transpose2d", "flatten", "roi-pool",
        "sigmoid", "batchnorm", "cross-entropy", "mse-loss"}
 
-
-def cli(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "250"})
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +26,6 @@ def layers_class(tmp_path_factory):
     assert result.exit_code == 0, result.output
     return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
 
-
-def checks(result):
-    return {c["id"]: c for c in result["checks"]}
 
 
 def not_passed(result):

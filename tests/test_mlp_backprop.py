@@ -11,20 +11,14 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from typer.testing import CliRunner
 
 from grader.checks.outputs import relative_error, value_problem
-from grader.cli import app
 from grader.data.digits import write_digits
 from grader.results import Status
-from tests.conftest import ROOT
+from tests.conftest import ROOT, checks_by_id as checks, cli
 
 SUBMISSIONS = ROOT / "submissions" / "mlp-backprop"
-runner = CliRunner()
 
-
-def cli(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "250"})
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +29,6 @@ def mlp_class(tmp_path_factory):
     assert result.exit_code == 0, result.output
     return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
 
-
-def checks(result):
-    return {c["id"]: c for c in result["checks"]}
 
 
 def not_passed(result):
@@ -129,20 +120,12 @@ def test_the_reference_implementation_passes_every_code_check_under_the_same_bud
             assert c["details"]["test_accuracy"] >= c["details"]["threshold"] + 0.05, c["id"]
 
 
-def test_test_labels_never_reach_the_child(monkeypatch):
+def test_test_labels_never_reach_the_child(probe_spy):
     """What the training check sends to the sandbox holds the test inputs, never their labels."""
-    from grader.grading.context import SubmissionSession
     from grader.grading.engine import grade_submission
     from grader.lab import load_lab
 
-    sent = []
-    real = SubmissionSession.probe
-
-    def spy(self, name, payload, limits):
-        sent.append((name, payload))
-        return real(self, name, payload, limits)
-
-    monkeypatch.setattr(SubmissionSession, "probe", spy)
+    sent = probe_spy
     lab = load_lab("mlp-backprop")
     grade_submission(lab, SUBMISSIONS / "correct")
     harness_calls = [p for n, p in sent if n == "harness"]

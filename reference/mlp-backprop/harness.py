@@ -26,6 +26,16 @@ def _as_float(params):
     return {k: v.detach().double().clone() if isinstance(v, torch.Tensor) else v for k, v in params.items()}
 
 
+def _end_of_epoch(student, params, train_x, train_y, test_x, curves, test_scores):
+    """Loss and accuracy on the whole training set, and the test scores, with the student's forward."""
+    with torch.no_grad():
+        yhat, _ = student.forward(params, train_x)
+        loss, acc = _train_metrics(yhat, train_y)
+        curves["loss"].append(loss)
+        curves["train_accuracy"].append(acc)
+        test_scores.append(student.forward(params, test_x)[0])
+
+
 def train_manual(student, train_x, train_y, test_x, n_h, eta, batch_size, epochs, seed):
     """init_params → (forward → backward → sgd) per batch: everything written by hand."""
     torch.manual_seed(seed)
@@ -40,12 +50,7 @@ def train_manual(student, train_x, train_y, test_x, n_h, eta, batch_size, epochs
             _, outputs = student.forward(params, train_x[idx])
             grads = student.backward(params, outputs, Y[idx])
             params = student.sgd(params, grads, eta)
-        with torch.no_grad():
-            yhat, _ = student.forward(params, train_x)
-            loss, acc = _train_metrics(yhat, train_y)
-            curves["loss"].append(loss)
-            curves["train_accuracy"].append(acc)
-            test_scores.append(student.forward(params, test_x)[0])
+        _end_of_epoch(student, params, train_x, train_y, test_x, curves, test_scores)
     return {"curves": curves, "test_scores": test_scores, "params": params}
 
 
@@ -65,12 +70,7 @@ def train_autograd(student, train_x, train_y, test_x, n_h, eta, batch_size, epoc
             loss, _ = student.loss_accuracy(yhat, Y[idx])
             loss.backward()
             params = student.sgd_autograd(params, eta)
-        with torch.no_grad():
-            yhat, _ = student.forward(params, train_x)
-            loss, acc = _train_metrics(yhat, train_y)
-            curves["loss"].append(loss)
-            curves["train_accuracy"].append(acc)
-            test_scores.append(student.forward(params, test_x)[0])
+        _end_of_epoch(student, params, train_x, train_y, test_x, curves, test_scores)
     return {"curves": curves, "test_scores": test_scores, "params": _as_float(params)}
 
 
