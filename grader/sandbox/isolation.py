@@ -3,7 +3,8 @@
 As root (course staff's grading machine, CI), a child
 - enters a new mount namespace and a new network namespace (no interface but a downed loopback);
 - covers what it must not see with empty read-only tmpfs mounts: the labs (reference code,
-  answers, test data), the folder holding the other hand-ins, the results folder, ``/root``;
+  answers, test data), the folder holding the other hand-ins, the results folder, and every
+  top-level folder that is not the system's (``/home``, ``/root``, ``/work``, ``/mnt`` …);
 - gets private ``/tmp``, ``/var/tmp`` and ``/dev/shm`` (tmpfs, discarded with the namespace), with
   its own working directory bound back in, so it cannot leave files on the machine;
 - re-exposes, read-only, just what Python needs (the interpreter's prefix, the venv, gradelab's
@@ -29,6 +30,10 @@ CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
 PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+# Top-level folders a child keeps seeing: the system. Every other one (/home, /work, /root, /mnt,
+# /srv …, where course material and other checkouts live) is covered, whatever gradelab knows of it.
+SYSTEM = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "dev", "proc", "sys", "run", "var",
+          "tmp", "boot", "opt", "snap", "nix"}
 
 
 @dataclass
@@ -67,6 +72,13 @@ def python_paths() -> list[str]:
     return sorted(str(p.resolve()) for p in paths if p.exists())
 
 
+def _top_level() -> list[Path]:
+    try:
+        return [p for p in Path("/").iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+
+
 def plan(hide: list[Path], *, network: bool = True) -> IsolationPlan:
     """``hide``: folders the child must not see. Top-level folders (``/``, ``/usr`` …) are never
     covered: the child needs the system's libraries."""
@@ -74,6 +86,7 @@ def plan(hide: list[Path], *, network: bool = True) -> IsolationPlan:
     private = [p for p in PRIVATE_TMP if os.path.isdir(p)]
     covers = [str(Path(h).resolve()) for h in hide if Path(h).exists() and Path(h).is_dir()]
     covers = [c for c in covers if len(Path(c).parts) > 2 and not any(_under(c, t) for t in private)]
+    covers += [str(top) for top in _top_level() if top.name not in SYSTEM]
     covers += [str(b) for k in keep if (b := _blocked_ancestor(Path(k))) is not None]
     return IsolationPlan(hide=sorted(set(covers), key=lambda p: (p.count("/"), p)), keep=keep,
                          private_tmp=private, network=network)
