@@ -18,6 +18,7 @@ grader warns once (``IsolationReport``); the verdict never depends on isolation 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import resource
 import stat
@@ -64,6 +65,7 @@ def _blocked_ancestor(path: Path) -> Path | None:
     return None
 
 
+@functools.cache
 def python_paths() -> list[str]:
     """What a child running as another user must still read: the interpreter, the venv, gradelab."""
     import grader
