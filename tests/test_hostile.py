@@ -230,3 +230,27 @@ def test_a_grader_killed_mid_batch_loses_nothing_and_the_rerun_finishes(tmp_path
     rerun = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--no-pdf", *LIMITS)
     assert rerun.exit_code == 0 and "1 already graded, skipped" in rerun.output
     assert json.loads((out / "b-sleep-forever.json").read_text())["checks"][0]["status"] == "timeout"
+
+
+@pytest.mark.parametrize("swap", ["symlink", "fifo"])
+def test_a_child_cannot_make_the_grader_read_or_block_on_its_output_file(tmp_path, swap):
+    """The child owns its folder: it may replace output.log with a link to a file only the grader
+    can read (which would land in the report) or with a FIFO (which would block the grader)."""
+    secret = tmp_path / "grader-only.txt"
+    secret.write_text("TOP-SECRET-GRADER-FILE")
+    secret.chmod(0o600)
+    swap_code = (f"os.symlink({str(secret)!r}, 'output.log')" if swap == "symlink" else "os.mkfifo('output.log')")
+    (tmp_path / "hand-in").mkdir()
+    (tmp_path / "hand-in" / "convnet.py").write_text(f'''
+import os
+print("before the swap")
+os.unlink("output.log")
+{swap_code}
+def conv_output_size(x, k, p, s):
+    return (x + 2 * p - k) // s + 1
+''')
+    result = cli("check", str(tmp_path / "hand-in"), "--lab", "cifar-convnet", "--only", "conv-output-size",
+                 "--format", "json", *LIMITS)
+    data = json.loads(result.output)
+    assert data["checks"][0]["status"] == "passed"
+    assert "TOP-SECRET" not in data["log_tail"]

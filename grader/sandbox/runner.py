@@ -17,6 +17,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import struct
 import tempfile
 import time
@@ -153,10 +154,7 @@ def _progress_reader(path: Path, on_progress: Any) -> Any:
     last = [""]
 
     def poll() -> None:
-        try:
-            text = path.read_text()[:100]
-        except OSError:
-            return
+        text = _read_child_file(path, 100, from_end=False)[0]
         if text != last[0]:
             last[0] = text
             parts = text.split()
@@ -167,16 +165,33 @@ def _progress_reader(path: Path, on_progress: Any) -> Any:
     return poll
 
 
-def _tail(path: Path, limit_bytes: int) -> str:
+def _read_child_file(path: Path, limit_bytes: int, from_end: bool) -> tuple[str, int]:
+    """At most ``limit_bytes`` of a file the child could have replaced, and the file's size.
+
+    The child owns its working directory: where the grader expects a file it may have put a
+    symlink (to a file only the grader may read, which would then land in the report), a FIFO
+    (whose opening would block the grader) or a device. Only a regular file is read, never
+    following a link, never blocking; anything else reads as empty."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - limit_bytes))
-            data = fh.read(limit_bytes)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
+        return "", 0
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "", 0
+        if from_end:
+            os.lseek(fd, max(0, info.st_size - limit_bytes), os.SEEK_SET)
+        data = os.read(fd, limit_bytes)
+    except OSError:
+        return "", 0
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", errors="replace"), info.st_size
+
+
+def _tail(path: Path, limit_bytes: int) -> str:
+    text, size = _read_child_file(path, limit_bytes, from_end=True)
     return (f"[… {size - limit_bytes} earlier bytes of output dropped …]\n" + text) if size > limit_bytes else text
 
 
