@@ -101,7 +101,8 @@ def _shape(a: np.ndarray) -> str:
     return "a scalar" if a.ndim == 0 else f"shape ({', '.join(map(str, a.shape))})"
 
 
-def value_problem(got: Any, expected: Any, rel_tol: float, equal_nan: bool = False) -> tuple[str | None, float]:
+def value_problem(got: Any, expected: Any, rel_tol: float, equal_nan: bool = False,
+                  against: str = "the reference") -> tuple[str | None, float]:
     """Why ``got`` is not ``expected`` (or ``None``), and the relative error."""
     e, g = as_array(expected), as_array(got)
     if e is None:
@@ -115,8 +116,8 @@ def value_problem(got: Any, expected: Any, rel_tol: float, equal_nan: bool = Fal
     if err <= rel_tol:
         return None, err
     if not np.isfinite(fitted).all() and np.isfinite(e).all():
-        return "contains NaN or inf where the reference is finite", err
-    return f"differs from the reference (relative error {err:.2e}, tolerance {rel_tol:.0e})", err
+        return f"contains NaN or inf where {against} is finite", err
+    return f"differs from {against} (relative error {err:.2e}, tolerance {rel_tol:.0e})", err
 
 
 def _reference_values(fn: Any, args: list[list[Any]], tensors: bool, seed: int) -> list[Any]:
@@ -190,12 +191,13 @@ class FunctionOutputsCheck(CheckKind):
                 found, got = pick(reply.get("value"), out.path)
                 _, want = pick(exp, out.path)
                 got_parts.setdefault(out.name, []).append(got if found else None)
-                problem = (f"is missing from what {name} returned (expected at `{out.path}`)" if not found
-                           else self._problem(out, got, want, params))
-                if problem:
-                    problem = problem.replace("the reference", params.against)
-                if "values" in out.compare and found:
-                    errors[out.name] = max(errors.get(out.name, 0.0), value_problem(got, want, params.rel_tol)[1])
+                if not found:
+                    problem = f"is missing from what {name} returned (expected at `{out.path}`)"
+                elif "values" in out.compare:
+                    problem, error = value_problem(got, want, params.rel_tol, against=params.against)
+                    errors[out.name] = max(errors.get(out.name, 0.0), error)
+                else:
+                    problem = self._problem(out, got, want, params)
                 if problem and out.name not in problems:
                     problems[out.name] = (problem, label)
 
@@ -219,9 +221,8 @@ class FunctionOutputsCheck(CheckKind):
 
     @staticmethod
     def _problem(out: OutputSpec, got: Any, want: Any, params: FunctionOutputsParams) -> str | None:
+        """Shape, dtype and spread comparisons (``values`` are compared by ``value_problem``)."""
         g, e = as_array(got), as_array(want)
-        if "values" in out.compare:
-            return value_problem(got, want, params.rel_tol)[0]
         if g is None or e is None:
             return f"is {type(got).__name__}, not an array" if g is None else None
         if "shape" in out.compare and _fit(g, e) is None:

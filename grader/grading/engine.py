@@ -45,6 +45,12 @@ def _failure_message(failure: ProbeFailure, session: SubmissionSession) -> str:
     return f"your code {failure.message}" if not failure.message[:1].isupper() else failure.message
 
 
+def _failure_outcome(failure: ProbeFailure, message: str) -> Outcome:
+    """The student's code gave no answer: its status (error or timeout), and whether memory ran out."""
+    return Outcome(status=Status(failure.status), message=message,
+                   diagnosis="out-of-memory" if failure.out_of_memory else None)
+
+
 def resolve_device(device: str = "auto") -> str:
     """"auto": the GPU when torch sees one, else the CPU."""
     if device not in ("auto", "cpu", "cuda"):
@@ -75,8 +81,7 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
     if unmet and failure is not None and import_message(failure) in unmet:
         # The module never loaded: each check that needs it says why, with the same status
         # (a hang at import is a timeout on every such check, not an error on all but the first).
-        outcome = Outcome(status=Status(failure.status), message="; ".join(unmet),
-                          diagnosis="out-of-memory" if failure.out_of_memory else None)
+        outcome = _failure_outcome(failure, "; ".join(unmet))
     elif unmet:
         outcome = Outcome.error("; ".join(unmet))
     else:
@@ -86,8 +91,7 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
         except LabError:
             raise  # the lab or its data is broken: every submission would fail the same way
         except ProbeFailure as failure:
-            outcome = Outcome(status=Status(failure.status), message=_failure_message(failure, session),
-                              diagnosis="out-of-memory" if failure.out_of_memory else None)
+            outcome = _failure_outcome(failure, _failure_message(failure, session))
         except Exception as exc:  # a bug in the grader must not cost the student the other checks
             log.exception("check %s crashed", spec.id)
             outcome = Outcome.error(f"internal grader error in this check ({type(exc).__name__}: {exc}); "
