@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 import torch
 
 from grader.results import Status
+from tests.conftest import CIFAR_SUBMISSIONS, checks_by_id, cli
 
 
 def checks(result):
@@ -129,3 +133,24 @@ def test_a_malformed_answer_sheet_fails_only_the_answer_checks(cifar_class):
 def test_an_answer_of_the_wrong_type_fails_only_its_checks(cifar_class):
     assert not_passed(cifar_class["wrong-types"]) == {"total-params": "error", "receptive-field": "error"}
     assert "`receptive_field.conv2` should be int, got 'fourteen'" in checks(cifar_class["wrong-types"])["receptive-field"].message
+
+
+def test_layers_called_as_functions_count_as_the_modules_they_stand_for(cifar_class):
+    """`max_pool2d(relu(conv(x)), 2)`, imported by name, is the lab's network as much as modules are."""
+    result = cifar_class["functional-style"]
+    assert not_passed(result) == {}
+    assert "MaxPool2d(k2, s2, p0)" in checks(result)["model-structure"].message
+
+
+def test_a_functional_layer_of_the_wrong_kind_is_named(tmp_path):
+    hand_in = tmp_path / "avg-pool"
+    shutil.copytree(CIFAR_SUBMISSIONS / "functional-style", hand_in)
+    source = hand_in / "convnet.py"
+    source.write_text(source.read_text().replace("max_pool2d(relu(conv(x)), kernel_size=2)",
+                                                 "torch.nn.functional.avg_pool2d(relu(conv(x)), 2)")
+                      .replace("from torch import nn", "import torch\nfrom torch import nn"))
+    result = json.loads(cli("check", str(hand_in), "--lab", "cifar-convnet", "--only", "model-structure",
+                            "--format", "json").output)
+    check = checks_by_id(result)["model-structure"]
+    assert check["status"] == "failed"
+    assert "layer 2: expected MaxPool2d(k2, s2, p0), found AvgPool2d(k2, s2, p0)" in check["message"]

@@ -19,8 +19,6 @@ TRAINING = {"train-baseline", "train-normalized", "train-augmented", "train-mome
             "train-batchnorm"}
 
 
-
-
 @pytest.fixture(scope="module")
 def structural(tmp_path_factory):
     """Every bundled hand-in, all checks but training (`grade --no-train`)."""
@@ -44,6 +42,7 @@ def test_the_correct_hand_in_passes_every_structural_check(structural):
     ("no-nonlinearity", "activations", "no-nonlinearity", "applies 0 activation functions"),
     ("stuck-in-eval", "dropout-behaviour", "stuck-in-eval", "dropout is not active during training"),
     ("stuck-in-eval", "batchnorm-behaviour", "stuck-in-eval", "not normalising with batch statistics"),
+    ("dropout-always-on", "dropout-behaviour", "dropout-active-in-eval", "F.dropout(x, p, training=self.training)"),
 ])
 def test_each_improvement_done_wrong_fails_the_check_that_names_it(structural, name, check, diagnosis, words):
     result = checks(structural[name])[check]
@@ -58,6 +57,7 @@ def test_each_improvement_done_wrong_fails_the_check_that_names_it(structural, n
     ("augment-at-test-time", {"test-transform"}),
     ("no-nonlinearity", {"activations"}),
     ("stuck-in-eval", {"dropout-behaviour", "batchnorm-behaviour"}),
+    ("dropout-always-on", {"dropout-behaviour"}),  # a functional dropout between fc4 and fc5 is in its place
     ("nan-loss", set()),
 ])
 def test_structural_checks_lose_only_what_the_mistake_breaks(structural, name, lost):

@@ -96,7 +96,7 @@ def test_the_class_summary_counts_passes_and_diagnoses(cifar_class, tmp_path):
     path = renderer().write_class(results, results[0].lab_title, tmp_path / "class.pdf")
     text = pdf_text(path)
     assert f"{len(results)} submissions" in text
-    assert "Output-size rule of a convolution (conv-output-size) 11 / 15 73 %" in text
+    assert "Output-size rule of a convolution (conv-output-size) 12 / 16 75 %" in text
     assert "missing-plus-one 2" in text  # diagnosed on two checks of one hand-in
     assert "correct 17 / 17 100 A" in text
 

@@ -138,7 +138,7 @@ class TrainingCheck(CheckKind):
         if final is None:
             return Outcome.failed("After training, the network's test scores were not usable (wrong shape, "
                                   "NaN or inf).", details=details)
-        verdict = (f"Test accuracy {final:.1%} after {len(loss)} epochs on {params.dataset} "
+        verdict = (f"Test accuracy {final:.1%} after {len(loss)} epoch{'s' * (len(loss) != 1)} on {params.dataset} "
                    f"({len(data['train_y'])} training examples, {len(test_y)} test examples); "
                    f"{threshold:.0%} needed{f' ({budget} budget)' if budget else ''}.")
         if final >= threshold:

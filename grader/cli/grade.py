@@ -183,8 +183,10 @@ def demo(
             raise SubmissionError(f"no example submissions under {root}")
     console.print("\n[bold]Results landed in:[/bold]")
     for folder in graded:
-        console.print(f"  {folder.resolve()}/  (one JSON per hand-in, {CLASS_CSV})")
-        console.print(f"  {(folder / REPORTS_DIR).resolve()}/  (one PDF report per hand-in, class-summary.pdf)")
+        # soft_wrap: a path broken across lines cannot be pasted into the next command
+        console.print(f"  {folder.resolve()}/  (one JSON per hand-in, {CLASS_CSV})", soft_wrap=True)
+        console.print(f"  {(folder / REPORTS_DIR).resolve()}/  (one PDF report per hand-in, class-summary.pdf)",
+                      soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -239,24 +239,78 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
+# Layers a forward pass may call as functions instead of modules (`F.max_pool2d(x, 2)` is as
+# right as `self.pool(x)`): each is traced as the module it stands for, with the module's
+# attribute names, so a structure check sees the same layer either way.
+FUNCTIONAL_LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "torch.nn.functional.max_pool2d": ("MaxPool2d", ("input", "kernel_size", "stride", "padding", "dilation")),
+    "torch.max_pool2d": ("MaxPool2d", ("input", "kernel_size", "stride", "padding", "dilation")),
+    "torch.nn.functional.avg_pool2d": ("AvgPool2d", ("input", "kernel_size", "stride", "padding")),
+    "torch.avg_pool2d": ("AvgPool2d", ("input", "kernel_size", "stride", "padding")),
+    "torch.nn.functional.dropout": ("Dropout", ("input", "p")),
+    "torch.dropout": ("Dropout", ("input", "p")),
+    "torch.nn.functional.adaptive_avg_pool2d": ("AdaptiveAvgPool2d", ("input", "output_size")),
+}
+_FUNCTIONAL_DEFAULTS = {"MaxPool2d": {"padding": 0, "dilation": 1}, "AvgPool2d": {"padding": 0},
+                        "Dropout": {"p": 0.5}}
+
+
+class _FunctionalLayers(Tripwire):
+    """Records the functional layers the student's own code calls. Calls made inside a module's
+    forward (``nn.MaxPool2d`` calls ``F.max_pool2d``) or inside another traced function are the
+    same layer, already recorded, so ``busy`` counts how deep in one the forward pass is."""
+
+    def __init__(self, module: Any, calls: list[dict[str, Any]], busy: list[int]) -> None:
+        super().__init__(module, list(FUNCTIONAL_LAYERS))
+        self.trace, self.busy = calls, busy
+
+    def _wrap(self, name: str, original: Any) -> Any:
+        kind, params = FUNCTIONAL_LAYERS[name]
+
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            if self.busy[0]:
+                return original(*args, **kwargs)
+            self.busy[0] += 1
+            try:
+                out = original(*args, **kwargs)
+            finally:
+                self.busy[0] -= 1
+            given = {**dict(zip(params, args)), **{k: v for k, v in kwargs.items() if k in params}}
+            attrs = {**_FUNCTIONAL_DEFAULTS.get(kind, {}), **{k: _plain(v) for k, v in given.items() if k != "input"}}
+            if "kernel_size" in attrs and attrs.get("stride") in (None, []):
+                attrs["stride"] = attrs["kernel_size"]  # what the module does with stride=None
+            shape = list(out.shape) if isinstance(out, torch.Tensor) else None
+            self.trace.append({"name": f"{name.rsplit('.', 1)[-1]} (function)", "type": kind, "attrs": attrs,
+                               "out_shape": shape})
+            return out
+        return traced
+
+
 @probe("model_trace")
 def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] | None = None,
                 seed: int = 0, train: bool = False) -> dict[str, Any]:
-    """Parameters, buffers, and the leaf modules in the order a forward pass calls them."""
+    """Parameters, buffers, and the layers in the order a forward pass calls them: leaf modules,
+    and the functional layers the student's code calls itself."""
     model = _build(module, cls, init_args or [], seed)
     model.train(train)
     calls: list[dict[str, Any]] = []
     names = {m: n for n, m in model.named_modules()}
+    busy = [0]  # > 0 while a leaf module or a traced function runs
+
+    def enter(_mod: torch.nn.Module, _inp: Any) -> None:
+        busy[0] += 1
 
     def hook(mod: torch.nn.Module, _inp: Any, out: Any) -> None:
+        busy[0] -= 1
         attrs = {a: _plain(getattr(mod, a)) for a in _LAYER_ATTRS if hasattr(mod, a)}
         shape = list(out.shape) if isinstance(out, torch.Tensor) else None
         calls.append({"name": names.get(mod, "?"), "type": type(mod).__name__, "attrs": attrs,
                       "out_shape": shape})
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_pre_hook(enter) for m in leaves] + [m.register_forward_hook(hook) for m in leaves]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _FunctionalLayers(module, calls, busy):
             model(torch.from_numpy(input))
         error = None
     except Exception as exc:  # noqa: BLE001
