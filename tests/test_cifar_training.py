@@ -176,3 +176,43 @@ def test_training_reports_each_epoch_for_the_progress_bar():
                      budget="smoke", device="cpu", on_progress=lambda *event: seen.append(event))
     assert [(title, epoch, epochs) for title, epoch, epochs, _ in seen] == [("Training: dropout", 1, 1)]
     assert 0 < seen[0][3] < 10  # the epoch's mean training loss
+
+
+FUNCTIONAL_STYLE = '''
+
+from torch.nn.functional import dropout, max_pool2d, relu
+
+
+class ConvNetDropout(nn.Module):
+    """Every way of writing a ReLU, and dropout as a function that follows the mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Conv2d(3, 32, 5, padding=2), nn.Conv2d(32, 64, 5, padding=2),
+                                    nn.Conv2d(64, 64, 5, padding=2)])
+        self.fc4, self.fc5 = nn.Linear(1024, 1000), nn.Linear(1000, 10)
+
+    def forward(self, x):
+        x = max_pool2d(relu(self.convs[0](x)), 2)
+        x = max_pool2d(torch.relu(self.convs[1](x)), 2)
+        x = max_pool2d(self.convs[2](x).relu(), 2)
+        x = relu(self.fc4(x.flatten(1)), inplace=True)
+        return self.fc5(dropout(x, 0.5, training=self.training))
+
+
+ConvNet = ConvNetDropout
+'''
+
+
+def test_activations_and_dropout_written_as_functions_are_counted_once(tmp_path):
+    """nn.ReLU calls F.relu, which calls torch.relu: each ReLU counts once however it is written,
+    and F.dropout(…, training=self.training) is a dropout in its place."""
+    hand_in = tmp_path / "functional"
+    shutil.copytree(SUBMISSIONS / "correct", hand_in)
+    with open(hand_in / "convnet.py", "a") as fh:
+        fh.write(FUNCTIONAL_STYLE)
+    result = checks(json.loads(cli("check", str(hand_in), "--lab", "cifar-training", "--format", "json",
+                                   "--only", "activations", "--only", "dropout-placement",
+                                   "--only", "dropout-behaviour").output))
+    assert {k: c["status"] for k, c in result.items()} == \
+        {"activations": "passed", "dropout-placement": "passed", "dropout-behaviour": "passed"}, result

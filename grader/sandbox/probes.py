@@ -121,14 +121,23 @@ class Tripwire:
         self.names = names
         self.seen: list[str] = []
         self.calls = 0
+        self._depth = 0
         self._undo: list[tuple[Any, str, Any]] = []
 
     def _wrap(self, name: str, original: Any) -> Any:
         def tripped(*args: Any, **kwargs: Any) -> Any:
+            # Only the call the code made counts, not the ones it makes inside (F.relu calls
+            # torch.relu): otherwise nn.ReLU would count twice and a bare torch.relu once.
+            if self._depth:
+                return original(*args, **kwargs)
             if name not in self.seen:
                 self.seen.append(name)
             self.calls += 1
-            return original(*args, **kwargs)
+            self._depth += 1
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._depth -= 1
         return tripped
 
     def __enter__(self) -> "Tripwire":
