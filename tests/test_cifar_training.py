@@ -216,3 +216,17 @@ def test_activations_and_dropout_written_as_functions_are_counted_once(tmp_path)
                                    "--only", "dropout-behaviour").output))
     assert {k: c["status"] for k, c in result.items()} == \
         {"activations": "passed", "dropout-placement": "passed", "dropout-behaviour": "passed"}, result
+
+
+def test_the_population_std_is_as_right_as_the_sample_std(tmp_path):
+    """numpy's std (divisor N) where torch's default divides by N − 1: both are the statistics."""
+    hand_in = tmp_path / "numpy-stats"
+    shutil.copytree(SUBMISSIONS / "correct", hand_in)
+    source = hand_in / "convnet.py"
+    source.write_text(source.read_text().replace(
+        "return train_images.mean(dim=(0, 2, 3)), train_images.std(dim=(0, 2, 3))",
+        "x = train_images.numpy()\n    return x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3))"))
+    assert "x.std(axis=(0, 2, 3))" in source.read_text()
+    result = checks(json.loads(cli("check", str(hand_in), "--lab", "cifar-training", "--format", "json",
+                                   "--only", "stats-from-train").output))
+    assert result["stats-from-train"]["status"] == "passed", result["stats-from-train"]["message"]
