@@ -32,7 +32,7 @@ def test_the_correct_hand_in_passes_every_structural_check(structural):
     result = structural["correct"]
     assert {c["id"]: c["status"] for c in result["checks"] if c["status"] != "passed"} == \
         {t: "skipped" for t in TRAINING}
-    assert result["score"] == result["max_score"] == 9  # skipped training checks are not counted
+    assert result["score"] == result["max_score"] == 10  # skipped training checks are not counted
 
 
 @pytest.mark.parametrize("name, check, diagnosis, words", [
@@ -43,6 +43,9 @@ def test_the_correct_hand_in_passes_every_structural_check(structural):
     ("stuck-in-eval", "dropout-behaviour", "stuck-in-eval", "dropout is not active during training"),
     ("stuck-in-eval", "batchnorm-behaviour", "stuck-in-eval", "not normalising with batch statistics"),
     ("dropout-always-on", "dropout-behaviour", "dropout-active-in-eval", "F.dropout(x, p, training=self.training)"),
+    ("layers-in-a-list", "param-count", "unregistered-modules",
+     "keeps modules in a plain list or dict (self.blocks): PyTorch does not register them"),
+    ("layers-in-a-list", "batchnorm-behaviour", "unregistered-modules", "model.train() and model.eval() do not reach them"),
 ])
 def test_each_improvement_done_wrong_fails_the_check_that_names_it(structural, name, check, diagnosis, words):
     result = checks(structural[name])[check]
@@ -58,6 +61,7 @@ def test_each_improvement_done_wrong_fails_the_check_that_names_it(structural, n
     ("no-nonlinearity", {"activations"}),
     ("stuck-in-eval", {"dropout-behaviour", "batchnorm-behaviour"}),
     ("dropout-always-on", {"dropout-behaviour"}),  # a functional dropout between fc4 and fc5 is in its place
+    ("layers-in-a-list", {"param-count", "batchnorm-behaviour"}),  # the layers are right, and run in order
     ("nan-loss", set()),
 ])
 def test_structural_checks_lose_only_what_the_mistake_breaks(structural, name, lost):

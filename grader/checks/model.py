@@ -39,6 +39,17 @@ class _ModelKind(CheckKind):
         return self.reference_trace(ctx, params, x), student
 
     @staticmethod
+    def unregistered(params: ModelParams, trace: dict[str, Any]) -> str:
+        """Why the parameters or layers are missing, when they are kept where PyTorch does not look."""
+        names = trace.get("unregistered") or []
+        if not names:
+            return ""
+        held = ", ".join(f"self.{n}" for n in names)
+        return (f" {params.cls} keeps modules in a plain list or dict ({held}): PyTorch does not register them, "
+                f"so model.parameters() misses them and the optimizer never trains them. Use nn.ModuleList, "
+                f"nn.ModuleDict or nn.Sequential.")
+
+    @staticmethod
     def inputs(ctx, params: ModelParams, batch: int, scale: float = 1.0) -> np.ndarray:
         return (ctx.rng().standard_normal((batch, *params.input_shape)) * scale).astype(np.float32)
 
@@ -131,8 +142,9 @@ class ParamCountCheck(_ModelKind):
                 else "learnable parameters" if params.trainable_only else "parameters")
         if have == want:
             return Outcome.passed(f"{params.cls} has {have:,} {what}, as expected.")
-        return Outcome.failed(f"{params.cls} has {have:,} {what}; expected {want:,} "
-                              f"({have - want:+,}).", expected=want, got=have,
+        why = self.unregistered(params, trace)
+        return Outcome.failed(f"{params.cls} has {have:,} {what}; expected {want:,} ({have - want:+,}).{why}",
+                              expected=want, got=have, diagnosis="unregistered-modules" if why else None,
                               details={"parameters": trace["parameters"]})
 
 
@@ -188,10 +200,12 @@ class LayerStructureCheck(_ModelKind):
 
         want, have = layers(reference), layers(trace)
         crash = f" (forward stopped early: {format_error(trace['error'])})" if trace.get("error") else ""
+        why = self.unregistered(params, trace)  # their layers run, but outside the model: not traced
+        diagnosis = "unregistered-modules" if why else None
         for i, (w, h) in enumerate(zip(want, have), start=1):
             if w != h:
-                return Outcome.failed(f"layer {i}: expected {_describe(w)}, found {_describe(h)}{crash}.",
-                                      expected=_describe(w), got=_describe(h))
+                return Outcome.failed(f"layer {i}: expected {_describe(w)}, found {_describe(h)}{crash}.{why}",
+                                      expected=_describe(w), got=_describe(h), diagnosis=diagnosis)
         if trace.get("error") and len(have) < len(want):
             return Outcome.error(f"the forward pass stopped after {len(have)} of the {len(want)} expected layers: "
                                  f"{format_error(trace['error'])}")
@@ -200,7 +214,7 @@ class LayerStructureCheck(_ModelKind):
             extra = (f"missing after layer {len(have)}: {names(want[len(have):])}" if len(have) < len(want)
                      else f"unexpected extra layers: {names(have[len(want):])}")
             return Outcome.failed(f"expected {len(want)} layers, the forward pass used {len(have)}; "
-                                  f"{extra}{crash}.", expected=len(want), got=len(have))
+                                  f"{extra}{crash}.{why}", expected=len(want), got=len(have), diagnosis=diagnosis)
         return Outcome.passed(f"All {len(want)} layers match: " + ", ".join(_describe(w) for w in want) + ".")
 
 
@@ -251,6 +265,12 @@ class ModeBehaviourCheck(CheckKind):
             problems.append(f"After model.train(), {', '.join(have['modules_in_eval_after_train'][:3])} "
                             "still report training = False: does the model override train() or call eval() itself?")
             names.insert(0, "stuck-in-eval")
+        if problems and isinstance(have, dict) and have.get("unregistered"):
+            held = ", ".join(f"self.{n}" for n in have["unregistered"])
+            problems.append(f"{params.cls} keeps modules in a plain list or dict ({held}): model.train() and "
+                            "model.eval() do not reach them (nor does the optimizer). Use nn.ModuleList, "
+                            "nn.ModuleDict or nn.Sequential.")
+            names.insert(0, "unregistered-modules")
         if not problems:
             return Outcome.passed(f"{params.cls} behaves like the reference in train and eval mode.")
         return Outcome.failed(" ".join(problems), diagnosis=names[0] if names else "stuck-in-eval",

@@ -316,7 +316,12 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
         calls.append({"name": names.get(mod, "?"), "type": type(mod).__name__, "attrs": attrs,
                       "out_shape": shape})
 
-    leaves = [m for m in model.modules() if not list(m.children())]
+    # Modules held in a plain list are not the model's (param_count says so), but the forward pass
+    # runs them where they belong: trace them too, so the structure is judged on what runs.
+    stray = [m for name in unregistered_modules(model) for m in _held(model, name)]
+    for m in stray:
+        names.update({sub: f"{_stray_name(model, m)}.{n}".rstrip(".") for n, sub in m.named_modules()})
+    leaves = [m for root in [model, *stray] for m in root.modules() if not list(m.children())]
     handles = [m.register_forward_pre_hook(enter) for m in leaves] + [m.register_forward_hook(hook) for m in leaves]
     try:
         with torch.no_grad(), _FunctionalLayers(module, calls, busy):
@@ -334,8 +339,37 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
                        for n, p in model.named_parameters()],
         "buffers": [{"name": n, "shape": list(b.shape)} for n, b in model.named_buffers()],
         "calls": calls,
+        "unregistered": unregistered_modules(model),
         "error": error,
     }
+
+
+def _held(model: torch.nn.Module, dotted: str) -> list[torch.nn.Module]:
+    owner = model.get_submodule(dotted.rpartition(".")[0])
+    value = getattr(owner, dotted.rpartition(".")[2])
+    items = value.values() if isinstance(value, dict) else value
+    return [v for v in items if isinstance(v, torch.nn.Module)]
+
+
+def _stray_name(model: torch.nn.Module, module: torch.nn.Module) -> str:
+    for dotted in unregistered_modules(model):
+        for i, m in enumerate(_held(model, dotted)):
+            if m is module:
+                return f"{dotted}[{i}]"
+    return "?"
+
+
+def unregistered_modules(model: torch.nn.Module) -> list[str]:
+    """Attributes holding modules in a plain list, tuple or dict (``self.blocks = [...]``):
+    PyTorch does not register those, so their parameters are neither counted, nor moved by
+    ``.to()``, nor given to the optimizer: they never train."""
+    found = []
+    for prefix, mod in model.named_modules():
+        for attr, value in vars(mod).items():
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+            if not attr.startswith("_") and any(isinstance(v, torch.nn.Module) for v in items):
+                found.append(f"{prefix}.{attr}" if prefix else attr)
+    return found
 
 
 ACTIVATIONS = ["torch.relu", "torch.nn.functional.relu", "torch.Tensor.relu", "torch.relu_",
@@ -363,6 +397,7 @@ def mode_behaviour_of(model: torch.nn.Module, x: torch.Tensor, owner: Any = None
         "eval_batch_dependent": not same(e1[: len(x) // 2], e_sub),
         "modules_in_eval_after_train": stuck,
         "activation_calls": wire.calls,
+        "unregistered": unregistered_modules(model),
     }
 
 
