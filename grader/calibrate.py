@@ -1,13 +1,18 @@
 """Thresholds for training checks, measured: the lab's reference, staged as a hand-in, is trained
 by the same harness, budget, seed and device as students' code, and each threshold is set a
 margin below the accuracy it reaches. The result goes to ``calibration.yaml`` in the lab folder,
-which the training checks read."""
+which the training checks read.
+
+A threshold is only as good as what it rejects: hand-ins known to be broken (``against``) are
+trained under the same budget, and each threshold records which of them it lets through. On one
+data set and budget a broken model may learn well enough (a network without ReLU still learns
+through its max-pools); the table says so instead of leaving it to be found in a class."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import yaml
 from pydantic import BaseModel
@@ -27,21 +32,52 @@ class Calibrated(BaseModel):
     reference_accuracy: float
     threshold: float
     discriminates: bool  # False: the budget is too small to tell a network that learns from one that guesses
+    # Each broken hand-in's accuracy under the same budget (None: it did not train to an accuracy).
+    against: dict[str, float | None] = {}
+
+    @property
+    def let_through(self) -> list[str]:
+        """The broken hand-ins this threshold would pass."""
+        return [name for name, acc in self.against.items() if acc is not None and acc >= self.threshold]
+
+
+def _accuracies(lab: Lab, path: Path, ids: list[str], budget: str, device: str, seed: int,
+                on_check: Callable[[str], None] | None) -> dict[str, float | None]:
+    result = grade_submission(lab, path, mode="grade", seed=seed, only=ids, train=True, device=device, budget=budget,
+                              on_check=(lambda r: on_check(f"{budget}: {path.name}: {r.id}")) if on_check else None)
+    out = {}
+    for check in result.checks:
+        accuracy = check.details.get("test_accuracy")
+        trained = isinstance(accuracy, (int, float)) and check.diagnosis != "diverged"
+        out[check.id] = float(accuracy) if trained else None
+    return out
 
 
 def calibrate(lab: Lab, budgets: list[str], *, margin: float = 0.2, device: str = "auto", seed: int = 0,
-              classes: int = 10, on_check: Callable[[str], None] | None = None) -> list[Calibrated]:
+              classes: int = 10, against: Sequence[Path] = (), only: Sequence[str] = (),
+              on_check: Callable[[str], None] | None = None) -> list[Calibrated]:
     training = [c for c in lab.checks if c.spec.kind == "training"]
     if not training:
         raise LabError(f"lab {lab.id!r} has no training checks to calibrate")
+    unknown = sorted(set(only) - {c.spec.id for c in training})
+    if unknown:
+        raise LabError(f"not a training check of {lab.id}: {', '.join(unknown)} "
+                       f"(its training checks: {', '.join(c.spec.id for c in training)})")
+    training = [c for c in training if not only or c.spec.id in only]
+    against = [Path(p) for p in against]
+    for path in against:
+        if not path.exists():
+            raise LabError(f"--against {path}: no such hand-in")
     device = resolve_device(device)
     reference = lab.path(lab.manifest.reference.module)
+    ids = [c.spec.id for c in training]
     data = dict(lab.calibration)
     out = []
     for budget in budgets:
-        result = grade_submission(lab, reference, mode="grade", seed=seed, only=[c.spec.id for c in training],
+        result = grade_submission(lab, reference, mode="grade", seed=seed, only=ids,
                                   train=True, device=device, budget=budget,
                                   on_check=(lambda r: on_check(f"{budget}: {r.id}")) if on_check else None)
+        broken = {p.name: _accuracies(lab, p, ids, budget, device, seed, on_check) for p in against}
         for check in result.checks:
             accuracy = check.details.get("test_accuracy")
             if not isinstance(accuracy, (int, float)):
@@ -55,8 +91,13 @@ def calibrate(lab: Lab, budgets: list[str], *, margin: float = 0.2, device: str 
                 "train_size": check.details.get("train_size"), "gradelab": grader.__version__,
                 "calibrated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             }
-            out.append(Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
-                                  discriminates=discriminates))
+            row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
+                             discriminates=discriminates, against={n: accs.get(check.id) for n, accs in broken.items()})
+            if against:
+                data[check.id][budget]["checked_against"] = {
+                    name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through}
+                    for name, acc in row.against.items()}
+            out.append(row)
     header = ("# Written by `gradelab calibrate`: thresholds of the training checks per budget, measured on the\n"
               "# lab's reference under the same harness, budget, seed and device. Rerun after changing a recipe.\n")
     write_atomic(lab.path(CALIBRATION_NAME), header + yaml.safe_dump(data, sort_keys=True))

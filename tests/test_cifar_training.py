@@ -162,6 +162,34 @@ def test_calibrate_writes_thresholds_the_training_checks_then_use(tmp_path):
     assert check["details"]["threshold"] == entry["threshold"]
 
 
+def test_calibrate_against_broken_hand_ins_says_which_thresholds_let_them_through(tmp_path):
+    lab = tmp_path / "cifar-training"
+    shutil.copytree(ROOT / "reference" / "cifar-training", lab)
+    # A margin of 1 puts the threshold at 0: a hand-in that trains at all gets through; one whose
+    # loss goes NaN does not train to an accuracy and is rejected whatever the threshold.
+    result = cli("calibrate", str(lab), "--budget", "smoke", "--margin", "1", "--only", "train-baseline",
+                 "--against", str(SUBMISSIONS / "nan-loss"), "--against", str(SUBMISSIONS / "layers-in-a-list"))
+    assert result.exit_code == 0, result.output
+    assert "did not train" in result.output and "rejected" in result.output
+    assert "1 of 2 pass: on this data and budget, those thresholds alone do not catch" in result.output
+    import yaml
+
+    data = yaml.safe_load((lab / "calibration.yaml").read_text())
+    checked = data["train-baseline"]["smoke"]["checked_against"]
+    assert checked["nan-loss"] == {"accuracy": None, "let_through": False}
+    assert checked["layers-in-a-list"]["let_through"] is True and 0 <= checked["layers-in-a-list"]["accuracy"] <= 1
+    # --only leaves the other checks' thresholds as they were
+    before = yaml.safe_load((ROOT / "reference" / "cifar-training" / "calibration.yaml").read_text())
+    assert data["train-dropout"] == before["train-dropout"]
+
+
+def test_calibrate_names_an_unknown_check_or_hand_in(tmp_path):
+    result = cli("calibrate", "cifar-training", "--only", "train-everything")
+    assert result.exit_code != 0 and "not a training check of cifar-training: train-everything" in result.output
+    result = cli("calibrate", "cifar-training", "--only", "train-baseline", "--against", str(tmp_path / "nowhere"))
+    assert result.exit_code != 0 and "no such hand-in" in result.output
+
+
 @pytest.mark.gpu
 def test_on_a_gpu_the_correct_hand_in_passes_the_gpu_budget():
     result = json.loads(cli("check", str(SUBMISSIONS / "correct"), "--lab", "cifar-training", "--train",

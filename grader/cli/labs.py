@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -55,8 +56,17 @@ def calibrate(
     margin: Annotated[float, typer.Option("--margin", help="How far below the reference's accuracy the threshold sits.")] = 0.2,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    only: Annotated[list[str], typer.Option(
+        "--only", help="Calibrate only this training check (repeat); the others keep their thresholds.")] = [],  # noqa: B006
+    against: Annotated[list[Path], typer.Option(
+        "--against", help="A hand-in known to be broken (repeat): trained under the same budget, and each "
+                          "threshold says whether it would let it through.")] = [],  # noqa: B006
 ) -> None:
-    """Train the lab's reference under each budget and write the thresholds to its calibration.yaml."""
+    """Train the lab's reference under each budget and write the thresholds to its calibration.yaml.
+
+    With --against, also train known-broken hand-ins (frozen layers, no ReLU, ...) and show which
+    thresholds reject them: a threshold that lets one through needs a bigger budget, other data or
+    a structural check."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from grader.calibrate import calibrate as run
@@ -69,7 +79,7 @@ def calibrate(
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err_console, transient=True) as progress:
             task = progress.add_task("training the reference", total=None)
-            rows = run(lab_obj, budgets, margin=margin, device=device, seed=seed,
+            rows = run(lab_obj, budgets, margin=margin, device=device, seed=seed, against=against, only=only,
                        on_check=lambda what: progress.update(task, description=f"trained {what}"))
     table = Table(title=f"{lab_obj.id}: calibrated thresholds ({lab_obj.folder / 'calibration.yaml'})")
     for col in ("check", "budget", "reference accuracy", "threshold", "tells learning from chance"):
@@ -78,3 +88,26 @@ def calibrate(
         table.add_row(r.check, r.budget, f"{r.reference_accuracy:.1%}", f"{r.threshold:.0%}",
                       "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]")
     console.print(table)
+    if against:
+        console.print(_against_table(rows))
+
+
+def _against_table(rows) -> Table:
+    """One row per threshold and broken hand-in: its accuracy, and whether the threshold rejects it."""
+    table = Table(title="Known-broken hand-ins against the thresholds (test accuracy under the same budget)")
+    for col in ("check", "budget", "threshold", "hand-in", "accuracy", "verdict"):
+        table.add_column(col, overflow="fold")  # a name cut short with … cannot be found again
+    passing = total = 0
+    for r in rows:
+        for i, (name, acc) in enumerate(r.against.items()):
+            total += 1
+            passes = name in r.let_through
+            passing += passes
+            table.add_row(r.check if i == 0 else "", r.budget if i == 0 else "", f"{r.threshold:.0%}" if i == 0 else "",
+                          name, "did not train" if acc is None else f"{acc:.1%}",
+                          "[yellow]passes[/yellow]" if passes else "[green]rejected[/green]",
+                          end_section=i == len(r.against) - 1)
+    table.caption = (f"{passing} of {total} pass: on this data and budget, those thresholds alone do not catch the "
+                     "hand-in; a structural check must (a hand-in broken in one variant should pass the others)"
+                     if passing else "every threshold rejects every broken hand-in")
+    return table
