@@ -154,3 +154,17 @@ def test_a_functional_layer_of_the_wrong_kind_is_named(tmp_path):
     check = checks_by_id(result)["model-structure"]
     assert check["status"] == "failed"
     assert "layer 2: expected MaxPool2d(k2, s2, p0), found AvgPool2d(k2, s2, p0)" in check["message"]
+
+
+def test_a_list_that_only_refers_to_registered_layers_is_not_taken_for_unregistered_ones(tmp_path):
+    """`self.layers = [self.conv1, …]` next to the attributes: the layers are registered, and traced once."""
+    hand_in = tmp_path / "view-list"
+    shutil.copytree(CIFAR_SUBMISSIONS / "correct", hand_in)
+    source = hand_in / "convnet.py"
+    source.write_text(source.read_text().replace(
+        "        self.fc5 = nn.Linear(1000, 10)\n",
+        "        self.fc5 = nn.Linear(1000, 10)\n        self.all_layers = [self.conv1, self.conv2, self.conv3, self.pool, self.fc4, self.fc5]\n"))
+    assert "self.all_layers" in source.read_text()
+    result = checks_by_id(json.loads(cli("check", str(hand_in), "--lab", "cifar-convnet", "--format", "json",
+                                         "--only", "model-structure", "--only", "model-param-count").output))
+    assert {k: c["status"] for k, c in result.items()} == {"model-structure": "passed", "model-param-count": "passed"}

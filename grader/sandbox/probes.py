@@ -348,7 +348,8 @@ def _held(model: torch.nn.Module, dotted: str) -> list[torch.nn.Module]:
     owner = model.get_submodule(dotted.rpartition(".")[0])
     value = getattr(owner, dotted.rpartition(".")[2])
     items = value.values() if isinstance(value, dict) else value
-    return [v for v in items if isinstance(v, torch.nn.Module)]
+    registered = {id(m) for m in model.modules()}
+    return [v for v in items if isinstance(v, torch.nn.Module) and id(v) not in registered]
 
 
 def _stray_name(model: torch.nn.Module, module: torch.nn.Module) -> str:
@@ -363,11 +364,13 @@ def unregistered_modules(model: torch.nn.Module) -> list[str]:
     """Attributes holding modules in a plain list, tuple or dict (``self.blocks = [...]``):
     PyTorch does not register those, so their parameters are neither counted, nor moved by
     ``.to()``, nor given to the optimizer: they never train."""
+    registered = {id(m) for m in model.modules()}  # `self.layers = [self.conv1, ...]` is only a view
     found = []
     for prefix, mod in model.named_modules():
         for attr, value in vars(mod).items():
             items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
-            if not attr.startswith("_") and any(isinstance(v, torch.nn.Module) for v in items):
+            if not attr.startswith("_") and any(isinstance(v, torch.nn.Module) and id(v) not in registered
+                                                for v in items):
                 found.append(f"{prefix}.{attr}" if prefix else attr)
     return found
 
