@@ -93,6 +93,24 @@ def test_training_runs_in_the_sandbox_and_records_budget_device_and_curves(probe
     assert args["train_x"].dtype == np.uint8 and args["train_x"].shape[1:] == (3, 32, 32)
 
 
+def test_a_rerun_trains_the_same_network_to_the_same_verdict():
+    """Seeds are fixed and recorded: the same hand-in, budget and seed give the same curves and accuracy."""
+    def run(seed):
+        result = json.loads(cli("check", str(SUBMISSIONS / "correct"), "--lab", "cifar-training", "--train",
+                                "--budget", "smoke", "--device", "cpu", "--only", "train-augmented",
+                                "--seed", str(seed), "--format", "json").output)
+        check = checks(result)["train-augmented"]
+        assert result["seed"] == check["details"]["seed"] == seed  # the seed recorded is the one trained with
+        return check
+
+    first, second, other = run(0), run(0), run(1)
+    assert first["details"]["test_accuracy"] == second["details"]["test_accuracy"]
+    assert first["details"]["curves"] == second["details"]["curves"]
+    assert first["status"] == second["status"] and first["message"] == second["message"]
+    # and the seed reaches the loop: another one draws other weights, batches and crops
+    assert other["details"]["curves"]["loss"] != first["details"]["curves"]["loss"]
+
+
 def test_a_nan_loss_is_reported_as_diverged():
     result = json.loads(cli("check", str(SUBMISSIONS / "nan-loss"), "--lab", "cifar-training", "--train",
                             "--budget", "smoke", "--only", "train-baseline", "--format", "json").output)

@@ -43,6 +43,8 @@ class TrainingParams(KindParams):
     budgets: dict[str, Budget] = Field(default_factory=dict, description="Named budgets; the run picks one "
                                        "(--budget, else gpu or cpu by device). calibration.yaml may set their thresholds.")
     device_arg: bool = Field(False, description="Pass the run's device ('cuda' or 'cpu') to the harness as `device`.")
+    seed_arg: bool = Field(False, description="Pass the run's seed (--seed, recorded in the result) to the harness "
+                                              "as `seed`: the same seed trains the same network.")
 
 
 @lru_cache(maxsize=8)
@@ -94,6 +96,8 @@ class TrainingCheck(CheckKind):
             threshold = float(calibrated["threshold"])
         if params.device_arg:
             args["device"] = ctx.device
+        if params.seed_arg:
+            args["seed"] = ctx.seed
         return name, args, dataset_args, threshold
 
     def run(self, ctx, params: TrainingParams) -> Outcome:
@@ -126,7 +130,7 @@ class TrainingCheck(CheckKind):
                                "test": [a if a is not None else float("nan") for a in test_curve],
                                "threshold": threshold}}
         details = {"curves": panels, "test_accuracy": final, "threshold": threshold, "budget": budget,
-                   "device": ctx.device,
+                   "device": ctx.device, "seed": args.get("seed"),
                    "epochs": len(loss), "dataset": params.dataset, "train_size": len(data["train_y"]),
                    "test_size": len(test_y)}
         bad = _first_bad(loss)
