@@ -21,8 +21,9 @@ def student(tmp_path: Path, source: str) -> Path:
     return path
 
 
-def call(path: Path, function: str = "f", limits: Limits = LIMITS, cases=((1,),)):
-    return run_probe(path, "student.py", "call", {"function": function, "cases": [list(c) for c in cases]}, limits)
+def call(path: Path, function: str = "f", limits: Limits = LIMITS, cases=((1,),), gpu: bool = False):
+    return run_probe(path, "student.py", "call", {"function": function, "cases": [list(c) for c in cases]}, limits,
+                     gpu=gpu)
 
 
 def test_a_function_call_returns_raw_values(tmp_path):
@@ -48,23 +49,45 @@ def test_the_cpu_time_limit_stops_a_busy_child(tmp_path):
     assert "CPU time limit" in info.value.message
 
 
-def test_a_memory_bomb_is_stopped_and_reported_as_out_of_memory(tmp_path):
+# gpu=True: a child that may use CUDA is bounded by RLIMIT_DATA, not address space (CUDA reserves
+# more address space than any limit at initialisation); host memory must stay bounded all the same.
+@pytest.mark.parametrize("gpu", [False, True], ids=["address-space", "data-for-cuda"])
+def test_a_memory_bomb_is_stopped_and_reported_as_out_of_memory(tmp_path, gpu):
     path = student(tmp_path, """
         def f(x):
             hoard = []
             while True:
                 hoard.append(bytearray(50_000_000))
     """)
-    reply = call(path, limits=Limits(wall_s=20, memory_mb=300))
+    reply = call(path, limits=Limits(wall_s=20, memory_mb=300), gpu=gpu)
     (case,) = reply.value
     assert case["ok"] is False and case["error"]["out_of_memory"] is True
     assert case["error"]["type"] == "MemoryError"
 
 
-def test_a_huge_tensor_is_refused_at_the_memory_limit(tmp_path):
+@pytest.mark.parametrize("gpu", [False, True], ids=["address-space", "data-for-cuda"])
+def test_a_huge_tensor_is_refused_at_the_memory_limit(tmp_path, gpu):
     path = student(tmp_path, "import torch\ndef f(x):\n    return torch.ones(10_000_000_000).sum()\n")
-    (case,) = call(path, limits=Limits(wall_s=20, memory_mb=300)).value
+    (case,) = call(path, limits=Limits(wall_s=20, memory_mb=300), gpu=gpu).value
     assert case["error"]["out_of_memory"] is True
+
+
+def test_a_child_that_may_use_cuda_may_reserve_address_space_it_never_touches(tmp_path):
+    """What CUDA's initialisation does: a large PROT_NONE reservation. It must not fail there."""
+    path = student(tmp_path, """
+        import ctypes
+        libc = ctypes.CDLL(None)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        def f(x):
+            # 64 GiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+            address = libc.mmap(None, 64 << 30, 0, 0x02 | 0x20 | 0x4000, -1, 0)
+            return "reserved" if address not in (None, ctypes.c_void_p(-1).value) else "refused"
+    """)
+    (on_gpu,) = call(path, limits=Limits(wall_s=20, memory_mb=300), gpu=True).value
+    assert on_gpu == {"ok": True, "value": "reserved"}
+    (on_cpu,) = call(path, limits=Limits(wall_s=20, memory_mb=300)).value
+    assert on_cpu == {"ok": True, "value": "refused"}  # the address-space limit refuses it, as it would CUDA
 
 
 def test_a_syntax_error_is_an_import_failure_with_its_line(tmp_path):

@@ -51,7 +51,7 @@ class SubmissionSession:
         module_file = self.lab.manifest.interface.module if sub.path.is_file() else sub.module_path.name
         try:
             reply = run_probe(sub.path, module_file, probe, payload, limits, hide=self.hidden_paths(),
-                              on_progress=self.on_progress)
+                              on_progress=self.on_progress, gpu=self.device == "cuda")
         except ProbeFailure as failure:
             if failure.log_tail:
                 self.log_tail = failure.log_tail

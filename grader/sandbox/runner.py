@@ -244,10 +244,11 @@ def _warn_isolation(missing: Any) -> None:
 
 
 def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
-              hide: list[Path] | None = None, on_progress: Any = None) -> ProbeReply:
+              hide: list[Path] | None = None, on_progress: Any = None, gpu: bool = False) -> ProbeReply:
     """Run one probe on a submission in a fresh, limited, isolated child; return its raw value.
 
-    ``hide``: folders the child must not see (the labs, the other hand-ins, the results)."""
+    ``hide``: folders the child must not see (the labs, the other hand-ins, the results);
+    ``gpu``: the child may use CUDA, so its memory is bounded in a way CUDA can live with."""
     ctx = context()
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix=f"{_PROCESS_PREFIX}{os.getpid()}-"))
@@ -263,7 +264,7 @@ def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any
                        memory_mb=limits.memory_mb, cpu_s=limits.cpu_s, threads=limits.threads,
                        max_processes=limits.max_processes, env=env,
                        isolation=isolation.plan([*(hide or []), Path(source).resolve().parent]),
-                       cgroup=str(group.path) if group.path else None)
+                       cgroup=str(group.path) if group.path else None, gpu=gpu)
         reader, writer = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=child_main, args=(job, writer), name=f"{_PROCESS_PREFIX}{probe}")
         proc.start()

@@ -45,20 +45,33 @@ class ChildJob:
     env: dict[str, str] = field(default_factory=dict)
     isolation: IsolationPlan | None = None
     cgroup: str | None = None
+    gpu: bool = False  # the child may initialise CUDA: see _apply_limits
 
 
-def _vm_size_bytes() -> int:
+def _status_bytes(field: str) -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmSize:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     return 0
 
 
+def memory_limit(gpu: bool) -> tuple[int, str]:
+    """Which rlimit bounds the child's memory, and the /proc/self/status field it is measured by.
+
+    Address space is the tightest, but CUDA reserves address space the size of host and device
+    memory together when it initialises (unified addressing), far past any limit a student's code
+    should get, and fails under it. A child that may use the GPU gets RLIMIT_DATA instead: it counts
+    the heap and private writable mappings, which is where host tensors live, and not the
+    inaccessible reservations. GPU memory itself is not an rlimit's to bound."""
+    return (resource.RLIMIT_DATA, "VmData") if gpu else (resource.RLIMIT_AS, "VmSize")
+
+
 def _apply_limits(job: ChildJob) -> None:
-    # Address space is set relative to the size at fork: torch alone maps ~3 GB before any tensor.
-    address_space = _vm_size_bytes() + job.memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    # Set relative to the size at fork: torch alone maps ~3 GB before any tensor.
+    which, field = memory_limit(job.gpu)
+    limit = _status_bytes(field) + job.memory_mb * 1024 * 1024
+    resource.setrlimit(which, (limit, limit))
     cpu = max(1, int(job.cpu_s + 0.999))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     file_bytes = job.file_mb * 1024 * 1024
