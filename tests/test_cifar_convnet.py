@@ -168,3 +168,17 @@ def test_a_list_that_only_refers_to_registered_layers_is_not_taken_for_unregiste
     result = checks_by_id(json.loads(cli("check", str(hand_in), "--lab", "cifar-convnet", "--format", "json",
                                          "--only", "model-structure", "--only", "model-param-count").output))
     assert {k: c["status"] for k, c in result.items()} == {"model-structure": "passed", "model-param-count": "passed"}
+
+
+def test_a_students_own_module_wrapping_a_functional_layer_is_that_layer(tmp_path):
+    hand_in = tmp_path / "wrapper"
+    shutil.copytree(CIFAR_SUBMISSIONS / "correct", hand_in)
+    source = hand_in / "convnet.py"
+    source.write_text(source.read_text()
+                      .replace("class ConvNet(nn.Module):", "class Pool(nn.Module):\n    def forward(self, x):\n"
+                               "        return F.max_pool2d(x, 2)\n\n\nclass ConvNet(nn.Module):")
+                      .replace("self.pool = nn.MaxPool2d(2, 2)", "self.pool = Pool()"))
+    assert "self.pool = Pool()" in source.read_text()
+    result = checks_by_id(json.loads(cli("check", str(hand_in), "--lab", "cifar-convnet", "--format", "json",
+                                         "--only", "model-structure").output))
+    assert result["model-structure"]["status"] == "passed", result["model-structure"]["message"]

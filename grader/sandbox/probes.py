@@ -304,13 +304,18 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
     model.train(train)
     calls: list[dict[str, Any]] = []
     names = {m: n for n, m in model.named_modules()}
-    busy = [0]  # > 0 while a leaf module or a traced function runs
+    busy = [0]  # > 0 while a torch layer module or a traced function runs
 
-    def enter(_mod: torch.nn.Module, _inp: Any) -> None:
-        busy[0] += 1
+    def torch_layer(mod: torch.nn.Module) -> bool:
+        # nn.MaxPool2d's own F.max_pool2d call is the same layer; a student's leaf module that
+        # calls F.max_pool2d in its forward is a wrapper, and the call is the layer.
+        return type(mod).__module__.startswith("torch.")
+
+    def enter(mod: torch.nn.Module, _inp: Any) -> None:
+        busy[0] += torch_layer(mod)
 
     def hook(mod: torch.nn.Module, _inp: Any, out: Any) -> None:
-        busy[0] -= 1
+        busy[0] -= torch_layer(mod)
         attrs = {a: _plain(getattr(mod, a)) for a in _LAYER_ATTRS if hasattr(mod, a)}
         shape = list(out.shape) if isinstance(out, torch.Tensor) else None
         calls.append({"name": names.get(mod, "?"), "type": type(mod).__name__, "attrs": attrs,
@@ -318,10 +323,10 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
 
     # Modules held in a plain list are not the model's (param_count says so), but the forward pass
     # runs them where they belong: trace them too, so the structure is judged on what runs.
-    stray = [m for name in unregistered_modules(model) for m in _held(model, name)]
-    for m in stray:
-        names.update({sub: f"{_stray_name(model, m)}.{n}".rstrip(".") for n, sub in m.named_modules()})
-    leaves = [m for root in [model, *stray] for m in root.modules() if not list(m.children())]
+    stray = _stray_modules(model)
+    for label, m in stray:
+        names.update({sub: f"{label}.{n}".rstrip(".") for n, sub in m.named_modules()})
+    leaves = [m for root in [model, *(m for _, m in stray)] for m in root.modules() if not list(m.children())]
     handles = [m.register_forward_pre_hook(enter) for m in leaves] + [m.register_forward_hook(hook) for m in leaves]
     try:
         with torch.no_grad(), _FunctionalLayers(module, calls, busy):
@@ -344,35 +349,28 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
     }
 
 
-def _held(model: torch.nn.Module, dotted: str) -> list[torch.nn.Module]:
-    owner = model.get_submodule(dotted.rpartition(".")[0])
-    value = getattr(owner, dotted.rpartition(".")[2])
-    items = value.values() if isinstance(value, dict) else value
-    registered = {id(m) for m in model.modules()}
-    return [v for v in items if isinstance(v, torch.nn.Module) and id(v) not in registered]
-
-
-def _stray_name(model: torch.nn.Module, module: torch.nn.Module) -> str:
-    for dotted in unregistered_modules(model):
-        for i, m in enumerate(_held(model, dotted)):
-            if m is module:
-                return f"{dotted}[{i}]"
-    return "?"
+def _stray_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """(``blocks[0]``, module) for each module held in a plain list, tuple or dict attribute of
+    the model or of one of its modules, and not registered anywhere in it."""
+    registered = {id(m) for m in model.modules()}  # `self.layers = [self.conv1, ...]` is only a view
+    found = []
+    for prefix, mod in model.named_modules():
+        for attr, value in vars(mod).items():
+            if attr.startswith("_"):
+                continue
+            items = (value.items() if isinstance(value, dict) else enumerate(value)
+                     if isinstance(value, (list, tuple)) else ())
+            path = f"{prefix}.{attr}" if prefix else attr
+            found += [(f"{path}[{key!r}]" if isinstance(value, dict) else f"{path}[{key}]", v)
+                      for key, v in items if isinstance(v, torch.nn.Module) and id(v) not in registered]
+    return found
 
 
 def unregistered_modules(model: torch.nn.Module) -> list[str]:
     """Attributes holding modules in a plain list, tuple or dict (``self.blocks = [...]``):
     PyTorch does not register those, so their parameters are neither counted, nor moved by
     ``.to()``, nor given to the optimizer: they never train."""
-    registered = {id(m) for m in model.modules()}  # `self.layers = [self.conv1, ...]` is only a view
-    found = []
-    for prefix, mod in model.named_modules():
-        for attr, value in vars(mod).items():
-            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
-            if not attr.startswith("_") and any(isinstance(v, torch.nn.Module) and id(v) not in registered
-                                                for v in items):
-                found.append(f"{prefix}.{attr}" if prefix else attr)
-    return found
+    return list(dict.fromkeys(label.rsplit("[", 1)[0] for label, _ in _stray_modules(model)))
 
 
 ACTIVATIONS = ["torch.relu", "torch.nn.functional.relu", "torch.Tensor.relu", "torch.relu_",
