@@ -84,6 +84,29 @@ def checks_by_id(result: dict) -> dict[str, dict]:
     return {c["id"]: c for c in result["checks"]}
 
 
+def variant(hand_in: Path, dest: Path, *edits: tuple[str, str]) -> Path:
+    """A copy of a bundled hand-in with its module edited (old text → new): another way a student
+    could write it. Each old text must be there, so a changed hand-in cannot silently void a test."""
+    shutil.copytree(hand_in, dest)
+    (module,) = [p for p in dest.glob("*.py")]
+    text = module.read_text()
+    for old, new in edits:
+        assert old in text, f"{old!r} is not in {hand_in.name}/{module.name}"
+        text = text.replace(old, new)
+    module.write_text(text)
+    return dest
+
+
+def check_only(hand_in: Path, lab: str, *only: str) -> dict[str, dict]:
+    """`gradelab check HAND_IN --lab LAB --only …` (no training), its checks by id."""
+    import json
+
+    args = ["check", str(hand_in), "--lab", lab, "--format", "json"]
+    for check_id in only:
+        args += ["--only", check_id]
+    return checks_by_id(json.loads(cli(*args).output))
+
+
 @pytest.fixture
 def probe_spy(monkeypatch):
     """Every (probe name, payload) the grader sends to a sandboxed child during the test."""

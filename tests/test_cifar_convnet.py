@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
 import torch
 
 from grader.results import Status
-from tests.conftest import CIFAR_SUBMISSIONS, checks_by_id, cli
+from tests.conftest import CIFAR_SUBMISSIONS, check_only, variant
 
 
 def checks(result):
@@ -143,42 +140,27 @@ def test_layers_called_as_functions_count_as_the_modules_they_stand_for(cifar_cl
 
 
 def test_a_functional_layer_of_the_wrong_kind_is_named(tmp_path):
-    hand_in = tmp_path / "avg-pool"
-    shutil.copytree(CIFAR_SUBMISSIONS / "functional-style", hand_in)
-    source = hand_in / "convnet.py"
-    source.write_text(source.read_text().replace("max_pool2d(relu(conv(x)), kernel_size=2)",
-                                                 "torch.nn.functional.avg_pool2d(relu(conv(x)), 2)")
-                      .replace("from torch import nn", "import torch\nfrom torch import nn"))
-    result = json.loads(cli("check", str(hand_in), "--lab", "cifar-convnet", "--only", "model-structure",
-                            "--format", "json").output)
-    check = checks_by_id(result)["model-structure"]
+    hand_in = variant(CIFAR_SUBMISSIONS / "functional-style", tmp_path / "avg-pool",
+                      ("max_pool2d(relu(conv(x)), kernel_size=2)", "torch.nn.functional.avg_pool2d(relu(conv(x)), 2)"),
+                      ("from torch import nn", "import torch\nfrom torch import nn"))
+    check = check_only(hand_in, "cifar-convnet", "model-structure")["model-structure"]
     assert check["status"] == "failed"
     assert "layer 2: expected MaxPool2d(k2, s2, p0), found AvgPool2d(k2, s2, p0)" in check["message"]
 
 
 def test_a_list_that_only_refers_to_registered_layers_is_not_taken_for_unregistered_ones(tmp_path):
     """`self.layers = [self.conv1, …]` next to the attributes: the layers are registered, and traced once."""
-    hand_in = tmp_path / "view-list"
-    shutil.copytree(CIFAR_SUBMISSIONS / "correct", hand_in)
-    source = hand_in / "convnet.py"
-    source.write_text(source.read_text().replace(
+    hand_in = variant(CIFAR_SUBMISSIONS / "correct", tmp_path / "view-list", (
         "        self.fc5 = nn.Linear(1000, 10)\n",
         "        self.fc5 = nn.Linear(1000, 10)\n        self.all_layers = [self.conv1, self.conv2, self.conv3, self.pool, self.fc4, self.fc5]\n"))
-    assert "self.all_layers" in source.read_text()
-    result = checks_by_id(json.loads(cli("check", str(hand_in), "--lab", "cifar-convnet", "--format", "json",
-                                         "--only", "model-structure", "--only", "model-param-count").output))
+    result = check_only(hand_in, "cifar-convnet", "model-structure", "model-param-count")
     assert {k: c["status"] for k, c in result.items()} == {"model-structure": "passed", "model-param-count": "passed"}
 
 
 def test_a_students_own_module_wrapping_a_functional_layer_is_that_layer(tmp_path):
-    hand_in = tmp_path / "wrapper"
-    shutil.copytree(CIFAR_SUBMISSIONS / "correct", hand_in)
-    source = hand_in / "convnet.py"
-    source.write_text(source.read_text()
-                      .replace("class ConvNet(nn.Module):", "class Pool(nn.Module):\n    def forward(self, x):\n"
-                               "        return F.max_pool2d(x, 2)\n\n\nclass ConvNet(nn.Module):")
-                      .replace("self.pool = nn.MaxPool2d(2, 2)", "self.pool = Pool()"))
-    assert "self.pool = Pool()" in source.read_text()
-    result = checks_by_id(json.loads(cli("check", str(hand_in), "--lab", "cifar-convnet", "--format", "json",
-                                         "--only", "model-structure").output))
+    hand_in = variant(CIFAR_SUBMISSIONS / "correct", tmp_path / "wrapper",
+                      ("class ConvNet(nn.Module):", "class Pool(nn.Module):\n    def forward(self, x):\n"
+                       "        return F.max_pool2d(x, 2)\n\n\nclass ConvNet(nn.Module):"),
+                      ("self.pool = nn.MaxPool2d(2, 2)", "self.pool = Pool()"))
+    result = check_only(hand_in, "cifar-convnet", "model-structure")
     assert result["model-structure"]["status"] == "passed", result["model-structure"]["message"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision
 
-from tests.conftest import ROOT, checks_by_id as checks, cli
+from tests.conftest import ROOT, check_only, checks_by_id as checks, cli, variant
 
 SUBMISSIONS = ROOT / "submissions" / "cifar-training"
 TRAINING = {"train-baseline", "train-normalized", "train-augmented", "train-momentum", "train-dropout",
@@ -257,26 +257,17 @@ ConvNet = ConvNetDropout
 def test_activations_and_dropout_written_as_functions_are_counted_once(tmp_path):
     """nn.ReLU calls F.relu, which calls torch.relu: each ReLU counts once however it is written,
     and F.dropout(…, training=self.training) is a dropout in its place."""
-    hand_in = tmp_path / "functional"
-    shutil.copytree(SUBMISSIONS / "correct", hand_in)
-    with open(hand_in / "convnet.py", "a") as fh:
-        fh.write(FUNCTIONAL_STYLE)
-    result = checks(json.loads(cli("check", str(hand_in), "--lab", "cifar-training", "--format", "json",
-                                   "--only", "activations", "--only", "dropout-placement",
-                                   "--only", "dropout-behaviour").output))
+    end = "    return batch[:, :, 2:30, 2:30]\n"
+    hand_in = variant(SUBMISSIONS / "correct", tmp_path / "functional", (end, end + FUNCTIONAL_STYLE))
+    result = check_only(hand_in, "cifar-training", "activations", "dropout-placement", "dropout-behaviour")
     assert {k: c["status"] for k, c in result.items()} == \
         {"activations": "passed", "dropout-placement": "passed", "dropout-behaviour": "passed"}, result
 
 
 def test_the_population_std_is_as_right_as_the_sample_std(tmp_path):
     """numpy's std (divisor N) where torch's default divides by N − 1: both are the statistics."""
-    hand_in = tmp_path / "numpy-stats"
-    shutil.copytree(SUBMISSIONS / "correct", hand_in)
-    source = hand_in / "convnet.py"
-    source.write_text(source.read_text().replace(
+    hand_in = variant(SUBMISSIONS / "correct", tmp_path / "numpy-stats", (
         "return train_images.mean(dim=(0, 2, 3)), train_images.std(dim=(0, 2, 3))",
         "x = train_images.numpy()\n    return x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3))"))
-    assert "x.std(axis=(0, 2, 3))" in source.read_text()
-    result = checks(json.loads(cli("check", str(hand_in), "--lab", "cifar-training", "--format", "json",
-                                   "--only", "stats-from-train").output))
+    result = check_only(hand_in, "cifar-training", "stats-from-train")
     assert result["stats-from-train"]["status"] == "passed", result["stats-from-train"]["message"]
