@@ -41,10 +41,16 @@ class Calibrated(BaseModel):
         return [name for name, acc in self.against.items() if acc is not None and acc >= self.threshold]
 
 
+def _train(lab: Lab, path: Path, ids: list[str], budget: str, device: str, seed: int,
+           on_check: Callable[[str], None] | None, label: str):
+    """The training checks ``ids`` on one hand-in (or the reference staged as one), as a run grades them."""
+    return grade_submission(lab, path, mode="grade", seed=seed, only=ids, train=True, device=device, budget=budget,
+                            on_check=(lambda r: on_check(f"{label}{r.id}")) if on_check else None)
+
+
 def _accuracies(lab: Lab, path: Path, ids: list[str], budget: str, device: str, seed: int,
                 on_check: Callable[[str], None] | None) -> dict[str, float | None]:
-    result = grade_submission(lab, path, mode="grade", seed=seed, only=ids, train=True, device=device, budget=budget,
-                              on_check=(lambda r: on_check(f"{budget}: {path.name}: {r.id}")) if on_check else None)
+    result = _train(lab, path, ids, budget, device, seed, on_check, f"{budget}: {path.name}: ")
     out = {}
     for check in result.checks:
         accuracy = check.details.get("test_accuracy")
@@ -74,9 +80,7 @@ def calibrate(lab: Lab, budgets: list[str], *, margin: float = 0.2, device: str 
     data = dict(lab.calibration)
     out = []
     for budget in budgets:
-        result = grade_submission(lab, reference, mode="grade", seed=seed, only=ids,
-                                  train=True, device=device, budget=budget,
-                                  on_check=(lambda r: on_check(f"{budget}: {r.id}")) if on_check else None)
+        result = _train(lab, reference, ids, budget, device, seed, on_check, f"{budget}: ")
         broken = {p.name: _accuracies(lab, p, ids, budget, device, seed, on_check) for p in against}
         for check in result.checks:
             accuracy = check.details.get("test_accuracy")

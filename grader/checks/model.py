@@ -23,6 +23,13 @@ class ModelParams(KindParams):
     input_shape: list[int] = Field(min_length=1, description="Shape of one sample, e.g. [3, 32, 32].")
 
 
+def unregistered_message(cls: str, attributes: list[str], consequence: str) -> str:
+    """Modules held where PyTorch does not look (``self.blocks = [...]``), and what that breaks."""
+    held = ", ".join(f"self.{n}" for n in attributes)
+    return (f"{cls} keeps modules in a plain list or dict ({held}): {consequence}. "
+            "Use nn.ModuleList, nn.ModuleDict or nn.Sequential.")
+
+
 class _ModelKind(CheckKind):
     def needs(self, params: ModelParams) -> list[str]:
         return [params.cls]
@@ -42,12 +49,8 @@ class _ModelKind(CheckKind):
     def unregistered(params: ModelParams, trace: dict[str, Any]) -> str:
         """Why the parameters or layers are missing, when they are kept where PyTorch does not look."""
         names = trace.get("unregistered") or []
-        if not names:
-            return ""
-        held = ", ".join(f"self.{n}" for n in names)
-        return (f" {params.cls} keeps modules in a plain list or dict ({held}): PyTorch does not register them, "
-                f"so model.parameters() misses them and the optimizer never trains them. Use nn.ModuleList, "
-                f"nn.ModuleDict or nn.Sequential.")
+        return " " + unregistered_message(params.cls, names, "PyTorch does not register them, so model.parameters() "
+                                          "misses them and the optimizer never trains them") if names else ""
 
     @staticmethod
     def inputs(ctx, params: ModelParams, batch: int, scale: float = 1.0) -> np.ndarray:
@@ -266,10 +269,8 @@ class ModeBehaviourCheck(CheckKind):
                             "still report training = False: does the model override train() or call eval() itself?")
             names.insert(0, "stuck-in-eval")
         if problems and isinstance(have, dict) and have.get("unregistered"):
-            held = ", ".join(f"self.{n}" for n in have["unregistered"])
-            problems.append(f"{params.cls} keeps modules in a plain list or dict ({held}): model.train() and "
-                            "model.eval() do not reach them (nor does the optimizer). Use nn.ModuleList, "
-                            "nn.ModuleDict or nn.Sequential.")
+            problems.append(unregistered_message(params.cls, have["unregistered"], "model.train() and model.eval() "
+                                                 "do not reach them (nor does the optimizer)"))
             names.insert(0, "unregistered-modules")
         if not problems:
             return Outcome.passed(f"{params.cls} behaves like the reference in train and eval mode.")
