@@ -19,18 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(repeat: int = 5) -> Table:
     from weasyprint.text.ffi import harfbuzz_subset
 
-    from grader.grading.batch import grade_batch
-    from grader.lab import load_lab
+    from grader import api
     from grader.lab.manifest import LimitsOverride
-    from grader.report import renderer
+    from grader.options import RunOptions
+    from grader.report import ReportRenderer
 
-    lab = load_lab("cifar-convnet")
+    lab = api.load_lab("cifar-convnet")
     subs = ROOT / "submissions" / "cifar-convnet"
     with tempfile.TemporaryDirectory() as tmp:
-        batch = grade_batch(lab, subs, Path(tmp) / "results", limits=LimitsOverride(wall_s=3),
-                            paths=[subs / "correct", subs / "in-channels-confusion", subs / "syntax-error"])
+        batch = api.grade(subs, lab, Path(tmp) / "results", RunOptions(limits=LimitsOverride(wall_s=3), reports=False),
+                          paths=[subs / "correct", subs / "in-channels-confusion", subs / "syntax-error"])
         started = time.perf_counter()
-        r = renderer()
+        r = ReportRenderer()
         init = time.perf_counter() - started
         table = Table(title="Report rendering (one renderer, A4 PDF)")
         table.add_column("report")

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _setup():
-    from grader.lab import load_lab
+    from grader.api import load_lab
 
     lab = load_lab("cifar-training")
     namespace: dict = {}
@@ -161,15 +161,16 @@ def broken_models(lab, train, t, data) -> Table:
 
 
 def whole_hand_in() -> Table:
+    from grader.api import load_lab
     from grader.grading.engine import grade_submission
-    from grader.lab import load_lab
-    from grader.sandbox.runner import context
+    from grader.grading.run import Run
+    from grader.options import RunOptions
 
-    context()
-    started = time.perf_counter()
-    result = grade_submission(load_lab("cifar-training"), ROOT / "submissions" / "cifar-training" / "correct",
-                              train=True, budget="cpu", device="cpu")
-    total = time.perf_counter() - started
+    with Run(load_lab("cifar-training"), RunOptions(train=True, budget="cpu", device="cpu")) as run:
+        run.sandbox.warm()  # the fork server's imports are not the hand-in's time
+        started = time.perf_counter()
+        result = grade_submission(run, ROOT / "submissions" / "cifar-training" / "correct")
+        total = time.perf_counter() - started
     table = Table(title="cifar-training, correct hand-in, every check, CPU budget, through the sandbox")
     table.add_column("check")
     table.add_column("status")

@@ -1,63 +1,66 @@
-"""What the CLI calls. Each function here is one user-visible action; the CLI only formats."""
+"""What the CLI calls. Each function here is one user-visible action; the CLI only formats.
+
+Every action takes one ``RunOptions`` (made by the caller, validated there) and one event sink;
+nothing is re-declared here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
+from grader.checks.registry import BoundLab, bind
+from grader.errors import ReportError
 from grader.grading.batch import BatchResult, grade_batch
-from grader.grading.engine import Mode, grade_submission
-from grader.lab.loader import Lab, find_labs, load_lab
-from grader.lab.manifest import LimitsOverride
+from grader.grading.engine import grade_submission
+from grader.grading.executor import Executor
+from grader.grading.run import Run
+from grader.lab import loader
+from grader.options import EventSink, Mode, RunOptions, ignore
 from grader.results import CheckResult, SubmissionResult  # noqa: F401
 
-__all__ = ["Lab", "check", "grade", "labs", "load_lab"]
+__all__ = ["BoundLab", "check", "grade", "labs", "load_lab", "report", "write_report"]
 
 
-def labs() -> list[Lab]:
-    return find_labs()
+def load_lab(name_or_path: str | Path) -> BoundLab:
+    """A lab by name or folder, with every check bound to its kind (a broken manifest is a
+    ``LabError`` here, before anything is graded)."""
+    return bind(loader.load_lab(name_or_path))
 
 
-def check(path: Path, lab: str | Path, *, seed: int = 0, limits: LimitsOverride | None = None,
-          data_root: Path | None = None, only: list[str] | None = None, train: bool = False,
-          device: str = "auto", budget: str | None = None,
-          on_check: Callable[[CheckResult], None] | None = None,
-          on_progress: Callable[[str, int, int, float], None] | None = None) -> SubmissionResult:
+def labs() -> list[BoundLab]:
+    return [bind(lab) for lab in loader.find_labs()]
+
+
+def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptions(mode=Mode.check), *,
+          on_event: EventSink = ignore) -> SubmissionResult:
     """A student's self-check: the public checks only (or the named ones among them); training
-    checks only with ``train``."""
-    return grade_submission(load_lab(lab), Path(path), mode="check", seed=seed, limits=limits,
-                            data_root=data_root, only=only, train=train, device=device, budget=budget,
-                            on_check=on_check, on_progress=on_progress)
+    checks only when ``options.train``."""
+    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    with Run(lab, options.model_copy(update={"mode": Mode.check}), on_event=on_event) as run:
+        return grade_submission(run, Path(path))
 
 
-def grade(root: Path, lab: str | Path, out: Path, *, force: bool = False, seed: int = 0,
-          limits: LimitsOverride | None = None, mode: Mode = "grade", data_root: Path | None = None,
-          train: bool | None = None, device: str = "auto", budget: str | None = None,
-          on_start: Callable[[str], None] | None = None,
-          on_done: Callable[[SubmissionResult, bool], None] | None = None,
-          paths: list[Path] | None = None, reports: bool = True, html: bool = False,
-          on_progress: Callable[[str, int, int, float], None] | None = None) -> BatchResult:
+def grade(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions = RunOptions(), *,
+          on_event: EventSink = ignore, paths: list[Path] | None = None,
+          executor: Executor | None = None) -> BatchResult:
     """An instructor's batch: every check on every submission under ``root``, with a PDF report
-    per submission and a class summary (rendered while grading goes on)."""
-    return grade_batch(load_lab(lab), Path(root), Path(out), force=force, mode=mode, seed=seed,
-                       limits=limits, data_root=data_root, train=train, device=device, budget=budget,
-                       on_start=on_start, on_done=on_done, paths=paths,
-                       reports=reports, html=html, on_progress=on_progress)
+    per submission and a class summary (rendered while grading goes on). The results and the
+    class folder are hidden from every child."""
+    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    with Run(lab, options, on_event=on_event, hide=(Path(out), Path(root))) as run:
+        return grade_batch(run, Path(root), Path(out), paths=paths, executor=executor)
 
 
 def report(result_json: Path, out: Path, *, audience: str = "instructor", html: bool = False) -> Path:
     """Render a report from a result JSON written earlier."""
-    from grader.errors import ReportError
-    from grader.report import renderer
-
     try:
         result = SubmissionResult.model_validate_json(Path(result_json).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ReportError(f"{result_json}: not a gradelab result ({type(exc).__name__})") from None
-    return renderer().write(result, Path(out), audience, html)
+    return write_report(result, out, audience=audience, html=html)
 
 
 def write_report(result: SubmissionResult, out: Path, *, audience: str = "student", html: bool = False) -> Path:
-    from grader.report import renderer
+    from grader.report import ReportRenderer
 
-    return renderer().write(result, Path(out), audience, html)
+    return ReportRenderer().write(result, Path(out), audience, html)

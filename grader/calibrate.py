@@ -18,10 +18,14 @@ import yaml
 from pydantic import BaseModel
 
 import grader
+from grader.atomic import write_atomic
+from grader.checks.registry import BoundLab
 from grader.errors import LabError
-from grader.grading.batch import write_atomic
-from grader.grading.engine import grade_submission, resolve_device
-from grader.lab.loader import CALIBRATION_NAME, Lab
+from grader.grading.engine import grade_submission
+from grader.grading.run import Run, resolve_device
+from grader.lab.loader import CALIBRATION_NAME
+from grader.options import Budget, CheckFinished, Device, Mode, RunOptions
+from grader.sandbox.runner import Sandbox
 
 CHANCE_MARGIN = 0.15  # a threshold this far above chance (1 / classes) tells learning from guessing
 
@@ -41,16 +45,8 @@ class Calibrated(BaseModel):
         return [name for name, acc in self.against.items() if acc is not None and acc >= self.threshold]
 
 
-def _train(lab: Lab, path: Path, ids: list[str], budget: str, device: str, seed: int,
-           on_check: Callable[[str], None] | None, label: str):
-    """The training checks ``ids`` on one hand-in (or the reference staged as one), as a run grades them."""
-    return grade_submission(lab, path, mode="grade", seed=seed, only=ids, train=True, device=device, budget=budget,
-                            on_check=(lambda r: on_check(f"{label}{r.id}")) if on_check else None)
-
-
-def _accuracies(lab: Lab, path: Path, ids: list[str], budget: str, device: str, seed: int,
-                on_check: Callable[[str], None] | None) -> dict[str, float | None]:
-    result = _train(lab, path, ids, budget, device, seed, on_check, f"{budget}: {path.name}: ")
+def _accuracies(result) -> dict[str, float | None]:
+    """Each training check's test accuracy on one hand-in (``None``: it did not train)."""
     out = {}
     for check in result.checks:
         accuracy = check.details.get("test_accuracy")
@@ -59,7 +55,7 @@ def _accuracies(lab: Lab, path: Path, ids: list[str], budget: str, device: str, 
     return out
 
 
-def calibrate(lab: Lab, budgets: list[str], *, margin: float = 0.2, device: str = "auto", seed: int = 0,
+def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, device: Device = Device.auto, seed: int = 0,
               classes: int = 10, against: Sequence[Path] = (), only: Sequence[str] = (),
               on_check: Callable[[str], None] | None = None) -> list[Calibrated]:
     training = [c for c in lab.checks if c.spec.kind == "training"]
@@ -76,34 +72,56 @@ def calibrate(lab: Lab, budgets: list[str], *, margin: float = 0.2, device: str 
             raise LabError(f"--against {path}: no such hand-in")
     device = resolve_device(device)
     reference = lab.path(lab.manifest.reference.module)
-    ids = [c.spec.id for c in training]
+    ids = tuple(c.spec.id for c in training)
     data = dict(lab.calibration)
     out = []
-    for budget in budgets:
-        result = _train(lab, reference, ids, budget, device, seed, on_check, f"{budget}: ")
-        broken = {p.name: _accuracies(lab, p, ids, budget, device, seed, on_check) for p in against}
-        for check in result.checks:
-            accuracy = check.details.get("test_accuracy")
-            if not isinstance(accuracy, (int, float)):
-                raise LabError(f"{check.id} ({budget}): the reference did not train: {check.message}")
-            threshold = round(max(0.0, accuracy - margin), 2)  # the reference always passes its own
-            discriminates = threshold >= 1 / classes + CHANCE_MARGIN
-            data.setdefault(check.id, {})[budget] = {
-                "threshold": threshold, "reference_accuracy": round(float(accuracy), 4), "margin": margin,
-                "discriminates": discriminates,
-                "seed": seed, "device": device, "epochs": check.details.get("epochs"),
-                "train_size": check.details.get("train_size"), "gradelab": grader.__version__,
-                "calibrated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            }
-            row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
-                             discriminates=discriminates, against={n: accs.get(check.id) for n, accs in broken.items()})
-            if against:
-                data[check.id][budget]["checked_against"] = {
-                    name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through}
-                    for name, acc in row.against.items()}
-            out.append(row)
+    label = [""]  # which hand-in is training, for the progress line
+
+    def progress(event: object) -> None:
+        if on_check and isinstance(event, CheckFinished):
+            on_check(f"{label[0]}{event.result.id}")
+
+    with Sandbox() as sandbox:
+        for budget in map(Budget, budgets):
+            options = RunOptions(mode=Mode.grade, seed=seed, only=ids, train=True, device=device, budget=budget,
+                                 reports=False)
+            run = Run(lab, options, sandbox=sandbox, on_event=progress)
+            label[0] = f"{budget.value}: "
+            result = grade_submission(run, reference)  # the reference, staged as a hand-in
+            broken = {}
+            for path in against:
+                label[0] = f"{budget.value}: {path.name}: "
+                broken[path.name] = _accuracies(grade_submission(run, path))
+            out += _record(data, result, broken, budget.value, margin, seed, device.value, classes, bool(against))
     header = ("# Written by `gradelab calibrate`: thresholds of the training checks per budget, measured on the\n"
               "# lab's reference under the same harness, budget, seed and device. Rerun after changing a recipe.\n")
     write_atomic(lab.path(CALIBRATION_NAME), header + yaml.safe_dump(data, sort_keys=True))
     lab.__dict__.pop("calibration", None)  # the cached copy is stale now
+    return out
+
+
+def _record(data: dict, result, broken: dict[str, dict[str, float | None]], budget: str, margin: float, seed: int,
+            device: str, classes: int, against: bool) -> list[Calibrated]:
+    """Each training check's threshold under one budget, written into ``data``; one row each."""
+    out = []
+    for check in result.checks:
+        accuracy = check.details.get("test_accuracy")
+        if not isinstance(accuracy, (int, float)):
+            raise LabError(f"{check.id} ({budget}): the reference did not train: {check.message}")
+        threshold = round(max(0.0, accuracy - margin), 2)  # the reference always passes its own
+        discriminates = threshold >= 1 / classes + CHANCE_MARGIN
+        data.setdefault(check.id, {})[budget] = {
+            "threshold": threshold, "reference_accuracy": round(float(accuracy), 4), "margin": margin,
+            "discriminates": discriminates,
+            "seed": seed, "device": device, "epochs": check.details.get("epochs"),
+            "train_size": check.details.get("train_size"), "gradelab": grader.__version__,
+            "calibrated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+        row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
+                         discriminates=discriminates, against={n: accs.get(check.id) for n, accs in broken.items()})
+        if against:
+            data[check.id][budget]["checked_against"] = {
+                name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through}
+                for name, acc in row.against.items()}
+        out.append(row)
     return out

@@ -1,6 +1,7 @@
 """The one exception root of gradelab, and its tree.
 
     GradelabError            anything the user should see as one line, not a traceback
+    ├── UsageError           an option or argument the user typed is not accepted
     ├── LabError             a lab folder or manifest is missing or invalid
     ├── SubmissionError      a submission path cannot be graded at all (not found, unreadable)
     ├── SandboxError         the sandbox itself failed (not the student's code: that is a result)
@@ -18,6 +19,10 @@ class GradelabError(Exception):
 
     def one_line(self) -> str:
         return f"{type(self).__name__}: {self}"
+
+
+class UsageError(GradelabError):
+    """An option or argument has a value gradelab does not accept (refused before any grading)."""
 
 
 class LabError(GradelabError):

@@ -1,12 +1,15 @@
 """A student's hand-in as the grader sees it: where its module is, and what its answer sheet says.
 
-Nothing here runs student code. The answer sheet is YAML read with ``safe_load`` and validated
+Nothing here runs student code, and nothing here opens a hand-in's paths: the safe reader
+(``intake.reader``) has read its files into memory. The answer sheet is YAML read with a loader
+that refuses aliases (a 625-byte "billion laughs" would otherwise expand to gigabytes), validated
 field by field with pydantic, so one malformed answer fails only the checks that need it.
 """
 
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,10 @@ import yaml
 from pydantic import StrictBool, StrictStr, TypeAdapter, ValidationError
 
 from grader.errors import SubmissionError
-from grader.lab.manifest import AnswerFieldSpec, InterfaceSpec
+from grader.intake.reader import HandIn, printable, read_hand_in
+from grader.lab.manifest import AnswerFieldSpec, IntakeLimits, InterfaceSpec
+from grader.results import Student
 
-MAX_SHEET_BYTES = 256 * 1024
 _TYPES: dict[str, Any] = {
     "int": int, "float": float, "str": StrictStr, "bool": StrictBool,
     "list[int]": list[int], "list[float]": list[float], "choice": StrictStr,
@@ -30,10 +34,28 @@ _MISSING = object()
 class Submission:
     name: str
     path: Path
-    module_path: Path | None = None
+    handin: HandIn
+    module_file: str | None = None    # the module's path inside the hand-in, as staged for a child
     module_problem: str | None = None
     answers: dict[str, Any] = field(default_factory=dict)
     answer_problems: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def module_path(self) -> Path | None:
+        """Where the module was found, for messages (never opened again: see ``module_source``)."""
+        if self.module_file is None:
+            return None
+        return self.path if self.handin.single_file else self.path.joinpath(*self.module_file.split("/"))
+
+    @property
+    def notes(self) -> list[str]:
+        return self.handin.notes
+
+    @property
+    def module_source(self) -> str | None:
+        """The module's text (for static reading), from the bytes the reader took."""
+        data = self.handin.read(self.module_file) if self.module_file else None
+        return data.decode("utf-8", errors="replace") if data is not None else None
 
     def answer(self, path: str) -> Any:
         return self.answers[path]
@@ -43,6 +65,13 @@ def safe_name(name: str) -> str:
     """A submission name usable as a file name (students choose folder names)."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "submission"
     return cleaned[:100]
+
+
+def student_from_path(path: Path) -> Student:
+    """A plain class folder knows a student only by the name of their folder (or file)."""
+    path = Path(path)
+    name = printable(path.name if path.is_dir() else path.stem).strip() or "submission"
+    return Student(id=name, name=name, source=printable(str(path)))
 
 
 def _lookup(data: Any, dotted: str) -> Any:
@@ -70,7 +99,22 @@ def validate_answer(spec: AnswerFieldSpec, raw: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def read_answer_sheet(path: Path, interface: InterfaceSpec) -> tuple[dict[str, Any], dict[str, str]]:
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: an answer sheet has no use for them, and aliases are how
+    a few hundred bytes expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted in an answer sheet",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def parse_answer_sheet(data: bytes | None, interface: InterfaceSpec, problem: str | None = None,
+                       max_kb: int = IntakeLimits().max_sheet_kb) -> tuple[dict[str, Any], dict[str, str]]:
+    """Typed answers and a problem per field that has none, from the sheet's bytes (``None``: no
+    sheet; ``problem``: why it could not be read)."""
     fields = interface.answers
     if not fields:
         return {}, {}
@@ -79,23 +123,27 @@ def read_answer_sheet(path: Path, interface: InterfaceSpec) -> tuple[dict[str, A
     def all_fail(problem: str) -> tuple[dict[str, Any], dict[str, str]]:
         return {}, {f.path: problem for f in fields}
 
-    if not path.exists():
+    if problem:
+        return all_fail(problem)
+    if data is None:
         return all_fail(f"no {sheet} in the submission")
-    if path.stat().st_size > MAX_SHEET_BYTES:
-        return all_fail(f"{sheet} is larger than {MAX_SHEET_BYTES // 1024} KiB")
+    if len(data) > max_kb * 1024:
+        return all_fail(f"{sheet} is larger than {max_kb} KiB")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+        parsed = yaml.load(data.decode("utf-8", errors="replace"), Loader=_NoAliasLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         return all_fail(f"{sheet} is not valid YAML{where}: {getattr(exc, 'problem', None) or 'syntax error'}")
     except RecursionError:
         return all_fail(f"{sheet} is nested too deeply")
-    if not isinstance(data, dict):
-        return all_fail(f"{sheet} must be a mapping of answers (field: value), not {type(data).__name__}")
+    except ValueError:  # a number of 10⁵ digits, say: int() refuses it
+        return all_fail(f"{sheet} holds a value that cannot be read as a number")
+    if not isinstance(parsed, dict):
+        return all_fail(f"{sheet} must be a mapping of answers (field: value), not {type(parsed).__name__}")
     values, problems = {}, {}
     for spec in fields:
-        value, problem = validate_answer(spec, _lookup(data, spec.path))
+        value, problem = validate_answer(spec, _lookup(parsed, spec.path))
         if problem:
             problems[spec.path] = problem
         else:
@@ -103,35 +151,67 @@ def read_answer_sheet(path: Path, interface: InterfaceSpec) -> tuple[dict[str, A
     return values, problems
 
 
-def load_submission(path: Path, interface: InterfaceSpec) -> Submission:
+def read_answer_sheet(path: Path, interface: InterfaceSpec) -> tuple[dict[str, Any], dict[str, str]]:
+    """The answer sheet at ``path``, read as the safe reader reads a hand-in (no link followed)."""
+    try:
+        handin = read_hand_in(path, IntakeLimits(max_file_mb=IntakeLimits().max_sheet_kb / 1024 + 1))
+    except SubmissionError:
+        return parse_answer_sheet(None, interface)
+    data = handin.read(Path(path).name)
+    return parse_answer_sheet(data, interface, None if data is not None else _sheet_problem(handin, interface))
+
+
+def _sheet_problem(handin: HandIn, interface: InterfaceSpec) -> str | None:
+    """Why the sheet is not among the files read (a link, a FIFO, too large), if the reader said."""
+    sheet = interface.answers_file
+    for note in handin.notes:
+        if sheet in note:
+            return f"{sheet} was not read: {note.split('(', 1)[-1].rstrip(')')}"
+    return None
+
+
+def load_submission(path: Path, interface: InterfaceSpec, limits: IntakeLimits = IntakeLimits()) -> Submission:
+    """Read a hand-in (safely) and find its module and answer sheet."""
     path = Path(path)
-    if not path.exists():
-        raise SubmissionError(f"{path}: no such file or folder")
-    if path.is_file():
-        if path.suffix != ".py":
-            raise SubmissionError(f"{path}: a submission is a folder or a single .py file")
-        sub = Submission(name=path.stem, path=path, module_path=path)
-        sub.answers, sub.answer_problems = read_answer_sheet(path.with_name("__no_sheet__"), interface)
+    single = path.suffix == ".py" and not path.is_dir()
+    if not single and path.is_file():
+        raise SubmissionError(f"{printable(path.name)}: a submission is a folder or a single .py file")
+    handin = read_hand_in(path, limits, module_name=interface.module if single else None)
+    sub = Submission(name=path.stem if single else path.name, path=path, handin=handin)
+    if single:
+        sub.module_file = interface.module
+        sub.answers, sub.answer_problems = parse_answer_sheet(None, interface)
         return sub
-    sub = Submission(name=path.name, path=path)
-    module = path / interface.module
-    if module.is_file():
-        sub.module_path = module
+    top = sorted(name for name in handin.files if "/" not in name and name.endswith(".py"))
+    if interface.module in handin.files:
+        sub.module_file = interface.module
+    elif len(top) == 1:
+        sub.module_file = top[0]
     else:
-        candidates = sorted(p.name for p in path.glob("*.py"))
-        if len(candidates) == 1:
-            sub.module_path = path / candidates[0]
-        else:
-            found = f" (found: {', '.join(candidates)})" if candidates else " (no .py file found)"
-            sub.module_problem = f"no {interface.module} in the submission{found}"
-    sub.answers, sub.answer_problems = read_answer_sheet(path / interface.answers_file, interface)
+        problem = _sheet_problem(handin, interface.model_copy(update={"answers_file": interface.module}))
+        found = f" (found: {', '.join(map(printable, top))})" if top else " (no .py file found)"
+        sub.module_problem = problem or f"no {interface.module} in the submission{found}"
+    sheet = handin.read(interface.answers_file)
+    sub.answers, sub.answer_problems = parse_answer_sheet(
+        sheet, interface, None if sheet is not None else _sheet_problem(handin, interface), limits.max_sheet_kb)
     return sub
 
 
 def discover_submissions(root: Path) -> list[Path]:
-    """The submissions in a class folder: each sub-folder and each top-level .py file."""
+    """The submissions in a class folder: each sub-folder and each top-level .py file. Entries are
+    judged by what they are, not by what they point at: a link is listed (and refused, with its
+    reason, when read), never followed."""
     root = Path(root)
     if not root.is_dir():
         raise SubmissionError(f"{root}: not a folder of submissions")
-    return sorted(p for p in root.iterdir()
-                  if not p.name.startswith((".", "_")) and (p.is_dir() or p.suffix == ".py"))
+    found = []
+    for p in root.iterdir():
+        if p.name.startswith((".", "_")):
+            continue
+        try:
+            mode = p.lstat().st_mode
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode) or stat.S_ISLNK(mode) or p.suffix == ".py":
+            found.append(p)
+    return sorted(found)

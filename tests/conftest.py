@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def cifar_lab():
-    from grader.lab import load_lab
+    from grader.api import load_lab
 
     return load_lab("cifar-convnet")
 
@@ -48,12 +48,21 @@ def cifar_lab():
 @pytest.fixture(scope="session")
 def cifar_class(tmp_path_factory, cifar_lab):
     """Every bundled cifar-convnet hand-in graded once, all checks: {name: SubmissionResult}."""
-    from grader.grading.batch import grade_batch
+    from grader import api
     from grader.lab.manifest import LimitsOverride
+    from grader.options import RunOptions
 
     out = tmp_path_factory.mktemp("cifar-class")
-    batch = grade_batch(cifar_lab, CIFAR_SUBMISSIONS, out, limits=LimitsOverride(**FAST_LIMITS))
+    batch = api.grade(CIFAR_SUBMISSIONS, cifar_lab, out, RunOptions(limits=LimitsOverride(**FAST_LIMITS), reports=False))
     return {r.submission: r for r in batch.results}
+
+
+@pytest.fixture(scope="session")
+def renderer():
+    """One report renderer for the session (fonts and stylesheet load once)."""
+    from grader.report import ReportRenderer
+
+    return ReportRenderer()
 
 
 @pytest.fixture

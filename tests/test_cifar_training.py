@@ -76,12 +76,13 @@ def test_a_students_check_skips_training_unless_asked(tmp_path):
 
 
 def test_training_runs_in_the_sandbox_and_records_budget_device_and_curves(probe_spy):
-    from grader.grading.engine import grade_submission
-    from grader.lab import load_lab
+    from grader.api import load_lab
+    from grader.grading.engine import grade_one
+    from grader.options import RunOptions
 
     sent = probe_spy
-    result = grade_submission(load_lab("cifar-training"), SUBMISSIONS / "correct", only=["train-momentum"],
-                              train=True, budget="smoke", device="cpu")
+    result = grade_one(load_lab("cifar-training"), SUBMISSIONS / "correct",
+                       RunOptions(only=("train-momentum",), train=True, budget="smoke", device="cpu"))
     check = result.checks[0]
     assert check.status.value == "passed", check.message
     assert result.device == "cpu" and check.details["device"] == "cpu" and check.details["budget"] == "smoke"
@@ -122,7 +123,7 @@ def test_a_nan_loss_is_reported_as_diverged():
 def test_an_unknown_budget_or_a_missing_gpu_is_one_clear_error():
     result = cli("check", str(SUBMISSIONS / "correct"), "--lab", "cifar-training", "--train", "--budget", "huge",
                  "--only", "train-baseline")
-    assert result.exit_code == 2 and "has no budget 'huge'; its budgets: cpu, smoke, gpu" in result.output
+    assert result.exit_code == 2 and "--budget 'huge' is not accepted: use cpu, gpu, smoke" in result.output
     if not torch.cuda.is_available():
         result = cli("check", str(SUBMISSIONS / "correct"), "--lab", "cifar-training", "--device", "cuda")
         assert result.exit_code == 2 and "torch sees no CUDA GPU" in result.output
@@ -218,12 +219,14 @@ def test_on_a_gpu_the_correct_hand_in_passes_the_gpu_budget():
 
 
 def test_training_reports_each_epoch_for_the_progress_bar():
-    from grader.grading.engine import grade_submission
-    from grader.lab import load_lab
+    from grader.api import load_lab
+    from grader.grading.engine import grade_one
+    from grader.options import RunOptions, TrainingProgress
 
     seen = []
-    grade_submission(load_lab("cifar-training"), SUBMISSIONS / "correct", only=["train-dropout"], train=True,
-                     budget="smoke", device="cpu", on_progress=lambda *event: seen.append(event))
+    grade_one(load_lab("cifar-training"), SUBMISSIONS / "correct",
+              RunOptions(only=("train-dropout",), train=True, budget="smoke", device="cpu"),
+              on_event=lambda e: seen.append((e.check, e.epoch, e.epochs, e.loss)) if isinstance(e, TrainingProgress) else None)
     assert [(title, epoch, epochs) for title, epoch, epochs, _ in seen] == [("Training: dropout", 1, 1)]
     assert 0 < seen[0][3] < 10  # the epoch's mean training loss
 

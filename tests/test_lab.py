@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from grader.errors import LabError
-from grader.grading.engine import grade_submission
-from grader.lab import find_labs, load_lab
+from grader.api import labs as find_labs, load_lab
+from grader.grading.engine import grade_one
+from grader.options import RunOptions
 from tests.conftest import TINY_LAB
 
 
@@ -33,9 +34,9 @@ def test_bundled_labs_load_and_declare_points():
 
 def test_a_lab_that_exists_only_under_tests_grades_without_grader_changes():
     lab = load_lab(TINY_LAB)
-    good = grade_submission(lab, TINY_LAB / "subs" / "good")
+    good = grade_one(lab, TINY_LAB / "subs" / "good")
     assert good.score == good.max_score == 5
-    bad = grade_submission(lab, TINY_LAB / "subs" / "bad")
+    bad = grade_one(lab, TINY_LAB / "subs" / "bad")
     by_id = {c.id: c for c in bad.checks}
     assert by_id["square"].status == "failed" and by_id["square"].diagnosis == "doubled"
     assert "You doubled x" in by_id["square"].message
@@ -45,7 +46,7 @@ def test_a_lab_that_exists_only_under_tests_grades_without_grader_changes():
 
 
 def test_self_check_mode_runs_only_public_checks():
-    result = grade_submission(load_lab(TINY_LAB), TINY_LAB / "subs" / "good", mode="check")
+    result = grade_one(load_lab(TINY_LAB), TINY_LAB / "subs" / "good", RunOptions(mode="check"))
     assert [c.id for c in result.checks] == ["square", "arithmetic", "lin-params"]
 
 

@@ -33,7 +33,7 @@ def not_passed(result):
 
 
 def test_the_lab_checks_eleven_ops_each_on_its_own_points():
-    from grader.lab import load_lab
+    from grader.api import load_lab
 
     lab = load_lab("layers-from-scratch")
     assert {c.spec.id for c in lab.checks if c.spec.kind == "op_equivalence"} == OPS
@@ -50,7 +50,7 @@ def test_the_correct_hand_in_gets_full_marks_and_the_network_counts(layers_class
 
 
 def test_the_expected_counts_come_from_the_reference_model():
-    from grader.lab import load_lab
+    from grader.api import load_lab
 
     net = load_lab("layers-from-scratch").reference.AllConvNet
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
@@ -90,7 +90,7 @@ def test_the_counterexample_in_the_message_reproduces_the_disagreement(layers_cl
     spec = importlib.util.spec_from_file_location("handin", SUBMISSIONS / name / "layers.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    from grader.lab import load_lab
+    from grader.api import load_lab
 
     lab = load_lab("layers-from-scratch")
     names = lab.manifest.interface.symbol(function).params
@@ -168,14 +168,13 @@ def test_static_detection_follows_aliases_and_helpers_but_not_unrelated_function
     assert forbidden_uses("def broken(:\n", "conv2d", ["torch.conv2d"]) == []
 
 
-def test_the_report_prints_the_counterexample_as_code_to_paste(layers_class, tmp_path):
+def test_the_report_prints_the_counterexample_as_code_to_paste(layers_class, tmp_path, renderer):
     from pypdf import PdfReader
 
-    from grader.report import renderer
     from grader.results import SubmissionResult
 
     result = SubmissionResult.model_validate(layers_class["batchnorm-biased-running-var"])
-    path = renderer().write(result, tmp_path / "r.pdf", audience="student")
+    path = renderer.write(result, tmp_path / "r.pdf", audience="student")
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(path).pages).split())
     assert "Counterexamples to reproduce" in text
     assert "import torch x = torch.tensor(" in text

@@ -122,12 +122,12 @@ def test_the_reference_implementation_passes_every_code_check_under_the_same_bud
 
 def test_test_labels_never_reach_the_child(probe_spy):
     """What the training check sends to the sandbox holds the test inputs, never their labels."""
-    from grader.grading.engine import grade_submission
-    from grader.lab import load_lab
+    from grader.api import load_lab
+    from grader.grading.engine import grade_one
 
     sent = probe_spy
     lab = load_lab("mlp-backprop")
-    grade_submission(lab, SUBMISSIONS / "correct")
+    grade_one(lab, SUBMISSIONS / "correct")
     harness_calls = [p for n, p in sent if n == "harness"]
     assert len(harness_calls) == 5
     for payload in harness_calls:

@@ -10,7 +10,6 @@ from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from grader.cli import app
-from grader.report import renderer
 from grader.results import CheckResult, Status
 from tests.conftest import CIFAR_SUBMISSIONS
 
@@ -26,8 +25,8 @@ def fixed(result):
     return result.model_copy(update={"graded_at": FIXED, "grader_version": "test", "duration_s": 0})
 
 
-def test_a_flawed_hand_in_report_holds_scores_statuses_and_expected_values(cifar_class, tmp_path):
-    path = renderer().write(fixed(cifar_class["in-channels-confusion"]), tmp_path / "r.pdf")
+def test_a_flawed_hand_in_report_holds_scores_statuses_and_expected_values(cifar_class, tmp_path, renderer):
+    path = renderer.write(fixed(cifar_class["in-channels-confusion"]), tmp_path / "r.pdf")
     text = pdf_text(path)
     assert "15.25 / 17" in text and "89.7 %" in text
     assert "Submission: in-channels-confusion" in text
@@ -38,20 +37,20 @@ def test_a_flawed_hand_in_report_holds_scores_statuses_and_expected_values(cifar
     assert "(hidden)" in text  # instructors see which checks students do not
 
 
-def test_the_student_report_leaves_hidden_checks_out(cifar_class, tmp_path):
-    path = renderer().write(fixed(cifar_class["wrong-receptive-field"]), tmp_path / "r.pdf", audience="student")
+def test_the_student_report_leaves_hidden_checks_out(cifar_class, tmp_path, renderer):
+    path = renderer.write(fixed(cifar_class["wrong-receptive-field"]), tmp_path / "r.pdf", audience="student")
     text = pdf_text(path)
     assert "Receptive fields" not in text and "receptive_field.conv2" not in text
     assert "3 hidden check(s) are not shown" in text
 
 
-def test_a_hand_in_that_crashed_at_import_still_gets_a_clear_report(cifar_class, tmp_path):
-    text = pdf_text(renderer().write(fixed(cifar_class["syntax-error"]), tmp_path / "r.pdf"))
+def test_a_hand_in_that_crashed_at_import_still_gets_a_clear_report(cifar_class, tmp_path, renderer):
+    text = pdf_text(renderer.write(fixed(cifar_class["syntax-error"]), tmp_path / "r.pdf"))
     assert "9 / 17" in text
     assert "your module could not be imported: SyntaxError: expected ':': def forward(self, x) (convnet.py, line 21)" in text
 
 
-def test_curves_and_comparisons_from_any_check_get_their_sections(cifar_class, tmp_path):
+def test_curves_and_comparisons_from_any_check_get_their_sections(cifar_class, tmp_path, renderer):
     """Reports must show what future check kinds put in ``details`` without template changes."""
     extra = CheckResult(
         id="train", title="Training (baseline)", kind="training", visibility="public", status=Status.passed,
@@ -62,15 +61,15 @@ def test_curves_and_comparisons_from_any_check_get_their_sections(cifar_class, t
                             {"name": "grad by", "rel_error": 0.5, "tolerance": 1e-6}]})
     result = fixed(cifar_class["correct"])
     result = result.model_copy(update={"checks": [*result.checks, extra]})
-    html = renderer().submission_html(result)
+    html = renderer.submission_html(result)
     assert html.count('<img src="data:image/png;base64,') == 1
-    text = pdf_text(renderer().write(result, tmp_path / "r.pdf"))
+    text = pdf_text(renderer.write(result, tmp_path / "r.pdf"))
     assert "Comparisons with the reference" in text and "grad Wh 3.10e-09 1e-06 within" in text
     assert "grad by 5.00e-01 1e-06 above" in text
     assert "Training" in text
 
 
-def test_a_diverged_run_and_a_wrong_shape_render_as_words_not_a_crash(cifar_class, tmp_path):
+def test_a_diverged_run_and_a_wrong_shape_render_as_words_not_a_crash(cifar_class, tmp_path, renderer):
     """Results carry inf and NaN as strings ("inf"); the report must still render them."""
     extra = CheckResult(
         id="train", title="Training that diverged", kind="training", visibility="public", status=Status.failed,
@@ -79,21 +78,21 @@ def test_a_diverged_run_and_a_wrong_shape_render_as_words_not_a_crash(cifar_clas
             "comparisons": [{"name": "grad Wy", "rel_error": "inf", "tolerance": 1e-6}]})
     result = fixed(cifar_class["correct"])
     result = result.model_copy(update={"checks": [*result.checks, extra]})
-    text = pdf_text(renderer().write(result, tmp_path / "r.pdf"))
+    text = pdf_text(renderer.write(result, tmp_path / "r.pdf"))
     assert "grad Wy ∞ 1e-06 above" in text
 
 
-def test_the_html_report_matches_its_golden_file(cifar_class, update_goldens):
-    html = renderer().submission_html(fixed(cifar_class["missing-plus-one"]))
+def test_the_html_report_matches_its_golden_file(cifar_class, update_goldens, renderer):
+    html = renderer.submission_html(fixed(cifar_class["missing-plus-one"]))
     golden = GOLDENS / "missing-plus-one.html"
     if update_goldens or not golden.exists():
         golden.write_text(html, encoding="utf-8")
     assert html == golden.read_text(encoding="utf-8"), "run pytest --update-goldens if the change is intended"
 
 
-def test_the_class_summary_counts_passes_and_diagnoses(cifar_class, tmp_path):
+def test_the_class_summary_counts_passes_and_diagnoses(cifar_class, tmp_path, renderer):
     results = [fixed(r) for r in cifar_class.values()]
-    path = renderer().write_class(results, results[0].lab_title, tmp_path / "class.pdf")
+    path = renderer.write_class(results, results[0].lab_title, tmp_path / "class.pdf")
     text = pdf_text(path)
     assert f"{len(results)} submissions" in text
     assert "Output-size rule of a convolution (conv-output-size) 12 / 16 75 %" in text

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from grader.lab.manifest import Limits
-from grader.sandbox.runner import ProbeFailure, run_probe
+from grader.sandbox.replies import ProbeFailure
+from grader.sandbox.runner import Sandbox
 
 LIMITS = Limits(wall_s=3, cpu_s=10, memory_mb=512)
 
@@ -21,9 +22,19 @@ def student(tmp_path: Path, source: str) -> Path:
     return path
 
 
+_SANDBOX = Sandbox()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sandbox():
+    """One sandbox (one fork server) for the module's tests, closed at the end."""
+    with _SANDBOX:
+        yield
+
+
 def call(path: Path, function: str = "f", limits: Limits = LIMITS, cases=((1,),), gpu: bool = False):
-    return run_probe(path, "student.py", "call", {"function": function, "cases": [list(c) for c in cases]}, limits,
-                     gpu=gpu)
+    return _SANDBOX.run_probe(path, "student.py", "call", {"function": function, "cases": [list(c) for c in cases]},
+                              limits, gpu=gpu)
 
 
 def test_a_function_call_returns_raw_values(tmp_path):

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from grader.checks.compare import show, values_match
+from grader.lab.manifest import Need
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.results import Outcome
 
@@ -49,8 +50,8 @@ class AnswerCheck(CheckKind):
     Params = AnswerParams
     summary = "Answer-sheet fields against the reference answers, with partial credit and named mistakes."
 
-    def needs(self, params: AnswerParams) -> list[str]:
-        return [f"answers.{f.path}" for f in params.fields]
+    def needs(self, params: AnswerParams) -> list[Need]:
+        return [Need.field(f.path) for f in params.fields]
 
     def run(self, ctx, params: AnswerParams) -> Outcome:
         credits, notes, expected, got, diagnoses, sheet = [], [], {}, {}, [], []
@@ -79,5 +80,5 @@ class AnswerCheck(CheckKind):
         right = sum(1 for c in credits if c == 1.0)
         head = "" if fraction == 1 else f"{right} of {len(credits)} answers right. "
         return Outcome.graded(fraction, head + " ".join(notes), expected=expected or None,
-                              got=got or None, diagnosis=", ".join(dict.fromkeys(diagnoses)) or None,
+                              got=got or None, diagnoses=list(dict.fromkeys(diagnoses)),
                               details={"answers": sheet})

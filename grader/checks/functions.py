@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from grader.checks.compare import show, values_match
+from grader.lab.manifest import Need
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.results import Outcome
-from grader.sandbox.runner import format_error
 
 
 class FunctionMistake(KindParams):
@@ -49,8 +49,8 @@ class FunctionTableCheck(CheckKind):
     Params = FunctionTableParams
     summary = "A student function against the reference on a table of inputs; mistakes diagnosed."
 
-    def needs(self, params: FunctionTableParams) -> list[str]:
-        return [params.function]
+    def needs(self, params: FunctionTableParams) -> list[Need]:
+        return [Need(params.function)]
 
     def run(self, ctx, params: FunctionTableParams) -> Outcome:
         ref = getattr(ctx.reference, params.reference or params.function)
@@ -66,13 +66,13 @@ class FunctionTableCheck(CheckKind):
         wrong, raised = [], []
         got_values: list[Any] = []
         for args, exp, reply in zip(cases, expected, replies):
-            if not isinstance(reply, dict) or not reply.get("ok"):
-                raised.append((args, format_error(reply.get("error", {}) if isinstance(reply, dict) else {})))
+            if not reply.ok:
+                raised.append((args, reply.error_text))
                 got_values.append(None)
                 continue
-            got_values.append(reply.get("value"))
-            if not values_match(reply.get("value"), exp, params.rel_tol, params.abs_tol):
-                wrong.append((args, reply.get("value"), exp))
+            got_values.append(reply.value)
+            if not values_match(reply.value, exp, params.rel_tol, params.abs_tol):
+                wrong.append((args, reply.value, exp))
         n_bad = len(wrong) + len(raised)
         if n_bad == 0:
             return Outcome.passed(f"{name} agrees with the reference on all {len(cases)} inputs.")

@@ -10,10 +10,11 @@ import numpy as np
 from pydantic import Field
 
 from grader.checks.compare import show
+from grader.lab.manifest import Need
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.results import Outcome
 from grader.sandbox.probes import PROBES
-from grader.sandbox.runner import format_error
+from grader.sandbox.replies import ErrorInfo, format_error
 
 
 class ModelParams(KindParams):
@@ -31,8 +32,8 @@ def unregistered_message(cls: str, attributes: list[str], consequence: str) -> s
 
 
 class _ModelKind(CheckKind):
-    def needs(self, params: ModelParams) -> list[str]:
-        return [params.cls]
+    def needs(self, params: ModelParams) -> list[Need]:
+        return [Need(params.cls)]
 
     @staticmethod
     def reference_trace(ctx, params: ModelParams, x: np.ndarray) -> dict[str, Any]:
@@ -70,18 +71,19 @@ class OutputShapeCheck(_ModelKind):
         xs = [self.inputs(ctx, params, n) for n in params.batch_sizes]
         ref = PROBES["model_forward"](ctx.reference, params.reference or params.cls, xs,
                                       init_args=params.init_args, seed=ctx.seed)
-        got = ctx.probe("model_forward", cls=params.cls, inputs=xs, init_args=params.init_args, seed=ctx.seed)
+        got = ctx.outcomes("model_forward", len(xs), cls=params.cls, inputs=xs, init_args=params.init_args,
+                           seed=ctx.seed)
         raised: dict[str, list[str]] = {}
         wrong = []
         for x, r, g in zip(xs, ref, got):
             want, shape = list(r["value"].shape), str(tuple(x.shape))
-            if not g.get("ok"):
-                raised.setdefault(format_error(g.get("error", {})), []).append(shape)
-            elif not isinstance(g.get("value"), np.ndarray):
-                wrong.append(f"a batch of shape {shape} returned {type(g.get('value')).__name__}, not a tensor")
-            elif list(g["value"].shape) != want:
+            if not g.ok:
+                raised.setdefault(g.error_text, []).append(shape)
+            elif not isinstance(g.value, np.ndarray):
+                wrong.append(f"a batch of shape {shape} returned {type(g.value).__name__}, not a tensor")
+            elif list(g.value.shape) != want:
                 wrong.append(f"a batch of shape {shape} gave an output of shape "
-                             f"{tuple(g['value'].shape)}, expected {tuple(want)}")
+                             f"{tuple(g.value.shape)}, expected {tuple(want)}")
         expected = [list(r["value"].shape) for r in ref]
         if raised:
             errors = [f"forward on {' and '.join(shapes)} raised {err}" for err, shapes in raised.items()]
@@ -104,11 +106,12 @@ class FiniteOutputsCheck(_ModelKind):
 
     def run(self, ctx, params: FiniteParams) -> Outcome:
         xs = [self.inputs(ctx, params, params.batch_size, s) for s in params.scales]
-        got = ctx.probe("model_forward", cls=params.cls, inputs=xs, init_args=params.init_args, seed=ctx.seed)
+        got = ctx.outcomes("model_forward", len(xs), cls=params.cls, inputs=xs, init_args=params.init_args,
+                           seed=ctx.seed)
         for scale, g in zip(params.scales, got):
-            if not g.get("ok"):
-                return Outcome.error(f"forward on inputs of scale {scale:g} raised {format_error(g.get('error', {}))}")
-            value = g.get("value")
+            if not g.ok:
+                return Outcome.error(f"forward on inputs of scale {scale:g} raised {g.error_text}")
+            value = g.value
             if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.number):
                 return Outcome.failed(f"forward returned {type(value).__name__}, not a tensor of numbers")
             bad = int(np.size(value) - np.isfinite(value).sum())
@@ -171,6 +174,11 @@ def _side(value: Any) -> str:
     return str(value[0]) if isinstance(value, list) and len(set(map(str, value))) == 1 else show(value)
 
 
+def _trace_error(trace: dict[str, Any]) -> str:
+    error = trace.get("error")
+    return format_error(ErrorInfo.model_validate(error) if isinstance(error, dict) else ErrorInfo())
+
+
 def _describe(layer: dict[str, Any]) -> str:
     """Compact notation: Conv2d(3→32, k5, s1, p2), Linear(1024→1000), MaxPool2d(k2, s2)."""
     a = layer["attrs"]
@@ -202,7 +210,7 @@ class LayerStructureCheck(_ModelKind):
             return out
 
         want, have = layers(reference), layers(trace)
-        crash = f" (forward stopped early: {format_error(trace['error'])})" if trace.get("error") else ""
+        crash = f" (forward stopped early: {_trace_error(trace)})" if trace.get("error") else ""
         why = self.unregistered(params, trace)  # their layers run, but outside the model: not traced
         diagnosis = "unregistered-modules" if why else None
         for i, (w, h) in enumerate(zip(want, have), start=1):
@@ -211,7 +219,7 @@ class LayerStructureCheck(_ModelKind):
                                       expected=_describe(w), got=_describe(h), diagnosis=diagnosis)
         if trace.get("error") and len(have) < len(want):
             return Outcome.error(f"the forward pass stopped after {len(have)} of the {len(want)} expected layers: "
-                                 f"{format_error(trace['error'])}")
+                                 f"{_trace_error(trace)}")
         if len(have) != len(want):
             names = lambda ls: ", ".join(_describe(l) for l in ls)  # noqa: E731
             extra = (f"missing after layer {len(have)}: {names(want[len(have):])}" if len(have) < len(want)
@@ -244,8 +252,8 @@ class ModeBehaviourCheck(CheckKind):
     Params = ModeParams
     summary = "Train/eval behaviour (dropout active only in training, BatchNorm batch statistics only in training, activations) against the reference."
 
-    def needs(self, params: ModeParams) -> list[str]:
-        return [params.cls]
+    def needs(self, params: ModeParams) -> list[Need]:
+        return [Need(params.cls)]
 
     def run(self, ctx, params: ModeParams) -> Outcome:
         import torch
@@ -274,5 +282,5 @@ class ModeBehaviourCheck(CheckKind):
             names.insert(0, "unregistered-modules")
         if not problems:
             return Outcome.passed(f"{params.cls} behaves like the reference in train and eval mode.")
-        return Outcome.failed(" ".join(problems), diagnosis=names[0] if names else "stuck-in-eval",
+        return Outcome.failed(" ".join(problems), diagnoses=list(dict.fromkeys(names)) or ["stuck-in-eval"],
                               details={"behaviour": have, "reference": want})

@@ -19,9 +19,9 @@ from pydantic import Field
 from grader.checks.forbidden import forbidden_uses
 from grader.checks.functions import FunctionMistake
 from grader.checks.outputs import as_array
+from grader.lab.manifest import Need
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.results import Outcome
-from grader.sandbox.runner import format_error
 
 PRINTABLE = 150  # elements: larger tensors are described, not printed
 
@@ -112,8 +112,8 @@ class OpEquivalenceCheck(CheckKind):
     Params = OpParams
     summary = "A hand-written op against the torch op on drawn inputs; the smallest failing input is shrunk and shown."
 
-    def needs(self, params: OpParams) -> list[str]:
-        return [params.function]
+    def needs(self, params: OpParams) -> list[Need]:
+        return [Need(params.function)]
 
     def run(self, ctx, params: OpParams) -> Outcome:
         from grader.sandbox.probes import to_raw, to_tensors
@@ -133,11 +133,8 @@ class OpEquivalenceCheck(CheckKind):
             replies = ctx.call(params.function, [c.args for c in cases], tensors=True, forbid=params.forbid)
             out = []
             for case, reply in zip(cases, replies):
-                if not isinstance(reply, dict) or not reply.get("ok"):
-                    err = reply.get("error", {}) if isinstance(reply, dict) else {}
-                    out.append((case, f"raised {format_error(err)}", reply.get("forbidden", []) if isinstance(reply, dict) else []))
-                else:
-                    out.append((case, _disagreement(reply.get("value"), case.expected, params), reply.get("forbidden", [])))
+                problem = _disagreement(reply.value, case.expected, params) if reply.ok else f"raised {reply.error_text}"
+                out.append((case, problem, reply.forbidden))
             return out
 
         rng = ctx.rng()
@@ -149,8 +146,8 @@ class OpEquivalenceCheck(CheckKind):
         verdicts = ask(cases)
 
         static = []
-        if ctx.submission.module_path is not None:
-            source = ctx.submission.module_path.read_text(encoding="utf-8", errors="replace")
+        source = ctx.submission.module_source
+        if source is not None:
             static = forbidden_uses(source, params.function, params.forbid)
         runtime = list(dict.fromkeys(name for _, _, seen in verdicts for name in seen))
         if static or runtime:
@@ -226,7 +223,7 @@ class OpEquivalenceCheck(CheckKind):
                 except Exception:  # noqa: BLE001
                     agrees = False
                     break
-                if not reply.get("ok") or _disagreement(reply.get("value"), wrong, params) is not None:
+                if not reply.ok or _disagreement(reply.value, wrong, params) is not None:
                     agrees = False
                     break
             if agrees:

@@ -16,9 +16,9 @@ import numpy as np
 from pydantic import Field
 
 from grader.checks.functions import FunctionMistake
+from grader.lab.manifest import Need
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.results import Outcome
-from grader.sandbox.runner import format_error
 
 Compare = Literal["values", "shape", "dtype", "std"]
 
@@ -157,8 +157,8 @@ class FunctionOutputsCheck(CheckKind):
     Params = FunctionOutputsParams
     summary = "A student function's outputs, part by part, against the reference (relative error); mistakes diagnosed."
 
-    def needs(self, params: FunctionOutputsParams) -> list[str]:
-        return [params.function]
+    def needs(self, params: FunctionOutputsParams) -> list[Need]:
+        return [Need(params.function)]
 
     def run(self, ctx, params: FunctionOutputsParams) -> Outcome:
         ref_module = ctx.reference
@@ -172,8 +172,7 @@ class FunctionOutputsCheck(CheckKind):
         if params.nondeterministic:
             twice = ctx.call(params.function, args + args, tensors=params.tensors)
             for label, first, second in zip(labels, twice[:len(args)], twice[len(args):]):
-                if first.get("ok") and second.get("ok") and \
-                        value_problem(second.get("value"), first.get("value"), 0.0, equal_nan=True)[0]:
+                if first.ok and second.ok and value_problem(second.value, first.value, 0.0, equal_nan=True)[0]:
                     return Outcome.failed(f"{params.function} gave two different results for the same input ({label}). "
                                           f"{params.nondeterministic.message}",
                                           diagnosis=params.nondeterministic.name)
@@ -184,11 +183,10 @@ class FunctionOutputsCheck(CheckKind):
         errors: dict[str, float] = {}        # output name → largest relative error (values only)
         got_parts: dict[str, list[Any]] = {}
         for label, exp, reply in zip(labels, expected, replies):
-            if not isinstance(reply, dict) or not reply.get("ok"):
-                err = format_error(reply.get("error", {}) if isinstance(reply, dict) else {})
-                return Outcome.error(f"{name} raised {err} on {label}.")
+            if not reply.ok:
+                return Outcome.error(f"{name} raised {reply.error_text} on {label}.")
             for out in params.outputs:
-                found, got = pick(reply.get("value"), out.path)
+                found, got = pick(reply.value, out.path)
                 _, want = pick(exp, out.path)
                 got_parts.setdefault(out.name, []).append(got if found else None)
                 if not found:
@@ -216,7 +214,7 @@ class FunctionOutputsCheck(CheckKind):
         names = sorted({n for n, _ in diagnoses.values()})
         fraction = 1 - len(problems) / len(params.outputs)
         return Outcome.graded(fraction if len(params.outputs) > 1 else 0.0, " ".join(parts),
-                              diagnosis=",".join(names) if names and len(diagnoses) == len(problems) else None,
+                              diagnoses=names if names and len(diagnoses) == len(problems) else [],
                               details={"comparisons": comparisons, "cases": len(cases)})
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""The registry of check kinds: labs name a kind, the grader looks it up here.
+"""The registry of check kinds: labs name a kind, the grader looks it up here, and ``bind``
+joins each check of a loaded lab to its kind.
 
 A kind is a class with a pydantic ``Params`` model (what a manifest may set), ``needs`` (the
 symbols and answer fields it cannot run without) and ``run`` (the verdict, computed in the
@@ -8,11 +9,14 @@ grader's process from the reference and from raw values the sandbox returned).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from grader.errors import LabError
+from grader.lab.loader import Lab, format_validation_error
+from grader.lab.manifest import CheckSpec, Need
 
 if TYPE_CHECKING:
     from grader.grading.context import CheckContext
@@ -28,8 +32,8 @@ class CheckKind(ABC):
     Params: ClassVar[type[KindParams]] = KindParams
     summary: ClassVar[str] = ""
 
-    def needs(self, params: Any) -> list[str]:
-        """Symbols (``Name``) and answer fields (``answers.path``) this check cannot run without."""
+    def needs(self, params: Any) -> list[Need]:
+        """Symbols and answer fields this check cannot run without."""
         return []
 
     @abstractmethod
@@ -53,7 +57,6 @@ def register_check(name: str):
 
 
 def get_check(name: str) -> CheckKind:
-    _load_builtin_kinds()
     try:
         return _REGISTRY[name]()
     except KeyError:
@@ -61,10 +64,49 @@ def get_check(name: str) -> CheckKind:
 
 
 def registered_kinds() -> dict[str, type[CheckKind]]:
-    _load_builtin_kinds()
+    """Every kind: importing this module imports its package, whose ``__init__`` registers the
+    built-in kinds (one module each)."""
     return dict(sorted(_REGISTRY.items()))
 
 
-def _load_builtin_kinds() -> None:
-    # Importing the package registers every built-in kind (one module each).
-    import grader.checks  # noqa: F401
+@dataclass(frozen=True)
+class BoundCheck:
+    """A manifest check joined to its kind, with params validated and prerequisites known."""
+
+    spec: CheckSpec
+    kind: CheckKind
+    params: Any
+    needs: tuple[Need, ...] = ()
+
+
+@dataclass(eq=False)
+class BoundLab(Lab):
+    """A lab whose checks are bound to their kinds: what the engine grades with."""
+
+    checks: list[BoundCheck]
+
+
+def bind(lab: Lab) -> BoundLab:
+    """Join each check to its kind, validate its params against the kind's model and its
+    prerequisites against the interface. Every problem names the manifest, the check and the field."""
+    if isinstance(lab, BoundLab):
+        return lab
+    source, manifest = lab.source, lab.manifest
+    bound = []
+    for i, spec in enumerate(manifest.checks):
+        try:
+            kind = get_check(spec.kind)
+        except LabError as exc:
+            raise LabError(f"{source}: checks[{i}].kind: {exc}") from None
+        try:
+            params = kind.Params.model_validate(spec.params)
+        except ValidationError as exc:
+            lines = format_validation_error(source, exc).replace(f"{source}: ", f"{source}: checks[{i}].params.")
+            raise LabError(f"check {spec.id!r} ({spec.kind}):\n{lines}") from None
+        needs = tuple(dict.fromkeys([*kind.needs(params), *map(Need.parse, spec.needs)]))
+        for need in needs:
+            if not manifest.declares(need):
+                raise LabError(f"{source}: checks[{i}]: check {spec.id!r} uses {str(need)!r}, "
+                               "which the interface does not declare")
+        bound.append(BoundCheck(spec=spec, kind=kind, params=params, needs=needs))
+    return BoundLab(manifest=manifest, folder=lab.folder, checks=bound)

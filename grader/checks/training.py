@@ -8,19 +8,18 @@ through its reference ``predict``). Test accuracy is computed here, in the grade
 
 from __future__ import annotations
 
-import json
 import math
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from grader.checks.outputs import as_array
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.errors import LabError
+from grader.options import Budget as BudgetName
 from grader.results import Outcome
-from grader.sandbox.runner import ProbeFailure
+from grader.sandbox.replies import ProbeFailure, ProbeStatus, Stage
 
 
 class Budget(KindParams):
@@ -46,14 +45,14 @@ class TrainingParams(KindParams):
     seed_arg: bool = Field(False, description="Pass the run's seed (--seed, recorded in the result) to the harness "
                                               "as `seed`: the same seed trains the same network.")
 
-
-@lru_cache(maxsize=8)
-def _load(reference: Any, dataset: str, args_json: str, data_root: str | None) -> dict[str, Any]:
-    try:
-        return getattr(reference, dataset)(data_root=data_root, **json.loads(args_json))
-    except Exception as exc:  # the data set is the instructor's set-up, not the student's fault
-        raise LabError(f"data set {dataset!r} could not be loaded"
-                       f"{f' from {data_root}' if data_root else ''}: {type(exc).__name__}: {exc}") from exc
+    @field_validator("budgets")
+    @classmethod
+    def _known_budget_names(cls, v: dict[str, Budget]) -> dict[str, Budget]:
+        known = [b.value for b in BudgetName]
+        unknown = [name for name in v if name not in known]
+        if unknown:
+            raise ValueError(f"unknown budget {', '.join(map(repr, unknown))}: budgets are named {', '.join(known)}")
+        return v
 
 
 def accuracy(scores: Any, labels: np.ndarray) -> float | None:
@@ -83,7 +82,7 @@ class TrainingCheck(CheckKind):
         if params.budgets:
             name = ctx.budget if ctx.budget in params.budgets else None
             if name is None:
-                if ctx.session.budget:  # asked for by name on the command line
+                if ctx.budget_named:  # asked for by name on the command line
                     raise LabError(f"check {ctx.check_id!r} has no budget {ctx.budget!r}; "
                                    f"its budgets: {', '.join(params.budgets)}")
                 name = "cpu" if "cpu" in params.budgets else next(iter(params.budgets))
@@ -102,15 +101,14 @@ class TrainingCheck(CheckKind):
 
     def run(self, ctx, params: TrainingParams) -> Outcome:
         budget, args, dataset_args, threshold = self.plan(ctx, params)
-        data = _load(ctx.reference, params.dataset, json.dumps(dataset_args, sort_keys=True),
-                     str(ctx.data_root) if ctx.data_root else None)
+        data = ctx.dataset(params.dataset, dataset_args)
         test_y = np.asarray(data["test_y"])
         try:
             reply = ctx.probe("harness", source=ctx.lab.harness_source, entry=params.harness,
                               args={"train_x": data["train_x"], "train_y": data["train_y"],
                                     "test_x": data["test_x"], **args})
         except ProbeFailure as failure:
-            if failure.stage != "probe" or failure.status != "error" or failure.out_of_memory:
+            if failure.stage != Stage.probe or failure.status != ProbeStatus.error or failure.out_of_memory:
                 raise  # import failures, timeouts and memory are worded by the engine
             return Outcome.error(f"Training stopped: your code raised {failure.message}.")
         if not isinstance(reply, dict):

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from grader.errors import GradelabError
 from grader.lab.manifest import LimitsOverride
+from grader.options import RunOptions
 from grader.results import Status, SubmissionResult
 
 console = Console()
@@ -43,7 +44,7 @@ DataRootOpt = Annotated[Optional[Path], typer.Option(
                         "cifar-10-batches-py). Without it, labs use the data gradelab ships or generates.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Where training checks run: auto (the GPU if torch sees one), cpu or cuda.")]
 BudgetOpt = Annotated[Optional[str], typer.Option(
-    "--budget", help="Training budget declared by the lab (e.g. cpu, gpu, smoke); default: gpu on a GPU, else cpu.")]
+    "--budget", help="Training budget declared by the lab: cpu, gpu or smoke; default: gpu on a GPU, else cpu.")]
 LabOpt = Annotated[str, typer.Option("--lab", "-l", help="Lab name (see `gradelab labs`) or path to a lab folder.")]
 
 
@@ -51,6 +52,14 @@ def limits_override(wall: float | None, cpu: float | None, memory: int | None) -
     if wall is None and cpu is None and memory is None:
         return None
     return LimitsOverride(wall_s=wall, cpu_s=cpu, memory_mb=memory)
+
+
+def run_options(*, wall: float | None = None, cpu: float | None = None, memory: int | None = None,
+                **values: object) -> RunOptions:
+    """The run's options from the command line, validated at once: a value that is not accepted is
+    one line naming the option (``UsageError``, exit status 2), before anything is graded."""
+    limits = {k: v for k, v in {"wall_s": wall, "cpu_s": cpu, "memory_mb": memory}.items() if v is not None}
+    return RunOptions.from_user(limits=limits or None, **values)
 
 
 def status_text(status: Status) -> Text:

@@ -8,17 +8,18 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from grader import api
 from grader.cli.common import (
-    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, limits_override, result_table,
-    total_line, user_errors,
+    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, result_table,
+    run_options, total_line, user_errors,
 )
 from grader.errors import SubmissionError
 from grader.grading.batch import CLASS_CSV, REPORTS_DIR, BatchResult
 from grader.grading.engine import selected_checks
 from grader.lab.loader import labs_root
-from grader.results import SubmissionResult
+from grader.options import Budget, CheckFinished, Event, Mode, RunOptions, SubmissionFinished, SubmissionStarted, TrainingProgress
 from grader.submission import discover_submissions
 
 
@@ -43,17 +44,24 @@ def check(
     if output_format not in ("table", "json"):
         raise typer.BadParameter("use 'table' or 'json'", param_hint="--format")
     with user_errors():
+        options = run_options(mode=Mode.check, seed=seed, wall=wall, cpu=cpu, memory=memory, data_root=data_root,
+                              only=tuple(only or ()), train=train, device=device, budget=budget)
         lab_obj = api.load_lab(lab)
-        total = len(selected_checks(lab_obj, "check", only))
+        total = len(selected_checks(lab_obj, options))
         quiet = output_format == "json"
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=err_console, transient=True, disable=quiet) as progress:
             task = progress.add_task("checking", total=total)
             epochs = EpochBar(progress)
-            result = api.check(path, lab_obj.folder, seed=seed, limits=limits_override(wall, cpu, memory),
-                               data_root=data_root, only=only, train=train, device=device, budget=budget,
-                               on_check=lambda c: (progress.update(task, advance=1, description=c.title), epochs.done()),
-                               on_progress=epochs.update)
+
+            def show(event: Event) -> None:
+                if isinstance(event, CheckFinished):
+                    progress.update(task, advance=1, description=event.result.title)
+                    epochs.done()
+                elif isinstance(event, TrainingProgress):
+                    epochs.update(event)
+
+            result = api.check(path, lab_obj, options, on_event=show)
         if pdf is not None:
             written = api.write_report(result, pdf, audience="student", html=html)
             err_console.print(f"Report: {written}")
@@ -61,6 +69,8 @@ def check(
         typer.echo(result.to_json())
     else:
         console.print(result_table(result))
+        for note in result.notes:
+            console.print(Text(f"Note: {note}", style="yellow"))
         console.print(total_line(result))
         if result.log_tail.strip():
             console.print("[dim]Your code printed (last lines):[/dim]")
@@ -75,11 +85,11 @@ class EpochBar:
         self.progress = progress
         self.task = None
 
-    def update(self, title: str, epoch: int, epochs: int, loss: float) -> None:
-        description = f"  {title}: epoch {epoch}/{epochs}, loss {loss:.3f}"
+    def update(self, event: TrainingProgress) -> None:
+        description = f"  {event.check}: epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}"
         if self.task is None:
-            self.task = self.progress.add_task(description, total=epochs)
-        self.progress.update(self.task, completed=epoch, total=epochs, description=description)
+            self.task = self.progress.add_task(description, total=event.epochs)
+        self.progress.update(self.task, completed=event.epoch, total=event.epochs, description=description)
 
     def done(self) -> None:
         if self.task is not None:
@@ -100,26 +110,26 @@ def _summary(batch: BatchResult, title: str) -> Table:
     return table
 
 
-def run_batch(root: Path, lab: str | Path, out: Path, *, force: bool, seed: int, limits, paths=None,
-              reports: bool = True, html: bool = False, data_root: Path | None = None,
-              train: bool | None = None, device: str = "auto", budget: str | None = None) -> BatchResult:
+def run_batch(root: Path, lab: str | Path, out: Path, options: RunOptions) -> BatchResult:
     """Grade a folder with a progress bar; shared by ``grade`` and ``demo``."""
-    if paths is None:
-        paths = discover_submissions(root)
+    paths = discover_submissions(root)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=False) as progress:
         task = progress.add_task(f"grading {root}", total=len(paths))
         epochs = EpochBar(progress)
 
-        def done(result: SubmissionResult, skipped: bool) -> None:
-            epochs.done()
-            note = "skipped, already graded" if skipped else f"{result.score:g}/{result.max_score:g}"
-            progress.update(task, advance=1, description=f"{result.submission}: {note}")
+        def show(event: Event) -> None:
+            if isinstance(event, SubmissionStarted):
+                progress.update(task, description=f"grading {event.name}")
+            elif isinstance(event, TrainingProgress):
+                epochs.update(event)
+            elif isinstance(event, SubmissionFinished):
+                epochs.done()
+                r = event.result
+                note = "skipped, already graded" if event.skipped else f"{r.score:g}/{r.max_score:g}"
+                progress.update(task, advance=1, description=f"{r.submission}: {note}")
 
-        return api.grade(root, lab, out, force=force, seed=seed, limits=limits, paths=paths, data_root=data_root,
-                         train=train, device=device, budget=budget, on_progress=epochs.update,
-                         on_start=lambda name: progress.update(task, description=f"grading {name}"),
-                         on_done=done, reports=reports, html=html)
+        return api.grade(root, lab, out, options, on_event=show, paths=paths)
 
 
 def grade(
@@ -140,8 +150,9 @@ def grade(
     Results are written as each submission finishes; an interrupted run resumes where it stopped.
     """
     with user_errors():
-        batch = run_batch(root, lab, out, force=force, seed=seed, limits=limits_override(wall, cpu, memory),
-                          reports=pdf, html=html, data_root=data_root, train=train, device=device, budget=budget)
+        options = run_options(mode=Mode.grade, force=force, reports=pdf, html=html, seed=seed, wall=wall, cpu=cpu,
+                              memory=memory, data_root=data_root, train=train, device=device, budget=budget)
+        batch = run_batch(root, lab, out, options)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
     console.print(f"Graded {len(batch.graded)} submission(s){skipped}. Results: {out}/ (class: {out / CLASS_CSV})")
@@ -166,6 +177,7 @@ def demo(
     the reports in seconds but does not tell learning from chance; `--budget cpu` grades as an
     instructor would (about 1.5 minutes per cifar-training hand-in on 2 cores)."""
     with user_errors():
+        demo_budget = run_options(budget=budget).budget
         root = labs_root().parent / "submissions"
         graded = []
         for lab in api.labs():
@@ -173,8 +185,8 @@ def demo(
             if not folder.is_dir():
                 continue
             trains = any(c.spec.training for c in lab.checks)
-            batch = run_batch(folder, lab.folder, out / lab.id, force=force, seed=0, limits=None,
-                              budget=budget if trains else None)
+            options = RunOptions(mode=Mode.grade, force=force, budget=demo_budget if trains else None)
+            batch = run_batch(folder, lab, out / lab.id, options)
             console.print(_summary(batch, f"{lab.manifest.title}"))
             for problem in batch.report_errors:
                 err_console.print(f"[red]ReportError: {problem}[/red]")

@@ -70,16 +70,20 @@ def calibrate(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from grader.calibrate import calibrate as run
-    from grader.cli.common import err_console
-    from grader.grading.engine import resolve_device
+    from grader.cli.common import err_console, run_options
+    from grader.grading.run import resolve_device
+    from grader.options import Budget, Device
 
     with user_errors():
+        options = [run_options(device=device, budget=b, seed=seed) for b in budget] or [run_options(device=device, seed=seed)]
         lab_obj = api.load_lab(lab)
-        budgets = budget or ["gpu" if resolve_device(device) == "cuda" else "cpu"]
+        device_ = options[0].device
+        budgets = [o.budget for o in options if o.budget] or [
+            Budget.gpu if resolve_device(device_) == Device.cuda else Budget.cpu]
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err_console, transient=True) as progress:
             task = progress.add_task("training the reference", total=None)
-            rows = run(lab_obj, budgets, margin=margin, device=device, seed=seed, against=against, only=only,
+            rows = run(lab_obj, budgets, margin=margin, device=device_, seed=seed, against=against, only=only,
                        on_check=lambda what: progress.update(task, description=f"trained {what}"))
     table = Table(title=f"{lab_obj.id}: calibrated thresholds ({lab_obj.folder / 'calibration.yaml'})")
     for col in ("check", "budget", "reference accuracy", "threshold", "tells learning from chance"):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.atomic import write_atomic
+
 _TYPE_CODES = {np.dtype(np.uint8): 0x08}
 
 
@@ -16,8 +18,4 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
     if code is None:
         raise ValueError(f"IDX writing supports uint8 only, got {array.dtype}")
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">i4").tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(header + array.tobytes())
-    tmp.replace(path)
-    return path
+    return write_atomic(path, header + array.tobytes())

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.atomic import write_atomic
+
 BASE = "cifar-10-batches-py"
 MARKER = "GRADELAB_SYNTHETIC"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -80,10 +82,7 @@ def _dump(path: Path, x: np.ndarray, y: np.ndarray, label: str) -> None:
     # looks them up as str, so str keys it is.
     batch = {"batch_label": label, "labels": [int(v) for v in y], "data": x.reshape(len(x), 3072),
              "filenames": [f"synth_{i:05d}.png" for i in range(len(x))]}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(batch, fh, protocol=2)
-    tmp.replace(path)
+    write_atomic(path, pickle.dumps(batch, protocol=2))
 
 
 def load_cifar10(root: Path, train: bool):

@@ -2,7 +2,8 @@
 
 ``SubmissionSession`` holds what is shared by the checks of one submission: the interface report
 (one ``describe`` probe), an import failure (found once, reported on every check that needs the
-module), cached probe replies, and the tail of what the student's code printed.
+module), cached probe replies, and the tail of what the student's code printed. Settings are
+read from the run's options, never copied here.
 """
 
 from __future__ import annotations
@@ -10,64 +11,61 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
+from grader.checks.registry import BoundCheck
 from grader.grading.interface import SymbolReport, symbol_problem
+from grader.grading.run import Run
 from grader.lab.loader import Lab
-from grader.lab.manifest import Limits
-from grader.sandbox.runner import ProbeFailure, run_probe
+from grader.lab.manifest import Limits, Need
+from grader.options import Budget, Device, RunOptions, TrainingProgress
+from grader.sandbox.replies import CallReply, ProbeFailure, ProbeStatus, Stage
 from grader.submission import Submission
 
 
 def import_message(failure: ProbeFailure) -> str:
-    if failure.status == "timeout":
+    if failure.status == ProbeStatus.timeout:
         return f"importing your module {failure.message} (an infinite loop at import time?)"
     return f"your module could not be imported: {failure.message}"
 
 
 @dataclass
 class SubmissionSession:
-    lab: Lab
+    run: Run
     submission: Submission
-    limits: Limits
-    data_root: Path | None = None
-    device: str = "cpu"
-    budget: str | None = None
-    hide: list[Path] = field(default_factory=list)
-    on_progress: Any = None  # (epoch, epochs, loss) → None, for a progress bar during training
+    name: str = ""                       # the result's name, for events
+    current_check: str = ""              # the title of the check running, for progress events
     import_failure: ProbeFailure | None = None
     symbol_problems: dict[str, str] | None = None
     log_tail: str = ""
     _cache: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def lab(self) -> Lab:
+        return self.run.lab
+
+    def _progress(self, epoch: int, epochs: int, loss: float) -> None:
+        self.run.emit(TrainingProgress(self.name, self.current_check, epoch, epochs, loss))
+
     def _run(self, probe: str, payload: dict[str, Any], limits: Limits) -> Any:
         sub = self.submission
-        assert sub.module_path is not None
-        # A single-file hand-in is staged under the module name the lab declares.
-        module_file = self.lab.manifest.interface.module if sub.path.is_file() else sub.module_path.name
+        assert sub.module_file is not None
         try:
-            reply = run_probe(sub.path, module_file, probe, payload, limits, hide=self.hidden_paths(),
-                              on_progress=self.on_progress, gpu=self.device == "cuda")
+            reply = self.run.sandbox.run_probe(sub.handin, sub.module_file, probe, payload, limits,
+                                               hide=self.run.hidden_paths(), on_progress=self._progress,
+                                               gpu=self.run.device == Device.cuda)
         except ProbeFailure as failure:
             if failure.log_tail:
                 self.log_tail = failure.log_tail
-            if failure.stage == "import":
+            if failure.stage == Stage.import_:
                 self.import_failure = failure
             raise
         if reply.log_tail:
             self.log_tail = reply.log_tail
         return reply.value
-
-    def hidden_paths(self) -> list[Path]:
-        """What the child must not see: every lab (reference code, answers, data) and the
-        results; the runner adds the folder holding the hand-in (the other students')."""
-        from grader.lab.loader import labs_root
-
-        return [self.lab.folder, labs_root(), *self.hide]
 
     def interface_problems(self) -> dict[str, str]:
         """Problems per declared symbol; an import failure is a problem for each of them."""
@@ -79,13 +77,13 @@ class SubmissionSession:
             self.symbol_problems = {s.name: sub.module_problem for s in symbols}
             return self.symbol_problems
         try:
-            raw = self._run("describe", {"symbols": [s.name for s in symbols]}, self.limits)
+            raw = self._run("describe", {"symbols": [s.name for s in symbols]}, self.run.limits)
         except ProbeFailure as failure:
             self.import_failure = failure
             self.symbol_problems = {s.name: import_message(failure) for s in symbols}
             return self.symbol_problems
         problems: dict[str, str] = {}
-        module_name = sub.module_path.name if sub.module_path else self.lab.manifest.interface.module
+        module_name = sub.module_file or self.lab.manifest.interface.module
         for spec in symbols:
             try:
                 report = SymbolReport.model_validate(raw.get(spec.name) if isinstance(raw, dict) else None)
@@ -98,17 +96,13 @@ class SubmissionSession:
         self.symbol_problems = problems
         return problems
 
-    def unmet(self, needs: list[str]) -> list[str]:
+    def unmet(self, needs: tuple[Need, ...]) -> list[str]:
+        """What stops a check from running: each missing or broken prerequisite, said once."""
         problems = []
-        symbol_needs = [n for n in needs if not n.startswith("answers.")]
-        if symbol_needs:
+        if any(not n.answer for n in needs):
             by_symbol = self.interface_problems()
-            problems += [by_symbol[n] for n in symbol_needs if n in by_symbol]
-        for need in needs:
-            if need.startswith("answers."):
-                problem = self.submission.answer_problems.get(need.removeprefix("answers."))
-                if problem:
-                    problems.append(problem)
+            problems += [by_symbol[n.name] for n in needs if not n.answer and n.name in by_symbol]
+        problems += [p for n in needs if n.answer and (p := self.submission.answer_problems.get(n.name))]
         return list(dict.fromkeys(problems))
 
     def probe(self, name: str, payload: dict[str, Any], limits: Limits) -> Any:
@@ -134,34 +128,53 @@ def _fingerprint(value: Any) -> Any:
 class CheckContext:
     """Handed to a check kind's ``run``: everything it may consult, nothing it must not."""
 
-    lab: Lab
     session: SubmissionSession
-    check_id: str
+    check: BoundCheck
     limits: Limits
-    seed: int
+
+    @property
+    def lab(self) -> Lab:
+        return self.session.lab
+
+    @property
+    def check_id(self) -> str:
+        return self.check.spec.id
+
+    @property
+    def options(self) -> RunOptions:
+        return self.session.run.options
 
     @property
     def submission(self) -> Submission:
         return self.session.submission
 
     @property
-    def data_root(self) -> Path | None:
-        """Where the instructor keeps the real data sets (``--data-root``); ``None``: the bundled ones."""
-        return self.session.data_root
+    def seed(self) -> int:
+        return self.options.seed
 
     @property
     def device(self) -> str:
         """Where training runs: "cuda" or "cpu" (resolved once per run)."""
-        return self.session.device
+        return self.session.run.device.value
 
     @property
     def budget(self) -> str:
         """The training budget to use: named on the command line, else "gpu" or "cpu" by device."""
-        return self.session.budget or ("gpu" if self.session.device == "cuda" else "cpu")
+        if self.options.budget is not None:
+            return self.options.budget.value
+        return Budget.gpu.value if self.session.run.device == Device.cuda else Budget.cpu.value
+
+    @property
+    def budget_named(self) -> bool:
+        """Whether the budget was asked for by name (a lab without it is then an error)."""
+        return self.options.budget is not None
 
     @property
     def reference(self) -> Any:
         return self.lab.reference
+
+    def dataset(self, function: str, args: dict[str, Any]) -> dict[str, Any]:
+        return self.session.run.dataset(function, args)
 
     def answer(self, path: str) -> Any:
         return self.submission.answers[path]
@@ -180,13 +193,10 @@ class CheckContext:
     def probe(self, name: str, **payload: Any) -> Any:
         return self.session.probe(name, payload, self.limits)
 
-    def call(self, function: str, cases: list[list[Any]], **options: Any) -> list[dict[str, Any]]:
-        """The student's ``function`` on each argument list: one reply per case. A child stops
-        early after running out of memory or recursion; the inputs it skipped get that reply."""
-        replies = self.probe("call", function=function, cases=cases, **options)
-        replies = [r if isinstance(r, dict) else {"ok": False, "error": {"type": "a malformed reply"}}
-                   for r in (replies if isinstance(replies, list) else [])]
-        if len(replies) < len(cases):
-            last = replies[-1] if replies else {"ok": False, "error": {"type": "no reply"}}
-            replies += [last] * (len(cases) - len(replies))
-        return replies[:len(cases)]
+    def call(self, function: str, cases: list[list[Any]], **options: Any) -> list[CallReply]:
+        """The student's ``function`` on each argument list: one reply per case."""
+        return CallReply.parse_list(self.probe("call", function=function, cases=cases, **options), len(cases))
+
+    def outcomes(self, probe: str, expected: int, **payload: Any) -> list[CallReply]:
+        """A probe that returns one outcome per input (``model_forward``), as call replies."""
+        return CallReply.parse_list(self.probe(probe, **payload), expected)

@@ -9,73 +9,63 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Literal
 
-import grader
+from grader.checks.registry import BoundCheck, BoundLab
+from grader.errors import LabError
 from grader.grading.context import CheckContext, SubmissionSession, import_message
-from grader.errors import GradelabError, LabError
-from grader.lab.loader import BoundCheck, Lab
-from grader.lab.manifest import LimitsOverride, Visibility
-from grader.results import CheckResult, Outcome, Status, SubmissionResult
-from grader.sandbox.runner import ProbeFailure
-from grader.submission import load_submission
+from grader.grading.run import Run
+from grader.grading.scoring import build_result
+from grader.lab.loader import Lab
+from grader.lab.manifest import Visibility
+from grader.options import CheckFinished, EventSink, Mode, RunOptions, ignore
+from grader.results import CheckResult, Outcome, Status, Student, SubmissionResult
+from grader.sandbox.replies import ProbeFailure, Stage
+from grader.submission import load_submission, student_from_path
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["grade", "check"]
 
-
-def selected_checks(lab: Lab, mode: Mode, only: list[str] | None = None) -> list[BoundCheck]:
+def selected_checks(lab: BoundLab, options: RunOptions) -> list[BoundCheck]:
     """Instructors grade every check; a student's self-check sees the public ones only.
-    ``only`` narrows to the named checks (a student working on one part)."""
-    visible = [c for c in lab.checks if mode == "grade" or c.spec.visibility == Visibility.public]
-    if not only:
+    ``options.only`` narrows to the named checks (a student working on one part)."""
+    visible = [c for c in lab.checks if options.mode == Mode.grade or c.spec.visibility == Visibility.public]
+    if not options.only:
         return visible
     known = {c.spec.id for c in visible}
-    unknown = [name for name in only if name not in known]
+    unknown = [name for name in options.only if name not in known]
     if unknown:
         raise LabError(f"no check {', '.join(map(repr, unknown))} in lab {lab.id!r} here; "
                        f"its checks: {', '.join(c.spec.id for c in visible)}")
-    return [c for c in visible if c.spec.id in only]
+    return [c for c in visible if c.spec.id in options.only]
 
 
 def _failure_message(failure: ProbeFailure, session: SubmissionSession) -> str:
-    if failure.stage == "import" or session.import_failure is failure:
+    if failure.stage == Stage.import_ or session.import_failure is failure:
         return import_message(failure)
     return f"your code {failure.message}" if not failure.message[:1].isupper() else failure.message
 
 
 def _failure_outcome(failure: ProbeFailure, message: str) -> Outcome:
     """The student's code gave no answer: its status (error or timeout), and whether memory ran out."""
-    return Outcome(status=Status(failure.status), message=message,
-                   diagnosis="out-of-memory" if failure.out_of_memory else None)
+    return Outcome(status=Status(failure.status.value), message=message,
+                   diagnoses=["out-of-memory"] if failure.out_of_memory else [])
 
 
-def resolve_device(device: str = "auto") -> str:
-    """"auto": the GPU when torch sees one, else the CPU."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise GradelabError(f"unknown device {device!r}: use auto, cpu or cuda")
-    if device == "cpu":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        raise GradelabError("--device cuda: torch sees no CUDA GPU on this machine")
-    return "cpu"
-
-
-def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
-              cli_limits: LimitsOverride | None, train: bool = True) -> CheckResult:
+def _skipped(check: BoundCheck) -> CheckResult:
     spec = check.spec
+    return CheckResult(id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
+                       status=Status.skipped, score=0, max_score=spec.points,
+                       message="Training check not run (quick mode); run with --train to include it.")
+
+
+def run_check(check: BoundCheck, session: SubmissionSession) -> CheckResult:
+    spec = check.spec
+    options = session.run.options
+    if spec.training and not options.trains:
+        return _skipped(check)
     started = time.monotonic()
-    if spec.training and not train:
-        return CheckResult(id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
-                           status=Status.skipped, score=0, max_score=spec.points,
-                           message="Training check not run (quick mode); run with --train to include it.")
     # Precedence: the lab's limits, then the check's, then the command line's.
-    limits = session.lab.manifest.limits.merged(spec.limits).merged(cli_limits)
+    limits = session.lab.manifest.limits.merged(spec.limits).merged(options.limits)
     unmet = session.unmet(check.needs)
     failure = session.import_failure
     if unmet and failure is not None and import_message(failure) in unmet:
@@ -85,7 +75,7 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
     elif unmet:
         outcome = Outcome.error("; ".join(unmet))
     else:
-        ctx = CheckContext(lab=session.lab, session=session, check_id=spec.id, limits=limits, seed=seed)
+        ctx = CheckContext(session=session, check=check, limits=limits)
         try:
             outcome = check.kind.run(ctx, check.params)
         except LabError:
@@ -100,37 +90,33 @@ def run_check(check: BoundCheck, session: SubmissionSession, seed: int,
         id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
         status=outcome.status, score=round(spec.points * outcome.fraction, 2), max_score=spec.points,
         message=outcome.message, hint=spec.hint if outcome.status != Status.passed else "",
-        expected=outcome.expected, got=outcome.got, diagnosis=outcome.diagnosis,
+        expected=outcome.expected, got=outcome.got, diagnoses=outcome.diagnoses,
         details=outcome.details, duration_s=round(time.monotonic() - started, 4),
     )
 
 
-def grade_submission(lab: Lab, path: Path, *, mode: Mode = "grade", seed: int = 0,
-                     limits: LimitsOverride | None = None, data_root: Path | None = None,
-                     only: list[str] | None = None, hide: list[Path] | None = None,
-                     train: bool | None = None, device: str = "auto", budget: str | None = None,
-                     on_progress: Callable[[str, int, int, float], None] | None = None, on_check: Callable[[CheckResult], None] | None = None) -> SubmissionResult:
+def grade_submission(run: Run, path: Path, *, name: str | None = None,
+                     student: Student | None = None) -> SubmissionResult:
+    """Every selected check of the run's lab on one hand-in. Raises ``SubmissionError`` only when
+    the path cannot be graded at all (the batch records that as a result)."""
     started = time.monotonic()
-    submission = load_submission(Path(path), lab.manifest.interface)
-    effective = lab.manifest.limits.merged(limits)
-    device = resolve_device(device)
-    session = SubmissionSession(lab=lab, submission=submission, limits=effective, data_root=data_root,
-                                device=device, budget=budget, hide=list(hide or []))
-    train = (mode == "grade") if train is None else train  # students opt in: training takes minutes
+    path = Path(path)
+    submission = load_submission(path, run.lab.manifest.interface, run.lab.manifest.intake)
+    student = student or student_from_path(path)
+    session = SubmissionSession(run=run, submission=submission, name=name or submission.name)
     results = []
-    for check in selected_checks(lab, mode, only):
-        if on_progress:
-            session.on_progress = lambda e, n, loss, title=check.spec.title: on_progress(title, e, n, loss)
-        result = run_check(check, session, seed, limits, train)
+    for check in selected_checks(run.lab, run.options):
+        session.current_check = check.spec.title
+        result = run_check(check, session)
         results.append(result)
-        if on_check:
-            on_check(result)
-    counted = [r for r in results if r.status != Status.skipped]  # a skipped check is not a lost one
-    score, max_score = round(sum(r.score for r in counted), 2), sum(r.max_score for r in counted)
-    return SubmissionResult(
-        submission=submission.name, path=str(path), lab=lab.id, lab_title=lab.manifest.title,
-        lab_version=lab.manifest.version, grader_version=grader.__version__, mode=mode, seed=seed,
-        limits=effective, score=score, max_score=max_score, device=device,
-        grade=lab.manifest.letter_grade(100 * score / max_score if max_score else 0.0),
-        checks=results, log_tail=session.log_tail, duration_s=round(time.monotonic() - started, 3),
-    )
+        run.emit(CheckFinished(session.name, result))
+    return build_result(run.lab, run.options, name=session.name, path=path, student=student, checks=results,
+                        device=run.device.value, log_tail=session.log_tail, duration_s=time.monotonic() - started,
+                        notes=submission.notes)
+
+
+def grade_one(lab: Lab, path: Path, options: RunOptions = RunOptions(), *,
+              on_event: EventSink = ignore) -> SubmissionResult:
+    """One hand-in in a run of its own (a self-check, a test): the run's sandbox is closed after."""
+    with Run(lab, options, on_event=on_event) as run:
+        return grade_submission(run, path)

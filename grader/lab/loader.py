@@ -1,7 +1,9 @@
 """Find and load lab folders: ``reference/<lab>/lab.yaml`` plus its reference code and answers.
 
 Everything a lab needs is read from its own folder, never from a submission, so a student
-cannot ship their own "reference".
+cannot ship their own "reference". This module returns data: joining each check to its kind
+(and validating the kind's params) is the registry's job (``grader.checks.registry.bind``), so
+the bottom layer never imports the kinds above it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from grader.errors import LabError
-from grader.lab.manifest import CheckSpec, LabManifest
+from grader.lab.manifest import LabManifest
 
 MANIFEST_NAME = "lab.yaml"
 CALIBRATION_NAME = "calibration.yaml"
@@ -57,25 +59,21 @@ def read_yaml(path: Path, what: str) -> Any:
         raise LabError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
 
 
-@dataclass
-class BoundCheck:
-    """A manifest check joined to its kind, with params already validated."""
-
-    spec: CheckSpec
-    kind: Any
-    params: Any
-    needs: list[str] = field(default_factory=list)
-
-
-@dataclass
+@dataclass(eq=False)
 class Lab:
+    """A lab folder, validated: its manifest, and its reference code and answers on demand."""
+
     manifest: LabManifest
     folder: Path
-    checks: list[BoundCheck]
 
     @property
     def id(self) -> str:
         return self.manifest.id
+
+    @property
+    def source(self) -> Path:
+        """The manifest file, as error messages name it."""
+        return self.folder / MANIFEST_NAME
 
     def path(self, relative: str) -> Path:
         return self.folder / relative
@@ -127,31 +125,6 @@ class Lab:
         return data
 
 
-def _bind(manifest: LabManifest, source: Path) -> list[BoundCheck]:
-    from grader.checks.registry import get_check
-
-    bound = []
-    for i, spec in enumerate(manifest.checks):
-        try:
-            kind = get_check(spec.kind)
-        except LabError as exc:
-            raise LabError(f"{source}: checks[{i}].kind: {exc}") from None
-        try:
-            params = kind.Params.model_validate(spec.params)
-        except ValidationError as exc:
-            lines = format_validation_error(source, exc).replace(f"{source}: ", f"{source}: checks[{i}].params.")
-            raise LabError(f"check {spec.id!r} ({spec.kind}):\n{lines}") from None
-        needs = list(dict.fromkeys([*kind.needs(params), *spec.needs]))
-        for need in needs:
-            declared = (manifest.interface.answer_field(need.removeprefix("answers."))
-                        if need.startswith("answers.") else manifest.interface.symbol(need))
-            if declared is None:
-                raise LabError(f"{source}: checks[{i}].params: check {spec.id!r} uses {need!r}, "
-                               "which the interface does not declare")
-        bound.append(BoundCheck(spec=spec, kind=kind, params=params, needs=needs))
-    return bound
-
-
 def load_manifest_file(source: Path) -> LabManifest:
     raw = read_yaml(source, "lab manifest")
     if not isinstance(raw, dict):
@@ -172,8 +145,7 @@ def load_lab(name_or_path: str | Path) -> Lab:
     if not source.exists():
         known = ", ".join(p.parent.name for p in sorted(labs_root().glob(f"*/{MANIFEST_NAME}")))
         raise LabError(f"no lab {str(name_or_path)!r} (looked for {source}); known labs: {known or 'none'}")
-    manifest = load_manifest_file(source)
-    return Lab(manifest=manifest, folder=folder.resolve(), checks=_bind(manifest, source))
+    return Lab(manifest=load_manifest_file(source), folder=folder.resolve())
 
 
 def find_labs(root: Path | None = None) -> list[Lab]:

@@ -7,6 +7,7 @@ the check kind they name, by the loader: the registry of kinds lives in ``grader
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
@@ -55,6 +56,17 @@ class LimitsOverride(Strict):
     output_kb: int | None = Field(None, ge=1)
 
 
+class IntakeLimits(Strict):
+    """How much of a hand-in the grader reads. Past a cap, what is left out is named on the
+    hand-in's result; a hand-in is never a reason for the grader to block or run out of memory."""
+
+    max_depth: int = Field(8, ge=1, description="Folder levels read below the hand-in.")
+    max_entries: int = Field(2000, ge=1, description="Files and folders read, in all.")
+    max_file_mb: float = Field(20, gt=0, description="Largest file read, in MB.")
+    max_total_mb: float = Field(50, gt=0, description="Bytes read in all, in MB.")
+    max_sheet_kb: int = Field(256, ge=1, description="Largest answer sheet read, in kB.")
+
+
 class SymbolSpec(Strict):
     name: str = Field(pattern=_IDENT, description="Attribute of the student's module.")
     kind: Literal["class", "function"]
@@ -96,6 +108,27 @@ class InterfaceSpec(Strict):
         return next((a for a in self.answers if a.path == path), None)
 
 
+@dataclass(frozen=True)
+class Need:
+    """A check's prerequisite: a symbol of the student's module (``Net``), or a field of the answer
+    sheet (written ``answers.layers.conv1.params`` in a manifest). Parsed once, here."""
+
+    ANSWERS = "answers."
+    name: str
+    answer: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "Need":
+        return cls(text.removeprefix(cls.ANSWERS), answer=True) if text.startswith(cls.ANSWERS) else cls(text)
+
+    @classmethod
+    def field(cls, path: str) -> "Need":
+        return cls(path, answer=True)
+
+    def __str__(self) -> str:
+        return f"{self.ANSWERS}{self.name}" if self.answer else self.name
+
+
 class CheckSpec(Strict):
     id: str = Field(pattern=_SLUG)
     title: str
@@ -130,6 +163,11 @@ class LabManifest(Strict):
     template: str = Field("template", description="Folder with the student's starting files.")
     interface: InterfaceSpec
     limits: Limits = Field(default_factory=Limits)
+    intake: IntakeLimits = Field(default_factory=IntakeLimits)
+    preload: list[str] = Field(
+        default_factory=list,
+        description="Modules students' code imports that the sandbox imports once, before forking each child "
+                    "(torch always is): e.g. torchvision, whose import costs seconds per child otherwise.")
     grade_bands: dict[str, float] = Field(
         default_factory=lambda: {"A": 90.0, "B": 80.0, "C": 70.0, "D": 60.0, "E": 50.0},
         description="Letter grade → lowest percentage earning it; below every band the grade is F.")
@@ -140,6 +178,14 @@ class LabManifest(Strict):
             if percent >= lowest - 1e-9:
                 return letter
         return "F"
+
+    @field_validator("preload")
+    @classmethod
+    def _module_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"{name!r} is not a module name")
+        return v
 
     @field_validator("schema_version")
     @classmethod
@@ -153,19 +199,18 @@ class LabManifest(Strict):
         return v
 
     @model_validator(mode="after")
-    def _unique_ids_and_known_needs(self) -> "LabManifest":
+    def _unique_ids(self) -> "LabManifest":
         seen: set[str] = set()
         for check in self.checks:
             if check.id in seen:
                 raise ValueError(f"check id {check.id!r} appears twice")
             seen.add(check.id)
-            for need in check.needs:
-                if need.startswith("answers."):
-                    if self.interface.answer_field(need.removeprefix("answers.")) is None:
-                        raise ValueError(f"check {check.id!r} needs {need!r}, not declared in interface.answers")
-                elif self.interface.symbol(need) is None:
-                    raise ValueError(f"check {check.id!r} needs {need!r}, not declared in interface.symbols")
         return self
+
+    def declares(self, need: Need) -> bool:
+        """Whether the interface declares what a check needs (checked when checks are bound)."""
+        found = self.interface.answer_field(need.name) if need.answer else self.interface.symbol(need.name)
+        return found is not None
 
     @property
     def max_score(self) -> float:

@@ -5,6 +5,6 @@ here: a check's ``details`` may carry ``answers`` (answer-sheet rows), ``compari
 errors against a tolerance) and ``curves`` (per-epoch series), and each gets its section.
 """
 
-from grader.report.render import ReportRenderer, renderer
+from grader.report.render import ReportRenderer
 
-__all__ = ["ReportRenderer", "renderer"]
+__all__ = ["ReportRenderer"]

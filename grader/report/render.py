@@ -1,13 +1,13 @@
 """Render results to HTML and PDF with Jinja2 + WeasyPrint.
 
-One ``ReportRenderer`` per process: the Jinja environment, the font configuration and the parsed
-stylesheet are built once and reused, which is most of what makes a report cheap.
+A ``ReportRenderer`` is made by whoever renders (a batch's report writer, one ``gradelab
+report``) and reused for every report it writes: the Jinja environment, the font configuration and
+the parsed stylesheet are built once, which is most of what makes a report cheap.
 """
 
 from __future__ import annotations
 
 import math
-
 import threading
 from collections import Counter
 from datetime import datetime, timezone
@@ -17,9 +17,10 @@ from typing import Any, Literal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 import grader
+from grader.atomic import replacing
 from grader.errors import ReportError
 from grader.report.plots import curves_png, histogram_png
-from grader.results import Status, SubmissionResult
+from grader.results import Status, SubmissionResult, tally
 
 Audience = Literal["instructor", "student"]
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -64,8 +65,7 @@ def submission_context(result: SubmissionResult, audience: Audience) -> dict[str
                                 "tolerance": _number(row.get("tolerance"))})
         if c.details.get("curves"):
             figures.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
-    score = sum(c.score for c in checks)
-    max_score = sum(c.max_score for c in checks)
+    score, max_score = tally(checks)
     return {
         "r": result, "audience": audience, "checks": checks, "answers": answers,
         "comparisons": comparisons, "figures": figures, "counterexamples": counterexamples, "score": score, "max_score": max_score,
@@ -86,12 +86,7 @@ def class_context(results: list[SubmissionResult], lab_title: str) -> dict[str, 
         passed = sum(1 for c in outcomes if c.status == Status.passed)
         rates.append({"id": check_id, "title": title, "passed": passed, "total": len(outcomes),
                       "rate": 100 * passed / len(outcomes) if outcomes else 0.0})
-    diagnoses: Counter[str] = Counter()
-    for r in results:
-        for c in r.checks:
-            for d in (c.diagnosis or "").split(", "):
-                if d:
-                    diagnoses[d] += 1
+    diagnoses: Counter[str] = Counter(d for r in results for c in r.checks for d in c.diagnoses)
     percents = [r.percent for r in results]
     return {
         "lab_title": lab_title, "results": results, "rates": rates,
@@ -133,15 +128,11 @@ class ReportRenderer:
     def pdf(self, html: str, path: Path) -> Path:
         from weasyprint import HTML
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            with self._lock:
+            with self._lock, replacing(path) as tmp:
                 HTML(string=html, base_url=str(self.templates)).write_pdf(
                     tmp, stylesheets=[self.css], font_config=self.font_config)
-            tmp.replace(path)
         except Exception as exc:  # WeasyPrint, cairo, fonts: one line for the user
-            tmp.unlink(missing_ok=True)
             raise ReportError(f"{path}: could not render the PDF: {type(exc).__name__}: {exc}") from exc
         return path
 
@@ -158,16 +149,3 @@ class ReportRenderer:
         if html:
             path.with_suffix(".html").write_text(self.class_html(results, lab_title), encoding="utf-8")
         return self.pdf(self.class_html(results, lab_title, standalone=False), path)
-
-
-_renderer: ReportRenderer | None = None
-_renderer_lock = threading.Lock()
-
-
-def renderer() -> ReportRenderer:
-    """The process's one renderer (fonts and CSS are loaded once)."""
-    global _renderer
-    with _renderer_lock:
-        if _renderer is None:
-            _renderer = ReportRenderer()
-        return _renderer

@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from grader.errors import ReportError
-from grader.report.render import renderer
+from grader.report.render import ReportRenderer
 from grader.results import SubmissionResult
 
 log = logging.getLogger(__name__)
@@ -23,13 +23,20 @@ class ReportWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradelab-report")
         self._jobs: list[tuple[str, Future]] = []
         self.errors: list[str] = []
-        self._pool.submit(renderer)  # load fonts and CSS while the first submission grades
+        self._renderer = self._pool.submit(ReportRenderer)  # fonts and CSS load while the first hand-in grades
 
     def submit(self, result: SubmissionResult, name: str, *, only_if_missing: bool = False) -> None:
         path = self.folder / f"{name}.pdf"
         if only_if_missing and path.exists():
             return
-        self._jobs.append((path.name, self._pool.submit(renderer().write, result, path, self.audience, self.html)))
+        self._jobs.append((path.name, self._pool.submit(self._write, result, path)))
+
+    def _write(self, result: SubmissionResult, path: Path) -> Path:
+        return self._renderer.result().write(result, path, self.audience, self.html)
+
+    def abandon(self) -> None:
+        """The batch was interrupted: reports not yet started are dropped (a rerun renders them)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def finish(self, results: list[SubmissionResult], lab_title: str) -> Path | None:
         """Wait for every report, then write the class summary. Render errors are collected,
@@ -46,7 +53,7 @@ class ReportWriter:
         if not results:
             return None
         try:
-            return renderer().write_class(results, lab_title, self.folder / CLASS_SUMMARY, html=self.html)
+            return self._renderer.result().write_class(results, lab_title, self.folder / CLASS_SUMMARY, html=self.html)
         except ReportError as exc:
             self.errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001

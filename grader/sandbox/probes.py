@@ -13,6 +13,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from grader.sandbox.faults import describe_exception
+
 PROBES: dict[str, Callable[..., Any]] = {}
 
 
@@ -205,8 +207,6 @@ def harness(module: Any, source: str, entry: str, args: dict[str, Any]) -> Any:
 
 
 def _outcome_with_file(fn: Callable[[], Any], module: Any) -> dict[str, Any]:
-    from grader.sandbox.worker import describe_exception
-
     try:
         return {"ok": True, "value": to_raw(fn())}
     except Exception as exc:  # noqa: BLE001
@@ -333,8 +333,6 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
             model(torch.from_numpy(input))
         error = None
     except Exception as exc:  # noqa: BLE001
-        from grader.sandbox.worker import describe_exception
-
         error = describe_exception(exc, _student_file(module))
     finally:
         for h in handles:

@@ -1,7 +1,8 @@
-"""The grader side of the sandbox: one child per probe, forked from a torch-preloaded server.
+"""The grader side of the sandbox: a ``Sandbox`` runs each probe in a fresh child forked from
+its own torch-preloaded fork server, and is closed by the run that opened it.
 
 Why a child per probe: a check that hangs, crashes or corrupts the interpreter (monkey-patching
-torch, say) cannot touch the next check. Why a forkserver: ``import torch`` costs seconds, a
+torch, say) cannot touch the next check. Why a fork server: ``import torch`` costs seconds, a
 fork from a server that already imported it costs tens of milliseconds.
 
 The reply is read from a pipe with a deadline, byte by byte count, never unpickled; the child's
@@ -11,8 +12,6 @@ whole process group is killed when the probe ends, whatever happened.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import multiprocessing.spawn as mp_spawn
 import os
 import select
 import shutil
@@ -22,43 +21,26 @@ import struct
 import tempfile
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from pydantic import ValidationError
+
+from grader.intake.reader import HandIn, read_hand_in
 from grader.lab.manifest import Limits
 from grader.sandbox import codec, isolation
 from grader.sandbox.cgroup import PidsCgroup
-from grader.sandbox.worker import LOG_NAME, ChildJob, child_main
+from grader.sandbox.forkserver import ForkServer, wait_for_exit
+from grader.sandbox.job import LOG_NAME, ChildJob
+from grader.sandbox.replies import ChildReply, ProbeFailure, ProbeStatus, Stage, format_error
 
 log = logging.getLogger(__name__)
 
 MAX_REPLY_BYTES = 512 * 1024 * 1024
 _CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-_context: Any = None
-
-
-def _noop() -> None:
-    pass
-
-
 _PROCESS_PREFIX = "gradelab-"
-
-
-def _without_main(get_preparation_data: Any) -> Any:
-    """Children never need the grader's ``__main__``: re-running it (the CLI script, a bench
-    script) would cost every child the CLI's imports and run its top-level code again."""
-
-    def prepare(name: str) -> dict[str, Any]:
-        data = get_preparation_data(name)
-        if name.startswith(_PROCESS_PREFIX):
-            data.pop("init_main_from_path", None)
-            data.pop("init_main_from_name", None)
-        return data
-
-    prepare.gradelab = True  # type: ignore[attr-defined]
-    return prepare
+PROGRESS_NAME = ".progress"
 
 
 def _remove_stale_workdirs() -> None:
@@ -73,40 +55,6 @@ def _remove_stale_workdirs() -> None:
             shutil.rmtree(path, ignore_errors=True)
         except PermissionError:
             pass
-
-
-def context() -> Any:
-    """The forkserver context, started and warm: its server has imported torch.
-
-    The first child pays for the server's imports; doing that here, outside any deadline,
-    keeps the cost off the first student's wall-time budget.
-    """
-    global _context
-    if _context is None:
-        _remove_stale_workdirs()
-        if not getattr(mp_spawn.get_preparation_data, "gradelab", False):
-            mp_spawn.get_preparation_data = _without_main(mp_spawn.get_preparation_data)
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["grader.sandbox.worker"])
-        warm = ctx.Process(target=_noop, name=f"{_PROCESS_PREFIX}warmup")
-        warm.start()
-        warm.join()
-        _context = ctx
-    return _context
-
-
-class ProbeFailure(Exception):
-    """Student code did not produce a reply. ``status`` is 'error' or 'timeout'."""
-
-    def __init__(self, status: str, message: str, *, stage: str = "probe", error: dict | None = None,
-                 log_tail: str = "", out_of_memory: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.stage = stage
-        self.error = error or {}
-        self.log_tail = log_tail
-        self.out_of_memory = out_of_memory
 
 
 @dataclass
@@ -137,16 +85,11 @@ def _read_exact(fd: int, n: int, deadline: float, on_wait: Any = None) -> bytes:
 
 
 def _read_reply(fd: int, deadline: float, on_wait: Any = None) -> bytes:
-    """One message in ``Connection.send_bytes`` framing, read with a deadline and a size cap."""
-    (size,) = struct.unpack("!i", _read_exact(fd, 4, deadline, on_wait))
-    if size == -1:
-        (size,) = struct.unpack("!Q", _read_exact(fd, 8, deadline, on_wait))
-    if size < 0 or size > MAX_REPLY_BYTES:
+    """One message (a u64 length, then the bytes), read with a deadline and a size cap."""
+    (size,) = struct.unpack("!Q", _read_exact(fd, 8, deadline, on_wait))
+    if size > MAX_REPLY_BYTES:
         raise codec.CodecError(f"reply of {size} bytes refused")
     return _read_exact(fd, size, deadline, on_wait)
-
-
-PROGRESS_NAME = ".progress"
 
 
 def _progress_reader(path: Path, on_progress: Any) -> Any:
@@ -195,128 +138,127 @@ def _tail(path: Path, limit_bytes: int) -> str:
     return (f"[… {size - limit_bytes} earlier bytes of output dropped …]\n" + text) if size > limit_bytes else text
 
 
-def _kill_group(pid: int | None) -> None:
-    if pid is None:
-        return
-    for kill in (os.killpg, os.kill):
-        try:
-            kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _death_message(exitcode: int | None, limits: Limits) -> tuple[str, str]:
+def _death_message(exitcode: int | None, limits: Limits) -> tuple[ProbeStatus, str]:
     """(status, message) for a child that ended without a reply."""
     if exitcode is None:
-        return "error", "the process ended without answering"
+        return ProbeStatus.error, "the process ended without answering"
     if exitcode == -signal.SIGXCPU:
-        return "timeout", f"CPU time limit exceeded ({limits.cpu_s:g} s of CPU)"
+        return ProbeStatus.timeout, f"CPU time limit exceeded ({limits.cpu_s:g} s of CPU)"
     if exitcode == -signal.SIGSEGV:
-        return "error", "crashed with a segmentation fault (SIGSEGV)"
+        return ProbeStatus.error, "crashed with a segmentation fault (SIGSEGV)"
     if exitcode == -signal.SIGKILL:
-        return "error", (f"was killed (SIGKILL), most likely for exceeding the memory limit "
-                         f"({limits.memory_mb} MiB)")
+        return ProbeStatus.error, (f"was killed (SIGKILL), most likely for exceeding the memory limit "
+                                   f"({limits.memory_mb} MiB)")
     if exitcode == -signal.SIGABRT:
-        return "error", "aborted (SIGABRT)"
+        return ProbeStatus.error, "aborted (SIGABRT)"
     if exitcode < 0:
-        return "error", f"was killed by signal {signal.Signals(-exitcode).name}"
-    return "error", (f"ended the process (exit code {exitcode}) before answering: "
-                     "sys.exit() or os._exit() in a submission ends the check")
+        return ProbeStatus.error, f"was killed by signal {signal.Signals(-exitcode).name}"
+    return ProbeStatus.error, (f"ended the process (exit code {exitcode}) before answering: "
+                               "sys.exit() or os._exit() in a submission ends the check")
 
 
-def stage_files(source: Path, module_file: str, into: Path) -> None:
-    """Copy a submission (folder or single .py) into a fresh working directory."""
-    if source.is_file():
-        shutil.copyfile(source, into / module_file)
-    else:
-        shutil.copytree(source, into, dirs_exist_ok=True, symlinks=True)
+class Sandbox:
+    """Runs probes on hand-ins in limited, isolated children. One per run: it owns the fork
+    server (started on ``start`` or the first probe, ended on ``close``) and says once what
+    isolation this machine could not give."""
 
+    def __init__(self, preload: Sequence[str] = ("grader.sandbox.worker",)) -> None:
+        self.server = ForkServer(preload)
+        self._warned: set[str] = set()
+        self._cleaned = False
 
-_warned: set[str] = set()
+    def start(self) -> "Sandbox":
+        """Start the fork server now, in the background (its imports take seconds)."""
+        if not self._cleaned:
+            _remove_stale_workdirs()
+            self._cleaned = True
+        self.server.start()
+        return self
 
+    def warm(self) -> "Sandbox":
+        """Start the fork server and wait until its imports are done (benchmarks, a server's
+        workers: the first hand-in should not pay for them)."""
+        self.start()
+        self.server.wait_ready()
+        return self
 
-def _warn_isolation(missing: Any) -> None:
-    """Say once per run, in the grader's log, what isolation this machine could not give."""
-    for item in missing if isinstance(missing, list) else []:
-        if isinstance(item, str) and item not in _warned:
-            _warned.add(item)
-            log.warning("sandbox: %s", item)
+    def close(self) -> None:
+        self.server.close()
 
+    def __enter__(self) -> "Sandbox":
+        return self.start()
 
-def run_probe(source: Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
-              hide: list[Path] | None = None, on_progress: Any = None, gpu: bool = False) -> ProbeReply:
-    """Run one probe on a submission in a fresh, limited, isolated child; return its raw value.
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-    ``hide``: folders the child must not see (the labs, the other hand-ins, the results);
-    ``gpu``: the child may use CUDA, so its memory is bounded in a way CUDA can live with."""
-    ctx = context()
-    started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix=f"{_PROCESS_PREFIX}{os.getpid()}-"))
-    proc = None
-    group = PidsCgroup(limits.max_processes)
-    if group.path is None:
-        _warn_isolation(["no pids cgroup: a daemonised grandchild could outlive its check"])
-    try:
-        stage_files(source, module_file, workdir)
-        env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir),
-                   PROGRESS_FILE=str(workdir / PROGRESS_NAME))
-        job = ChildJob(workdir=str(workdir), module_file=module_file, probe=probe, payload=payload,
-                       memory_mb=limits.memory_mb, cpu_s=limits.cpu_s, threads=limits.threads,
-                       max_processes=limits.max_processes, env=env,
-                       isolation=isolation.plan([*(hide or []), Path(source).resolve().parent]),
-                       cgroup=str(group.path) if group.path else None, gpu=gpu)
-        reader, writer = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=child_main, args=(job, writer), name=f"{_PROCESS_PREFIX}{probe}")
-        proc.start()
-        writer.close()
-        deadline = started + limits.wall_s
+    def warn(self, missing: Any) -> None:
+        """Say once per run, in the grader's log, what isolation this machine could not give."""
+        for item in missing if isinstance(missing, list) else []:
+            if isinstance(item, str) and item not in self._warned:
+                self._warned.add(item)
+                log.warning("sandbox: %s", item)
+
+    def run_probe(self, handin: HandIn | Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
+                  hide: list[Path] | None = None, on_progress: Any = None, gpu: bool = False) -> ProbeReply:
+        """Run one probe on a hand-in in a fresh, limited, isolated child; return its raw value.
+
+        ``handin``: as the safe reader read it (a path is read here: tests, benchmarks);
+        ``module_file``: the module's path in it; ``hide``: folders the child must not see (the
+        labs, the other hand-ins, the results); ``gpu``: the child may use CUDA, so its memory is
+        bounded in a way CUDA can live with."""
+        if not isinstance(handin, HandIn):
+            handin = read_hand_in(Path(handin), module_name=module_file)
+        source = handin.source
+        self.start()
+        workdir = Path(tempfile.mkdtemp(prefix=f"{_PROCESS_PREFIX}{os.getpid()}-"))
+        child = None
+        group = PidsCgroup(limits.max_processes)
+        if group.path is None:
+            self.warn(["no pids cgroup: a daemonised grandchild could outlive its check"])
         try:
-            poll = _progress_reader(workdir / PROGRESS_NAME, on_progress) if on_progress else None
-            raw = _read_reply(reader.fileno(), deadline, poll)
-            if poll:
-                poll()  # the last epoch, when it ended between two polls
-        except TimeoutError:
-            _kill_group(proc.pid)
-            proc.join(5)
-            raise ProbeFailure("timeout", f"did not finish within the {limits.wall_s:g} s wall-time limit",
-                               log_tail=_tail(workdir / LOG_NAME, limits.output_kb * 1024)) from None
-        except (EOFError, struct.error):
-            proc.join(5)
-            status, message = _death_message(proc.exitcode, limits)
-            raise ProbeFailure(status, message, out_of_memory=proc.exitcode == -signal.SIGKILL,
-                               log_tail=_tail(workdir / LOG_NAME, limits.output_kb * 1024)) from None
+            handin.stage(workdir)
+            env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir),
+                       PROGRESS_FILE=str(workdir / PROGRESS_NAME))
+            job = ChildJob(workdir=str(workdir), module_file=module_file, probe=probe, payload=payload,
+                           memory_mb=limits.memory_mb, cpu_s=limits.cpu_s, threads=limits.threads,
+                           max_processes=limits.max_processes, env=env,
+                           isolation=isolation.plan([*(hide or []), Path(source).resolve().parent]),
+                           cgroup=str(group.path) if group.path else None, gpu=gpu)
+            child = self.server.spawn(job.encode())
+            started = time.monotonic()  # the server's (re)start is not the hand-in's time
+            deadline = started + limits.wall_s
+            tail = lambda: _tail(workdir / LOG_NAME, limits.output_kb * 1024)  # noqa: E731
+            try:
+                poll = _progress_reader(workdir / PROGRESS_NAME, on_progress) if on_progress else None
+                raw = _read_reply(child.reply_fd, deadline, poll)
+                if poll:
+                    poll()  # the last epoch, when it ended between two polls
+            except TimeoutError:
+                child.kill()
+                raise ProbeFailure(ProbeStatus.timeout, f"did not finish within the {limits.wall_s:g} s wall-time limit",
+                                   log_tail=tail()) from None
+            except (EOFError, struct.error):
+                exitcode = wait_for_exit(child, 5)
+                status, message = _death_message(exitcode, limits)
+                raise ProbeFailure(status, message, out_of_memory=exitcode == -signal.SIGKILL,
+                                   log_tail=tail()) from None
+            try:
+                reply = ChildReply.model_validate(codec.decode(raw))
+            except codec.CodecError as exc:
+                raise ProbeFailure(ProbeStatus.error, f"sent back a reply the grader cannot read ({exc})") from None
+            except ValidationError:
+                raise ProbeFailure(ProbeStatus.error, "sent back a malformed reply", log_tail=tail()) from None
+            self.warn(reply.isolation_missing)
+            if not reply.ok:
+                error = reply.error
+                raise ProbeFailure(ProbeStatus.error, format_error(error), stage=reply.stage, error=error,
+                                   log_tail=tail(), out_of_memory=bool(error and error.out_of_memory))
+            return ProbeReply(value=reply.value, duration_s=time.monotonic() - started, log_tail=tail())
         finally:
-            reader.close()
-        try:
-            reply = codec.decode(raw)
-        except codec.CodecError as exc:
-            raise ProbeFailure("error", f"sent back a reply the grader cannot read ({exc})") from None
-        log_tail = _tail(workdir / LOG_NAME, limits.output_kb * 1024)
-        if isinstance(reply, dict):
-            _warn_isolation(reply.get("isolation_missing"))
-        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-            raise ProbeFailure("error", "sent back a malformed reply", log_tail=log_tail)
-        if not reply["ok"]:
-            error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-            stage = "import" if reply.get("stage") == "import" else "probe"
-            raise ProbeFailure("error", format_error(error), stage=stage, error=error, log_tail=log_tail,
-                               out_of_memory=bool(error.get("out_of_memory")))
-        return ProbeReply(value=reply.get("value"), duration_s=time.monotonic() - started, log_tail=log_tail)
-    finally:
-        if proc is not None:
-            _kill_group(proc.pid)
-        group.kill_all_and_remove()  # daemons that left the process group too
-        if proc is not None:
-            proc.join(5)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def format_error(error: dict[str, Any]) -> str:
-    """``Type: message (file, line N, in f)`` from an exception description sent by a child."""
-    kind = str(error.get("type", "Error"))
-    message = str(error.get("message", "")).strip()
-    where = error.get("where")
-    text = f"{kind}: {message}" if message else kind
-    if error.get("out_of_memory"):
-        text = f"ran out of memory ({text})"
-    return f"{text} ({where})" if where else text
+            if child is not None:
+                child.kill()
+            group.kill_all_and_remove()  # daemons that left the process group too
+            if child is not None:
+                wait_for_exit(child, 5)
+                child.close()
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -1,8 +1,9 @@
 """The child side of the sandbox: limit itself, import the student's module, run one probe.
 
-This module is preloaded (with torch) in the forkserver, so a child costs a fork, not an
-interpreter start. Everything here runs in the child; its only way back is ``codec.encode``
-written to the reply pipe, and the grader decodes that strictly.
+This module is preloaded (with torch) in the fork server, so a child costs a fork, not an
+interpreter start. Everything here runs in the child; it reads its job from descriptor 3 (the
+grader wrote it, the trusted direction) and its only way back is ``codec.encode`` written to
+descriptor 4, which the grader decodes strictly.
 """
 
 from __future__ import annotations
@@ -11,41 +12,19 @@ import importlib.util
 import os
 import resource
 import signal
+import struct
 import sys
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch  # noqa: F401  (preloaded so children never pay for it)
-import torchvision  # noqa: F401
+import torch  # noqa: F401  (preloaded so children never pay for it; a lab preloads more)
 
 from grader.sandbox import cgroup, codec, isolation
-from grader.sandbox.isolation import IsolationPlan
+from grader.sandbox.faults import describe_exception
+from grader.sandbox.forkserver import REPLY_FD, read_job
+from grader.sandbox.job import LOG_NAME, ChildJob
 from grader.sandbox.probes import PROBES
-
-LOG_NAME = "output.log"
-_OOM_MARKERS = ("can't allocate memory", "DefaultCPUAllocator", "out of memory", "std::bad_alloc")
-
-
-@dataclass
-class ChildJob:
-    """What the grader asks of one child. Travels grader → child, the trusted direction."""
-
-    workdir: str
-    module_file: str
-    probe: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    memory_mb: int = 2048
-    cpu_s: float = 60.0
-    threads: int = 1
-    max_processes: int = 64
-    file_mb: int = 256
-    env: dict[str, str] = field(default_factory=dict)
-    isolation: IsolationPlan | None = None
-    cgroup: str | None = None
-    gpu: bool = False  # the child may initialise CUDA: see _apply_limits
 
 
 def _status_bytes(field: str) -> int:
@@ -90,32 +69,6 @@ def _redirect_output(workdir: str) -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
 
 
-def describe_exception(exc: BaseException, student_file: str) -> dict[str, Any]:
-    """What went wrong, located in the student's own file where possible."""
-    where = None
-    if isinstance(exc, SyntaxError):
-        where = f"{Path(exc.filename or student_file).name}, line {exc.lineno}"
-        message = f"{exc.msg}" + (f": {exc.text.strip()}" if exc.text else "")
-    else:
-        message = str(exc)
-        frames = traceback.extract_tb(exc.__traceback__, limit=-50)  # a deep recursion has 10⁵ frames
-        student = Path(student_file).name
-        mine = [f for f in frames if Path(f.filename).name == student]
-        if mine:
-            f = mine[-1]
-            where = f"{student}, line {f.lineno}, in {f.name}"
-    text = message.lower()
-    oom = isinstance(exc, MemoryError) or any(m.lower() in text for m in _OOM_MARKERS)
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-6))
-    return {
-        "type": type(exc).__name__,
-        "message": message[:2000],
-        "where": where,
-        "out_of_memory": bool(oom),
-        "traceback": tb[-4000:],
-    }
-
-
 def _import_student(path: str) -> Any:
     name = Path(path).stem
     spec = importlib.util.spec_from_file_location(name, path)
@@ -127,19 +80,22 @@ def _import_student(path: str) -> Any:
     return module
 
 
-def _send(conn: Any, reply: dict[str, Any]) -> None:
+def _send(reply: dict[str, Any]) -> None:
     try:
         data = codec.encode(reply)
     except (TypeError, ValueError) as exc:
         data = codec.encode({"stage": reply.get("stage"), "ok": False, "error": {
             "type": "TypeError", "message": f"the value returned cannot be graded: {exc}",
             "where": None, "out_of_memory": False, "traceback": ""}})
-    conn.send_bytes(data)
+    view = memoryview(struct.pack("!Q", len(data)) + data)
+    while view:
+        view = view[os.write(REPLY_FD, view):]
 
 
-def child_main(job: ChildJob, conn: Any) -> None:
-    """Entry point of a sandboxed child (runs after the forkserver forks it)."""
-    isolation.die_with_parent()  # a grader killed outright takes its forkserver, then this child, along
+def child_main() -> None:
+    """Entry point of a sandboxed child (runs after the fork server forks it)."""
+    isolation.die_with_parent()  # a grader killed outright takes its fork server, then this child, along
+    job = ChildJob.decode(read_job())
     os.setsid()  # own process group and session: the grader kills them whole
     cgroup.join(job.cgroup)  # first: every process this child makes is counted and reaped
     _redirect_output(job.workdir)
@@ -150,12 +106,12 @@ def child_main(job: ChildJob, conn: Any) -> None:
     os.chdir(job.workdir)
     _apply_limits(job)
     torch.set_num_threads(job.threads)
-    sys.path.insert(0, job.workdir)
     student_file = os.path.join(job.workdir, job.module_file)
+    sys.path.insert(0, os.path.dirname(student_file))  # the module's own folder: its helpers import
     try:
         module = _import_student(student_file)
     except BaseException as exc:  # noqa: BLE001  (SystemExit and KeyboardInterrupt are student faults too)
-        _send(conn, {"stage": "import", "ok": False, "error": describe_exception(exc, student_file),
+        _send({"stage": "import", "ok": False, "error": describe_exception(exc, student_file),
                      "isolation_missing": missing})
         _exit()
     try:
@@ -164,7 +120,7 @@ def child_main(job: ChildJob, conn: Any) -> None:
     except BaseException as exc:  # noqa: BLE001
         reply = {"stage": "probe", "ok": False, "error": describe_exception(exc, student_file)}
     reply["isolation_missing"] = missing
-    _send(conn, reply)
+    _send(reply)
     _exit()
 
 

@@ -1,0 +1,82 @@
+"""One grading run: the lab and the options it was asked to grade with, and what it owns and
+closes — the sandbox (its fork server) and the data sets it loaded — instead of process globals.
+
+A ``Run`` is made once per command (a self-check, a batch, a calibration) or per worker, and
+every submission graded in it reads its settings from here, never from copies.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from grader.checks.registry import BoundLab, bind
+from grader.errors import LabError, UsageError
+from grader.lab.loader import Lab, labs_root
+from grader.lab.manifest import Limits
+from grader.options import Device, EventSink, RunOptions, ignore
+from grader.sandbox.runner import Sandbox
+
+
+def resolve_device(device: Device) -> Device:
+    """``auto``: the GPU when torch sees one, else the CPU. ``cuda`` where torch sees none is
+    refused here, before anything is graded (not recorded as a failure of every hand-in)."""
+    device = Device(device)
+    if device == Device.cpu:
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return Device.cuda
+    if device == Device.cuda:
+        raise UsageError("--device cuda: torch sees no CUDA GPU on this machine")
+    return Device.cpu
+
+
+class Run:
+    def __init__(self, lab: Lab, options: RunOptions = RunOptions(), *, on_event: EventSink = ignore,
+                 sandbox: Sandbox | None = None, hide: tuple[Path, ...] = ()) -> None:
+        self.lab: BoundLab = bind(lab)
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.emit = on_event
+        self.hide = tuple(Path(p) for p in hide)
+        self._owns_sandbox = sandbox is None
+        self.sandbox = sandbox if sandbox is not None else Sandbox(
+            preload=("grader.sandbox.worker", *self.lab.manifest.preload))
+        self._datasets: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+
+    @property
+    def limits(self) -> Limits:
+        """The lab's limits under the command line's: what a check gets unless it says otherwise."""
+        return self.lab.manifest.limits.merged(self.options.limits)
+
+    def hidden_paths(self) -> list[Path]:
+        """What a child must not see: every lab (reference code, answers, data) and what the run
+        was told to hide (the results, the class); the sandbox adds the folder holding the hand-in."""
+        return [self.lab.folder, labs_root(), *self.hide]
+
+    def dataset(self, function: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A data set from the lab's reference module, loaded once per run."""
+        data_root = str(self.options.data_root) if self.options.data_root else None
+        key = (function, json.dumps(args, sort_keys=True), data_root)
+        if key not in self._datasets:
+            try:
+                self._datasets[key] = getattr(self.lab.reference, function)(data_root=data_root, **args)
+            except Exception as exc:  # the data set is the instructor's set-up, not the student's fault
+                raise LabError(f"data set {function!r} could not be loaded"
+                               f"{f' from {data_root}' if data_root else ''}: {type(exc).__name__}: {exc}") from exc
+        return self._datasets[key]
+
+    def close(self) -> None:
+        if self._owns_sandbox:
+            self.sandbox.close()
+        self._datasets.clear()
+
+    def __enter__(self) -> "Run":
+        self.sandbox.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
