@@ -107,7 +107,9 @@ class ForkServer:
     def _launch(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fd, log = tempfile.mkstemp(prefix="gradelab-forkserver-", suffix=".log")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        # The server imports the same gradelab as the grader (a checkout's, not whatever is installed).
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root, *(p for p in sys.path if p)]))
         code = f"from grader.sandbox.forkserver import serve; serve({theirs.fileno()}, {list(self.preload)!r})"
         try:
             self._proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()], env=env,
