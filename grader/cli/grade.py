@@ -117,17 +117,22 @@ def run_batch(root: Path, lab: str | Path, out: Path, options: RunOptions) -> Ba
                   TimeElapsedColumn(), console=err_console, transient=False) as progress:
         task = progress.add_task(f"grading {root}", total=len(paths))
         epochs = EpochBar(progress)
+        running: list[str] = []  # every hand-in being graded (several with --jobs)
 
         def show(event: Event) -> None:
             if isinstance(event, SubmissionStarted):
-                progress.update(task, description=f"grading {event.name}")
+                running.append(event.name)
+                progress.update(task, description=f"grading {', '.join(running)}")
             elif isinstance(event, TrainingProgress):
                 epochs.update(event)
             elif isinstance(event, SubmissionFinished):
                 epochs.done()
                 r = event.result
+                if r.submission in running:
+                    running.remove(r.submission)
                 note = "skipped, already graded" if event.skipped else f"{r.score:g}/{r.max_score:g}"
-                progress.update(task, advance=1, description=f"{r.submission}: {note}")
+                progress.update(task, advance=1, description=f"{r.submission}: {note}"
+                                + (f" · grading {', '.join(running)}" if running else ""))
 
         return api.grade(root, lab, out, options, on_event=show, paths=paths)
 
@@ -144,6 +149,13 @@ def grade(
     data_root: DataRootOpt = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Run the training checks (the default for grading).")] = True,
     device: DeviceOpt = "auto", budget: BudgetOpt = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", help="Hand-ins graded at once, each in a worker process of its own. Default: what the "
+                             "machine allows (cores per the lab's threads, memory, GPUs when training on them), "
+                             "and one per 8 hand-ins at most, so a small class is not slowed by start-ups.")] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", help="Grade on a Ray cluster at this address (e.g. ray://head:10001), or 'local' to start one "
+                      "on this machine. Needs `pip install gradelab[ray]`.")] = None,
 ) -> None:
     """Grade every submission under ROOT with **all** checks (public and hidden).
 
@@ -151,7 +163,8 @@ def grade(
     """
     with user_errors():
         options = run_options(mode=Mode.grade, force=force, reports=pdf, html=html, seed=seed, wall=wall, cpu=cpu,
-                              memory=memory, data_root=data_root, train=train, device=device, budget=budget)
+                              memory=memory, data_root=data_root, train=train, device=device, budget=budget,
+                              jobs=jobs, ray=ray)
         batch = run_batch(root, lab, out, options)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""

@@ -16,13 +16,10 @@ from pydantic import ValidationError
 
 from grader.atomic import write_atomic
 from grader.checks.registry import BoundLab
-from grader.errors import GradelabError, LabError
-from grader.grading.engine import grade_submission
 from grader.grading.executor import Executor, Job, SerialExecutor
 from grader.grading.run import Run
-from grader.grading.scoring import build_result
-from grader.options import SubmissionFinished, SubmissionStarted
-from grader.results import CheckResult, Status, SubmissionResult
+from grader.options import SubmissionFinished
+from grader.results import SubmissionResult
 from grader.submission import discover_submissions, safe_name, student_from_path
 
 log = logging.getLogger(__name__)
@@ -48,12 +45,17 @@ def plan_jobs(paths: list[Path]) -> list[Job]:
     return [Job(path=p, name=name, student=student_from_path(p)) for p, name in result_names(paths).items()]
 
 
-def unreadable(run: Run, job: Job, error: GradelabError) -> SubmissionResult:
-    """The result of a hand-in that could not be graded at all: one error, every point lost."""
-    check = CheckResult(id="submission", title="Submission can be read", kind="submission",
-                        visibility="public", status=Status.error, score=0, max_score=0, message=str(error))
-    return build_result(run.lab, run.options, name=job.name, path=job.path, student=job.student, checks=[check],
-                        device=run.device.value)
+def choose_executor(run: Run, todo: int) -> Executor:
+    """A Ray cluster when asked for; else as many worker processes as ``--jobs`` (or the machine
+    and the lab) allow; one hand-in at a time, in this process, when that is one."""
+    if run.options.ray:
+        from grader.grading.cluster import RayExecutor
+
+        return RayExecutor(run.options.ray)
+    from grader.grading.parallel import ParallelExecutor, default_jobs
+
+    jobs = run.options.jobs or default_jobs(run.lab, run.options, run.device, todo)
+    return ParallelExecutor(jobs) if min(jobs, todo) > 1 else SerialExecutor()
 
 
 def class_csv(lab: BoundLab, results: list[SubmissionResult]) -> str:
@@ -119,18 +121,9 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
             writer.submit(earlier, job.name, only_if_missing=True)
         run.emit(SubmissionFinished(earlier, skipped=True))
 
-    def grade(job: Job) -> SubmissionResult:
-        run.emit(SubmissionStarted(job.name))
-        try:
-            return grade_submission(run, job.path, name=job.name, student=job.student)
-        except LabError:
-            raise  # the lab (or its data) is broken: say so once, not once per submission
-        except GradelabError as exc:
-            return unreadable(run, job, exc)
-
     finished = False
     try:
-        for job, result in (executor or SerialExecutor()).map(todo, grade):
+        for job, result in (executor or choose_executor(run, len(todo))).map(run, todo):
             write_atomic(out / f"{job.name}.json", result.to_json())
             batch.graded.append(job.name)
             batch.results.append(result)

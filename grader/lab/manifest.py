@@ -38,6 +38,8 @@ class Limits(Strict):
     threads: int = Field(1, ge=1, le=64, description="torch intra-op threads inside the child.")
     max_processes: int = Field(64, ge=1, description="Processes and threads the child may hold at once.")
     output_kb: int = Field(64, ge=1, description="Bytes of stdout/stderr kept (the tail) for the report.")
+    gpu_share: float = Field(1.0, gt=0, le=1, description="Share of one GPU a hand-in's training needs: "
+                                                           "0.25 lets four hand-ins train on one GPU at once.")
 
     def merged(self, override: "LimitsOverride | None") -> "Limits":
         if override is None:
@@ -54,6 +56,7 @@ class LimitsOverride(Strict):
     threads: int | None = Field(None, ge=1, le=64)
     max_processes: int | None = Field(None, ge=1)
     output_kb: int | None = Field(None, ge=1)
+    gpu_share: float | None = Field(None, gt=0, le=1)
 
 
 class IntakeLimits(Strict):

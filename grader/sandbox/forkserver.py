@@ -168,6 +168,16 @@ class ForkServer:
         self._proc = self._sock = self._log = None
         self._ready = False
 
+    def kill(self) -> None:
+        """End the server at once (from a signal handler: takes no lock, waits for nothing); its
+        children die with it (their parent-death signal)."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def __enter__(self) -> "ForkServer":
         return self.start()
 
