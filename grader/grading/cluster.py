@@ -58,7 +58,7 @@ _RUNS: dict[str, Run] = {}   # one run per lab and options, per Ray worker proce
 
 
 def _node_run(lab_files: dict[str, bytes], options_json: str) -> Run:
-    from grader.api import load_lab
+    from grader.lab.loader import load_lab
 
     key = hashlib.sha256(repr(sorted(lab_files.items())).encode() + options_json.encode()).hexdigest()
     if key not in _RUNS:

@@ -91,7 +91,7 @@ def _start_worker(lab_folder: str, options_json: str, hide: list[str], events: A
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
     import torch
 
-    from grader.api import load_lab
+    from grader.lab.loader import load_lab
 
     torch.set_num_threads(threads)
     _WORKER = Run(load_lab(lab_folder), RunOptions.model_validate_json(options_json), on_event=events.put,
