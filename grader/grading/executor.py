@@ -9,16 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
+from grader.intake.sources import HandInSource
 from grader.results import Student, SubmissionResult
 
 
 @dataclass(frozen=True)
 class Job:
-    """One hand-in to grade: where it is, the name its result is written under, and whose it is."""
+    """One hand-in to grade: where it is, the name its result is written under, and whose it is.
+    ``source``: where its bytes are when that is not ``path`` itself (a group of files, members of
+    a class zip); plain data, so that a job can travel to another process."""
 
     path: Path
     name: str
     student: Student
+    source: HandInSource | None = None
 
 
 Grade = Callable[[Job], SubmissionResult]
