@@ -156,3 +156,11 @@ def test_export_command_writes_the_file_and_refuses_an_unknown_target(graded, tm
     assert (tmp_path / "w.csv").read_text(encoding="utf-8").startswith("Identifier,Full name")
     bad = cli("export", str(out), "--to", "blackboard")
     assert bad.exit_code == 2 and "--to 'blackboard' is not accepted: use moodle, canvas, gradescope, csv" in bad.output
+
+
+def test_reports_name_the_student_as_the_lms_wrote_it(graded, renderer):
+    _, by_id = graded
+    emile = by_id["654321"]
+    assert "<strong>Student:</strong> Émile Noël (id 654321)" in renderer.submission_html(emile, "student")
+    summary = renderer.class_html(list(by_id.values()), emile.lab_title)
+    assert "Emile_Noel_654321<br><span class=\"muted\">Émile Noël (654321)</span>" in summary
