@@ -12,21 +12,17 @@ import jsonschema
 import pytest
 
 from grader.errors import UsageError
-from tests.conftest import FAST_LIMITS, ROOT, cli
+from tests.conftest import ROOT, cli
 
-MOODLE = ROOT / "submissions" / "lms" / "moodle-cifar-convnet"
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "gradescope-results.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(moodle_graded):
     """The bundled Moodle download, graded once: its results folder and results by student id."""
     from grader import api
-    from grader.lab.manifest import LimitsOverride
-    from grader.options import RunOptions
 
-    out = tmp_path_factory.mktemp("graded")
-    api.grade(MOODLE, "cifar-convnet", out, RunOptions(reports=False, limits=LimitsOverride(**FAST_LIMITS)))
+    out = moodle_graded[0]
     return out, {r.student.id: r for r in api.read_results(out)}
 
 

@@ -119,8 +119,8 @@ def test_a_notebook_of_each_labs_correct_hand_in_scores_what_the_folder_scores(l
     nb.write_bytes(template_notebook(lab, module.name, module.read_text(),
                                      sheet.read_text() if sheet.exists() else None, lab))
     options = RunOptions(reports=False, train=lab != "cifar-training", budget=Budget.smoke if lab == "mlp-backprop" else None)
-    as_folder = api.grade(tmp_path, lab, tmp_path / "out-folder", options, paths=[folder]).results[0]
-    as_notebook = api.grade(tmp_path, lab, tmp_path / "out-nb", options, paths=[nb.parent]).results[0]
+    batch = api.grade(tmp_path, lab, tmp_path / "out", options, paths=[folder, nb.parent])
+    as_folder, as_notebook = (next(r for r in batch.results if r.submission == n) for n in ("correct", "nb"))
     assert as_folder.score == as_folder.max_score
     assert [(c.id, c.score) for c in as_notebook.checks] == [(c.id, c.score) for c in as_folder.checks]
 

@@ -35,10 +35,13 @@ def moodle_zip(tmp_path):
 
 
 @pytest.mark.parametrize("download", ["moodle-folder", "moodle-zip", "canvas-folder"])
-def test_every_student_of_an_lms_download_is_graded_as_who_they_are(download, tmp_path, cifar_class):
+def test_every_student_of_an_lms_download_is_graded_as_who_they_are(download, tmp_path, cifar_class, moodle_graded):
     lms = "canvas" if download.startswith("canvas") else "moodle"
-    root = moodle_zip(tmp_path) if download == "moodle-zip" else build.CANVAS if lms == "canvas" else build.MOODLE
-    result, by_id = grade(root, tmp_path / "out")
+    if download == "moodle-folder":
+        out, result, by_id = moodle_graded
+    else:
+        out = tmp_path / "out"
+        result, by_id = grade(moodle_zip(tmp_path) if download == "moodle-zip" else build.CANVAS, out)
     assert f"({lms} layout)" in result.output
     assert sorted(by_id) == sorted(uid for uid, *_ in build.STUDENTS[lms])
     for uid, name, hand_in, how in build.STUDENTS[lms]:
@@ -50,22 +53,26 @@ def test_every_student_of_an_lms_download_is_graded_as_who_they_are(download, tm
         else:
             assert graded["score"] == cifar_class[hand_in].score and graded["max_score"] == 17, (name, how)
     assert result.exit_code == 3  # one student handed in nothing to grade
-    rows = (tmp_path / "out" / "class.csv").read_text(encoding="utf-8")
+    rows = (out / "class.csv").read_text(encoding="utf-8")
     assert "654321," + ("Émile Noël" if lms == "moodle" else "noëlémile") in rows
 
 
-def test_the_notebook_hand_in_says_which_cells_were_not_run(tmp_path):
-    _, by_id = grade(build.MOODLE, tmp_path / "out")
-    notes = by_id["111111"]["notes"]
+def test_the_notebook_hand_in_says_which_cells_were_not_run(moodle_graded):
+    notes = moodle_graded[2]["111111"]["notes"]
     assert "cell 2: !pip install torchvision not run by the grader (shell command)" in notes
     assert any(n.startswith("cell 8: top-level code not run by the grader (line 2: model = ConvNet())") for n in notes)
     assert "answers read from the cell of lab2.ipynb tagged 'answers'" in notes
 
 
-def test_a_forced_layout_reads_the_download_as_it_says(tmp_path):
-    result, by_id = grade(build.MOODLE, tmp_path / "out", "--layout", "folders")
-    assert "(folders layout)" in result.output
-    assert "Kim Park_333333_assignsubmission_file" in by_id  # a plain folder is its own student
+def test_a_forced_layout_reads_the_download_as_it_says():
+    from grader import api
+
+    plan = api.plan(build.MOODLE, "cifar-convnet", "folders")
+    students = {e.student.id for e in plan.entries}
+    assert plan.layout.value == "folders" and "Kim Park_333333_assignsubmission_file" in students
+    assert any(w.startswith("Zoë Adams_777777_assignsubmission_file_answers.yaml: not a hand-in") for w in plan.warnings)
+    assert {e.student.id for e in api.plan(build.MOODLE, "cifar-convnet").entries} == {
+        uid for uid, *_ in build.STUDENTS["moodle"]}
 
 
 def test_an_unknown_layout_is_one_line_and_exit_code_two(tmp_path):
