@@ -27,7 +27,7 @@ from typing import Any, Iterable, Iterator
 from grader.errors import GradelabError, LabError, SubmissionError, UsageError
 from grader.grading.executor import Job, grade_job, unreadable
 from grader.grading.run import Run
-from grader.intake.reader import read_hand_in
+from grader.intake.sources import HandInSource, open_hand_in
 from grader.options import Device, RunOptions
 from grader.results import SubmissionResult
 
@@ -72,11 +72,12 @@ def _node_run(lab_files: dict[str, bytes], options_json: str) -> Run:
 
 
 def grade_on_node(lab_files: dict[str, bytes], options_json: str, job: Job, files: dict[str, bytes],
-                  single_file: bool) -> str:
-    """The body of a Ray task: one hand-in, graded in this node's run for the lab; JSON back."""
+                  single_file: bool, notes: list[str]) -> str:
+    """The body of a Ray task: one hand-in, graded in this node's run for the lab; JSON back.
+    ``notes``: what reading it on the batch's machine left out (unpacking an archive, say)."""
     run = _node_run(lab_files, options_json)
     with tempfile.TemporaryDirectory(prefix="gradelab-handin-") as tmp:
-        path = Path(tmp) / job.path.name
+        path = Path(tmp) / (job.path.name if single_file else job.name)
         if single_file:
             (content,) = files.values()
             path.write_bytes(content)
@@ -87,7 +88,8 @@ def grade_on_node(lab_files: dict[str, bytes], options_json: str, job: Job, file
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
         result = grade_job(run, Job(path=path, name=job.name, student=job.student))
-    return result.model_copy(update={"path": str(job.path)}).model_dump_json()
+    merged = list(dict.fromkeys([*notes, *result.notes]))
+    return result.model_copy(update={"path": str(job.path), "notes": merged}).model_dump_json()
 
 
 # --- on the batch's machine --------------------------------------------------------------------
@@ -136,11 +138,12 @@ class RayExecutor:
         pending: dict[Any, Job] = {}
         for job in todo:
             try:
-                handin = read_hand_in(job.path, run.lab.manifest.intake)
+                handin = open_hand_in(job.source or HandInSource(path=job.path), run.lab.manifest.intake,
+                                      run.lab.manifest.interface.module)
             except SubmissionError as exc:  # refused here: it never travels
                 yield job, unreadable(run, job, exc)
                 continue
-            ref = task.remote(lab_ref, options_json, job, handin.files, handin.single_file)
+            ref = task.remote(lab_ref, options_json, job, handin.files, handin.single_file, handin.notes)
             pending[ref] = job
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

@@ -19,16 +19,20 @@ from grader.grading.engine import grade_submission
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
 from grader.options import SubmissionStarted
+from grader.intake.sources import HandInSource
 from grader.results import CheckResult, Status, Student, SubmissionResult
 
 
 @dataclass(frozen=True)
 class Job:
-    """One hand-in to grade: where it is, the name its result is written under, and whose it is."""
+    """One hand-in to grade: where it is, the name its result is written under, and whose it is.
+    ``source``: where its bytes are when that is not ``path`` itself (a group of files, members of
+    a class zip); plain data, so that a job can travel to another process."""
 
     path: Path
     name: str
     student: Student
+    source: HandInSource | None = None
 
 
 def unreadable(run: Run, job: Job, error: Exception | str) -> SubmissionResult:
@@ -44,7 +48,7 @@ def grade_job(run: Run, job: Job) -> SubmissionResult:
     broken lab (or data set) stops the batch (``LabError``), said once."""
     run.emit(SubmissionStarted(job.name))
     try:
-        return grade_submission(run, job.path, name=job.name, student=job.student)
+        return grade_submission(run, job.path, name=job.name, student=job.student, source=job.source)
     except LabError:
         raise
     except GradelabError as exc:

@@ -68,6 +68,8 @@ class IntakeLimits(Strict):
     max_file_mb: float = Field(20, gt=0, description="Largest file read, in MB.")
     max_total_mb: float = Field(50, gt=0, description="Bytes read in all, in MB.")
     max_sheet_kb: int = Field(256, ge=1, description="Largest answer sheet read, in kB.")
+    max_ratio: float = Field(200, gt=1, description="Largest compression ratio of an archive member over "
+                                                     "1 MiB (a zip bomb compresses thousands of times).")
 
 
 class SymbolSpec(Strict):
@@ -174,6 +176,11 @@ class LabManifest(Strict):
     grade_bands: dict[str, float] = Field(
         default_factory=lambda: {"A": 90.0, "B": 80.0, "C": 70.0, "D": 60.0, "E": 50.0},
         description="Letter grade → lowest percentage earning it; below every band the grade is F.")
+    notebook: Literal["definitions", "run-all"] = Field(
+        "definitions",
+        description="How a notebook hand-in becomes the student's module: 'definitions' keeps imports, "
+                    "functions, classes and constant assignments (a training loop at top level is not run); "
+                    "'run-all' runs every code cell, top to bottom.")
     checks: list[CheckSpec] = Field(min_length=1)
 
     def letter_grade(self, percent: float) -> str:
