@@ -31,6 +31,7 @@ REFERENCE = ROOT / "reference" / "cifar-convnet"
 LIMITS = ["--wall-time", "10", "--cpu-time", "20", "--memory-mb", "2048"]
 HONEST = {"correct": "correct", "missing-floor": "missing-floor", "solo.py": "solo.py",
           "zz-correct-after-the-others": "correct"}  # graded last: after every hostile hand-in
+SEPARATE = {"kill-other-runs.py"}  # graded in a test of its own, while another run's child is alive
 ISOLATED = os.geteuid() == 0 and cgroup.available() is not None and cgroup.base("memory") is not None
 needs_isolation = pytest.mark.skipif(not ISOLATED, reason="needs root, namespaces and pids and memory cgroups")
 CONTROL = {chr(c) for c in [*range(0, 9), *range(11, 32), 127, *range(0x80, 0xA0)]} | {"\u202e"}
@@ -116,7 +117,8 @@ def batch(tmp_path_factory):
     secret.write_text("ROOT-ONLY-SECRET-42")
     secret.chmod(0o600)
     for path in (HOSTILE / "cifar-convnet").glob("*.py"):
-        shutil.copy(path, root / path.name)
+        if path.name not in SEPARATE:
+            shutil.copy(path, root / path.name)
     for name, source in HONEST.items():
         src = CIFAR_SUBMISSIONS / source
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
@@ -144,7 +146,7 @@ def conv(batch, name):
 
 def test_the_whole_batch_is_graded_and_fast(batch):
     assert batch["cli"].exit_code == 0, batch["cli"].output
-    expected = len(list((HOSTILE / "cifar-convnet").glob("*.py"))) + len(HONEST) + 12
+    expected = len(list((HOSTILE / "cifar-convnet").glob("*.py"))) - len(SEPARATE) + len(HONEST) + 12
     assert len(batch["results"]) == expected
     assert batch["elapsed"] < 240, "a FIFO, a sparse file or a deep folder must not hold the batch up"
 
@@ -294,7 +296,7 @@ def test_a_hand_in_cannot_kill_the_children_of_another_run(tmp_path):
     (slow / "convnet.py").write_text(
         "import os, time\nprint('uid', os.getuid())\nSLEPT = []\n"
         "def conv_output_size(x, k, p, s):\n"
-        "    if not SLEPT:\n        time.sleep(20)\n        SLEPT.append(1)\n        print('woke up')\n"
+        "    if not SLEPT:\n        time.sleep(15)\n        SLEPT.append(1)\n        print('woke up')\n"
         "    return (x + 2 * p - k) // s + 1\n")
     other_run = subprocess.Popen([sys.executable, "-m", "grader", "check", str(slow), "--lab", "cifar-convnet",
                                   "--only", "conv-output-size", "--format", "json", "--wall-time", "90"],
@@ -404,29 +406,33 @@ def _grade(tmp_path: Path, lab: str, hand_ins: dict[str, Path], **options) -> di
     return {r.submission: {c.id: c.model_dump(mode="json") for c in r.checks} for r in batch.results}
 
 
-def test_mlp_backprop_autograd_is_forbidden_in_backward_and_wherever_the_loop_calls_it(tmp_path):
-    mlp = HOSTILE / "mlp-backprop"
-    graded = _grade(tmp_path, "mlp-backprop", {
+@pytest.fixture(scope="module")
+def mlp_batch(tmp_path_factory):
+    """mlp-backprop's hostile hand-ins beside the correct one: the backward check and one check
+    that trains by hand (the lab's loop calls backward there)."""
+    return _grade(tmp_path_factory.mktemp("mlp"), "mlp-backprop", {
         "correct": ROOT / "submissions" / "mlp-backprop" / "correct",
-        **{p.name: p for p in mlp.iterdir() if p.is_dir()}}, only=("backward", "train-circles"), train=True)
-    assert {k: (c["status"], c["score"]) for k, c in graded["correct"].items()} == {
+        **{p.name: p for p in (HOSTILE / "mlp-backprop").iterdir() if p.is_dir()}},
+        only=("backward", "train-circles"), train=True)
+
+
+def test_mlp_backprop_autograd_is_forbidden_in_backward_and_wherever_the_loop_calls_it(mlp_batch):
+    assert {k: (c["status"], c["score"]) for k, c in mlp_batch["correct"].items()} == {
         "backward": ("passed", 4.0), "train-circles": ("passed", 2.0)}
-    recompute = graded["autograd-backward"]
+    recompute = mlp_batch["autograd-backward"]
     assert recompute["backward"]["score"] == 0 and recompute["backward"]["diagnoses"] == ["autograd-used"]
     assert recompute["train-circles"]["score"] == 0 and "uses autograd" in recompute["train-circles"]["message"]
-    two_faced = graded["zeros-under-the-check"]
+    two_faced = mlp_batch["zeros-under-the-check"]
     assert two_faced["backward"]["score"] == 0
     assert two_faced["train-circles"]["score"] == 0 and two_faced["train-circles"]["diagnoses"] == ["autograd-used"]
 
 
-def test_a_rewritten_training_loop_is_judged_by_the_budget_and_the_graders_own_accuracy(tmp_path):
-    mlp = HOSTILE / "mlp-backprop"
-    graded = _grade(tmp_path, "mlp-backprop", {name: mlp / name for name in ("doubled-epochs", "made-up-curve")},
-                    only=("train-circles",), train=True)
-    doubled = graded["doubled-epochs"]["train-circles"]
+def test_a_rewritten_training_loop_is_judged_by_the_budget_and_the_graders_own_accuracy(mlp_batch):
+    doubled = mlp_batch["doubled-epochs"]["train-circles"]
     assert doubled["score"] == 0 and doubled["diagnoses"] == ["harness-tampered"]
     assert "it reports 300 epochs of loss where the budget runs 150" in doubled["message"]
-    made_up = graded["made-up-curve"]["train-circles"]
+    assert mlp_batch["doubled-epochs"]["backward"]["score"] == 4.0  # its functions are right
+    made_up = mlp_batch["made-up-curve"]["train-circles"]
     assert made_up["score"] == 0 and made_up["status"] == "failed"
     assert made_up["details"]["curves"]["loss"]["train"][-1] < 0.02  # the made-up curve is shown, not graded
     assert made_up["got"] < 0.8  # the grader's accuracy: a network that never moved
@@ -435,7 +441,8 @@ def test_a_rewritten_training_loop_is_judged_by_the_budget_and_the_graders_own_a
 def test_layers_from_scratch_forbids_operators_however_they_are_reached(tmp_path):
     graded = _grade(tmp_path, "layers-from-scratch", {
         "correct": ROOT / "submissions" / "layers-from-scratch" / "correct",
-        "aliased-ops": HOSTILE / "layers-from-scratch" / "aliased-ops"})
+        "aliased-ops": HOSTILE / "layers-from-scratch" / "aliased-ops"},
+        only=("maxpool2d", "conv2d", "sigmoid", "avgpool2d", "conv2d-dilated"))
     correct, aliased = graded["correct"], graded["aliased-ops"]
     assert all(c["status"] == "passed" for c in correct.values())
     for check, operator in {"maxpool2d": "aten::max_pool2d_with_indices", "conv2d": "aten::convolution",
@@ -456,7 +463,7 @@ def world_readable_data_root():
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     try:
-        write_synth_cifar10(folder, n_train=400, n_test=200)
+        write_synth_cifar10(folder, n_train=200, n_test=100)  # fewer than the smoke budget: all of it
         subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True)
         yield folder
     finally:
