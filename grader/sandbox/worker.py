@@ -41,23 +41,27 @@ def _status_bytes(field: str) -> int:
     return 0
 
 
-def memory_limit(gpu: bool) -> tuple[int, str]:
+def memory_limit(gpu: bool, cgroup: bool = False) -> tuple[int, str]:
     """Which rlimit bounds the child's memory, and the /proc/self/status field it is measured by.
 
-    Address space is the tightest, but CUDA reserves address space the size of host and device
-    memory together when it initialises (unified addressing), far past any limit a student's code
-    should get, and fails under it. A child that may use the GPU gets RLIMIT_DATA instead: it counts
-    the heap and private writable mappings, which is where host tensors live, and not the
-    inaccessible reservations. GPU memory itself is not an rlimit's to bound."""
-    return (resource.RLIMIT_DATA, "VmData") if gpu else (resource.RLIMIT_AS, "VmSize")
+    With a memory cgroup, the cgroup is the bound: it counts every page the child holds (a memfd's,
+    a tmpfs file's), which no rlimit does. RLIMIT_DATA is kept beneath it all the same, so that an
+    ordinary allocation past the limit (a list, a tensor) fails as a MemoryError the probe reports
+    with the other inputs' answers, instead of a kill that loses them all.
+
+    Without one, address space is the tightest rlimit, but CUDA reserves address space the size of
+    host and device memory together when it initialises (unified addressing), far past any limit a
+    student's code should get, and fails under it. A child that may use the GPU gets RLIMIT_DATA
+    instead: it counts the heap and private writable mappings, which is where host tensors live,
+    and not the inaccessible reservations. GPU memory itself is not an rlimit's to bound."""
+    return (resource.RLIMIT_DATA, "VmData") if gpu or cgroup else (resource.RLIMIT_AS, "VmSize")
 
 
 def _apply_limits(job: ChildJob) -> None:
-    if not job.memory_cgroup:  # the fallback: the memory cgroup bounds what the child really holds
-        # Set relative to the size at fork: torch alone maps ~3 GB before any tensor.
-        which, field = memory_limit(job.gpu)
-        limit = _status_bytes(field) + job.memory_mb * 1024 * 1024
-        resource.setrlimit(which, (limit, limit))
+    # Set relative to the size at fork: torch alone maps ~3 GB before any tensor.
+    which, field = memory_limit(job.gpu, cgroup=bool(job.memory_cgroup))
+    limit = _status_bytes(field) + job.memory_mb * 1024 * 1024
+    resource.setrlimit(which, (limit, limit))
     cpu = max(1, int(job.cpu_s + 0.999))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     file_bytes = job.file_mb * 1024 * 1024
