@@ -197,11 +197,14 @@ class ChildCgroups:
             path = memory / name
             if memory == _ROOT:
                 settings[files.swap_limit] = "0"
-            else:
-                settings["memory.swappiness"] = "0"
-                if (memory / files.swap_limit).exists():
-                    settings[files.swap_limit] = str(limit)
+            elif (memory / files.swap_limit).exists():  # absent where swap is not accounted
+                settings[files.swap_limit] = str(limit)
             self._make("memory", path, settings)
+            if memory != _ROOT and "memory" in self.paths:
+                try:  # v1 without memsw: at least keep the child's pages out of swap
+                    _write(path / "memory.swappiness", "0")
+                except OSError:
+                    pass
         if "memory" not in self.paths:
             self.missing.append("no memory cgroup: memory is bounded by an rlimit, which does not count "
                                 "a memfd or files in the child's tmpfs folders")
