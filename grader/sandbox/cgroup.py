@@ -135,15 +135,15 @@ def _kill_and_remove(path: Path, timeout_s: float = 5.0) -> int:
         if time.monotonic() > deadline:
             log.warning("processes %s in %s survived SIGKILL", pids, path)
             break
-        time.sleep(0.005)
-    for _ in range(200):  # the kernel frees the cgroup once its last member is reaped
+        time.sleep(0.002)
+    for _ in range(2000):  # the kernel frees the cgroup once its last member is reaped
         try:
             path.rmdir()
             break
         except FileNotFoundError:
             break
         except OSError:
-            time.sleep(0.01)
+            time.sleep(0.001)
     return len(killed)
 
 

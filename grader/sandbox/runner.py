@@ -278,9 +278,8 @@ class Sandbox:
         finally:
             if child is not None:
                 child.kill()
-            groups.kill_all_and_remove()  # daemons that left the process group too
-            if child is not None:
-                wait_for_exit(child, 5)
+                wait_for_exit(child, 5)  # its end is the end of its pid namespace: all in it are gone
                 child.close()
+            groups.kill_all_and_remove()  # what is left: daemons of a child without a pid namespace
             lease.release()  # only now: nothing of the child is left to share the uid with the next
             shutil.rmtree(folder, ignore_errors=True)
