@@ -19,6 +19,7 @@ import signal
 import stat
 import struct
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from grader.intake.reader import HandIn, read_hand_in
 from grader.lab.manifest import Limits
 from grader.sandbox import codec, policy
 from grader.sandbox.cgroup import ChildCgroups
-from grader.sandbox.forkserver import ForkServer, wait_for_exit
+from grader.sandbox.forkserver import Child, ForkServer, wait_for_exit
 from grader.sandbox.job import LOG_NAME, PROGRESS_NAME, WORK_NAME, ChildJob
 from grader.sandbox.replies import ChildReply, IsolationReport, ProbeFailure, ProbeStatus, Stage, format_error
 from grader.sandbox.uids import UidLease
@@ -42,6 +43,7 @@ MAX_REPLY_BYTES = 512 * 1024 * 1024
 _CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _PROCESS_PREFIX = "gradelab-"
+_MAX_RETIRING = 4
 RELAYS = 2  # processes of a child that never run student code: the relay and the pid namespace's init
 
 
@@ -175,6 +177,7 @@ class Sandbox:
         self.server = ForkServer(preload)
         self._warned: set[str] = set()
         self._cleaned = False
+        self._retiring: list[threading.Thread] = []
 
     def start(self) -> "Sandbox":
         """Start the fork server now, in the background (its imports take seconds)."""
@@ -192,7 +195,32 @@ class Sandbox:
         return self
 
     def close(self) -> None:
+        self.settle()
         self.server.close()
+
+    def settle(self) -> None:
+        """Wait until every finished child is gone: its processes reaped, its cgroups removed,
+        its uid given back."""
+        while self._retiring:
+            self._retiring.pop().join()
+
+    def _retire(self, child: Child | None, groups: ChildCgroups, lease: UidLease) -> None:
+        """End a child in the background. Its processes (three, each the size of the fork server)
+        take tens of milliseconds to be torn down by the kernel: the next child need not wait for
+        that, only its uid and cgroups must, and they are given back once nothing is left."""
+        def retire() -> None:
+            if child is not None:
+                wait_for_exit(child, 5)  # its end is the end of its pid namespace: all in it are gone
+                child.close()
+            groups.kill_all_and_remove()  # what is left: daemons of a child without a pid namespace
+            lease.release()
+
+        self._retiring = [t for t in self._retiring if t.is_alive()]
+        while len(self._retiring) >= _MAX_RETIRING:
+            self._retiring.pop(0).join()
+        thread = threading.Thread(target=retire, name="gradelab-retire", daemon=True)
+        thread.start()
+        self._retiring.append(thread)
 
     def __enter__(self) -> "Sandbox":
         return self.start()
@@ -278,8 +306,5 @@ class Sandbox:
         finally:
             if child is not None:
                 child.kill()
-                wait_for_exit(child, 5)  # its end is the end of its pid namespace: all in it are gone
-                child.close()
-            groups.kill_all_and_remove()  # what is left: daemons of a child without a pid namespace
-            lease.release()  # only now: nothing of the child is left to share the uid with the next
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)  # the child's mounts are in its namespace only
+            self._retire(child, groups, lease)
