@@ -33,7 +33,7 @@ from grader.sandbox import codec, policy
 from grader.sandbox.cgroup import ChildCgroups
 from grader.sandbox.forkserver import Child, ForkServer, wait_for_exit
 from grader.sandbox.job import LOG_NAME, PROGRESS_NAME, WORK_NAME, ChildJob
-from grader.sandbox.replies import ChildReply, IsolationReport, ProbeFailure, ProbeStatus, Stage, format_error
+from grader.sandbox.replies import ChildReply, IsolationReport, ProbeFailure, ProbeStatus, format_error
 from grader.sandbox.uids import UidLease
 from grader.sandbox.untrusted import clean_text, clean_tree
 
