@@ -22,7 +22,7 @@ from grader.atomic import write_atomic
 from grader.checks.registry import BoundLab
 from grader.errors import LabError
 from grader.grading.engine import grade_submission
-from grader.grading.run import Run, resolve_device
+from grader.grading.run import Run, resolve_device, sandbox_preload
 from grader.lab.loader import CALIBRATION_NAME
 from grader.options import Budget, CheckFinished, Device, Mode, RunOptions
 from grader.sandbox.runner import Sandbox
@@ -81,7 +81,7 @@ def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, devi
         if on_check and isinstance(event, CheckFinished):
             on_check(f"{label[0]}{event.result.id}")
 
-    with Sandbox() as sandbox:
+    with Sandbox(preload=sandbox_preload(lab)) as sandbox:
         for budget in map(Budget, budgets):
             options = RunOptions(mode=Mode.grade, seed=seed, only=ids, train=True, device=device, budget=budget,
                                  reports=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from grader.sandbox import cgroup
+from grader.sandbox.uids import FIRST_UID, LAST_UID
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
 
 HOSTILE = ROOT / "submissions" / "hostile"
@@ -25,18 +26,22 @@ ISOLATED = os.geteuid() == 0 and cgroup.available() is not None
 needs_isolation = pytest.mark.skipif(not ISOLATED, reason="needs root and a writable pids cgroup (namespaces, privilege drop)")
 
 
-def _nobody_processes() -> list[str]:
-    out = subprocess.run(["ps", "-u", "65534", "-o", "pid=,cmd="], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if line.strip()]
+def _child_processes() -> list[str]:
+    """Processes running as a child's uid (the leased range; another gradelab run at the same
+    moment may have some: rerun before chasing)."""
+    out = subprocess.run(["ps", "-e", "-o", "uid=,pid=,cmd="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.split() and FIRST_UID <= int(line.split()[0]) <= LAST_UID]
 
 
 def _sandbox_dirs() -> set[str]:
-    return {p.name for p in Path("/tmp").glob("gradelab-*")}
+    """This process's sandbox folders (the batch runs in it): other engineers' runs may come and go."""
+    return {p.name for p in Path("/tmp").glob(f"gradelab-{os.getpid()}-*")}
 
 
 def _cgroups() -> set[str]:
-    root = cgroup.available()
-    return {p.name for p in root.glob("gradelab-*")} if root else set()
+    """This process's cgroups, of every controller."""
+    roots = {cgroup.base("pids"), cgroup.base("memory")} - {None}
+    return {str(p) for root in roots for p in root.glob(f"gradelab-{os.getpid()}-*")}
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +56,10 @@ def mixed_batch(tmp_path_factory):
         src = CIFAR_SUBMISSIONS / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     out = root.parent / "out"
-    before = {"dirs": _sandbox_dirs(), "cgroups": _cgroups(), "nobody": _nobody_processes()}
+    before = {"dirs": _sandbox_dirs(), "cgroups": _cgroups(), "children": _child_processes()}
     result = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--no-pdf", *LIMITS,
                  env={"GRADELAB_SECRET_TOKEN": "hunter2-do-not-leak"})
-    after = {"dirs": _sandbox_dirs(), "cgroups": _cgroups(), "nobody": _nobody_processes()}
+    after = {"dirs": _sandbox_dirs(), "cgroups": _cgroups(), "children": _child_processes()}
     results = {p.stem.removeprefix("hostile-"): json.loads(p.read_text()) for p in out.glob("*.json")}
     return {"cli": result, "results": results, "before": before, "after": after, "out": out, "root": root}
 
@@ -81,7 +86,7 @@ def test_the_machine_is_left_with_no_stray_processes_or_files(mixed_batch):
     before, after = mixed_batch["before"], mixed_batch["after"]
     assert after["dirs"] <= before["dirs"], "sandbox working directories left in /tmp"
     assert after["cgroups"] <= before["cgroups"], "cgroups left behind"
-    assert after["nobody"] == before["nobody"] == [] or not ISOLATED
+    assert after["children"] == before["children"] == [] or not ISOLATED
     assert not Path("/tmp/gradelab-hostile-daemon-alive").exists()
     leaked = [p for p in [*mixed_batch["out"].rglob("fake-result-lines.json"), *mixed_batch["root"].rglob("fake-*.json"),
                           *(ROOT / "results").rglob("fake-result-lines.json")]]
@@ -149,7 +154,9 @@ def test_the_environment_holds_no_secrets(mixed_batch):
     printed = dict(ast.literal_eval(log.strip().splitlines()[-1]))
     assert set(printed) == {"PATH", "LANG", "HOME", "TMPDIR", "PYTHONHASHSEED", "OMP_NUM_THREADS",
                             "MKL_NUM_THREADS", "PROGRESS_FILE"}
-    assert printed["HOME"] == printed["TMPDIR"] and printed["PROGRESS_FILE"].startswith(printed["HOME"])
+    # the progress line is the grader's file, beside the child's working folder, not in it
+    assert printed["HOME"] == printed["TMPDIR"]
+    assert Path(printed["PROGRESS_FILE"]).parent == Path(printed["HOME"]).parent
 
 
 @needs_isolation
@@ -160,7 +167,7 @@ def test_the_child_cannot_read_the_lab_the_class_or_the_results(mixed_batch):
 
 
 @needs_isolation
-def test_the_child_runs_as_nobody_without_network_and_cannot_write_outside(tmp_path):
+def test_the_child_runs_as_a_uid_of_its_own_without_network_and_cannot_write_outside(tmp_path):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -186,7 +193,7 @@ for path in ["/usr/gradelab-was-here", "{ROOT}/gradelab-was-here"]:
         open(path, "w").write("x"); print("wrote", path)
     except OSError as exc:
         print("cannot write", path, type(exc).__name__)
-import json, decimal, sqlite3  # the standard library still imports as nobody
+import json, decimal, sqlite3  # the standard library still imports as the child's uid
 def conv_output_size(x, k, p, s):
     return (x + 2 * p - k) // s + 1
 ''')
@@ -196,7 +203,8 @@ def conv_output_size(x, k, p, s):
     data = json.loads(result.output)
     log = data["log_tail"]
     assert data["checks"][0]["status"] == "passed", data["checks"][0]["message"]
-    assert "uid 65534 gid 65534 groups []" in log
+    uid = int(log.split("uid ")[1].split()[0])
+    assert FIRST_UID <= uid <= LAST_UID and f"uid {uid} gid {uid} groups []" in log
     assert "no connection:" in log and "connected" not in log.replace("no connection", "")
     assert f"cannot read {secret}" in log and "cannot read /etc/shadow" in log
     assert "wrote" not in log
@@ -233,24 +241,40 @@ def test_a_grader_killed_mid_batch_loses_nothing_and_the_rerun_finishes(tmp_path
 
 
 @pytest.mark.parametrize("swap", ["symlink", "fifo"])
-def test_a_child_cannot_make_the_grader_read_or_block_on_its_output_file(tmp_path, swap):
-    """The child owns its folder: it may replace output.log with a link to a file only the grader
-    can read (which would land in the report) or with a FIFO (which would block the grader)."""
+def test_a_child_cannot_make_the_grader_read_or_block_on_its_output_or_progress_file(tmp_path, swap):
+    """The grader reads two files a child writes: what it printed and its progress line. Were
+    they the child's to replace, a link to a file only the grader can read would land in the
+    report and a FIFO would block the grader. Both sit in a folder of the grader's: the output
+    file is reached only through descriptors 1 and 2, the progress file is bound in, and neither
+    can be unlinked or replaced (a link or FIFO the child makes in its own folder is its own)."""
     secret = tmp_path / "grader-only.txt"
     secret.write_text("TOP-SECRET-GRADER-FILE")
     secret.chmod(0o600)
-    swap_code = (f"os.symlink({str(secret)!r}, 'output.log')" if swap == "symlink" else "os.mkfifo('output.log')")
+    make = f"os.symlink({str(secret)!r}, name)" if swap == "symlink" else "os.mkfifo(name)"
     (tmp_path / "hand-in").mkdir()
     (tmp_path / "hand-in" / "convnet.py").write_text(f'''
 import os
-print("before the swap")
-os.unlink("output.log")
-{swap_code}
+progress = os.environ["PROGRESS_FILE"]
+for name in [progress, os.path.join(os.path.dirname(progress), "output.log"), "/proc/self/fd/1", "output.log"]:
+    try:
+        os.unlink(name)
+        print("unlinked", name)
+    except OSError as exc:
+        print("cannot unlink", name, type(exc).__name__)
+    try:
+        {make}
+        print("made", name)
+    except OSError as exc:
+        print("cannot make", name, type(exc).__name__)
 def conv_output_size(x, k, p, s):
     return (x + 2 * p - k) // s + 1
 ''')
     result = cli("check", str(tmp_path / "hand-in"), "--lab", "cifar-convnet", "--only", "conv-output-size",
                  "--format", "json", *LIMITS)
     data = json.loads(result.output)
+    log = data["log_tail"]
     assert data["checks"][0]["status"] == "passed"
-    assert "TOP-SECRET" not in data["log_tail"]
+    assert "TOP-SECRET" not in log
+    if ISOLATED:
+        grader_files = [line for line in log.splitlines() if "output.log" in line and "/" in line or ".progress" in line]
+        assert grader_files and all(line.startswith("cannot") for line in grader_files), log

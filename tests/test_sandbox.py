@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader.lab.manifest import Limits
+from grader.sandbox import cgroup
 from grader.sandbox.replies import ProbeFailure
 from grader.sandbox.runner import Sandbox
 
@@ -60,20 +61,56 @@ def test_the_cpu_time_limit_stops_a_busy_child(tmp_path):
     assert "CPU time limit" in info.value.message
 
 
+MEMORY_CGROUP = os.geteuid() == 0 and cgroup.base("memory") is not None
+needs_memory_cgroup = pytest.mark.skipif(not MEMORY_CGROUP, reason="needs root and a memory cgroup")
+
+
+@pytest.fixture
+def no_memory_cgroup(monkeypatch):
+    """The fallback, as on a machine without a memory cgroup: rlimits bound the memory."""
+    monkeypatch.setitem(cgroup._bases, "memory", None)
+
+
+HOARD = """
+    def f(x):
+        hoard = []
+        while True:
+            hoard.append(bytearray(50_000_000))
+"""
+MEMFD = """
+    import os
+    def f(x):
+        held = []
+        while True:  # pages of a file in memory: counted by no rlimit
+            fd = os.memfd_create("held")
+            os.write(fd, b"x" * (32 << 20))
+            held.append(fd)
+"""
+
+
 # gpu=True: a child that may use CUDA is bounded by RLIMIT_DATA, not address space (CUDA reserves
 # more address space than any limit at initialisation); host memory must stay bounded all the same.
-@pytest.mark.parametrize("gpu", [False, True], ids=["address-space", "data-for-cuda"])
-def test_a_memory_bomb_is_stopped_and_reported_as_out_of_memory(tmp_path, gpu):
-    path = student(tmp_path, """
-        def f(x):
-            hoard = []
-            while True:
-                hoard.append(bytearray(50_000_000))
-    """)
-    reply = call(path, limits=Limits(wall_s=20, memory_mb=300), gpu=gpu)
+# Under a memory cgroup too, an ordinary allocation meets RLIMIT_DATA first: a MemoryError the probe
+# reports, not a kill that would lose the other inputs' answers.
+@pytest.mark.parametrize("gpu", [False, True], ids=["cpu", "may-use-cuda"])
+@pytest.mark.parametrize("memory_cgroup", [True, False], ids=["memory-cgroup", "rlimit-only"])
+def test_a_memory_bomb_is_stopped_and_reported_as_out_of_memory(tmp_path, gpu, memory_cgroup, monkeypatch):
+    if memory_cgroup and not MEMORY_CGROUP:
+        pytest.skip("needs root and a memory cgroup")
+    if not memory_cgroup:
+        monkeypatch.setitem(cgroup._bases, "memory", None)
+    reply = call(student(tmp_path, HOARD), limits=Limits(wall_s=20, memory_mb=300), gpu=gpu)
     (case,) = reply.value
     assert case["ok"] is False and case["error"]["out_of_memory"] is True
     assert case["error"]["type"] == "MemoryError"
+
+
+@needs_memory_cgroup
+@pytest.mark.parametrize("gpu", [False, True], ids=["cpu", "may-use-cuda"])
+def test_memory_no_rlimit_counts_is_killed_by_the_memory_cgroup_and_reported_as_out_of_memory(tmp_path, gpu):
+    with pytest.raises(ProbeFailure) as info:
+        call(student(tmp_path, MEMFD), limits=Limits(wall_s=20, memory_mb=300), gpu=gpu)
+    assert info.value.out_of_memory and info.value.message == "ran out of memory: killed at the memory limit (300 MiB)"
 
 
 @pytest.mark.parametrize("gpu", [False, True], ids=["address-space", "data-for-cuda"])
@@ -83,18 +120,29 @@ def test_a_huge_tensor_is_refused_at_the_memory_limit(tmp_path, gpu):
     assert case["error"]["out_of_memory"] is True
 
 
-def test_a_child_that_may_use_cuda_may_reserve_address_space_it_never_touches(tmp_path):
-    """What CUDA's initialisation does: a large PROT_NONE reservation. It must not fail there."""
-    path = student(tmp_path, """
-        import ctypes
-        libc = ctypes.CDLL(None)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-        def f(x):
-            # 64 GiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
-            address = libc.mmap(None, 64 << 30, 0, 0x02 | 0x20 | 0x4000, -1, 0)
-            return "reserved" if address not in (None, ctypes.c_void_p(-1).value) else "refused"
-    """)
+RESERVE = """
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    def f(x):
+        # 64 GiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        address = libc.mmap(None, 64 << 30, 0, 0x02 | 0x20 | 0x4000, -1, 0)
+        return "reserved" if address not in (None, ctypes.c_void_p(-1).value) else "refused"
+"""
+
+
+@needs_memory_cgroup
+def test_under_a_memory_cgroup_address_space_it_never_touches_is_free(tmp_path):
+    """What CUDA's initialisation does, a large PROT_NONE reservation, costs no memory: the cgroup
+    counts pages held, so neither a CPU nor a GPU child is refused it."""
+    path = student(tmp_path, RESERVE)
+    for gpu in (False, True):
+        assert call(path, limits=Limits(wall_s=20, memory_mb=300), gpu=gpu).value == [{"ok": True, "value": "reserved"}]
+
+
+def test_without_a_memory_cgroup_a_child_that_may_use_cuda_may_still_reserve_address_space(tmp_path, no_memory_cgroup):
+    path = student(tmp_path, RESERVE)
     (on_gpu,) = call(path, limits=Limits(wall_s=20, memory_mb=300), gpu=True).value
     assert on_gpu == {"ok": True, "value": "reserved"}
     (on_cpu,) = call(path, limits=Limits(wall_s=20, memory_mb=300)).value

@@ -12,6 +12,10 @@ import ast
 from dataclasses import dataclass
 
 MAX_SOURCE = 1_000_000
+# The sandbox records forbidden operators with a TorchDispatchMode (``sandbox.watch``); the first
+# one entered in a process imports torch._dynamo (~2 s). A check that watches operators asks the
+# fork server to import it once, so that no child pays for it.
+OPERATOR_RECORD_PRELOAD = ["torch._dynamo"]
 
 
 @dataclass(frozen=True)

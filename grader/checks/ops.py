@@ -5,8 +5,9 @@ the edge cases the lab lists. When the op disagrees with torch, the smallest fai
 shrunk, hypothesis-style: one dimension at a time moves towards its simplest value, then the
 values become small integers, as long as the disagreement remains. The student gets that input
 as code to paste, with where the outputs differ. Using the very torch op one was asked to write
-is detected in the source (``forbidden``) and at run time (the sandbox's tripwire), and zeroes
-the check with that reason.
+is detected in the source (``forbidden``, with the line), at run time by name (the sandbox's
+tripwire) and by operator (``forbid_ops``: whatever name or alias reached it, the torch op ran),
+and zeroes the check with that reason.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from grader.checks.forbidden import forbidden_uses
+from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD, forbidden_uses
 from grader.checks.functions import FunctionMistake
 from grader.checks.outputs import as_array
 from grader.lab.manifest import Need
@@ -24,6 +25,10 @@ from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.results import Outcome
 
 PRINTABLE = 150  # elements: larger tensors are described, not printed
+# torch's private ways to run operators past the sandbox's record of them (``sandbox.watch``):
+# named in a source that must not run a forbidden operator, they count as a forbidden use.
+RECORD_SWITCHES = ["torch.utils._python_dispatch", "torch._C._DisableTorchDispatch", "torch._C._pop_torch_dispatch_mode",
+                   "torch._C._unset_dispatch_mode", "torch._C._DisablePythonDispatcher", "torch._C._ExcludeDispatchKeyGuard"]
 
 
 class OpParams(KindParams):
@@ -38,7 +43,11 @@ class OpParams(KindParams):
     rtol: float = Field(1e-4, ge=0)
     atol: float = Field(1e-4, ge=0)
     parts: list[str] = Field(default_factory=list, description="Names of the parts of a tuple result.")
-    forbid: list[str] = Field(default_factory=list, description="Dotted names the student may not use.")
+    forbid: list[str] = Field(default_factory=list, description="Dotted names the student may not use (found in the "
+                                                               "source, with their line, and at run time).")
+    forbid_ops: list[str] = Field(default_factory=list, description="Operators the student's function may not run, "
+                                  "however it reaches them: glob patterns of dispatcher names, e.g. 'aten::*max_pool*', "
+                                  "'aten::convolution' (recorded by a TorchDispatchMode in the sandbox).")
     mistakes: list[FunctionMistake] = Field(default_factory=list)
     shrink_rounds: int = Field(8, ge=0, le=50)
 
@@ -112,6 +121,9 @@ class OpEquivalenceCheck(CheckKind):
     Params = OpParams
     summary = "A hand-written op against the torch op on drawn inputs; the smallest failing input is shrunk and shown."
 
+    def preload(self, params) -> list[str]:
+        return OPERATOR_RECORD_PRELOAD if params.forbid_ops else []
+
     def needs(self, params: OpParams) -> list[Need]:
         return [Need(params.function)]
 
@@ -130,11 +142,12 @@ class OpEquivalenceCheck(CheckKind):
             return Case(dims, seed, ints, list(args), expected)
 
         def ask(cases: list[Case]) -> list[tuple[Case, str | None, list[str]]]:
-            replies = ctx.call(params.function, [c.args for c in cases], tensors=True, forbid=params.forbid)
+            replies = ctx.call(params.function, [c.args for c in cases], tensors=True, forbid=params.forbid,
+                               forbid_ops=params.forbid_ops)
             out = []
             for case, reply in zip(cases, replies):
                 problem = _disagreement(reply.value, case.expected, params) if reply.ok else f"raised {reply.error_text}"
-                out.append((case, problem, reply.forbidden))
+                out.append((case, problem, reply.forbidden + [f"{op} (operator)" for op in reply.operators]))
             return out
 
         rng = ctx.rng()
@@ -148,14 +161,20 @@ class OpEquivalenceCheck(CheckKind):
         static = []
         source = ctx.submission.module_source
         if source is not None:
-            static = forbidden_uses(source, params.function, params.forbid)
+            static = forbidden_uses(source, params.function, params.forbid + (RECORD_SWITCHES if params.forbid_ops else []))
         runtime = list(dict.fromkeys(name for _, _, seen in verdicts for name in seen))
+        operators = [n.removesuffix(" (operator)") for n in runtime if n.endswith(" (operator)")]
+        called = [n for n in runtime if not n.endswith(" (operator)")]
         if static or runtime:
-            found = [str(u) for u in static] + [f"{n} (called at run time)" for n in runtime
+            found = [str(u) for u in static] + [f"{n} (called at run time)" for n in called
                                                 if n not in {u.name for u in static}]
-            return Outcome.failed(f"{params.function} uses {', '.join(found)}: this op must be written by hand, "
-                                  f"without {params.torch_name}. The verdict for this op is zero.",
-                                  diagnosis="forbidden-call", details={"forbidden": found})
+            ran = (f"{'runs' if found else 'ran'} the operator{'s' * (len(operators) > 1)} {', '.join(operators)}"
+                   if operators else "")
+            what = "; ".join(part for part in (f"uses {', '.join(found)}" if found else "", ran) if part)
+            return Outcome.failed(f"{params.function} {what}: this op must be written by hand, "
+                                  f"without {params.torch_name} or another torch op that does its work. "
+                                  "The verdict for this op is zero.",
+                                  diagnosis="forbidden-call", details={"forbidden": found, "operators": operators})
 
         failing = [(c, p) for c, p, _ in verdicts if p]
         sizes = sorted(c.size for c in cases)
@@ -213,7 +232,8 @@ class OpEquivalenceCheck(CheckKind):
             return None
         from grader.sandbox.probes import to_raw, to_tensors
 
-        replies = ctx.call(params.function, [c.args for c in cases], tensors=True, forbid=params.forbid)
+        replies = ctx.call(params.function, [c.args for c in cases], tensors=True, forbid=params.forbid,
+                           forbid_ops=params.forbid_ops)
         for mistake in params.mistakes:
             fn = getattr(ref, mistake.reference)
             agrees = True

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from grader.checks.functions import FunctionMistake
 from grader.lab.manifest import Need
+from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.results import Outcome
 
@@ -49,6 +50,10 @@ class FunctionOutputsParams(KindParams):
         None, description="Ask each input twice; different answers fail the check with this diagnosis "
                           "(a test-time transform must not be random). Its `reference` is not used.")
     mistakes: list[FunctionMistake] = Field(default_factory=list)
+    forbid_autograd: bool = Field(False, description="The function must compute by hand what autograd would: a "
+                                  "backward pass run, a graph built or forward-mode AD used in it zeroes the check.")
+    forbid_ops: list[str] = Field(default_factory=list, description="Operators the function may not run (glob "
+                                  "patterns of dispatcher names, e.g. 'aten::convolution').")
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray, equal_nan: bool = False) -> float:
@@ -152,10 +157,29 @@ def _sentences(problems: dict[str, tuple[str, str]], errors: dict[str, float],
     return out
 
 
+def forbidden_use(name: str, replies: list[Any]) -> Outcome | None:
+    """A zero for a function that ran a forbidden operator or used autograd where it must not
+    (the sandbox recorded it at the dispatcher, whatever name the code used to get there)."""
+    autograd = list(dict.fromkeys(a for r in replies for a in r.autograd))
+    operators = list(dict.fromkeys(o for r in replies for o in r.operators))
+    if autograd:
+        return Outcome.failed(f"{name} uses autograd ({'; '.join(autograd)}). It must compute these values by hand, "
+                              "as the lab asks; the verdict for this check is zero.",
+                              diagnosis="autograd-used", details={"autograd": autograd})
+    if operators:
+        return Outcome.failed(f"{name} runs the operator{'s' * (len(operators) > 1)} {', '.join(operators)}, which the "
+                              "lab asks you to write by hand; the verdict for this check is zero.",
+                              diagnosis="forbidden-call", details={"operators": operators})
+    return None
+
+
 @register_check("function_outputs")
 class FunctionOutputsCheck(CheckKind):
     Params = FunctionOutputsParams
     summary = "A student function's outputs, part by part, against the reference (relative error); mistakes diagnosed."
+
+    def preload(self, params) -> list[str]:
+        return OPERATOR_RECORD_PRELOAD if params.forbid_ops or params.forbid_autograd else []
 
     def needs(self, params: FunctionOutputsParams) -> list[Need]:
         return [Need(params.function)]
@@ -176,8 +200,13 @@ class FunctionOutputsCheck(CheckKind):
                     return Outcome.failed(f"{params.function} gave two different results for the same input ({label}). "
                                           f"{params.nondeterministic.message}",
                                           diagnosis=params.nondeterministic.name)
-        replies = ctx.call(params.function, args, tensors=params.tensors, seed=seed)
+        watch = {"forbid_ops": params.forbid_ops, "forbid_autograd": True} if params.forbid_autograd else \
+            {"forbid_ops": params.forbid_ops} if params.forbid_ops else {}
+        replies = ctx.call(params.function, args, tensors=params.tensors, seed=seed, **watch)
         name = params.function
+        forbidden = forbidden_use(name, replies)
+        if forbidden is not None:
+            return forbidden
 
         problems: dict[str, tuple[str, str]] = {}  # output name → (first problem, the case it showed on)
         errors: dict[str, float] = {}        # output name → largest relative error (values only)

@@ -2,8 +2,9 @@
 joins each check of a loaded lab to its kind.
 
 A kind is a class with a pydantic ``Params`` model (what a manifest may set), ``needs`` (the
-symbols and answer fields it cannot run without) and ``run`` (the verdict, computed in the
-grader's process from the reference and from raw values the sandbox returned).
+symbols and answer fields it cannot run without), ``preload`` (what the fork server should
+import for it) and ``run`` (the verdict, computed in the grader's process from the reference and
+from raw values the sandbox returned).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class CheckKind(ABC):
 
     def needs(self, params: Any) -> list[Need]:
         """Symbols and answer fields this check cannot run without."""
+        return []
+
+    def preload(self, params: Any) -> list[str]:
+        """Modules the sandbox's fork server should import once for this check's probes, so that
+        no child pays for them."""
         return []
 
     @abstractmethod

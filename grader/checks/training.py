@@ -4,6 +4,13 @@ The loop (a function in the lab's harness) runs in the sandbox with the student'
 training data; it gets the test inputs but never their labels. It returns per-epoch curves and
 test scores (and, where the lab says so, the trained parameters, which the grader then runs
 through its reference ``predict``). Test accuracy is computed here, in the grader's process.
+
+The loop is trusted code, but it runs after the student's import, in the student's process: the
+student's code can rewrite it (twice the epochs, a made-up loss curve). So nothing it returns is
+taken on trust: the reply must fit the budget (one curve point and one set of test scores per
+epoch of the budget, accuracies between 0 and 1, scores of shape test examples × classes), or the
+check is zero; the verdict is the accuracy of the returned scores (or parameters) on labels the
+child never saw, computed here. What that certifies, and what it cannot, is in the README.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from grader.checks.outputs import as_array
+from grader.checks.outputs import as_array, forbidden_use
+from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.errors import LabError
 from grader.options import Budget as BudgetName
 from grader.results import Outcome
-from grader.sandbox.replies import ProbeFailure, ProbeStatus, Stage
+from grader.sandbox.replies import CallReply, ProbeFailure, ProbeStatus, Stage
 
 
 class Budget(KindParams):
@@ -44,6 +52,10 @@ class TrainingParams(KindParams):
     device_arg: bool = Field(False, description="Pass the run's device ('cuda' or 'cpu') to the harness as `device`.")
     seed_arg: bool = Field(False, description="Pass the run's seed (--seed, recorded in the result) to the harness "
                                               "as `seed`: the same seed trains the same network.")
+    forbid_autograd: bool = Field(False, description="The whole training run may not use autograd (a hand-written "
+                                  "backward): a backward pass run or a graph built anywhere in it zeroes the check.")
+    forbid_ops: list[str] = Field(default_factory=list, description="Operators the whole training run may not run "
+                                  "(glob patterns of dispatcher names).")
 
     @field_validator("budgets")
     @classmethod
@@ -63,6 +75,40 @@ def accuracy(scores: Any, labels: np.ndarray) -> float | None:
     return float((arr.argmax(1) == labels).mean())
 
 
+def budget_problem(reply: Any, epochs: Any) -> str | None:
+    """Why a harness reply cannot have come from the lab's loop under this budget; ``None`` when
+    it could. The loop appends one loss, one training accuracy and one set of test scores per
+    epoch, whatever the student's code does; only code that rewrote the loop returns otherwise.
+    Scores of the wrong shape are the student's model's doing, and judged as unusable, not here."""
+    if not isinstance(reply, dict) or not isinstance(reply.get("curves"), dict):
+        return "it returned no curves"
+    curves, scores = reply["curves"], reply.get("test_scores")
+    if not isinstance(scores, list) or not all(isinstance(c, list) for c in curves.values()):
+        return "its curves or test scores are not lists"
+    lengths = {name: len(values) for name, values in curves.items()} | {"test scores": len(scores)}
+    if isinstance(epochs, int) and not isinstance(epochs, bool):
+        wrong = {name: n for name, n in lengths.items() if n != epochs}
+        if wrong:
+            name, n = next(iter(wrong.items()))
+            return f"it reports {n} epochs of {name} where the budget runs {epochs}"
+    elif len(set(lengths.values())) > 1:
+        return f"its curves and test scores cover different numbers of epochs ({lengths})"
+    for name in ("train_accuracy",):
+        values = curves.get(name, [])
+        if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v <= 1.0 for v in values):
+            return f"its {name.replace('_', ' ')} leaves [0, 1]"
+    return None
+
+
+def _shape_problem(scores: Any, n_test: int, n_classes: int) -> str | None:
+    """Why the final test scores cannot be scored: one row per test example, one column per class."""
+    arr = as_array(scores)
+    if arr is None or arr.shape != (n_test, n_classes):
+        got = "not numbers" if arr is None else f"of shape {tuple(arr.shape)}"
+        return f"they were {got}, expected ({n_test}, {n_classes}): one score per class for each test example"
+    return None
+
+
 def _first_bad(values: list[Any]) -> int | None:
     for i, v in enumerate(values):
         if not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -74,6 +120,9 @@ def _first_bad(values: list[Any]) -> int | None:
 class TrainingCheck(CheckKind):
     Params = TrainingParams
     summary = "Trains the student's code with the lab's loop in the sandbox; test accuracy computed by the grader."
+
+    def preload(self, params) -> list[str]:
+        return OPERATOR_RECORD_PRELOAD if params.forbid_ops or params.forbid_autograd else []
 
     @staticmethod
     def plan(ctx, params: TrainingParams) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
@@ -103,23 +152,38 @@ class TrainingCheck(CheckKind):
         budget, args, dataset_args, threshold = self.plan(ctx, params)
         data = ctx.dataset(params.dataset, dataset_args)
         test_y = np.asarray(data["test_y"])
+        n_classes = int(max(np.max(np.asarray(data["train_y"])), np.max(test_y))) + 1
+        watch = {"forbid_ops": params.forbid_ops, "forbid_autograd": True} if params.forbid_autograd else \
+            {"forbid_ops": params.forbid_ops} if params.forbid_ops else {}
         try:
             reply = ctx.probe("harness", source=ctx.lab.harness_source, entry=params.harness,
                               args={"train_x": data["train_x"], "train_y": data["train_y"],
-                                    "test_x": data["test_x"], **args})
+                                    "test_x": data["test_x"], **args}, **watch)
         except ProbeFailure as failure:
             if failure.stage != Stage.probe or failure.status != ProbeStatus.error or failure.out_of_memory:
                 raise  # import failures, timeouts and memory are worded by the engine
             return Outcome.error(f"Training stopped: your code raised {failure.message}.")
-        if not isinstance(reply, dict):
+        if not isinstance(reply, dict) or not isinstance(reply.get("result"), dict):
             return Outcome.error("the training loop returned nothing usable.")
-        curves = {k: list(v) if isinstance(v, list) else [] for k, v in (reply.get("curves") or {}).items()}
-        epoch_scores = reply.get("test_scores") or []
+        forbidden = forbidden_use("Your code, trained by the lab's loop,", [CallReply.parse({"ok": True, **{
+            k: reply.get(k) or [] for k in ("operators", "autograd")}})])
+        if forbidden is not None:
+            return forbidden
+        result = reply["result"]
+        problem = budget_problem(result, args.get("epochs"))
+        if problem is not None:
+            return Outcome.failed(f"The training loop's results do not fit its budget: {problem}. The loop runs in the "
+                                  "same process as your code, so results it could not have produced are not graded; "
+                                  "the verdict for this check is zero.", diagnosis="harness-tampered",
+                                  details={"budget": budget, "epochs": args.get("epochs")})
+        curves = {k: list(v) for k, v in result["curves"].items()}
+        epoch_scores = result["test_scores"]
+        unusable = _shape_problem(epoch_scores[-1], len(test_y), n_classes) if epoch_scores else None
         test_curve = [accuracy(s, test_y) for s in epoch_scores]
-        final = test_curve[-1] if test_curve else None
-        if params.predict and isinstance(reply.get("params"), dict):
+        final = test_curve[-1] if test_curve and unusable is None else None
+        if params.predict and isinstance(result.get("params"), dict):
             try:
-                final = accuracy(getattr(ctx.reference, params.predict)(reply["params"], data["test_x"]), test_y)
+                final = accuracy(getattr(ctx.reference, params.predict)(result["params"], data["test_x"]), test_y)
             except Exception:  # noqa: BLE001  (parameters of the wrong shape: not a usable network)
                 final = None
         loss = curves.get("loss", [])
@@ -138,8 +202,8 @@ class TrainingCheck(CheckKind):
                                   f"{'not computable' if final is None else f'{final:.1%}'}).",
                                   diagnosis="diverged", details=details)
         if final is None:
-            return Outcome.failed("After training, the network's test scores were not usable (wrong shape, "
-                                  "NaN or inf).", details=details)
+            why = f": {unusable}" if unusable else " (wrong shape, NaN or inf)"
+            return Outcome.failed(f"After training, the network's test scores were not usable{why}.", details=details)
         verdict = (f"Test accuracy {final:.1%} after {len(loss)} epoch{'s' * (len(loss) != 1)} on {params.dataset} "
                    f"({len(data['train_y'])} training examples, {len(test_y)} test examples); "
                    f"{threshold:.0%} needed{f' ({budget} budget)' if budget else ''}.")

@@ -25,6 +25,11 @@ FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3
 
 def default_root() -> Path:
     """Where the digits are written when no ``--data-root`` is given (a per-user cache)."""
+    return cache_root() / "digits"
+
+
+def cache_root() -> Path:
+    """gradelab's per-user cache of generated data sets (the sandbox hides it: test labels)."""
     base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
     try:
         Path(base).mkdir(parents=True, exist_ok=True)
@@ -33,7 +38,7 @@ def default_root() -> Path:
             raise OSError
     except OSError:
         base = tempfile.gettempdir()
-    return Path(base) / "gradelab" / "digits"
+    return Path(base) / "gradelab"
 
 
 def _images() -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.checks.registry import BoundLab, bind
+from grader.data.digits import cache_root as data_cache_root
 from grader.errors import LabError, UsageError
 from grader.lab.loader import Lab, labs_root
 from grader.lab.manifest import Limits
@@ -34,6 +35,14 @@ def resolve_device(device: Device) -> Device:
     return Device.cpu
 
 
+def sandbox_preload(lab: Lab) -> tuple[str, ...]:
+    """What the fork server imports once for this lab: the worker, what the lab lists, and what
+    its checks' kinds ask for."""
+    bound = bind(lab)
+    checks = [m for c in bound.checks for m in c.kind.preload(c.params)]
+    return tuple(dict.fromkeys(("grader.sandbox.worker", *bound.manifest.preload, *checks)))
+
+
 class Run:
     def __init__(self, lab: Lab, options: RunOptions = RunOptions(), *, on_event: EventSink = ignore,
                  sandbox: Sandbox | None = None, hide: tuple[Path, ...] = ()) -> None:
@@ -43,8 +52,7 @@ class Run:
         self.emit = on_event
         self.hide = tuple(Path(p) for p in hide)
         self._owns_sandbox = sandbox is None
-        self.sandbox = sandbox if sandbox is not None else Sandbox(
-            preload=("grader.sandbox.worker", *self.lab.manifest.preload))
+        self.sandbox = sandbox if sandbox is not None else Sandbox(preload=sandbox_preload(self.lab))
         self._datasets: dict[tuple[str, str, str | None], dict[str, Any]] = {}
 
     @property
@@ -53,9 +61,12 @@ class Run:
         return self.lab.manifest.limits.merged(self.options.limits)
 
     def hidden_paths(self) -> list[Path]:
-        """What a child must not see: every lab (reference code, answers, data) and what the run
-        was told to hide (the results, the class); the sandbox adds the folder holding the hand-in."""
-        return [self.lab.folder, labs_root(), *self.hide]
+        """What a child must not see: every lab (reference code, answers, data), the data sets
+        (``--data-root`` and gradelab's own cache: the test labels are there) and what the run was
+        told to hide (the results, the class); the sandbox adds the folder holding the hand-in.
+        A child never needs a data folder: the harness gets its data through the job."""
+        data = [Path(self.options.data_root)] if self.options.data_root else []
+        return [self.lab.folder, labs_root(), *data, data_cache_root(), *self.hide]
 
     def dataset(self, function: str, args: dict[str, Any]) -> dict[str, Any]:
         """A data set from the lab's reference module, loaded once per run."""

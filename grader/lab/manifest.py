@@ -34,7 +34,10 @@ class Limits(Strict):
 
     wall_s: float = Field(20.0, gt=0, description="Wall-clock seconds before the process group is killed.")
     cpu_s: float = Field(60.0, gt=0, description="CPU seconds (all threads) before the kernel stops the process.")
-    memory_mb: int = Field(2048, gt=0, description="Address space the student's code may add, in MiB.")
+    memory_mb: int = Field(2048, gt=0, description="Memory the student's code may add, in MiB (its memory cgroup; "
+                                                  "address space where there is none).")
+    disk_mb: int = Field(256, ge=16, description="Size of the child's working folder (a tmpfs), and of each of its "
+                                                 "private /tmp folders, in MiB.")
     threads: int = Field(1, ge=1, le=64, description="torch intra-op threads inside the child.")
     max_processes: int = Field(64, ge=1, description="Processes and threads the child may hold at once.")
     output_kb: int = Field(64, ge=1, description="Bytes of stdout/stderr kept (the tail) for the report.")
@@ -53,6 +56,7 @@ class LimitsOverride(Strict):
     wall_s: float | None = Field(None, gt=0)
     cpu_s: float | None = Field(None, gt=0)
     memory_mb: int | None = Field(None, gt=0)
+    disk_mb: int | None = Field(None, ge=16)
     threads: int | None = Field(None, ge=1, le=64)
     max_processes: int | None = Field(None, ge=1)
     output_kb: int | None = Field(None, ge=1)

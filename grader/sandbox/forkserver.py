@@ -113,7 +113,9 @@ class ForkServer:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root, *(p for p in sys.path if p)]))
         code = f"from grader.sandbox.forkserver import serve; serve({theirs.fileno()}, {list(self.preload)!r})"
         try:
-            self._proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()], env=env,
+            # -P: no working directory on sys.path, which would come before PYTHONPATH (another
+            # checkout's grader/ in the working directory would be imported instead).
+            self._proc = subprocess.Popen([sys.executable, "-P", "-c", code], pass_fds=[theirs.fileno()], env=env,
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fd,
                                           start_new_session=True)
         finally:

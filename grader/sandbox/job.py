@@ -7,10 +7,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from grader.sandbox import codec
-from grader.sandbox.isolation import IsolationPlan
+import numpy as np
 
-LOG_NAME = "output.log"   # the child's stdout and stderr, in its working directory
+from grader.sandbox import codec
+from grader.sandbox.policy import IsolationPlan
+
+LOG_NAME = "output.log"         # the child's stdout and stderr, in the grader's folder beside its working folder
+PROGRESS_NAME = ".progress"     # the line a training harness writes after each epoch, same folder
+WORK_NAME = "work"              # the child's working folder (a tmpfs of its own where it can be)
 
 
 @dataclass
@@ -18,8 +22,10 @@ class ChildJob:
     """What the grader asks of one child. Travels grader → child, the trusted direction."""
 
     workdir: str
+    log_file: str
     module_file: str
     probe: str
+    files: dict[str, bytes] = field(default_factory=dict)   # the hand-in, as the safe reader read it
     payload: dict[str, Any] = field(default_factory=dict)
     memory_mb: int = 2048
     cpu_s: float = 60.0
@@ -28,18 +34,19 @@ class ChildJob:
     file_mb: int = 256
     env: dict[str, str] = field(default_factory=dict)
     isolation: IsolationPlan | None = None
-    cgroup: str | None = None
-    gpu: bool = False  # the child may initialise CUDA: see _apply_limits
+    cgroups: list[str] = field(default_factory=list)
+    memory_cgroup: str | None = None  # set: memory is bounded by it, not by an rlimit
+    gpu: bool = False  # the child may initialise CUDA: see worker.memory_limit
 
     def encode(self) -> bytes:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # no deep copy of arrays
         fields["isolation"] = dataclasses.asdict(self.isolation) if self.isolation else None
+        fields["files"] = {name: np.frombuffer(data, dtype=np.uint8) for name, data in self.files.items()}
         return codec.encode(fields)
 
     @classmethod
     def decode(cls, data: bytes) -> "ChildJob":
         fields = codec.decode(data)
         plan = fields.pop("isolation", None)
-        return cls(**fields, isolation=IsolationPlan(**plan) if plan else None)
-
-
+        files = {name: np.asarray(arr, dtype=np.uint8).tobytes() for name, arr in fields.pop("files", {}).items()}
+        return cls(**fields, files=files, isolation=IsolationPlan(**plan) if plan else None)

@@ -7,6 +7,7 @@ reference. New labs reuse these probes; a new kind of interaction means a new pr
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any, Callable
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from grader.sandbox.faults import describe_exception
+from grader.sandbox.watch import OperatorRecord, Tripwire
 
 PROBES: dict[str, Callable[..., Any]] = {}
 
@@ -95,86 +97,14 @@ def to_tensors(value: Any) -> Any:
     return value
 
 
-def _resolve(dotted: str) -> tuple[Any, str, Any] | None:
-    """``torch.nn.functional.conv2d`` → (the owner object, "conv2d", the function), if it exists."""
-    import importlib
-
-    parts = dotted.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            owner = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attr in parts[cut:-1]:
-            owner = getattr(owner, attr, None)
-            if owner is None:
-                return None
-        target = getattr(owner, parts[-1], None)
-        return (owner, parts[-1], target) if target is not None else None
-    return None
-
-
-class Tripwire:
-    """Replaces forbidden callables (by name, and wherever the student's module bound them)
-    with wrappers that record the call and then do the real work, so the check still runs."""
-
-    def __init__(self, module: Any, names: list[str]) -> None:
-        self.module = module
-        self.names = names
-        self.seen: list[str] = []
-        self.calls = 0
-        self._depth = 0
-        self._undo: list[tuple[Any, str, Any]] = []
-
-    def _wrap(self, name: str, original: Any) -> Any:
-        def tripped(*args: Any, **kwargs: Any) -> Any:
-            # Only the call the code made counts, not the ones it makes inside (F.relu calls
-            # torch.relu): otherwise nn.ReLU would count twice and a bare torch.relu once.
-            if self._depth:
-                return original(*args, **kwargs)
-            if name not in self.seen:
-                self.seen.append(name)
-            self.calls += 1
-            self._depth += 1
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self._depth -= 1
-        return tripped
-
-    def __enter__(self) -> "Tripwire":
-        originals: dict[int, tuple[str, Any]] = {}
-        for name in self.names:
-            found = _resolve(name)
-            if found is None:
-                continue
-            owner, attr, original = found
-            originals.setdefault(id(original), (name, original))
-            self._patch(owner, attr, self._wrap(name, original))
-        for attr, value in list(vars(self.module).items()):  # `from torch.nn.functional import conv2d`
-            if id(value) in originals:
-                name, original = originals[id(value)]
-                self._patch(self.module, attr, self._wrap(name, original))
-        return self
-
-    def _patch(self, owner: Any, attr: str, value: Any) -> None:
-        try:
-            self._undo.append((owner, attr, getattr(owner, attr)))
-            setattr(owner, attr, value)
-        except (AttributeError, TypeError):
-            self._undo.pop()
-
-    def __exit__(self, *exc: Any) -> None:
-        for owner, attr, original in reversed(self._undo):
-            setattr(owner, attr, original)
-
-
 @probe("call")
 def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = False,
-         seed: int | None = None, forbid: list[str] | None = None) -> list[dict[str, Any]]:
+         seed: int | None = None, forbid: list[str] | None = None, forbid_ops: list[str] | None = None,
+         forbid_autograd: bool = False) -> list[dict[str, Any]]:
     """Call ``function`` once per argument list; with ``tensors``, arrays arrive as torch tensors;
     with ``seed``, torch's generator is seeded before each call (random initialisations); with
-    ``forbid``, each outcome lists the forbidden callables the call used."""
+    ``forbid``, each outcome lists the forbidden callables the call used; with ``forbid_ops`` and
+    ``forbid_autograd``, the forbidden operators it ran and how it used autograd (``watch``)."""
     fn = getattr(module, function)
     results = []
     for args in cases:
@@ -182,12 +112,15 @@ def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = Fal
             args = to_tensors(args)
         if seed is not None:
             torch.manual_seed(seed)
-        if forbid:
-            with Tripwire(module, forbid) as wire:
-                outcome = _outcome_with_file(lambda a=args: fn(*a), module)
-            outcome["forbidden"] = wire.seen
-        else:
+        with contextlib.ExitStack() as stack:
+            wire = stack.enter_context(Tripwire(module, forbid)) if forbid else None
+            record = (stack.enter_context(OperatorRecord(forbid_ops, forbid_autograd))
+                      if forbid_ops or forbid_autograd else None)
             outcome = _outcome_with_file(lambda a=args: fn(*a), module)
+        if wire is not None:
+            outcome["forbidden"] = wire.seen
+        if record is not None:
+            outcome.update(record.report())
         results.append(outcome)
         error = outcome.get("error") or {}
         if error.get("out_of_memory") or error.get("type") == "RecursionError":
@@ -196,14 +129,23 @@ def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = Fal
 
 
 @probe("harness")
-def harness(module: Any, source: str, entry: str, args: dict[str, Any]) -> Any:
+def harness(module: Any, source: str, entry: str, args: dict[str, Any], forbid_ops: list[str] | None = None,
+            forbid_autograd: bool = False) -> dict[str, Any]:
     """Run a lab's harness function (trusted code shipped with the lab, e.g. a training loop)
-    on the student's module. It returns raw values; the verdict is computed in the grader.
+    on the student's module: ``{"result": its raw values}``, and with ``forbid_ops`` or
+    ``forbid_autograd`` what the whole run did that is forbidden (``operators``, ``autograd``):
+    a hand-written backward that calls autograd only when the harness calls it is caught there.
 
-    The harness comes as source text so the child needs no access to the lab's folder."""
+    The harness comes as source text so the child needs no access to the lab's folder. It runs
+    after the student's import, in the same process: what it returns is checked by the grader
+    against the budget, never taken on trust (``checks.training``)."""
     namespace: dict[str, Any] = {"__name__": "gradelab_harness"}
     exec(compile(source, "harness.py", "exec"), namespace)  # noqa: S102  (the lab's code, not the student's)
-    return to_raw(namespace[entry](module, **to_tensors(args)))
+    if not (forbid_ops or forbid_autograd):
+        return {"result": to_raw(namespace[entry](module, **to_tensors(args)))}
+    with OperatorRecord(forbid_ops, forbid_autograd) as record:
+        result = namespace[entry](module, **to_tensors(args))
+    return {"result": to_raw(result), **record.report()}
 
 
 def _outcome_with_file(fn: Callable[[], Any], module: Any) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """What comes back from a child, as the grader reads it: validated models, never raw dicts.
 
-A child's reply is untrusted input. It is decoded by ``codec`` (no pickle), then validated here
-once; every check kind reads ``CallReply.ok`` / ``.value`` / ``.error`` instead of poking at
-dictionaries, and every way a probe can fail is a ``ProbeFailure`` with a status and a stage.
+A child's reply is untrusted input. It is decoded by ``codec`` (no pickle), its strings made
+harmless by ``untrusted.clean_tree``, then validated here once; every check kind reads
+``CallReply.ok`` / ``.value`` / ``.error`` instead of poking at dictionaries, and every way a
+probe can fail is a ``ProbeFailure`` with a status and a stage. Fields that are one line by
+nature (an exception's type, where it happened) lose any line break here, so no reply can start
+a line of its own in a log or a table.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from grader.sandbox import codec
+from grader.sandbox.untrusted import clean_line, clean_tree
 
 _TEXT_CAP = 4000
 
@@ -44,6 +50,11 @@ class ErrorInfo(BaseModel):
     def _bounded_text(cls, v: Any) -> Any:
         return str(v)[:_TEXT_CAP] if v is not None else None
 
+    @field_validator("type", "where")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        return clean_line(v) if v is not None else None
+
 
 def format_error(error: ErrorInfo | None) -> str:
     """``Type: message (file, line N, in f)``."""
@@ -56,15 +67,36 @@ def format_error(error: ErrorInfo | None) -> str:
     return f"{text} ({error.where})" if error.where else text
 
 
+class IsolationReport(BaseModel):
+    """The child's first message, sent before the student's module is imported: what isolation
+    this machine could not give. The only message the grader takes a child's word for, since no
+    student code had run when it was written; each item is one line of the grader's log."""
+
+    model_config = ConfigDict(extra="ignore")
+    isolation_missing: list[str] = Field(default_factory=list)
+
+    @field_validator("isolation_missing", mode="before")
+    @classmethod
+    def _lines(cls, v: Any) -> Any:
+        return [clean_line(str(item))[:_TEXT_CAP] for item in v] if isinstance(v, list) else []
+
+    @classmethod
+    def parse(cls, raw: bytes) -> "IsolationReport":
+        try:
+            return cls.model_validate(clean_tree(codec.decode(raw)))
+        except (codec.CodecError, ValidationError):
+            return cls(isolation_missing=["the child's isolation report could not be read"])
+
+
 class ChildReply(BaseModel):
-    """The one message a child sends back."""
+    """The message a child sends back with the probe's result (after the student's code ran:
+    anything in it may be forged, so it carries raw values only)."""
 
     model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
     stage: Stage = Stage.probe
     ok: bool
     value: Any = None
     error: ErrorInfo | None = None
-    isolation_missing: list[str] = Field(default_factory=list)
 
 
 class CallReply(BaseModel):
@@ -74,7 +106,9 @@ class CallReply(BaseModel):
     ok: bool
     value: Any = None
     error: ErrorInfo | None = None
-    forbidden: list[str] = Field(default_factory=list)
+    forbidden: list[str] = Field(default_factory=list)   # forbidden callables it called, by name
+    operators: list[str] = Field(default_factory=list)   # forbidden aten operators it ran
+    autograd: list[str] = Field(default_factory=list)    # how it used autograd, where that is forbidden
 
     @property
     def error_text(self) -> str:

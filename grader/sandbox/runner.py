@@ -19,6 +19,7 @@ import signal
 import stat
 import struct
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,13 @@ from pydantic import ValidationError
 
 from grader.intake.reader import HandIn, read_hand_in
 from grader.lab.manifest import Limits
-from grader.sandbox import codec, isolation
-from grader.sandbox.cgroup import PidsCgroup
-from grader.sandbox.forkserver import ForkServer, wait_for_exit
-from grader.sandbox.job import LOG_NAME, ChildJob
-from grader.sandbox.replies import ChildReply, ProbeFailure, ProbeStatus, Stage, format_error
+from grader.sandbox import codec, policy
+from grader.sandbox.cgroup import ChildCgroups
+from grader.sandbox.forkserver import Child, ForkServer, wait_for_exit
+from grader.sandbox.job import LOG_NAME, PROGRESS_NAME, WORK_NAME, ChildJob
+from grader.sandbox.replies import ChildReply, IsolationReport, ProbeFailure, ProbeStatus, format_error
+from grader.sandbox.uids import UidLease
+from grader.sandbox.untrusted import clean_text, clean_tree
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ MAX_REPLY_BYTES = 512 * 1024 * 1024
 _CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _PROCESS_PREFIX = "gradelab-"
-PROGRESS_NAME = ".progress"
+_MAX_RETIRING = 4
+RELAYS = 2  # processes of a child that never run student code: the relay and the pid namespace's init
 
 
 def _remove_stale_workdirs() -> None:
@@ -134,21 +138,28 @@ def _read_child_file(path: Path, limit_bytes: int, from_end: bool) -> tuple[str,
 
 
 def _tail(path: Path, limit_bytes: int) -> str:
+    """The end of what the child printed, as text safe to show anywhere (``untrusted``)."""
     text, size = _read_child_file(path, limit_bytes, from_end=True)
+    text = clean_text(text)
     return (f"[… {size - limit_bytes} earlier bytes of output dropped …]\n" + text) if size > limit_bytes else text
 
 
-def _death_message(exitcode: int | None, limits: Limits) -> tuple[ProbeStatus, str]:
-    """(status, message) for a child that ended without a reply."""
+def _death_message(exitcode: int | None, limits: Limits, oom: bool | None = None) -> tuple[ProbeStatus, str]:
+    """(status, message) for a child that ended without a reply. ``oom``: whether its memory
+    cgroup recorded an OOM kill (``None``: no memory cgroup, so a SIGKILL is most likely memory)."""
+    if oom:
+        return ProbeStatus.error, f"ran out of memory: killed at the memory limit ({limits.memory_mb} MiB)"
     if exitcode is None:
         return ProbeStatus.error, "the process ended without answering"
     if exitcode == -signal.SIGXCPU:
         return ProbeStatus.timeout, f"CPU time limit exceeded ({limits.cpu_s:g} s of CPU)"
     if exitcode == -signal.SIGSEGV:
         return ProbeStatus.error, "crashed with a segmentation fault (SIGSEGV)"
-    if exitcode == -signal.SIGKILL:
+    if exitcode == -signal.SIGKILL and oom is None:
         return ProbeStatus.error, (f"was killed (SIGKILL), most likely for exceeding the memory limit "
                                    f"({limits.memory_mb} MiB)")
+    if exitcode == -signal.SIGKILL:
+        return ProbeStatus.error, "was killed (SIGKILL)"
     if exitcode == -signal.SIGABRT:
         return ProbeStatus.error, "aborted (SIGABRT)"
     if exitcode < 0:
@@ -166,6 +177,7 @@ class Sandbox:
         self.server = ForkServer(preload)
         self._warned: set[str] = set()
         self._cleaned = False
+        self._retiring: list[threading.Thread] = []
 
     def start(self) -> "Sandbox":
         """Start the fork server now, in the background (its imports take seconds)."""
@@ -183,7 +195,32 @@ class Sandbox:
         return self
 
     def close(self) -> None:
+        self.settle()
         self.server.close()
+
+    def settle(self) -> None:
+        """Wait until every finished child is gone: its processes reaped, its cgroups removed,
+        its uid given back."""
+        while self._retiring:
+            self._retiring.pop().join()
+
+    def _retire(self, child: Child | None, groups: ChildCgroups, lease: UidLease) -> None:
+        """End a child in the background. Its processes (three, each the size of the fork server)
+        take tens of milliseconds to be torn down by the kernel: the next child need not wait for
+        that, only its uid and cgroups must, and they are given back once nothing is left."""
+        def retire() -> None:
+            if child is not None:
+                wait_for_exit(child, 5)  # its end is the end of its pid namespace: all in it are gone
+                child.close()
+            groups.kill_all_and_remove()  # what is left: daemons of a child without a pid namespace
+            lease.release()
+
+        self._retiring = [t for t in self._retiring if t.is_alive()]
+        while len(self._retiring) >= _MAX_RETIRING:
+            self._retiring.pop(0).join()
+        thread = threading.Thread(target=retire, name="gradelab-retire", daemon=True)
+        thread.start()
+        self._retiring.append(thread)
 
     def __enter__(self) -> "Sandbox":
         return self.start()
@@ -208,28 +245,36 @@ class Sandbox:
         bounded in a way CUDA can live with."""
         if not isinstance(handin, HandIn):
             handin = read_hand_in(Path(handin), module_name=module_file)
-        source = handin.source
         self.start()
-        workdir = Path(tempfile.mkdtemp(prefix=f"{_PROCESS_PREFIX}{os.getpid()}-"))
+        # The grader's folder for this child: its output file, its progress line and the empty
+        # mount point of its working folder. The child sees the working folder (a tmpfs of its
+        # own) and the progress line; the output file it only holds as descriptors 1 and 2.
+        folder = Path(tempfile.mkdtemp(prefix=f"{_PROCESS_PREFIX}{os.getpid()}-"))
+        workdir, log_file, progress = folder / WORK_NAME, folder / LOG_NAME, folder / PROGRESS_NAME
+        workdir.mkdir()
         child = None
-        group = PidsCgroup(limits.max_processes)
-        if group.path is None:
-            self.warn(["no pids cgroup: a daemonised grandchild could outlive its check"])
+        lease = UidLease()
+        groups = ChildCgroups(limits.max_processes + RELAYS, limits.memory_mb)
+        self.warn(groups.missing)
         try:
-            handin.stage(workdir)
-            env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir),
-                       PROGRESS_FILE=str(workdir / PROGRESS_NAME))
-            job = ChildJob(workdir=str(workdir), module_file=module_file, probe=probe, payload=payload,
-                           memory_mb=limits.memory_mb, cpu_s=limits.cpu_s, threads=limits.threads,
-                           max_processes=limits.max_processes, env=env,
-                           isolation=isolation.plan([*(hide or []), Path(source).resolve().parent]),
-                           cgroup=str(group.path) if group.path else None, gpu=gpu)
+            for path in (log_file, progress):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            if lease.uid is not None:
+                os.chown(progress, lease.uid, lease.uid)
+            env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir), PROGRESS_FILE=str(progress))
+            plan = policy.plan([*(hide or []), Path(handin.source).resolve().parent], uid=lease.uid,
+                               disk_mb=limits.disk_mb, progress_file=str(progress))
+            job = ChildJob(workdir=str(workdir), log_file=str(log_file), module_file=module_file, probe=probe,
+                           files=handin.files, payload=payload, memory_mb=limits.memory_mb, cpu_s=limits.cpu_s,
+                           threads=limits.threads, max_processes=limits.max_processes, env=env, isolation=plan,
+                           cgroups=groups.join_paths, memory_cgroup=groups.memory_path, gpu=gpu)
             child = self.server.spawn(job.encode())
             started = time.monotonic()  # the server's (re)start is not the hand-in's time
             deadline = started + limits.wall_s
-            tail = lambda: _tail(workdir / LOG_NAME, limits.output_kb * 1024)  # noqa: E731
+            tail = lambda: _tail(log_file, limits.output_kb * 1024)  # noqa: E731
             try:
-                poll = _progress_reader(workdir / PROGRESS_NAME, on_progress) if on_progress else None
+                poll = _progress_reader(progress, on_progress) if on_progress else None
+                report = _read_reply(child.reply_fd, deadline, poll)  # sent before any student code ran
                 raw = _read_reply(child.reply_fd, deadline, poll)
                 if poll:
                     poll()  # the last epoch, when it ended between two polls
@@ -237,18 +282,22 @@ class Sandbox:
                 child.kill()
                 raise ProbeFailure(ProbeStatus.timeout, f"did not finish within the {limits.wall_s:g} s wall-time limit",
                                    log_tail=tail()) from None
+            except codec.CodecError as exc:  # a length no reply can have: the child wrote on its own pipe
+                raise ProbeFailure(ProbeStatus.error, f"sent back a reply the grader cannot read ({exc})",
+                                   log_tail=tail()) from None
             except (EOFError, struct.error):
                 exitcode = wait_for_exit(child, 5)
-                status, message = _death_message(exitcode, limits)
-                raise ProbeFailure(status, message, out_of_memory=exitcode == -signal.SIGKILL,
+                oom = groups.oom_killed() if groups.memory_path else None
+                status, message = _death_message(exitcode, limits, oom)
+                raise ProbeFailure(status, message, out_of_memory=bool(oom) or (oom is None and exitcode == -signal.SIGKILL),
                                    log_tail=tail()) from None
+            self.warn(IsolationReport.parse(report).isolation_missing)
             try:
-                reply = ChildReply.model_validate(codec.decode(raw))
+                reply = ChildReply.model_validate(clean_tree(codec.decode(raw)))
             except codec.CodecError as exc:
                 raise ProbeFailure(ProbeStatus.error, f"sent back a reply the grader cannot read ({exc})") from None
             except ValidationError:
                 raise ProbeFailure(ProbeStatus.error, "sent back a malformed reply", log_tail=tail()) from None
-            self.warn(reply.isolation_missing)
             if not reply.ok:
                 error = reply.error
                 raise ProbeFailure(ProbeStatus.error, format_error(error), stage=reply.stage, error=error,
@@ -257,8 +306,5 @@ class Sandbox:
         finally:
             if child is not None:
                 child.kill()
-            group.kill_all_and_remove()  # daemons that left the process group too
-            if child is not None:
-                wait_for_exit(child, 5)
-                child.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)  # the child's mounts are in its namespace only
+            self._retire(child, groups, lease)

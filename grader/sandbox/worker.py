@@ -1,9 +1,14 @@
-"""The child side of the sandbox: limit itself, import the student's module, run one probe.
+"""The child side of the sandbox: contain itself, import the student's module, run one probe.
 
 This module is preloaded (with torch) in the fork server, so a child costs a fork, not an
 interpreter start. Everything here runs in the child; it reads its job from descriptor 3 (the
 grader wrote it, the trusted direction) and its only way back is ``codec.encode`` written to
 descriptor 4, which the grader decodes strictly.
+
+Two messages go back: the first, sent before the student's module is imported, says what
+isolation could not be applied (the grader trusts it: no student code has run yet); the second
+is the probe's reply, which the student's code could have forged and the grader trusts for
+nothing but raw values.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from typing import Any
 import numpy as np
 import torch  # noqa: F401  (preloaded so children never pay for it; a lab preloads more)
 
-from grader.sandbox import cgroup, codec, isolation
+from grader.intake.reader import HandIn
+from grader.sandbox import cgroup, codec, policy
 from grader.sandbox.faults import describe_exception
 from grader.sandbox.forkserver import REPLY_FD, read_job
-from grader.sandbox.job import LOG_NAME, ChildJob
+from grader.sandbox.job import ChildJob
 from grader.sandbox.probes import PROBES
 
 
@@ -35,20 +41,25 @@ def _status_bytes(field: str) -> int:
     return 0
 
 
-def memory_limit(gpu: bool) -> tuple[int, str]:
+def memory_limit(gpu: bool, cgroup: bool = False) -> tuple[int, str]:
     """Which rlimit bounds the child's memory, and the /proc/self/status field it is measured by.
 
-    Address space is the tightest, but CUDA reserves address space the size of host and device
-    memory together when it initialises (unified addressing), far past any limit a student's code
-    should get, and fails under it. A child that may use the GPU gets RLIMIT_DATA instead: it counts
-    the heap and private writable mappings, which is where host tensors live, and not the
-    inaccessible reservations. GPU memory itself is not an rlimit's to bound."""
-    return (resource.RLIMIT_DATA, "VmData") if gpu else (resource.RLIMIT_AS, "VmSize")
+    With a memory cgroup, the cgroup is the bound: it counts every page the child holds (a memfd's,
+    a tmpfs file's), which no rlimit does. RLIMIT_DATA is kept beneath it all the same, so that an
+    ordinary allocation past the limit (a list, a tensor) fails as a MemoryError the probe reports
+    with the other inputs' answers, instead of a kill that loses them all.
+
+    Without one, address space is the tightest rlimit, but CUDA reserves address space the size of
+    host and device memory together when it initialises (unified addressing), far past any limit a
+    student's code should get, and fails under it. A child that may use the GPU gets RLIMIT_DATA
+    instead: it counts the heap and private writable mappings, which is where host tensors live,
+    and not the inaccessible reservations. GPU memory itself is not an rlimit's to bound."""
+    return (resource.RLIMIT_DATA, "VmData") if gpu or cgroup else (resource.RLIMIT_AS, "VmSize")
 
 
 def _apply_limits(job: ChildJob) -> None:
     # Set relative to the size at fork: torch alone maps ~3 GB before any tensor.
-    which, field = memory_limit(job.gpu)
+    which, field = memory_limit(job.gpu, cgroup=bool(job.memory_cgroup))
     limit = _status_bytes(field) + job.memory_mb * 1024 * 1024
     resource.setrlimit(which, (limit, limit))
     cpu = max(1, int(job.cpu_s + 0.999))
@@ -60,13 +71,21 @@ def _apply_limits(job: ChildJob) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-def _redirect_output(workdir: str) -> None:
-    fd = os.open(os.path.join(workdir, LOG_NAME), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _redirect_output(log_file: str) -> None:
+    """stdout and stderr to the grader's file, opened while still privileged: the student's code
+    writes to it through descriptors 1 and 2 and cannot reach it by name."""
+    fd = os.open(log_file, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
     sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
+
+
+def _stage(job: ChildJob):
+    def stage(workdir: str) -> None:
+        HandIn(source=Path(workdir), files=job.files).stage(Path(workdir))
+    return stage
 
 
 def _import_student(path: str) -> Any:
@@ -94,32 +113,36 @@ def _send(reply: dict[str, Any]) -> None:
 
 def child_main() -> None:
     """Entry point of a sandboxed child (runs after the fork server forks it)."""
-    isolation.die_with_parent()  # a grader killed outright takes its fork server, then this child, along
+    policy.die_with_parent()  # a grader killed outright takes its fork server, then this child, along
     job = ChildJob.decode(read_job())
     os.setsid()  # own process group and session: the grader kills them whole
-    cgroup.join(job.cgroup)  # first: every process this child makes is counted and reaped
-    _redirect_output(job.workdir)
+    cgroup.join(job.cgroups)  # first: every process this child makes is counted and reaped
+    _redirect_output(job.log_file)
     os.environ.clear()
     os.environ.update(job.env)
-    missing = (isolation.apply(job.isolation, job.workdir, job.max_processes) if job.isolation
-               else ["isolation disabled"])
+    if job.isolation:
+        missing = policy.contain(job.isolation, job.workdir, _stage(job), max_processes=job.max_processes,
+                                 memory_cgroup=job.memory_cgroup, memory_mb=job.memory_mb, keep_fds=(REPLY_FD,))
+    else:
+        _stage(job)(job.workdir)
+        missing = ["isolation disabled"]
+    job.files.clear()
     os.chdir(job.workdir)
     _apply_limits(job)
     torch.set_num_threads(job.threads)
+    _send({"isolation_missing": missing})  # before any student code: the one message the grader trusts
     student_file = os.path.join(job.workdir, job.module_file)
     sys.path.insert(0, os.path.dirname(student_file))  # the module's own folder: its helpers import
     try:
         module = _import_student(student_file)
     except BaseException as exc:  # noqa: BLE001  (SystemExit and KeyboardInterrupt are student faults too)
-        _send({"stage": "import", "ok": False, "error": describe_exception(exc, student_file),
-                     "isolation_missing": missing})
+        _send({"stage": "import", "ok": False, "error": describe_exception(exc, student_file)})
         _exit()
     try:
         value = PROBES[job.probe](module, **job.payload)
         reply = {"stage": "probe", "ok": True, "value": value}
     except BaseException as exc:  # noqa: BLE001
         reply = {"stage": "probe", "ok": False, "error": describe_exception(exc, student_file)}
-    reply["isolation_missing"] = missing
     _send(reply)
     _exit()
 
