@@ -168,3 +168,40 @@ def test_the_fork_server_in_a_ray_task_is_a_fresh_interpreter_not_a_fork_of_the_
         ray.shutdown()
     assert "grader.sandbox.forkserver" in cmdline
     assert "_raylet" not in maps
+
+
+def test_a_hand_in_is_graded_in_one_child(monkeypatch):
+    """Every probe of a static hand-in runs in the same child: its module is imported once."""
+    from grader.api import load_lab
+    from grader.grading.engine import grade_one
+    from grader.sandbox.forkserver import ForkServer
+
+    spawned = []
+    real = ForkServer.spawn
+    monkeypatch.setattr(ForkServer, "spawn", lambda self, job: (spawned.append(1), real(self, job))[1])
+    result = grade_one(load_lab("cifar-convnet"), CIFAR_SUBMISSIONS / "correct")
+    assert result.score == result.max_score == 17
+    assert len(spawned) == 1
+
+
+def test_a_probe_that_crashes_its_child_costs_only_its_own_checks(tmp_path, monkeypatch):
+    """The child dies in the first probe that calls the student's code; the next probes get a
+    fresh child, and every other check is graded as if nothing had happened."""
+    from grader.api import load_lab
+    from grader.grading.engine import grade_one
+    from grader.sandbox.forkserver import ForkServer
+    from tests.conftest import variant
+
+    spawned = []
+    real = ForkServer.spawn
+    monkeypatch.setattr(ForkServer, "spawn", lambda self, job: (spawned.append(1), real(self, job))[1])
+    hand_in = variant(CIFAR_SUBMISSIONS / "correct", tmp_path / "h",
+                      ("def conv_output_size(x, k, p, s):\n",
+                       "def conv_output_size(x, k, p, s):\n    import ctypes; ctypes.string_at(0)\n"))
+    result = grade_one(load_lab("cifar-convnet"), hand_in)
+    by_id = {c.id: c for c in result.checks}
+    assert by_id["conv-output-size"].status == "error" and "segmentation fault" in by_id["conv-output-size"].message
+    assert all(c.status == "passed" for i, c in by_id.items() if i != "conv-output-size"), \
+        {i: c.message for i, c in by_id.items() if c.status != "passed"}
+    assert result.score == 17 - by_id["conv-output-size"].max_score
+    assert len(spawned) == 2, "one child crashed; one more for the probes after it"

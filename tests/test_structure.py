@@ -220,7 +220,7 @@ def test_the_fork_server_is_owned_by_its_run_and_replaced_when_it_dies(tmp_path)
     assert replacement.poll() is not None, "closing the sandbox ends its fork server"
 
 
-def test_a_child_inherits_no_descriptor_but_its_reply_pipe(tmp_path):
+def test_a_child_inherits_no_descriptor_but_its_request_and_reply_pipes(tmp_path):
     from grader.lab.manifest import Limits
     from grader.sandbox.runner import Sandbox
 
@@ -235,8 +235,8 @@ def test_a_child_inherits_no_descriptor_but_its_reply_pipe(tmp_path):
     (case,) = reply.value
     fds = case["value"]
     assert fds["0"] == "/dev/null" and fds["1"].endswith("output.log") and fds["2"].endswith("output.log")
-    assert fds["4"].startswith("pipe:"), "the reply pipe"
-    others = {n: target for n, target in fds.items() if n not in ("0", "1", "2", "4")}
+    assert fds["3"].startswith("pipe:") and fds["4"].startswith("pipe:"), "the request and reply pipes"
+    others = {n: target for n, target in fds.items() if n not in ("0", "1", "2", "3", "4")}
     # what is left is the listing's own descriptor: no socket, no other pipe (the fork server's, a tracker's)
     assert len(others) <= 1 and not any(t.startswith(("pipe:", "socket:")) for t in others.values()), fds
 

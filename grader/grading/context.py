@@ -23,6 +23,7 @@ from grader.lab.loader import Lab
 from grader.lab.manifest import Limits, Need
 from grader.options import Budget, Device, RunOptions, TrainingProgress
 from grader.sandbox.replies import CallReply, ProbeFailure, ProbeStatus, Stage
+from grader.sandbox.runner import ChildSession
 from grader.submission import Submission
 
 
@@ -42,6 +43,7 @@ class SubmissionSession:
     symbol_problems: dict[str, str] | None = None
     log_tail: str = ""
     _cache: dict[str, Any] = field(default_factory=dict)
+    _children: dict[tuple, ChildSession] = field(default_factory=dict)
 
     @property
     def lab(self) -> Lab:
@@ -50,13 +52,27 @@ class SubmissionSession:
     def _progress(self, epoch: int, epochs: int, loss: float) -> None:
         self.run.emit(TrainingProgress(self.name, self.current_check, epoch, epochs, loss))
 
+    def _child(self, limits: Limits) -> ChildSession:
+        """The child for probes under these limits: one per set of memory, threads, processes and
+        disk limits (a training check may have its own), shared by every probe that fits it."""
+        profile = (limits.memory_mb, limits.threads, limits.max_processes, limits.disk_mb, limits.output_kb)
+        if profile not in self._children:
+            sub = self.submission
+            assert sub.module_file is not None
+            self._children[profile] = self.run.sandbox.session(sub.handin, sub.module_file, limits,
+                                                               hide=self.run.hidden_paths(),
+                                                               gpu=self.run.device == Device.cuda)
+        return self._children[profile]
+
+    def close(self) -> None:
+        """End the hand-in's children (graded: nothing more will be asked of them)."""
+        for child in self._children.values():
+            child.close()
+        self._children.clear()
+
     def _run(self, probe: str, payload: dict[str, Any], limits: Limits) -> Any:
-        sub = self.submission
-        assert sub.module_file is not None
         try:
-            reply = self.run.sandbox.run_probe(sub.handin, sub.module_file, probe, payload, limits,
-                                               hide=self.run.hidden_paths(), on_progress=self._progress,
-                                               gpu=self.run.device == Device.cuda)
+            reply = self._child(limits).call(probe, payload, limits, on_progress=self._progress)
         except ProbeFailure as failure:
             if failure.log_tail:
                 self.log_tail = failure.log_tail

@@ -120,14 +120,17 @@ def grade_submission(run: Run, path: Path, *, name: str | None = None, student: 
     student = student or student_from_path(path)
     session = SubmissionSession(run=run, submission=submission, name=name or submission.name)
     results = []
-    for check in selected_checks(run.lab, run.options):
-        session.current_check = check.spec.title
-        result = run_check(check, session)
-        if submission.line_map is not None:
-            result = result.model_copy(update={"message": submission.locate(result.message),
-                                               "details": _located(result.details, submission)})
-        results.append(result)
-        run.emit(CheckFinished(session.name, result))
+    try:
+        for check in selected_checks(run.lab, run.options):
+            session.current_check = check.spec.title
+            result = run_check(check, session)
+            if submission.line_map is not None:
+                result = result.model_copy(update={"message": submission.locate(result.message),
+                                                   "details": _located(result.details, submission)})
+            results.append(result)
+            run.emit(CheckFinished(session.name, result))
+    finally:
+        session.close()  # the hand-in's children: every probe of it ran in them
     return build_result(run.lab, run.options, name=session.name, path=path, student=student, checks=results,
                         device=run.device.value, log_tail=submission.locate(session.log_tail),
                         duration_s=time.monotonic() - started, notes=submission.notes)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import multiprocessing.util as mp_util
 import os
 import queue
 import signal
@@ -97,6 +98,9 @@ def _start_worker(lab_folder: str, options_json: str, hide: list[str], events: A
     _WORKER = Run(load_lab(lab_folder), RunOptions.model_validate_json(options_json), on_event=events.put,
                   hide=tuple(Path(h) for h in hide))
     _WORKER.__enter__()
+    # A worker leaves through multiprocessing's exit (os._exit, no atexit): close the run there, so
+    # that its children are gone, and its uids and cgroups given back, before the batch returns.
+    mp_util.Finalize(None, _WORKER.close, exitpriority=10)
 
 
 def _stopped(signum: int, _frame: object) -> None:

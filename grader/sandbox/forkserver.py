@@ -51,7 +51,9 @@ class Child:
     pid: int
     reply_fd: int
     status_fd: int
+    job_fd: int = -1
     _exitcode: int | None = None
+    _writer: threading.Thread | None = None
 
     def exitcode(self, timeout: float = 0.0) -> int | None:
         """The child's exit code once the server has reaped it (``None`` while it runs)."""
@@ -73,7 +75,38 @@ class Child:
             except (ProcessLookupError, PermissionError):
                 pass
 
+    def send(self, message: bytes) -> None:
+        """Write a message (a u64 length, then the bytes) to the child's job pipe in the
+        background: a large one (training data, a hand-in's files) does not fit in a pipe's
+        buffer, and the grader must meanwhile read replies against its deadline. Each message
+        waits for the one before, so their bytes never interleave (the job, then the first
+        request, are sent back to back)."""
+        fd, before = self.job_fd, self._writer
+
+        def write() -> None:
+            if before is not None:
+                before.join()
+            try:
+                view = memoryview(struct.pack("!Q", len(message)) + message)
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:
+                pass  # the child died before reading it (or was closed): its exit code says why
+
+        self._writer = threading.Thread(target=write, name=f"gradelab-job-{self.pid}", daemon=True)
+        self._writer.start()
+
+    def end_requests(self) -> None:
+        """Close the job pipe (once what was sent is written): a child waiting for its next
+        request exits."""
+        if self._writer is not None:
+            self._writer.join(1)  # a child that stopped reading is killed anyway
+        if self.job_fd >= 0:
+            os.close(self.job_fd)
+            self.job_fd = -1
+
     def close(self) -> None:
+        self.end_requests()
         for fd in (self.reply_fd, self.status_fd):
             if fd >= 0:
                 os.close(fd)
@@ -210,7 +243,7 @@ class ForkServer:
                 except (OSError, EOFError):
                     raise SandboxError("the sandbox's fork server stopped answering, twice: "
                                        f"{self._stderr_tail() or 'no output'}") from None
-        _feed(child, job)
+        child.send(job)
         return child
 
     def _replace(self) -> None:
@@ -236,45 +269,28 @@ class ForkServer:
         finally:
             for fd in (job_r, reply_w, status_w):
                 os.close(fd)
-        child = Child(pid=pid, reply_fd=reply_r, status_fd=status_r)
-        child.job_fd = job_w  # type: ignore[attr-defined]
-        return child
+        return Child(pid=pid, reply_fd=reply_r, status_fd=status_r, job_fd=job_w)
 
 
-def _feed(child: Child, job: bytes) -> None:
-    """Write the job to the child in the background: a large one (training data) does not fit in
-    a pipe's buffer, and the grader must meanwhile read the reply against its deadline."""
-    fd = child.job_fd  # type: ignore[attr-defined]
-
-    def write() -> None:
-        try:
-            view = memoryview(struct.pack("!Q", len(job)) + job)
-            while view:
-                view = view[os.write(fd, view):]
-        except OSError:
-            pass  # the child died before reading it: its exit code says why
-        finally:
-            os.close(fd)
-
-    threading.Thread(target=write, name=f"gradelab-job-{child.pid}", daemon=True).start()
-
-
-def read_job(fd: int = JOB_FD) -> bytes:
-    """Child side: the job the grader wrote to its pipe."""
-    def exact(n: int) -> bytes:
+def read_message(fd: int = JOB_FD) -> bytes | None:
+    """Child side: the next message the grader wrote to the job pipe; ``None`` once it is closed."""
+    def exact(n: int) -> bytes | None:
         chunks, got = [], 0
         while got < n:
             chunk = os.read(fd, min(n - got, 1 << 20))
             if not chunk:
-                raise EOFError("the grader closed the job pipe")
+                if got == 0 and n == 8:
+                    return None
+                raise EOFError("the grader closed the job pipe mid-message")
             chunks.append(chunk)
             got += len(chunk)
         return b"".join(chunks)
 
-    (size,) = struct.unpack("!Q", exact(8))
-    data = exact(size)
-    os.close(fd)
-    return data
+    header = exact(8)
+    if header is None:
+        return None
+    (size,) = struct.unpack("!Q", header)
+    return exact(size)
 
 
 # -- the server's side ----------------------------------------------------------------------

@@ -1,5 +1,10 @@
-"""What the grader asks of one child: the job, written by the grader and read by the child (the
-trusted direction), in the same codec as replies (JSON and ``.npy`` arrays, no pickle)."""
+"""What the grader asks of one child: the job (who the child is: its hand-in, limits and
+isolation), then one request per probe, all written by the grader and read by the child (the
+trusted direction), in the same codec as replies (JSON and ``.npy`` arrays, no pickle).
+
+A child imports the student's module once and answers requests until the grader closes its job
+pipe: the probes of one hand-in share a child (and its import) as long as they share its
+limits of memory, threads and processes; each request brings its own CPU time."""
 
 from __future__ import annotations
 
@@ -24,11 +29,8 @@ class ChildJob:
     workdir: str
     log_file: str
     module_file: str
-    probe: str
     files: dict[str, bytes] = field(default_factory=dict)   # the hand-in, as the safe reader read it
-    payload: dict[str, Any] = field(default_factory=dict)
     memory_mb: int = 2048
-    cpu_s: float = 60.0
     threads: int = 1
     max_processes: int = 64
     file_mb: int = 256
@@ -50,3 +52,19 @@ class ChildJob:
         plan = fields.pop("isolation", None)
         files = {name: np.asarray(arr, dtype=np.uint8).tobytes() for name, arr in fields.pop("files", {}).items()}
         return cls(**fields, files=files, isolation=IsolationPlan(**plan) if plan else None)
+
+
+@dataclass
+class Request:
+    """One probe for a child that has imported the student's module."""
+
+    probe: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    cpu_s: float = 60.0
+
+    def encode(self) -> bytes:
+        return codec.encode({"probe": self.probe, "payload": self.payload, "cpu_s": self.cpu_s})
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Request":
+        return cls(**codec.decode(data))

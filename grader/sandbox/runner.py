@@ -32,8 +32,8 @@ from grader.lab.manifest import Limits
 from grader.sandbox import codec, policy
 from grader.sandbox.cgroup import ChildCgroups
 from grader.sandbox.forkserver import Child, ForkServer, wait_for_exit
-from grader.sandbox.job import LOG_NAME, PROGRESS_NAME, WORK_NAME, ChildJob
-from grader.sandbox.replies import ChildReply, IsolationReport, ProbeFailure, ProbeStatus, format_error
+from grader.sandbox.job import LOG_NAME, PROGRESS_NAME, WORK_NAME, ChildJob, Request
+from grader.sandbox.replies import ChildReply, IsolationReport, ProbeFailure, ProbeStatus, Stage, format_error
 from grader.sandbox.uids import UidLease
 from grader.sandbox.untrusted import clean_text, clean_tree
 
@@ -235,9 +235,11 @@ class Sandbox:
                 self._warned.add(item)
                 log.warning("sandbox: %s", item)
 
-    def run_probe(self, handin: HandIn | Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
-                  hide: list[Path] | None = None, on_progress: Any = None, gpu: bool = False) -> ProbeReply:
-        """Run one probe on a hand-in in a fresh, limited, isolated child; return its raw value.
+    def session(self, handin: HandIn | Path, module_file: str, limits: Limits, hide: list[Path] | None = None,
+                gpu: bool = False) -> "ChildSession":
+        """A child for one hand-in's probes: it imports the student's module once and answers
+        probe after probe (``ChildSession.call``) under ``limits``' memory, threads and processes;
+        each call brings its own wall and CPU time. Close it when the hand-in is graded.
 
         ``handin``: as the safe reader read it (a path is read here: tests, benchmarks);
         ``module_file``: the module's path in it; ``hide``: folders the child must not see (the
@@ -246,65 +248,135 @@ class Sandbox:
         if not isinstance(handin, HandIn):
             handin = read_hand_in(Path(handin), module_name=module_file)
         self.start()
+        return ChildSession(self, handin, module_file, limits, list(hide or []), gpu)
+
+    def run_probe(self, handin: HandIn | Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
+                  hide: list[Path] | None = None, on_progress: Any = None, gpu: bool = False) -> ProbeReply:
+        """Run one probe on a hand-in in a fresh, limited, isolated child; return its raw value."""
+        with self.session(handin, module_file, limits, hide, gpu) as child:
+            return child.call(probe, payload, limits, on_progress)
+
+
+class ChildSession:
+    """One hand-in's child, as the grader holds it. A probe that crashes the child, hangs past its
+    wall time or runs out of memory ends that child; the next probe starts a fresh one (a new
+    import), so a fault costs only the checks that needed the probe that caused it."""
+
+    def __init__(self, sandbox: Sandbox, handin: HandIn, module_file: str, limits: Limits, hide: list[Path],
+                 gpu: bool) -> None:
+        self.sandbox, self.handin, self.module_file = sandbox, handin, module_file
+        self.limits, self.hide, self.gpu = limits, hide, gpu
+        self.children = 0  # started so far (one, unless a probe ended one)
+        self._child: Child | None = None
+        self._folder: Path | None = None
+        self._groups: ChildCgroups | None = None
+        self._lease: UidLease | None = None
+        self._isolation_read = False
+
+    def __enter__(self) -> "ChildSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the child (it leaves its request loop when its job pipe closes; it is killed all the
+        same) and give back its folder, cgroups and uid."""
+        child, self._child = self._child, None
+        if self._folder is None:
+            return
+        if child is not None:
+            child.end_requests()
+            child.kill()
+        shutil.rmtree(self._folder, ignore_errors=True)  # the child's mounts are in its namespace only
+        assert self._groups is not None and self._lease is not None
+        self.sandbox._retire(child, self._groups, self._lease)
+        self._folder = self._groups = self._lease = None
+
+    def _start(self) -> None:
+        limits, handin = self.limits, self.handin
         # The grader's folder for this child: its output file, its progress line and the empty
         # mount point of its working folder. The child sees the working folder (a tmpfs of its
         # own) and the progress line; the output file it only holds as descriptors 1 and 2.
         folder = Path(tempfile.mkdtemp(prefix=f"{_PROCESS_PREFIX}{os.getpid()}-"))
         workdir, log_file, progress = folder / WORK_NAME, folder / LOG_NAME, folder / PROGRESS_NAME
         workdir.mkdir()
-        child = None
-        lease = UidLease()
-        groups = ChildCgroups(limits.max_processes + RELAYS, limits.memory_mb)
-        self.warn(groups.missing)
+        self._folder, self._lease = folder, UidLease()
+        self._groups = ChildCgroups(limits.max_processes + RELAYS, limits.memory_mb)
+        self.sandbox.warn(self._groups.missing)
+        for path in (log_file, progress):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        if self._lease.uid is not None:
+            os.chown(progress, self._lease.uid, self._lease.uid)
+        env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir), PROGRESS_FILE=str(progress))
+        if "CUDA_VISIBLE_DEVICES" in os.environ:  # a worker's GPU (--jobs on a GPU machine)
+            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        plan = policy.plan([*self.hide, Path(handin.source).resolve().parent], uid=self._lease.uid,
+                           disk_mb=limits.disk_mb, progress_file=str(progress))
+        job = ChildJob(workdir=str(workdir), log_file=str(log_file), module_file=self.module_file,
+                       files=handin.files, memory_mb=limits.memory_mb, threads=limits.threads,
+                       max_processes=limits.max_processes, env=env, isolation=plan, cgroups=self._groups.join_paths,
+                       memory_cgroup=self._groups.memory_path, gpu=self.gpu)
+        self._child = self.sandbox.server.spawn(job.encode())
+        self._isolation_read = False
+        self.children += 1
+
+    def call(self, probe: str, payload: dict[str, Any], limits: Limits, on_progress: Any = None) -> ProbeReply:
+        """One probe, answered by this hand-in's child (started first if it has none): its raw
+        value, or a ``ProbeFailure`` saying how the student's code failed to give one."""
+        if self._child is None:
+            self.close()
+            self._start()
+        child, folder, groups = self._child, self._folder, self._groups
+        assert child is not None and folder is not None and groups is not None
+        log_file, progress = folder / LOG_NAME, folder / PROGRESS_NAME
+        started = time.monotonic()  # the server's (re)start is not the hand-in's time
+        deadline = started + limits.wall_s
+        tail = lambda: _tail(log_file, limits.output_kb * 1024)  # noqa: E731
+        child.send(Request(probe=probe, payload=payload, cpu_s=limits.cpu_s).encode())
         try:
-            for path in (log_file, progress):
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            if lease.uid is not None:
-                os.chown(progress, lease.uid, lease.uid)
-            env = dict(_CHILD_ENV, HOME=str(workdir), TMPDIR=str(workdir), PROGRESS_FILE=str(progress))
-            plan = policy.plan([*(hide or []), Path(handin.source).resolve().parent], uid=lease.uid,
-                               disk_mb=limits.disk_mb, progress_file=str(progress))
-            job = ChildJob(workdir=str(workdir), log_file=str(log_file), module_file=module_file, probe=probe,
-                           files=handin.files, payload=payload, memory_mb=limits.memory_mb, cpu_s=limits.cpu_s,
-                           threads=limits.threads, max_processes=limits.max_processes, env=env, isolation=plan,
-                           cgroups=groups.join_paths, memory_cgroup=groups.memory_path, gpu=gpu)
-            child = self.server.spawn(job.encode())
-            started = time.monotonic()  # the server's (re)start is not the hand-in's time
-            deadline = started + limits.wall_s
-            tail = lambda: _tail(log_file, limits.output_kb * 1024)  # noqa: E731
-            try:
-                poll = _progress_reader(progress, on_progress) if on_progress else None
+            poll = _progress_reader(progress, on_progress) if on_progress else None
+            if not self._isolation_read:
                 report = _read_reply(child.reply_fd, deadline, poll)  # sent before any student code ran
-                raw = _read_reply(child.reply_fd, deadline, poll)
-                if poll:
-                    poll()  # the last epoch, when it ended between two polls
-            except TimeoutError:
-                child.kill()
-                raise ProbeFailure(ProbeStatus.timeout, f"did not finish within the {limits.wall_s:g} s wall-time limit",
-                                   log_tail=tail()) from None
-            except codec.CodecError as exc:  # a length no reply can have: the child wrote on its own pipe
-                raise ProbeFailure(ProbeStatus.error, f"sent back a reply the grader cannot read ({exc})",
-                                   log_tail=tail()) from None
-            except (EOFError, struct.error):
-                exitcode = wait_for_exit(child, 5)
-                oom = groups.oom_killed() if groups.memory_path else None
-                status, message = _death_message(exitcode, limits, oom)
-                raise ProbeFailure(status, message, out_of_memory=bool(oom) or (oom is None and exitcode == -signal.SIGKILL),
-                                   log_tail=tail()) from None
-            self.warn(IsolationReport.parse(report).isolation_missing)
-            try:
-                reply = ChildReply.model_validate(clean_tree(codec.decode(raw)))
-            except codec.CodecError as exc:
-                raise ProbeFailure(ProbeStatus.error, f"sent back a reply the grader cannot read ({exc})") from None
-            except ValidationError:
-                raise ProbeFailure(ProbeStatus.error, "sent back a malformed reply", log_tail=tail()) from None
-            if not reply.ok:
-                error = reply.error
-                raise ProbeFailure(ProbeStatus.error, format_error(error), stage=reply.stage, error=error,
-                                   log_tail=tail(), out_of_memory=bool(error and error.out_of_memory))
-            return ProbeReply(value=reply.value, duration_s=time.monotonic() - started, log_tail=tail())
-        finally:
-            if child is not None:
-                child.kill()
-            shutil.rmtree(folder, ignore_errors=True)  # the child's mounts are in its namespace only
-            self._retire(child, groups, lease)
+                self.sandbox.warn(IsolationReport.parse(report).isolation_missing)
+                self._isolation_read = True
+            raw = _read_reply(child.reply_fd, deadline, poll)
+            if poll:
+                poll()  # the last epoch, when it ended between two polls
+        except TimeoutError:
+            self._end()
+            raise ProbeFailure(ProbeStatus.timeout, f"did not finish within the {limits.wall_s:g} s wall-time limit",
+                               log_tail=tail()) from None
+        except codec.CodecError as exc:  # a length no reply can have: the child wrote on its own pipe
+            self._end()
+            raise ProbeFailure(ProbeStatus.error, f"sent back a reply the grader cannot read ({exc})",
+                               log_tail=tail()) from None
+        except (EOFError, struct.error):
+            exitcode = wait_for_exit(child, 5)
+            oom = groups.oom_killed() if groups.memory_path else None
+            self._end()
+            status, message = _death_message(exitcode, limits, oom)
+            raise ProbeFailure(status, message, out_of_memory=bool(oom) or (oom is None and exitcode == -signal.SIGKILL),
+                               log_tail=tail()) from None
+        try:
+            reply = ChildReply.model_validate(clean_tree(codec.decode(raw)))
+        except codec.CodecError as exc:
+            self._end()
+            raise ProbeFailure(ProbeStatus.error, f"sent back a reply the grader cannot read ({exc})") from None
+        except ValidationError:
+            self._end()
+            raise ProbeFailure(ProbeStatus.error, "sent back a malformed reply", log_tail=tail()) from None
+        if not reply.ok:
+            error = reply.error
+            if reply.stage == Stage.import_:
+                self._end()  # the child ends after an import failure
+            raise ProbeFailure(ProbeStatus.error, format_error(error), stage=reply.stage, error=error,
+                               log_tail=tail(), out_of_memory=bool(error and error.out_of_memory))
+        return ProbeReply(value=reply.value, duration_s=time.monotonic() - started, log_tail=tail())
+
+    def _end(self) -> None:
+        """This child is done for (it crashed, hung, or cannot be trusted to frame its replies):
+        the next call starts a fresh one."""
+        if self._child is not None:
+            self._child.kill()
+        self._child = None

@@ -1,14 +1,16 @@
-"""The child side of the sandbox: contain itself, import the student's module, run one probe.
+"""The child side of the sandbox: contain itself, import the student's module, run probes.
 
 This module is preloaded (with torch) in the fork server, so a child costs a fork, not an
-interpreter start. Everything here runs in the child; it reads its job from descriptor 3 (the
-grader wrote it, the trusted direction) and its only way back is ``codec.encode`` written to
-descriptor 4, which the grader decodes strictly.
+interpreter start. Everything here runs in the child; it reads its job, then one request per
+probe, from descriptor 3 (the grader wrote them, the trusted direction) and its only way back is
+``codec.encode`` written to descriptor 4, which the grader decodes strictly.
 
-Two messages go back: the first, sent before the student's module is imported, says what
-isolation could not be applied (the grader trusts it: no student code has run yet); the second
-is the probe's reply, which the student's code could have forged and the grader trusts for
-nothing but raw values.
+The first message back, sent before the student's module is imported, says what isolation could
+not be applied (the grader trusts it: no student code has run yet). Then one reply per request —
+or one import failure, after which the child ends. The replies the student's code could have
+forged; the grader trusts them for nothing but raw values. A child answers requests until the
+grader closes the pipe; a request that crashes it, hangs or runs out of memory ends it, and the
+grader starts a fresh child for the next.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ import torch  # noqa: F401  (preloaded so children never pay for it; a lab prelo
 from grader.intake.reader import HandIn
 from grader.sandbox import cgroup, codec, policy
 from grader.sandbox.faults import describe_exception
-from grader.sandbox.forkserver import REPLY_FD, read_job
-from grader.sandbox.job import ChildJob
+from grader.sandbox.forkserver import JOB_FD, REPLY_FD, read_message
+from grader.sandbox.job import ChildJob, Request
 from grader.sandbox.probes import PROBES
 
 
@@ -62,8 +64,6 @@ def _apply_limits(job: ChildJob) -> None:
     which, field = memory_limit(job.gpu, cgroup=bool(job.memory_cgroup))
     limit = _status_bytes(field) + job.memory_mb * 1024 * 1024
     resource.setrlimit(which, (limit, limit))
-    cpu = max(1, int(job.cpu_s + 0.999))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     file_bytes = job.file_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -114,7 +114,7 @@ def _send(reply: dict[str, Any]) -> None:
 def child_main() -> None:
     """Entry point of a sandboxed child (runs after the fork server forks it)."""
     policy.die_with_parent()  # a grader killed outright takes its fork server, then this child, along
-    job = ChildJob.decode(read_job())
+    job = ChildJob.decode(read_message() or b"")
     os.setsid()  # own process group and session: the grader kills them whole
     cgroup.join(job.cgroups)  # first: every process this child makes is counted and reaped
     _redirect_output(job.log_file)
@@ -122,7 +122,8 @@ def child_main() -> None:
     os.environ.update(job.env)
     if job.isolation:
         missing = policy.contain(job.isolation, job.workdir, _stage(job), max_processes=job.max_processes,
-                                 memory_cgroup=job.memory_cgroup, memory_mb=job.memory_mb, keep_fds=(REPLY_FD,))
+                                 memory_cgroup=job.memory_cgroup, memory_mb=job.memory_mb,
+                                 keep_fds=(REPLY_FD, JOB_FD))
     else:
         _stage(job)(job.workdir)
         missing = ["isolation disabled"]
@@ -138,13 +139,28 @@ def child_main() -> None:
     except BaseException as exc:  # noqa: BLE001  (SystemExit and KeyboardInterrupt are student faults too)
         _send({"stage": "import", "ok": False, "error": describe_exception(exc, student_file)})
         _exit()
-    try:
-        value = PROBES[job.probe](module, **job.payload)
-        reply = {"stage": "probe", "ok": True, "value": value}
-    except BaseException as exc:  # noqa: BLE001
-        reply = {"stage": "probe", "ok": False, "error": describe_exception(exc, student_file)}
-    _send(reply)
+    while (message := read_message()) is not None:
+        request = Request.decode(message)
+        _cpu_budget(request.cpu_s)
+        try:
+            value = PROBES[request.probe](module, **request.payload)
+            reply = {"stage": "probe", "ok": True, "value": value}
+        except BaseException as exc:  # noqa: BLE001
+            reply = {"stage": "probe", "ok": False, "error": describe_exception(exc, student_file)}
+        _send(reply)
+        del reply, request, message
     _exit()
+
+
+def _cpu_budget(seconds: float) -> None:
+    """This request may use ``seconds`` of CPU (all threads) past what the child used so far; past
+    it the kernel sends SIGXCPU, which ends the child unless its code catches it (the wall-time
+    limit, enforced by the grader, ends it then)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    soft = max(1, int(used + seconds + 0.999))
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)  # left unlimited: only the soft limit moves
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 
 def _exit() -> None:
