@@ -127,9 +127,12 @@ def test_a_malformed_answer_sheet_fails_only_the_answer_checks(cifar_class):
             assert c.status == Status.passed
 
 
-def test_an_answer_of_the_wrong_type_fails_only_its_checks(cifar_class):
-    assert not_passed(cifar_class["wrong-types"]) == {"total-params": "error", "receptive-field": "error"}
-    assert "`receptive_field.conv2` should be int, got 'fourteen'" in checks(cifar_class["wrong-types"])["receptive-field"].message
+def test_an_answer_of_the_wrong_type_costs_its_own_share_only(cifar_class):
+    """A one-field check with a mistyped answer is an error; in a two-field check it costs half."""
+    assert not_passed(cifar_class["wrong-types"]) == {"total-params": "error", "receptive-field": "partial"}
+    field = checks(cifar_class["wrong-types"])["receptive-field"]
+    assert field.score == 0.5 and "1 of 2 answers right" in field.message
+    assert "`receptive_field.conv2` should be int, got 'fourteen'" in field.message
 
 
 def test_layers_called_as_functions_count_as_the_modules_they_stand_for(cifar_class):

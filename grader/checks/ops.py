@@ -7,6 +7,9 @@ values become small integers, as long as the disagreement remains. The student g
 as code to paste, with where the outputs differ. Using the very torch op one was asked to write
 is detected in the source (``forbidden``) and at run time (the sandbox's tripwire), and zeroes
 the check with that reason.
+
+The expected values are torch's own: public, so students see them beside their own values and
+the input, unless a lab narrows that with ``reveal:``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from pydantic import Field
 from grader.checks.forbidden import forbidden_uses
 from grader.checks.functions import FunctionMistake
 from grader.checks.outputs import as_array
-from grader.lab.manifest import Need
-from grader.checks.registry import CheckKind, KindParams, register_check
-from grader.results import Outcome
+from grader.lab.manifest import Need, Reveal
+from grader.checks.registry import CheckKind, KindParams, LocalCheck, register_check
+from grader.results import Disclosure, Feedback, Outcome
 
 PRINTABLE = 150  # elements: larger tensors are described, not printed
 
@@ -111,9 +114,17 @@ def _literal(value: Any) -> str:
 class OpEquivalenceCheck(CheckKind):
     Params = OpParams
     summary = "A hand-written op against the torch op on drawn inputs; the smallest failing input is shrunk and shown."
+    _ALL = [Reveal.got, Reveal.inputs, Reveal.expected]
+    disclosure = Disclosure(shows=_ALL, details={"counterexample": _ALL, "forbidden": [], "failing": [], "inputs": []})
 
     def needs(self, params: OpParams) -> list[Need]:
         return [Need(params.function)]
+
+    def student_edition(self, params: OpParams) -> LocalCheck:
+        """The torch op and the input builder are public; the declared mistakes are hand-written
+        variants of the op (near-solutions), so a student edition runs without them."""
+        local = params.model_dump(exclude={"mistakes"}, exclude_defaults=True)
+        return LocalCheck(params=local, reference=(params.reference, params.builder))
 
     def run(self, ctx, params: OpParams) -> Outcome:
         from grader.sandbox.probes import to_raw, to_tensors
@@ -153,8 +164,8 @@ class OpEquivalenceCheck(CheckKind):
         if static or runtime:
             found = [str(u) for u in static] + [f"{n} (called at run time)" for n in runtime
                                                 if n not in {u.name for u in static}]
-            return Outcome.failed(f"{params.function} uses {', '.join(found)}: this op must be written by hand, "
-                                  f"without {params.torch_name}. The verdict for this op is zero.",
+            return Outcome.failed(Feedback(f"{params.function} uses {', '.join(found)}: this op must be written by "
+                                           f"hand, without {params.torch_name}. The verdict for this op is zero."),
                                   diagnosis="forbidden-call", details={"forbidden": found})
 
         failing = [(c, p) for c, p, _ in verdicts if p]
@@ -168,13 +179,16 @@ class OpEquivalenceCheck(CheckKind):
             ", ".join(f"arg{i}" for i in range(len(smallest.args)))
         statements = [f"{n} = {_literal(a)}" for n, a in zip(call.split(", "), smallest.args)]
         repro = "; ".join(statements)
-        message = [f"{params.function} disagrees with {params.torch_name} on {len(failing)} of {len(cases)} inputs.",
-                   f"Smallest failing input found ({', '.join(f'{k}={v}' for k, v in smallest.dims.items())}): {problem}.",
-                   f"To reproduce: {repro}; then compare {params.function}({call}) with {params.torch_name}."]
+        I, everything = Reveal.inputs, self._ALL
+        message = Feedback(f"{params.function} disagrees with {params.torch_name} on {len(failing)} of {len(cases)} "
+                           "inputs.")
+        message.say(f"Smallest failing input found ({', '.join(f'{k}={v}' for k, v in smallest.dims.items())})", I)
+        message.add(f": {problem}", *everything).add(".", I)
+        message.say(f"To reproduce: {repro}; then compare {params.function}({call}) with {params.torch_name}.", I)
         diagnosis = self._diagnose(ref, params, [c for c, _, _ in verdicts], ctx)
         if diagnosis:
-            message.append(diagnosis.message)
-        return Outcome.failed(" ".join(message), diagnosis=diagnosis.name if diagnosis else None,
+            message.say(diagnosis.message)
+        return Outcome.failed(message, diagnosis=diagnosis.name if diagnosis else None,
                               details={"counterexample": {"dims": smallest.dims, "ints": smallest.ints,
                                                           "problem": problem, "code": repro,
                                                           "statements": statements,

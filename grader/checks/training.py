@@ -4,6 +4,8 @@ The loop (a function in the lab's harness) runs in the sandbox with the student'
 training data; it gets the test inputs but never their labels. It returns per-epoch curves and
 test scores (and, where the lab says so, the trained parameters, which the grader then runs
 through its reference ``predict``). Test accuracy is computed here, in the grader's process.
+
+Students see their accuracy, their curves and the threshold (public: it is what they aim for).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from grader.checks.outputs import as_array
-from grader.checks.registry import CheckKind, KindParams, register_check
+from grader.checks.registry import CheckKind, KindParams, LocalCheck, register_check
 from grader.errors import LabError
+from grader.lab.manifest import Reveal
 from grader.options import Budget as BudgetName
-from grader.results import Outcome
+from grader.results import Disclosure, Feedback, Outcome
 from grader.sandbox.replies import ProbeFailure, ProbeStatus, Stage
 
 
@@ -74,6 +77,16 @@ def _first_bad(values: list[Any]) -> int | None:
 class TrainingCheck(CheckKind):
     Params = TrainingParams
     summary = "Trains the student's code with the lab's loop in the sandbox; test accuracy computed by the grader."
+    disclosure = Disclosure(shows=[Reveal.got, Reveal.expected], details={
+        "curves": [Reveal.got], "test_accuracy": [Reveal.got], "threshold": [], "budget": [], "device": [],
+        "seed": [], "epochs": [], "dataset": [], "train_size": [], "test_size": []})
+
+    def student_edition(self, params: TrainingParams) -> LocalCheck:
+        """The data set loader, the harness and the calibrated thresholds are not solutions. The
+        reference ``predict`` is (a forward pass): without it, the test accuracy is computed from
+        the scores the student's own forward gives, which for a working hand-in is the same."""
+        local = params.model_dump(exclude={"predict"}, exclude_defaults=True)
+        return LocalCheck(params=local, reference=(params.dataset,), harness=True, calibration=True)
 
     @staticmethod
     def plan(ctx, params: TrainingParams) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
@@ -110,9 +123,9 @@ class TrainingCheck(CheckKind):
         except ProbeFailure as failure:
             if failure.stage != Stage.probe or failure.status != ProbeStatus.error or failure.out_of_memory:
                 raise  # import failures, timeouts and memory are worded by the engine
-            return Outcome.error(f"Training stopped: your code raised {failure.message}.")
+            return Outcome.error(Feedback(f"Training stopped: your code raised {failure.message}."))
         if not isinstance(reply, dict):
-            return Outcome.error("the training loop returned nothing usable.")
+            return Outcome.error(Feedback("the training loop returned nothing usable."))
         curves = {k: list(v) if isinstance(v, list) else [] for k, v in (reply.get("curves") or {}).items()}
         epoch_scores = reply.get("test_scores") or []
         test_curve = [accuracy(s, test_y) for s in epoch_scores]
@@ -133,16 +146,17 @@ class TrainingCheck(CheckKind):
                    "test_size": len(test_y)}
         bad = _first_bad(loss)
         if bad is not None:
-            return Outcome.failed(f"Training diverged: the training loss became {loss[bad]} after epoch {bad + 1}, "
-                                  f"so the network learned nothing usable (test accuracy "
-                                  f"{'not computable' if final is None else f'{final:.1%}'}).",
-                                  diagnosis="diverged", details=details)
+            return Outcome.failed(Feedback(
+                f"Training diverged: the training loss became {loss[bad]} after epoch {bad + 1}, so the network "
+                f"learned nothing usable (test accuracy {'not computable' if final is None else f'{final:.1%}'})."),
+                diagnosis="diverged", details=details)
         if final is None:
-            return Outcome.failed("After training, the network's test scores were not usable (wrong shape, "
-                                  "NaN or inf).", details=details)
-        verdict = (f"Test accuracy {final:.1%} after {len(loss)} epoch{'s' * (len(loss) != 1)} on {params.dataset} "
-                   f"({len(data['train_y'])} training examples, {len(test_y)} test examples); "
-                   f"{threshold:.0%} needed{f' ({budget} budget)' if budget else ''}.")
+            return Outcome.failed(Feedback("After training, the network's test scores were not usable (wrong shape, "
+                                           "NaN or inf)."), details=details)
+        verdict = Feedback(f"Test accuracy {final:.1%}", Reveal.got).instead("Test accuracy", Reveal.got)
+        verdict.add(f" after {len(loss)} epoch{'s' * (len(loss) != 1)} on {params.dataset} "
+                    f"({len(data['train_y'])} training examples, {len(test_y)} test examples); "
+                    f"{threshold:.0%} needed{f' ({budget} budget)' if budget else ''}.")
         if final >= threshold:
             return Outcome.passed(verdict, got=final, expected=threshold, details=details)
         return Outcome.failed(verdict, got=final, expected=threshold, details=details)

@@ -22,7 +22,7 @@ from grader.grading.executor import Executor, Job, SerialExecutor
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
 from grader.options import SubmissionFinished, SubmissionStarted
-from grader.results import CheckResult, Status, SubmissionResult
+from grader.results import CheckResult, Part, Status, SubmissionResult
 from grader.submission import discover_submissions, safe_name, student_from_path
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ def plan_jobs(paths: list[Path]) -> list[Job]:
 def unreadable(run: Run, job: Job, error: GradelabError) -> SubmissionResult:
     """The result of a hand-in that could not be graded at all: one error, every point lost."""
     check = CheckResult(id="submission", title="Submission can be read", kind="submission",
-                        visibility="public", status=Status.error, score=0, max_score=0, message=str(error))
+                        visibility="public", status=Status.error, score=0, max_score=0, message=str(error),
+                        parts=[Part(text=str(error))])  # about the hand-in itself: a student may read it
     return build_result(run.lab, run.options, name=job.name, path=job.path, student=job.student, checks=[check],
                         device=run.device.value)
 
