@@ -1,24 +1,27 @@
 """What the CLI calls. Each function here is one user-visible action; the CLI only formats.
 
 Every action takes one ``RunOptions`` (made by the caller, validated there) and one event sink;
-nothing is re-declared here.
+nothing is re-declared here. The grading machinery is imported by the actions that grade: loading
+and listing labs stays light.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.checks.registry import BoundLab, bind
 from grader.errors import ReportError
-from grader.grading.batch import BatchResult, grade_batch
-from grader.grading.engine import grade_submission
-from grader.grading.executor import Executor
-from grader.grading.run import Run
 from grader.lab import loader
 from grader.options import EventSink, Mode, RunOptions, ignore
 from grader.results import CheckResult, SubmissionResult  # noqa: F401
 
-__all__ = ["BoundLab", "check", "grade", "labs", "load_lab", "report", "write_report"]
+if TYPE_CHECKING:
+    from grader.edition import Edition
+    from grader.grading.batch import BatchResult
+    from grader.grading.executor import Executor
+
+__all__ = ["BoundLab", "check", "grade", "labs", "load_lab", "pack", "report", "write_report"]
 
 
 def load_lab(name_or_path: str | Path) -> BoundLab:
@@ -35,6 +38,9 @@ def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptio
           on_event: EventSink = ignore) -> SubmissionResult:
     """A student's self-check: the public checks only (or the named ones among them); training
     checks only when ``options.train``."""
+    from grader.grading.engine import grade_submission
+    from grader.grading.run import Run
+
     lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
     with Run(lab, options.model_copy(update={"mode": Mode.check}), on_event=on_event) as run:
         return grade_submission(run, Path(path))
@@ -42,13 +48,23 @@ def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptio
 
 def grade(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions = RunOptions(), *,
           on_event: EventSink = ignore, paths: list[Path] | None = None,
-          executor: Executor | None = None) -> BatchResult:
+          executor: "Executor | None" = None) -> "BatchResult":
     """An instructor's batch: every check on every submission under ``root``, with a PDF report
     per submission and a class summary (rendered while grading goes on). The results and the
     class folder are hidden from every child."""
+    from grader.grading.batch import grade_batch
+    from grader.grading.run import Run
+
     lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
     with Run(lab, options, on_event=on_event, hide=(Path(out), Path(root))) as run:
         return grade_batch(run, Path(root), Path(out), paths=paths, executor=executor)
+
+
+def pack(lab: str | Path | BoundLab, folder: Path) -> "Edition":
+    """The lab's student edition, written into ``folder``: what students self-check with."""
+    from grader.edition import pack as write
+
+    return write(lab if isinstance(lab, BoundLab) else load_lab(lab), Path(folder))
 
 
 def report(result_json: Path, out: Path, *, audience: str = "instructor", html: bool = False) -> Path:
