@@ -71,14 +71,13 @@ class Feedback:
         self.parts.append(Part(text=(" " if self.parts else "") + text, shows=list(shows)))
         return self
 
-    def add(self, text: str, *shows: Reveal) -> "Feedback":
-        self.parts.append(Part(text=text, shows=list(shows)))
+    def add(self, text: str, *shows: Reveal, unless: tuple[Reveal, ...] = ()) -> "Feedback":
+        self.parts.append(Part(text=text, shows=list(shows), unless=list(unless)))
         return self
 
     def instead(self, text: str, *of: Reveal) -> "Feedback":
         """Wording shown only where the last parts, which show ``of``, are left out (no space added)."""
-        self.parts.append(Part(text=text, unless=list(of)))
-        return self
+        return self.add(text, unless=of)
 
     def extend(self, other: "Feedback") -> "Feedback":
         """Another message's sentences after this one's."""

@@ -239,6 +239,10 @@ def _trace_error(trace: dict[str, Any]) -> str:
     return format_error(ErrorInfo.model_validate(error) if isinstance(error, dict) else ErrorInfo())
 
 
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def _describe(layer: dict[str, Any]) -> str:
     """Compact notation: Conv2d(3→32, k5, s1, p2), Linear(1024→1000), MaxPool2d(k2, s2)."""
     a = layer["attrs"]
@@ -276,8 +280,13 @@ class LayerStructureCheck(_ModelKind):
         diagnosis = "unregistered-modules" if why else None
         for i, (w, h) in enumerate(zip(want, have), start=1):
             if w != h:
-                message = Feedback(f"layer {i}:").add(f" expected {_describe(w)},", E).add(f" found {_describe(h)}", G)
-                message.instead(" differs from the lab's network", E, G).add(f"{crash}.{why}")
+                message = Feedback(f"layer {i}:").add(f" expected {_describe(w)}, found", E)
+                message.add(f" {_describe(h)}", G).add(" something else", E, unless=(G,))
+                message.instead(" differs from the lab's network", E)
+                if w["type"] == h["type"]:  # which setting to look at, without its value
+                    differ = [k.replace("_", " ") for k in params.attributes if w["attrs"].get(k) != h["attrs"].get(k)]
+                    message.instead(f" (its {_and(differ)} {'differs' if len(differ) == 1 else 'differ'})", E)
+                message.add(f"{crash}.{why}")
                 return Outcome.failed(message, expected=_describe(w), got=_describe(h), diagnosis=diagnosis)
         if trace.get("error") and len(have) < len(want):
             return Outcome.error(Feedback(f"the forward pass stopped after {len(have)} of the {len(want)} expected "

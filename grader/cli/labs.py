@@ -25,15 +25,15 @@ def _lab_table(lab: "BoundLab") -> "Table":
     m = lab.manifest
     edition = " — student edition" if m.edition == "students" else ""
     table = Table(title=f"{m.id} — {m.title} (v{m.version}){edition}", title_justify="left")
-    table.add_column("check")
-    table.add_column("kind")
+    from grader.reveal import disclosure_for
+
+    table.add_column("check", overflow="fold")
+    table.add_column("kind", overflow="fold")
     table.add_column("points", justify="right")
     table.add_column("visibility")
     table.add_column("students see", style="dim")
-    from grader.reveal import disclosure_for
-
     for c in lab.checks:
-        shows = ", ".join(r.value for r in disclosure_for(c).shows) or "verdict only"
+        shows = ", ".join(r.value for r in disclosure_for(c).shows) or "no values"
         table.add_row(f"{c.spec.id}\n[dim]{c.spec.title}[/dim]", c.spec.kind, f"{c.spec.points:g}",
                       c.spec.visibility.value, shows if c.spec.visibility.value == "public" else "—")
     table.caption = f"{len(m.checks)} checks, {m.max_score:g} points"
@@ -74,7 +74,7 @@ def labs(
             table.add_column("what it checks")
             table.add_column("students see by default", style="dim")
             for name, kind in registered_kinds().items():
-                table.add_row(name, kind.summary, ", ".join(r.value for r in kind.disclosure.shows) or "verdict only")
+                table.add_row(name, kind.summary, ", ".join(r.value for r in kind.disclosure.shows) or "no values")
             console.print(table)
             return
         for bound in [api.load_lab(lab)] if lab else api.labs():
