@@ -101,7 +101,7 @@ def public_source(source: str, names: list[str], origin: str) -> str:
         todo += [n.id for n in ast.walk(defined[name]) if isinstance(n, ast.Name) and n.id in defined]
     out = [f'"""Public part of {origin} for the student edition (written by gradelab {grader.__version__}):\n'
            "the functions the self-check runs that are not solutions."
-           '"""\n']
+           '"""\n\n']
     for node in tree.body:
         keep = isinstance(node, (ast.Import, ast.ImportFrom)) or bool(_top_level_names(node) & wanted)
         if keep:
@@ -131,7 +131,8 @@ def _readme(lab: BoundLab, edition: Edition) -> str:
              f"Start from `{m.template}/`; hand in `{m.interface.module}`"
              + (f" and `{m.interface.answers_file}`" if m.interface.answers else "") + ".", "",
              "Check your work before handing it in:", "", "```bash",
-             f"gradelab check path/to/your-hand-in --lab {edition.folder}", "```", ""]
+             f"gradelab check path/to/your-hand-in --lab path/to/{edition.folder.name}", "```", "",
+             f"(`{edition.folder.name}` is this folder.)", ""]
     if edition.on_hand_in:
         lines += [f"These checks need the lab's solutions and are graded when you hand in; here they check the "
                   f"format of your hand-in only: {', '.join(edition.on_hand_in)}.", ""]
@@ -165,7 +166,7 @@ def pack(lab: BoundLab, folder: Path) -> Edition:
 
     write(MANIFEST_NAME, f"# {lab.id}: student edition, written by `gradelab pack` (gradelab {grader.__version__}).\n"
                          + yaml.safe_dump(manifest.model_dump(mode="json", exclude_defaults=True),
-                                          sort_keys=False, allow_unicode=True, width=110))
+                                          sort_keys=False, allow_unicode=True, width=110, default_flow_style=None))
     if names:
         source_path = lab.path(lab.manifest.reference.module)
         write(lab.manifest.reference.module, public_source(source_path.read_text(encoding="utf-8"), names,

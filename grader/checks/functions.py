@@ -50,7 +50,8 @@ def _call(fn: Any, args: list[Any]) -> tuple[bool, Any]:
 class FunctionTableCheck(CheckKind):
     Params = FunctionTableParams
     summary = "A student function against the reference on a table of inputs; mistakes diagnosed."
-    disclosure = Disclosure(shows=[Reveal.got, Reveal.inputs], details={"cases": [], "wrong": [], "raised": []})
+    disclosure = Disclosure(shows=[Reveal.got, Reveal.inputs],
+                            details={"cases": [], "wrong": [], "raised": [], "first_wrong": [Reveal.inputs]})
 
     def needs(self, params: FunctionTableParams) -> list[Need]:
         return [Need(params.function)]
@@ -95,7 +96,8 @@ class FunctionTableCheck(CheckKind):
                 break
         fraction = 0.0 if params.credit == "all_or_nothing" else 1 - n_bad / len(cases)
         first = wrong[0] if wrong else None
-        return Outcome.graded(fraction, parts, diagnosis=diagnosis,
-                              expected={"call": call(first[0]), "value": first[2]} if first else None,
-                              got={"call": call(first[0]), "value": first[1]} if first else None,
-                              details={"cases": len(cases), "wrong": len(wrong), "raised": len(raised)})
+        details = {"cases": len(cases), "wrong": len(wrong), "raised": len(raised)}
+        if first:
+            details["first_wrong"] = call(first[0])
+        return Outcome.graded(fraction, parts, diagnosis=diagnosis, expected=first[2] if first else None,
+                              got=first[1] if first else None, details=details)

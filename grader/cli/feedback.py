@@ -42,12 +42,14 @@ def result_table(result: SubmissionResult) -> Table:
 
 
 def total_line(result: SubmissionResult) -> Text:
+    deferred = [c for c in result.checks if c.status == Status.deferred]
+    later = f"{len(deferred)} check(s), {sum(c.max_score for c in deferred):g} points, graded on hand-in"
+    if deferred and not result.max_score:
+        return Text(f"Nothing here is scored: {later}.", style="bold cyan")
     style = "green" if result.score == result.max_score else "yellow" if result.score else "red"
     text = Text(f"Total: {result.score:g} / {result.max_score:g} ({result.percent:.0f} %)", style=f"bold {style}")
-    deferred = [c for c in result.checks if c.status == Status.deferred]
     if deferred:
-        text.append(f"; {len(deferred)} check(s), {sum(c.max_score for c in deferred):g} points, graded on hand-in",
-                    style="cyan")
+        text.append(f"; {later}", style="cyan")
     return text
 
 

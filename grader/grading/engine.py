@@ -105,7 +105,8 @@ def run_check(check: BoundCheck, session: SubmissionSession) -> CheckResult:
     return CheckResult(
         id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
         status=outcome.status, score=round(spec.points * outcome.fraction, 2), max_score=spec.points,
-        message=outcome.message, parts=outcome.parts, hint=spec.hint if outcome.status != Status.passed else "",
+        message=outcome.message, parts=outcome.parts,
+        hint=spec.hint if outcome.status not in (Status.passed, Status.deferred) else "",
         expected=outcome.expected, got=outcome.got, diagnoses=outcome.diagnoses,
         details=outcome.details, disclosure=disclosure_for(check), duration_s=round(time.monotonic() - started, 4),
     )
