@@ -50,12 +50,16 @@ class Part(BaseModel):
                                  description="Wording that stands in for these when one of them may not be shown.")
 
 
-def render(parts: Iterable[Part], allowed: Iterable[Reveal] | None = None) -> str:
-    """The message made of the parts whose every ``shows`` is allowed (``None``: all of them, the
-    instructor's message), with the stand-in wording where something was left out."""
+def shown(parts: Iterable[Part], allowed: Iterable[Reveal] | None = None) -> list[Part]:
+    """The parts whose every ``shows`` is allowed (``None``: all of them, the instructor's view),
+    with the stand-in wording where something was left out."""
     keep = set(Reveal) if allowed is None else set(allowed)
-    return "".join(p.text for p in parts
-                   if set(p.shows) <= keep and not (p.unless and set(p.unless) <= keep)).strip()
+    return [p for p in parts if set(p.shows) <= keep and not (p.unless and set(p.unless) <= keep)]
+
+
+def render(parts: Iterable[Part], allowed: Iterable[Reveal] | None = None) -> str:
+    """The message a reader allowed ``allowed`` reads (see ``shown``)."""
+    return "".join(p.text for p in shown(parts, allowed)).strip()
 
 
 class Feedback:

@@ -17,7 +17,7 @@ from typing import Any
 
 from grader.checks.registry import BoundCheck
 from grader.lab.manifest import Reveal, Visibility
-from grader.results import NOT_SCORED, CheckResult, Disclosure, Status, SubmissionResult, render, tally
+from grader.results import NOT_SCORED, CheckResult, Disclosure, Status, SubmissionResult, render, shown, tally
 
 HIDDEN = "is a hidden check, graded by your instructor"
 
@@ -42,7 +42,8 @@ def student_check(check: CheckResult) -> CheckResult:
     """One check as a student may see it. Idempotent: a student's view of a student's view is itself."""
     disclosure = check.disclosure or Disclosure()
     allowed = set(disclosure.shows)
-    parts = [p for p in check.parts if set(p.shows) <= allowed]
+    # What is left is the student's own message: its stand-in wording no longer stands in for anything.
+    parts = [p.model_copy(update={"unless": []}) for p in shown(check.parts, allowed)]
     if check.parts:
         message = render(parts)
     else:

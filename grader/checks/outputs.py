@@ -295,9 +295,11 @@ class FunctionOutputsCheck(CheckKind):
 
     @staticmethod
     def _ratio(got: list[Any], expected: list[Any], name: str, params: FunctionOutputsParams) -> str | None:
-        """×100 or ÷100 when every case says so (one case could be a coincidence)."""
+        """×100 or ÷100 when every case on which the part differs says so (where both are 0 they agree)."""
         spec = next(o for o in params.outputs if o.name == name)
-        found = {percent_ratio(g, pick(e, spec.path)[1], params.rel_tol) for g, e in zip(got, expected)}
+        pairs = [(g, pick(e, spec.path)[1]) for g, e in zip(got, expected)]
+        found = {percent_ratio(g, e, params.rel_tol) for g, e in pairs
+                 if g is not None and value_problem(g, e, params.rel_tol)[0] is not None}
         return found.pop() if len(found) == 1 and None not in found else None
 
     @staticmethod
