@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field
 
 from grader.checks.compare import show
@@ -71,6 +70,8 @@ class _ModelKind(CheckKind):
 
     @staticmethod
     def inputs(ctx, params: ModelParams, batch: int, scale: float = 1.0) -> np.ndarray:
+        import numpy as np
+
         return (ctx.rng().standard_normal((batch, *params.input_shape)) * scale).astype(np.float32)
 
 
@@ -85,6 +86,8 @@ class OutputShapeCheck(_ModelKind):
     disclosure = Disclosure(shows=[G, I, E])
 
     def run(self, ctx, params: OutputShapeParams) -> Outcome:
+        import numpy as np
+
         xs = [self.inputs(ctx, params, n) for n in params.batch_sizes]
         ref = _probe("model_forward")(ctx.reference, params.reference or params.cls, xs,
                                       init_args=params.init_args, seed=ctx.seed)
@@ -122,6 +125,8 @@ class FiniteOutputsCheck(_ModelKind):
     disclosure = Disclosure(shows=[G, I], plain_message=True)
 
     def run(self, ctx, params: FiniteParams) -> Outcome:
+        import numpy as np
+
         xs = [self.inputs(ctx, params, params.batch_size, s) for s in params.scales]
         got = ctx.outcomes("model_forward", len(xs), cls=params.cls, inputs=xs, init_args=params.init_args,
                            seed=ctx.seed)
@@ -154,11 +159,15 @@ def _counted(trace: dict[str, Any], trainable_only: bool, running_stats: bool = 
 
 
 def _count(trace: dict[str, Any], trainable_only: bool, running_stats: bool = False) -> int:
+    import numpy as np
+
     return int(sum(int(np.prod(p["shape"])) for p in _counted(trace, trainable_only, running_stats)))
 
 
 def _by_layer(tensors: list[dict[str, Any]]) -> list[tuple[str, int, list[str]]]:
     """(layer, count, ["fc4.weight (1000, 1024)", ...]) per module holding tensors, in order."""
+    import numpy as np
+
     layers: dict[str, tuple[int, list[str]]] = {}
     for t in tensors:
         layer = t["name"].rsplit(".", 1)[0] if "." in t["name"] else t["name"]
@@ -333,6 +342,8 @@ class ModeBehaviourCheck(CheckKind):
         return [Need(params.cls)]
 
     def run(self, ctx, params: ModeParams) -> Outcome:
+        import numpy as np
+
         import torch
 
         from grader.sandbox.probes import mode_behaviour_of

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from pydantic import Field
 
 from grader.checks.forbidden import forbidden_uses
@@ -52,6 +51,8 @@ class Case:
 
     @property
     def size(self) -> int:
+        import numpy as np
+
         return sum(int(np.size(a)) for a in self.args if isinstance(a, np.ndarray))
 
     def key(self) -> tuple[Any, ...]:
@@ -60,6 +61,8 @@ class Case:
 
 def _disagreement(got: Any, expected: Any, params: OpParams, part: str = "") -> str | None:
     """Why ``got`` is not torch's ``expected``; ``None`` when they agree within tolerance."""
+    import numpy as np
+
     where = f"{part}: " if part else ""
     if isinstance(expected, list):
         if not isinstance(got, list) or len(got) != len(expected):
@@ -100,6 +103,8 @@ def _kind(value: Any) -> str:
 
 
 def _literal(value: Any) -> str:
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         if value.size > PRINTABLE:
             return f"torch.randn{tuple(value.shape)}  # {value.size} values, too many to print"
@@ -127,6 +132,8 @@ class OpEquivalenceCheck(CheckKind):
         return LocalCheck(params=local, reference=(params.reference, params.builder))
 
     def run(self, ctx, params: OpParams) -> Outcome:
+        import numpy as np
+
         from grader.sandbox.probes import to_raw, to_tensors
 
         ref = ctx.reference

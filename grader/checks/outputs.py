@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field
 
 from grader.checks.functions import FunctionMistake
@@ -61,6 +60,8 @@ class FunctionOutputsParams(KindParams):
 def relative_error(got: np.ndarray, expected: np.ndarray, equal_nan: bool = False) -> float:
     """‖got − expected‖ / max(‖got‖, ‖expected‖); 0 when both are zero, inf when a NaN or inf
     appears where the other has a number (or anywhere, unless ``equal_nan`` and both agree)."""
+    import numpy as np
+
     g_bad, e_bad = ~np.isfinite(got), ~np.isfinite(expected)
     if g_bad.any() or e_bad.any():
         if not (equal_nan and np.array_equal(g_bad, e_bad)):
@@ -84,6 +85,8 @@ def pick(value: Any, path: str) -> tuple[bool, Any]:
 
 def as_array(value: Any) -> np.ndarray | None:
     """A number, numeric list or array as a float array; ``None`` for anything else."""
+    import numpy as np
+
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -97,6 +100,8 @@ def as_array(value: Any) -> np.ndarray | None:
 
 def _fit(got: np.ndarray, expected: np.ndarray) -> np.ndarray | None:
     """The student's array in the reference's shape, forgiving only size-1 axes ((1, n) for (n,))."""
+    import numpy as np
+
     if got.shape == expected.shape:
         return got
     if got.size == expected.size and np.squeeze(got).shape == np.squeeze(expected).shape:
@@ -112,6 +117,8 @@ def value_feedback(got: Any, expected: Any, rel_tol: float, equal_nan: bool = Fa
                    against: str = "the reference") -> tuple[Feedback | None, float]:
     """Why ``got`` is not ``expected`` (``None`` when it is), as parts that each start with a space
     (" has shape (4, 3)", ", expected shape (3, 4)"), and the relative error."""
+    import numpy as np
+
     G, E = Reveal.got, Reveal.expected
     e, g = as_array(expected), as_array(got)
     if e is None:
@@ -142,6 +149,8 @@ def value_problem(got: Any, expected: Any, rel_tol: float, equal_nan: bool = Fal
 def percent_ratio(got: Any, expected: Any, rel_tol: float) -> str | None:
     """"×100" when the student's values are the reference's times 100 (a percentage where a
     fraction is asked for), "÷100" the other way round; ``None`` otherwise."""
+    import numpy as np
+
     g, e = as_array(got), as_array(expected)
     if g is None or e is None or g.size != e.size or not np.isfinite(g).all() or not np.isfinite(e).all():
         return None
@@ -305,6 +314,8 @@ class FunctionOutputsCheck(CheckKind):
     @staticmethod
     def _problem(out: OutputSpec, got: Any, want: Any, params: FunctionOutputsParams) -> Feedback | None:
         """Shape, dtype and spread comparisons (``values`` are compared by ``value_feedback``)."""
+        import numpy as np
+
         G, E = Reveal.got, Reveal.expected
         g, e = as_array(got), as_array(want)
         if g is None or e is None:

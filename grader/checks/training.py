@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from pydantic import Field, field_validator
 
 from grader.checks.outputs import as_array
@@ -60,6 +59,8 @@ class TrainingParams(KindParams):
 
 def accuracy(scores: Any, labels: np.ndarray) -> float | None:
     """Share of rows whose highest score is the label; ``None`` if scores are unusable."""
+    import numpy as np
+
     arr = as_array(scores)
     if arr is None or arr.ndim != 2 or arr.shape[0] != len(labels) or not np.isfinite(arr).all():
         return None
@@ -113,6 +114,8 @@ class TrainingCheck(CheckKind):
         return name, args, dataset_args, threshold
 
     def run(self, ctx, params: TrainingParams) -> Outcome:
+        import numpy as np
+
         budget, args, dataset_args, threshold = self.plan(ctx, params)
         data = ctx.dataset(params.dataset, dataset_args)
         test_y = np.asarray(data["test_y"])
