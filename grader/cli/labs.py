@@ -20,13 +20,15 @@ if TYPE_CHECKING:
 
 
 def _lab_table(lab: "BoundLab") -> "Table":
+    """Each check: id and title, kind, points, visibility, and what students see of it besides its
+    verdict, named mistakes and hint."""
     from rich.table import Table
+
+    from grader.reveal import disclosure_for
 
     m = lab.manifest
     edition = " — student edition" if m.edition == "students" else ""
     table = Table(title=f"{m.id} — {m.title} (v{m.version}){edition}", title_justify="left")
-    from grader.reveal import disclosure_for
-
     table.add_column("check", overflow="fold")
     table.add_column("kind", overflow="fold")
     table.add_column("points", justify="right")
