@@ -17,8 +17,7 @@ from grader.grading.context import CheckContext, SubmissionSession, import_messa
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
 from grader.lab.loader import Lab
-from grader.lab.manifest import Visibility
-from grader.lab.manifest import Reveal
+from grader.lab.manifest import Reveal, Visibility
 from grader.options import CheckFinished, EventSink, Mode, RunOptions, ignore
 from grader.results import CheckResult, Feedback, Outcome, Part, Status, Student, SubmissionResult
 from grader.reveal import disclosure_for, hidden_note
