@@ -72,7 +72,7 @@ def test_counts_without_biases_earn_the_declared_partial_credit(cifar_class):
     params = checks(result)["layer-params"]
     # 3 pool layers right, 5 layers at 50 %: (3 + 2.5) / 8 of 3 points.
     assert params.score == pytest.approx(3 * 5.5 / 8, abs=0.01)
-    assert "accepted for 50%" in params.message and "not the 32 biases" in params.message
+    assert "accepted for 50%" in params.message and "not the biases (one per filter)" in params.message
     assert checks(result)["total-params"].score == 0.5
 
 
