@@ -51,7 +51,7 @@ class FunctionTableCheck(CheckKind):
     Params = FunctionTableParams
     summary = "A student function against the reference on a table of inputs; mistakes diagnosed."
     disclosure = Disclosure(shows=[Reveal.got, Reveal.inputs],
-                            details={"cases": [], "wrong": [], "raised": [], "first_wrong": [Reveal.inputs]})
+                            details={"cases": [], "wrong": [], "raised": [], "input": [Reveal.inputs]})
 
     def needs(self, params: FunctionTableParams) -> list[Need]:
         return [Need(params.function)]
@@ -98,6 +98,6 @@ class FunctionTableCheck(CheckKind):
         first = wrong[0] if wrong else None
         details = {"cases": len(cases), "wrong": len(wrong), "raised": len(raised)}
         if first:
-            details["first_wrong"] = call(first[0])
+            details["input"] = call(first[0])  # what expected and got were computed on
         return Outcome.graded(fraction, parts, diagnosis=diagnosis, expected=first[2] if first else None,
                               got=first[1] if first else None, details=details)
