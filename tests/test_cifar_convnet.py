@@ -148,7 +148,8 @@ def test_a_functional_layer_of_the_wrong_kind_is_named(tmp_path):
                       ("from torch import nn", "import torch\nfrom torch import nn"))
     check = check_only(hand_in, "cifar-convnet", "model-structure")["model-structure"]
     assert check["status"] == "failed"
-    assert "layer 2: expected MaxPool2d(k2, s2, p0), found AvgPool2d(k2, s2, p0)" in check["message"]
+    # The student sees their layer; the lab's (a max-pool's stride and padding) answers the sheet.
+    assert "layer 2: AvgPool2d(k2, s2, p0) differs from the lab's network (another kind of layer)." in check["message"]
 
 
 def test_a_list_that_only_refers_to_registered_layers_is_not_taken_for_unregistered_ones(tmp_path):

@@ -295,6 +295,8 @@ class LayerStructureCheck(_ModelKind):
                 if w["type"] == h["type"]:  # which setting to look at, without its value
                     differ = [k.replace("_", " ") for k in params.attributes if w["attrs"].get(k) != h["attrs"].get(k)]
                     message.instead(f" (its {_and(differ)} {'differs' if len(differ) == 1 else 'differ'})", E)
+                else:
+                    message.instead(" (another kind of layer)", E)
                 message.add(f"{crash}.{why}")
                 return Outcome.failed(message, expected=_describe(w), got=_describe(h), diagnosis=diagnosis)
         if trace.get("error") and len(have) < len(want):
