@@ -14,7 +14,8 @@ app = typer.Typer(
     name="gradelab",
     help="Grade deep-learning lab hand-ins and explain what is wrong.\n\n"
          "Students: `gradelab check PATH --lab LAB` before handing in. "
-         "Instructors: `gradelab grade DIR --lab LAB --out OUT` for a whole class.",
+         "Instructors: `gradelab grade DIR --lab LAB --out OUT` for a whole class; "
+         "`gradelab pack LAB --students DIR` for what students receive.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
