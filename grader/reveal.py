@@ -62,11 +62,11 @@ def student_check(check: CheckResult) -> CheckResult:
 def student_result(result: SubmissionResult) -> SubmissionResult:
     """A result as its student may see it: public checks only, each through ``student_check``;
     the score is that of the checks shown (the letter grade only when none was left out)."""
-    shown = [student_check(c) for c in result.checks if c.visibility == Visibility.public]
-    if len(shown) == len(result.checks):
-        return result.model_copy(update={"checks": shown})
-    score, max_score = tally(shown)
-    return result.model_copy(update={"checks": shown, "score": score, "max_score": max_score, "grade": ""})
+    visible = [student_check(c) for c in result.checks if c.visibility == Visibility.public]
+    if len(visible) == len(result.checks):
+        return result.model_copy(update={"checks": visible})
+    score, max_score = tally(visible)
+    return result.model_copy(update={"checks": visible, "score": score, "max_score": max_score, "grade": ""})
 
 
 def hidden_note(check_id: str) -> str:
