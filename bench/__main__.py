@@ -4,10 +4,11 @@ import logging
 
 from rich.console import Console
 
-from bench import lab_speed, report_speed, sandbox_overhead, scale, training
+from bench import lab_speed, report_speed, sandbox_overhead, scale, startup, training
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()
+console.print(startup.main())
 console.print(sandbox_overhead.main())
 console.print(report_speed.main())
 for table in lab_speed.main():

@@ -1,28 +1,31 @@
 """What the CLI calls. Each function here is one user-visible action; the CLI only formats.
 
 Every action takes one ``RunOptions`` (made by the caller, validated there) and one event sink;
-nothing is re-declared here.
+nothing is re-declared here. The grading machinery is imported by the actions that grade: loading
+and listing labs stays light.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.checks.registry import BoundLab, bind
 from grader.errors import ReportError, UsageError
-from grader.grading.batch import BatchResult, class_plan, grade_batch
-from grader.grading.engine import grade_submission
-from grader.grading.executor import Executor
-from grader.grading.run import Run
-from grader.intake.classes import ClassPlan, Layout, plan_class
+from grader.intake.classes import Layout
 from grader.lab import loader
 from grader.options import EventSink, Mode, RunOptions, ignore
 from grader.results import CheckResult, SubmissionResult  # noqa: F401
 
+if TYPE_CHECKING:
+    from grader.edition import Edition
+    from grader.grading.batch import BatchResult
+    from grader.grading.executor import Executor
+    from grader.intake.classes import ClassPlan
+
 __all__ = ["BoundLab", "ExportTarget", "Layout", "autograde", "check", "export", "grade", "gradescope_bundle",
-           "init", "labs", "load_lab", "plan", "read_results", "report", "write_report"]
+           "init", "labs", "load_lab", "pack", "plan", "read_results", "report", "write_report"]
 
 
 class ExportTarget(str, Enum):
@@ -49,13 +52,18 @@ def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptio
           on_event: EventSink = ignore) -> SubmissionResult:
     """A student's self-check: the public checks only (or the named ones among them); training
     checks only when ``options.train``."""
+    from grader.grading.engine import grade_submission
+    from grader.grading.run import Run
+
     lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
     with Run(lab, options.model_copy(update={"mode": Mode.check}), on_event=on_event) as run:
         return grade_submission(run, Path(path))
 
 
-def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.auto) -> ClassPlan:
+def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.auto) -> "ClassPlan":
     """The hand-ins of a class (a folder, or an LMS download zipped or not), each with its student."""
+    from grader.intake.classes import plan_class
+
     lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
     try:
         layout = Layout(layout)
@@ -67,11 +75,14 @@ def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.a
 
 def grade(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions = RunOptions(), *,
           on_event: EventSink = ignore, paths: list[Path] | None = None,
-          executor: Executor | None = None, plan: ClassPlan | None = None,
-          layout: Layout = Layout.auto) -> BatchResult:
+          executor: "Executor | None" = None, plan: "ClassPlan | None" = None,
+          layout: Layout = Layout.auto) -> "BatchResult":
     """An instructor's batch: every check on every hand-in of the class at ``root`` (a folder, or
     an LMS download; see ``plan``), with a PDF report per submission and a class summary
     (rendered while grading goes on). The results and the class are hidden from every child."""
+    from grader.grading.batch import class_plan, grade_batch
+    from grader.grading.run import Run
+
     lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
     hide = (Path(out), Path(root) if Path(root).is_dir() else Path(root).parent)
     with Run(lab, options, on_event=on_event, hide=hide) as run:
@@ -137,6 +148,13 @@ def autograde(lab: str | Path | BoundLab, root: Path, options: RunOptions = RunO
     from grader.export.autograder import autograde as run_autograder
 
     return run_autograder(lab if isinstance(lab, BoundLab) else load_lab(lab), Path(root), options)
+
+
+def pack(lab: str | Path | BoundLab, folder: Path) -> "Edition":
+    """The lab's student edition, written into ``folder``: what students self-check with."""
+    from grader.edition import pack as write
+
+    return write(lab if isinstance(lab, BoundLab) else load_lab(lab), Path(folder))
 
 
 def report(result_json: Path, out: Path, *, audience: str = "instructor", html: bool = False) -> Path:

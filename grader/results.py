@@ -3,6 +3,11 @@
 ``Outcome`` is what a check kind returns (a verdict and a credit fraction); the engine turns it
 into a ``CheckResult`` by adding the manifest's points, title and hint. A student's fault is an
 outcome, never an exception.
+
+A message is made of ``Part``s, each saying what it shows besides the verdict (the student's own
+values, the input a check failed on, a reference value): an instructor reads every part, a
+student the parts the check's ``Disclosure`` allows (``grader.reveal``). Reference values live in
+parts and fields the policy can drop, never only inside free text.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from typing import Any, Iterable, NamedTuple
 
 from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
 
-from grader.lab.manifest import Limits, Visibility
+from grader.lab.manifest import Limits, Reveal, Visibility
 
-# 2: diagnoses as a list, the student's identity. Results of schema 1 are read and upgraded, so a
-# batch graded by an earlier gradelab resumes.
-RESULT_SCHEMA_VERSION = 2
+# 2: diagnoses as a list, the student's identity. 3: messages in parts, and what a student may see
+# of each check. Results of earlier schemas are read and upgraded, so a batch graded by an earlier
+# gradelab resumes (their messages, without parts, are shown to instructors only).
+RESULT_SCHEMA_VERSION = 3
 
 
 class Status(str, Enum):
@@ -28,6 +34,79 @@ class Status(str, Enum):
     error = "error"       # the student's code raised, crashed, or a prerequisite was missing
     timeout = "timeout"
     skipped = "skipped"   # not run in this mode (e.g. training in a quick self-check)
+    deferred = "deferred"  # a student edition checked the format only: the check is graded on hand-in
+
+
+NOT_SCORED = (Status.skipped, Status.deferred)
+
+
+class Part(BaseModel):
+    """One piece of a message, and what it shows besides the verdict. ``text`` carries its own
+    leading space or punctuation, so that the parts a student may see join into a sentence."""
+
+    text: str
+    shows: list[Reveal] = Field(default_factory=list)
+    unless: list[Reveal] = Field(default_factory=list,
+                                 description="Wording that stands in for these when one of them may not be shown.")
+
+
+def shown(parts: Iterable[Part], allowed: Iterable[Reveal] | None = None) -> list[Part]:
+    """The parts whose every ``shows`` is allowed (``None``: all of them, the instructor's view),
+    with the stand-in wording where something was left out."""
+    keep = set(Reveal) if allowed is None else set(allowed)
+    return [p for p in parts if set(p.shows) <= keep and not (p.unless and set(p.unless) <= keep)]
+
+
+def render(parts: Iterable[Part], allowed: Iterable[Reveal] | None = None) -> str:
+    """The message a reader allowed ``allowed`` reads (see ``shown``)."""
+    return "".join(p.text for p in shown(parts, allowed)).strip()
+
+
+class Feedback:
+    """A message built part by part: ``say`` starts a new sentence or clause (a space before
+    it), ``add`` continues the last one (no space). Each part names what it shows."""
+
+    def __init__(self, text: str = "", *shows: Reveal) -> None:
+        self.parts: list[Part] = []
+        if text:
+            self.say(text, *shows)
+
+    def say(self, text: str, *shows: Reveal) -> "Feedback":
+        self.parts.append(Part(text=(" " if self.parts else "") + text, shows=list(shows)))
+        return self
+
+    def add(self, text: str, *shows: Reveal, unless: tuple[Reveal, ...] = ()) -> "Feedback":
+        self.parts.append(Part(text=text, shows=list(shows), unless=list(unless)))
+        return self
+
+    def instead(self, text: str, *of: Reveal) -> "Feedback":
+        """Wording shown only where the last parts, which show ``of``, are left out (no space added)."""
+        return self.add(text, unless=of)
+
+    def extend(self, other: "Feedback") -> "Feedback":
+        """Another message's sentences after this one's."""
+        for i, part in enumerate(other.parts):
+            space = " " if i == 0 and self.parts and not part.text.startswith(" ") else ""
+            self.parts.append(part.model_copy(update={"text": space + part.text}))
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def text(self, allowed: Iterable[Reveal] | None = None) -> str:
+        return render(self.parts, allowed)
+
+
+class Disclosure(BaseModel):
+    """What a student may see of one check's result besides its verdict, named mistakes and hint.
+    A kind declares it (safe by default: nothing); a manifest may set ``shows`` per check. It is
+    stored with each result, so a student's view is computed from the result alone."""
+
+    shows: list[Reveal] = Field(default_factory=list, description="Parts and fields a student may see.")
+    details: dict[str, list[Reveal]] = Field(
+        default_factory=dict, description="Keys of ``details`` a student may see, each with what it shows; "
+                                          "keys not listed are for instructors only.")
+    plain_message: bool = Field(False, description="A message given without parts is safe for students as it is.")
 
 
 def jsonable(value: Any) -> Any:
@@ -64,10 +143,17 @@ class _Diagnosed(BaseModel):
         return data
 
 
+def _message(message: "str | Feedback") -> dict[str, Any]:
+    if isinstance(message, Feedback):
+        return {"message": message.text(), "parts": message.parts}
+    return {"message": message}
+
+
 class Outcome(_Diagnosed):
     status: Status
     fraction: float = Field(0.0, ge=0.0, le=1.0)
     message: str = ""
+    parts: list[Part] = Field(default_factory=list, description="The message, part by part (see ``Part``).")
     expected: Any = None
     got: Any = None
     diagnoses: list[str] = Field(default_factory=list,
@@ -80,22 +166,22 @@ class Outcome(_Diagnosed):
         return jsonable(v)
 
     @classmethod
-    def passed(cls, message: str = "", **kw: Any) -> "Outcome":
-        return cls(status=Status.passed, fraction=1.0, message=message, **kw)
+    def passed(cls, message: "str | Feedback" = "", **kw: Any) -> "Outcome":
+        return cls(status=Status.passed, fraction=1.0, **_message(message), **kw)
 
     @classmethod
-    def failed(cls, message: str, **kw: Any) -> "Outcome":
-        return cls(status=Status.failed, fraction=0.0, message=message, **kw)
+    def failed(cls, message: "str | Feedback", **kw: Any) -> "Outcome":
+        return cls(status=Status.failed, fraction=0.0, **_message(message), **kw)
 
     @classmethod
-    def error(cls, message: str, **kw: Any) -> "Outcome":
-        return cls(status=Status.error, fraction=0.0, message=message, **kw)
+    def error(cls, message: "str | Feedback", **kw: Any) -> "Outcome":
+        return cls(status=Status.error, fraction=0.0, **_message(message), **kw)
 
     @classmethod
-    def graded(cls, fraction: float, message: str, **kw: Any) -> "Outcome":
+    def graded(cls, fraction: float, message: "str | Feedback", **kw: Any) -> "Outcome":
         """Passed, partial or failed according to the credit earned."""
         status = Status.passed if fraction >= 1.0 else Status.partial if fraction > 0 else Status.failed
-        return cls(status=status, fraction=min(max(fraction, 0.0), 1.0), message=message, **kw)
+        return cls(status=status, fraction=min(max(fraction, 0.0), 1.0), **_message(message), **kw)
 
 
 class CheckResult(_Diagnosed):
@@ -107,11 +193,14 @@ class CheckResult(_Diagnosed):
     score: float
     max_score: float
     message: str = ""
+    parts: list[Part] = Field(default_factory=list)
     hint: str = ""
     expected: Any = None
     got: Any = None
     diagnoses: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
+    disclosure: Disclosure | None = Field(None, description="What a student may see; None (an older result): "
+                                                            "the verdict, named mistakes and hint only.")
     duration_s: float = 0.0
 
     @computed_field  # type: ignore[prop-decorator]
@@ -177,7 +266,7 @@ class SubmissionResult(BaseModel):
 
     @property
     def all_passed(self) -> bool:
-        return all(c.status in (Status.passed, Status.skipped) for c in self.checks)
+        return all(c.status in (Status.passed, *NOT_SCORED) for c in self.checks)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -196,6 +285,6 @@ class Tally(NamedTuple):
 
 def tally(checks: Iterable[CheckResult]) -> Tally:
     """Points earned and points at stake; a skipped check (training in a quick self-check) is
-    not a lost one."""
-    counted = [c for c in checks if c.status != Status.skipped]
+    not a lost one, nor is a check that a student edition can only grade on hand-in."""
+    counted = [c for c in checks if c.status not in NOT_SCORED]
     return Tally(round(sum(c.score for c in counted), 2), sum(c.max_score for c in counted))

@@ -6,10 +6,15 @@ holding the work and, for a notebook, built the module from its cells with a lin
 them. The answer sheet is YAML read with a loader that refuses aliases (a 625-byte "billion
 laughs" would otherwise expand to gigabytes), validated field by field with pydantic, so one
 malformed answer fails only the checks that need it.
+A key the lab does not know (``Conv2:`` for ``conv2:``, ``total_parms``) is named, with the
+closest known one, in the hand-in's notes and beside the field it leaves missing.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +52,7 @@ class Submission:
     root: str = ""                      # the folder inside the hand-in that holds the work ("lab2/")
     notebook: str | None = None         # the notebook the module was built from, if any
     line_map: LineMap | None = None     # the generated module's lines → the notebook's cells
+    sheet_notes: list[str] = field(default_factory=list)  # keys of the sheet the lab does not know
 
     @property
     def module_path(self) -> Path | None:
@@ -68,7 +74,7 @@ class Submission:
 
     @property
     def notes(self) -> list[str]:
-        return self.handin.notes
+        return [*self.handin.notes, *self.sheet_notes]
 
     @property
     def module_source(self) -> str | None:
@@ -85,10 +91,16 @@ def safe_name(name: str) -> str:
     return file_safe(name)
 
 
+def display_name(path: Path) -> str:
+    """A hand-in's name as its folder (or file) is called, without the extension of a module, a
+    notebook or an archive: ``.`` is the folder it stands for."""
+    return HandInSource(path=Path(os.path.abspath(path))).stem  # no link is resolved: only the path's text
+
+
 def student_from_path(path: Path) -> Student:
     """A plain class folder knows a student only by the name of their folder (or file)."""
     path = Path(path)
-    name = printable(HandInSource(path=path).stem).strip() or "submission"
+    name = printable(display_name(path)).strip() or "submission"
     return Student(id=name, name=name, source=printable(str(path)))
 
 
@@ -129,17 +141,57 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def unknown_keys(parsed: dict[Any, Any], interface: InterfaceSpec) -> dict[str, str | None]:
+    """Each key of the sheet that is no field (nor on the way to one), with the closest known key
+    at the same place (same letters in another case first, then ``difflib``), or ``None``."""
+    paths = [f.path for f in interface.answers]
+    found: dict[str, str | None] = {}
+
+    def walk(node: dict[Any, Any], prefix: str) -> None:
+        known = list(dict.fromkeys(p[len(prefix):].split(".")[0] for p in paths if p.startswith(prefix)))
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if path in paths:
+                continue
+            if any(p.startswith(path + ".") for p in paths):
+                if isinstance(value, dict):
+                    walk(value, path + ".")
+                continue
+            text = str(key)
+            same = [k for k in known if k.lower() == text.lower()]
+            close = same or difflib.get_close_matches(text, known, n=1, cutoff=0.6)
+            found[printable(path)[:100]] = f"{prefix}{close[0]}" if close else None
+
+    walk(parsed, "")
+    return found
+
+
+def _unknown_notes(unknown: dict[str, str | None], sheet: str, shown: int = 10) -> list[str]:
+    notes = [f"{sheet}: `{key}` is not a field of this lab's sheet" + (f" (did you mean `{close}`?)" if close else "")
+             for key, close in list(unknown.items())[:shown]]
+    if len(unknown) > shown:
+        notes.append(f"{sheet}: {len(unknown) - shown} more keys that are not fields of this lab's sheet")
+    return notes
+
+
 def parse_answer_sheet(data: bytes | None, interface: InterfaceSpec, problem: str | None = None,
                        max_kb: int = IntakeLimits().max_sheet_kb) -> tuple[dict[str, Any], dict[str, str]]:
     """Typed answers and a problem per field that has none, from the sheet's bytes (``None``: no
     sheet; ``problem``: why it could not be read)."""
+    values, problems, _ = _parse_sheet(data, interface, problem, max_kb)
+    return values, problems
+
+
+def _parse_sheet(data: bytes | None, interface: InterfaceSpec, problem: str | None = None,
+                 max_kb: int = IntakeLimits().max_sheet_kb) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """``parse_answer_sheet``, and notes naming the keys the lab does not know."""
     fields = interface.answers
     if not fields:
-        return {}, {}
+        return {}, {}, []
     sheet = interface.answers_file
 
-    def all_fail(problem: str) -> tuple[dict[str, Any], dict[str, str]]:
-        return {}, {f.path: problem for f in fields}
+    def all_fail(problem: str) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+        return {}, {f.path: problem for f in fields}, []
 
     if problem:
         return all_fail(problem)
@@ -159,14 +211,18 @@ def parse_answer_sheet(data: bytes | None, interface: InterfaceSpec, problem: st
         return all_fail(f"{sheet} holds a value that cannot be read as a number")
     if not isinstance(parsed, dict):
         return all_fail(f"{sheet} must be a mapping of answers (field: value), not {type(parsed).__name__}")
+    unknown = unknown_keys(parsed, interface)
     values, problems = {}, {}
     for spec in fields:
-        value, problem = validate_answer(spec, _lookup(parsed, spec.path))
+        raw = _lookup(parsed, spec.path)
+        value, problem = validate_answer(spec, raw)
         if problem:
-            problems[spec.path] = problem
+            typo = next((key for key, close in unknown.items()
+                         if raw is _MISSING and close and (spec.path == close or spec.path.startswith(close + "."))), None)
+            problems[spec.path] = problem + (f"; {sheet} has `{typo}` instead: a typo?" if typo else "")
         else:
             values[spec.path] = value
-    return values, problems
+    return values, problems, _unknown_notes(unknown, sheet)
 
 
 def read_answer_sheet(path: Path, interface: InterfaceSpec) -> tuple[dict[str, Any], dict[str, str]]:
@@ -200,7 +256,8 @@ def load_submission(path: Path, interface: InterfaceSpec, limits: IntakeLimits =
     located = locate(read, interface, limits)
     handin = located.handin
     handin.notes[:] = list(dict.fromkeys(read.notes + located.notes))
-    sub = Submission(name=source.stem, path=path, handin=handin, root=located.root)
+    sub = Submission(name=display_name(path) if source.kind == "path" else source.stem, path=path, handin=handin,
+                     root=located.root)
     sheet, sheet_problem = located.sheet_data, None
     if located.module:
         sub.module_file = located.module
@@ -224,7 +281,8 @@ def load_submission(path: Path, interface: InterfaceSpec, limits: IntakeLimits =
         sub.module_problem = problem or located.problem
     if sheet is None:
         sheet_problem = _sheet_problem(handin, interface)
-    sub.answers, sub.answer_problems = parse_answer_sheet(sheet, interface, sheet_problem, limits.max_sheet_kb)
+    sub.answers, sub.answer_problems, sub.sheet_notes = _parse_sheet(sheet, interface, sheet_problem,
+                                                                     limits.max_sheet_kb)
     return sub
 
 

@@ -130,3 +130,32 @@ def test_only_runs_the_named_checks_and_names_the_known_ones_when_wrong():
     result = run("check", str(CIFAR_SUBMISSIONS / "correct"), "--lab", "cifar-convnet", "--only", "nope")
     assert result.exit_code == 2
     assert "no check 'nope'" in result.output and "conv-output-size" in result.output
+
+
+def test_help_and_listing_labs_import_neither_torch_nor_the_grading_machinery(tmp_path):
+    """What answers at once (`bench.startup` times it): every --help, `labs`, `labs LAB`, `pack`.
+    Torch is imported by the commands that grade, and only when they grade."""
+    commands = [["--help"], ["labs"], ["labs", "cifar-convnet"], ["labs", "--kinds"], ["pack", "layers-from-scratch",
+                "--students", str(tmp_path / "packed")]]
+    commands += [[name, "--help"] for name in ("check", "grade", "demo", "labs", "calibrate", "pack", "report", "data")]
+    code = (
+        "import json, sys\n"
+        "from typer.testing import CliRunner\n"
+        "from grader.cli import app\n"
+        f"for args in {commands!r}:\n"
+        "    result = CliRunner().invoke(app, args)\n"
+        "    assert result.exit_code == 0, (args, result.output)\n"
+        "heavy = ('torch', 'weasyprint', 'matplotlib', 'grader.grading.run', 'grader.sandbox.runner')\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert (tmp_path / "packed" / "lab.yaml").exists()
+
+
+def test_labs_lab_shows_one_lab_what_students_see_and_what_to_hand_in():
+    result = run("labs", "cifar-convnet")
+    assert result.exit_code == 0
+    assert "mlp-backprop" not in result.output and "model-param-count" in result.output
+    assert "Hand in convnet.py (conv_output_size(x, k, p, s), ConvNet()) and answers.yaml (23 answers)" in result.output
+    assert "no values" in result.output  # model-param-count: students are told which layer, never a count

@@ -31,8 +31,13 @@ def rows(data: bytes) -> list[list[str]]:
 
 
 def leaked(text: str, results) -> list[str]:
-    """Check messages (which can hold expected values) found in a student-facing text."""
-    return [c.message for r in results for c in r.checks if c.message and c.kind != "submission" and c.message in text]
+    """Instructor-only messages found in a student-facing text: a check's whole message where the
+    reveal policy shows a student less of it (it holds an expected value), or any message of a
+    hidden check."""
+    from grader.reveal import student_check
+
+    return [c.message for r in results for c in r.checks if c.message and c.kind != "submission"
+            and (c.visibility == "hidden" or student_check(c).message != c.message) and c.message in text]
 
 
 def test_moodle_worksheet_has_moodles_columns_and_one_row_per_participant(graded):
@@ -48,7 +53,9 @@ def test_moodle_worksheet_has_moodles_columns_and_one_row_per_participant(graded
     emile = body["Participant 654321"]
     assert emile["Full name"] == "Émile Noël" and emile["Grade"] == "15.00" and emile["Maximum Grade"] == "17.00"
     assert emile["Last modified (grade)"] == "-"
-    assert "Output-size rule of a convolution (0/2, failed) — hint: Output size = floor" in emile["Feedback comments"]
+    assert "Output-size rule of a convolution (0/2, failed)" in emile["Feedback comments"]
+    hint = next(c.hint for c in by_id["654321"].checks if c.id == "conv-output-size")
+    assert f"hint: {hint}"[:60] in emile["Feedback comments"]
     assert body["Participant 333333"]["Feedback comments"].endswith("Every check passed. Note: your work was found in lab2/")
     assert "Nothing was graded: nothing to grade" in body["Participant 555555"]["Feedback comments"]
     assert not leaked(files["moodle-grading-worksheet.csv"].decode(), by_id.values())

@@ -145,18 +145,25 @@ def test_every_kind_reports_several_mistakes_as_a_list(cifar_class):
 
 
 def test_a_result_of_schema_one_is_read_and_upgraded(cifar_class):
-    from grader.results import SubmissionResult
+    from grader.results import RESULT_SCHEMA_VERSION, SubmissionResult
+    from grader.reveal import student_check
 
     data = json.loads(cifar_class["in-channels-confusion"].to_json())
     data["schema_version"] = 1
     data.pop("student")
     for c in data["checks"]:
         c.pop("diagnoses")
+        c.pop("parts")
+        c.pop("disclosure")
         c["diagnosis"] = "in-channels-as-out-channels, spatial-size-as-kernel" if c["id"] == "layer-params" else None
     old = SubmissionResult.model_validate(data)
-    assert old.schema_version == 2 and old.student.name == "in-channels-confusion"
-    assert next(c for c in old.checks if c.id == "layer-params").diagnoses == [
-        "in-channels-as-out-channels", "spatial-size-as-kernel"]
+    assert old.schema_version == RESULT_SCHEMA_VERSION and old.student.name == "in-channels-confusion"
+    params = next(c for c in old.checks if c.id == "layer-params")
+    assert params.diagnoses == ["in-channels-as-out-channels", "spatial-size-as-kernel"]
+    # Its messages quote reference values and carry no parts: a student's view of one shows the verdict only.
+    total = next(c for c in old.checks if c.id == "total-params")
+    shown = student_check(total)
+    assert "1191170" in total.message and "1191170" not in shown.message and shown.expected is None
 
 
 def test_every_result_names_its_student_as_the_folder_says(tmp_path):

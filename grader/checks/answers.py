@@ -1,7 +1,11 @@
 """``answer``: fields of the answer sheet against the reference answer sheet.
 
 Declared alternatives earn partial credit (a parameter count without biases, say); declared
-mistakes earn nothing but name what went wrong. Both are lab data, in the manifest.
+mistakes earn nothing but name what went wrong. Both are lab data, in the manifest. Each field
+is scored on its own: a missing or mistyped field costs its share, not the whole check.
+
+Students see their own answers and the named mistakes, never the reference answers (those are in
+``expected``, which the reveal policy keeps for instructors).
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from grader.checks.compare import show, values_match
-from grader.lab.manifest import Need
+from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, register_check
-from grader.results import Outcome
+from grader.results import Disclosure, Feedback, Outcome
 
 
 class Alternative(KindParams):
@@ -49,15 +53,24 @@ class AnswerParams(KindParams):
 class AnswerCheck(CheckKind):
     Params = AnswerParams
     summary = "Answer-sheet fields against the reference answers, with partial credit and named mistakes."
+    disclosure = Disclosure(shows=[Reveal.got], details={"answers": [Reveal.got]})
 
-    def needs(self, params: AnswerParams) -> list[Need]:
+    def refers_to(self, params: AnswerParams) -> list[Need]:
         return [Need.field(f.path) for f in params.fields]
 
     def run(self, ctx, params: AnswerParams) -> Outcome:
-        credits, notes, expected, got, diagnoses, sheet = [], [], {}, {}, [], []
+        problems = {f.path: p for f in params.fields if (p := ctx.submission.answer_problems.get(f.path))}
+        if len(problems) == len(params.fields):  # nothing to grade: no sheet, or none of these fields
+            return Outcome.error(Feedback("; ".join(dict.fromkeys(problems.values()))))
+        credits, notes, expected, got, diagnoses, sheet = [], Feedback(), {}, {}, [], []
         for rule in params.fields:
+            if rule.path in problems:
+                credits.append(0.0)
+                notes.say(problems[rule.path] + ".")
+                sheet.append({"field": rule.path, "answer": None, "credit": 0.0})
+                continue
             answer, truth = ctx.answer(rule.path), ctx.reference_answer(rule.path)
-            sheet.append({"field": rule.path, "answer": answer, "expected": truth})
+            sheet.append({"field": rule.path, "answer": answer})
             if values_match(answer, truth, params.rel_tol, params.abs_tol):
                 credits.append(1.0)
                 sheet[-1]["credit"] = 1.0
@@ -65,20 +78,24 @@ class AnswerCheck(CheckKind):
             expected[rule.path], got[rule.path] = truth, answer
             alt = next((a for a in rule.alternatives if values_match(answer, a.value)), None)
             mistake = next((m for m in rule.mistakes if values_match(answer, m.value)), None)
+            notes.say(f"`{rule.path}`").add(f" = {show(answer)}", Reveal.got)
             if alt:
                 credits.append(alt.credit)
-                notes.append(f"`{rule.path}`: {show(answer)} accepted for {alt.credit:.0%} — {alt.message}")
+                notes.add(f": accepted for {alt.credit:.0%} — {alt.message}")
             elif mistake:
                 credits.append(0.0)
                 diagnoses.append(mistake.name)
-                notes.append(f"`{rule.path}`: {show(answer)} is wrong — {mistake.message}")
+                notes.add(f": wrong — {mistake.message}")
             else:
                 credits.append(0.0)
-                notes.append(f"`{rule.path}`: {show(answer)} is wrong (expected {show(truth)})")
+                notes.add(": wrong").add(f" (expected {show(truth)})", Reveal.expected).add(".")
             sheet[-1]["credit"] = credits[-1]
         fraction = sum(credits) / len(credits)
         right = sum(1 for c in credits if c == 1.0)
-        head = "" if fraction == 1 else f"{right} of {len(credits)} answers right. "
-        return Outcome.graded(fraction, head + " ".join(notes), expected=expected or None,
+        if fraction == 1:
+            message = Feedback("The answer is right." if right == 1 else f"All {right} answers are right.")
+        else:
+            message = Feedback(f"{right} of {len(credits)} answers right.")
+        return Outcome.graded(fraction, message.extend(notes), expected=expected or None,
                               got=got or None, diagnoses=list(dict.fromkeys(diagnoses)),
                               details={"answers": sheet})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 
 def values_match(got: Any, expected: Any, rel_tol: float = 0.0, abs_tol: float = 0.0) -> bool:
+    import numpy as np
+
     if isinstance(got, np.ndarray) or isinstance(expected, np.ndarray):
         try:
             g, e = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
@@ -31,6 +31,8 @@ def values_match(got: Any, expected: Any, rel_tol: float = 0.0, abs_tol: float =
 
 def show(value: Any) -> str:
     """A short rendering of a value for messages."""
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         return f"array of shape {tuple(value.shape)}"
     if isinstance(value, float):

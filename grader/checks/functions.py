@@ -2,7 +2,8 @@
 
 When it disagrees, each declared mistake (a function in the lab's reference module that makes
 that mistake on purpose) is tested numerically against the student's outputs: a diagnosis is
-computed, not guessed.
+computed, not guessed. Students see the inputs it failed on and what they returned; the
+reference's values are a solution's, for instructors unless the lab marks them public.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from grader.checks.compare import show, values_match
-from grader.lab.manifest import Need
+from grader.checks.raised import raised_feedback
+from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, register_check
-from grader.results import Outcome
+from grader.results import Disclosure, Feedback, Outcome
 
 
 class FunctionMistake(KindParams):
@@ -48,6 +50,8 @@ def _call(fn: Any, args: list[Any]) -> tuple[bool, Any]:
 class FunctionTableCheck(CheckKind):
     Params = FunctionTableParams
     summary = "A student function against the reference on a table of inputs; mistakes diagnosed."
+    disclosure = Disclosure(shows=[Reveal.got, Reveal.inputs],
+                            details={"cases": [], "wrong": [], "raised": [], "input": [Reveal.inputs]})
 
     def needs(self, params: FunctionTableParams) -> list[Need]:
         return [Need(params.function)]
@@ -67,7 +71,7 @@ class FunctionTableCheck(CheckKind):
         got_values: list[Any] = []
         for args, exp, reply in zip(cases, expected, replies):
             if not reply.ok:
-                raised.append((args, reply.error_text))
+                raised.append((args, reply))
                 got_values.append(None)
                 continue
             got_values.append(reply.value)
@@ -77,22 +81,23 @@ class FunctionTableCheck(CheckKind):
         if n_bad == 0:
             return Outcome.passed(f"{name} agrees with the reference on all {len(cases)} inputs.")
         call = lambda a: f"{name}({', '.join(map(show, a))})"  # noqa: E731
-        parts = [f"{name} is wrong on {n_bad} of {len(cases)} inputs."]
+        parts = Feedback(f"{name} is wrong on {n_bad} of {len(cases)} inputs.")
         for args, value, exp in wrong[:params.examples]:
-            parts.append(f"{call(args)} returned {show(value)}, expected {show(exp)}.")
-        for args, err in raised[:params.examples]:
-            parts.append(f"{call(args)} raised {err}.")
+            parts.say(f"{call(args)} returned {show(value)}", Reveal.inputs, Reveal.got)
+            parts.add(f", expected {show(exp)}", Reveal.inputs, Reveal.expected).add(".", Reveal.inputs, Reveal.got)
+        parts.extend(raised_feedback(name, [(call(a), r) for a, r in raised], len(cases), examples=params.examples))
         diagnosis = None
         for mistake in params.mistakes:
             wrong_fn = getattr(ctx.reference, mistake.reference)
             if all(_call(wrong_fn, a)[0] and values_match(g, _call(wrong_fn, a)[1], params.rel_tol, params.abs_tol)
                    for a, g in zip(cases, got_values)):
-                parts.append(mistake.message)
+                parts.say(mistake.message)
                 diagnosis = mistake.name
                 break
         fraction = 0.0 if params.credit == "all_or_nothing" else 1 - n_bad / len(cases)
         first = wrong[0] if wrong else None
-        return Outcome.graded(fraction, " ".join(parts), diagnosis=diagnosis,
-                              expected={"call": call(first[0]), "value": first[2]} if first else None,
-                              got={"call": call(first[0]), "value": first[1]} if first else None,
-                              details={"cases": len(cases), "wrong": len(wrong), "raised": len(raised)})
+        details = {"cases": len(cases), "wrong": len(wrong), "raised": len(raised)}
+        if first:
+            details["input"] = call(first[0])  # what expected and got were computed on
+        return Outcome.graded(fraction, parts, diagnosis=diagnosis, expected=first[2] if first else None,
+                              got=first[1] if first else None, details=details)

@@ -1,20 +1,35 @@
 """Checks on a student's ``torch.nn.Module``: output shapes, finite outputs, parameter count,
 layer structure. Expected values come from the lab's reference model, run in the grader through
-the very probe functions the child runs, so both sides are measured the same way."""
+the very probe functions the child runs, so both sides are measured the same way.
+
+What students see: shapes and the layers of the architecture the handout states (public); their
+own counts; never the reference's parameter count unless the lab marks it public (it is often an
+answer on the sheet: the total, a layer's count). A wrong count names the first layer whose
+count differs, which points at the fix without giving the number.
+
+torch is imported only when a check runs: listing labs and kinds stays fast."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field
 
 from grader.checks.compare import show
-from grader.lab.manifest import Need
+from grader.checks.raised import raised_feedback
+from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, register_check
-from grader.results import Outcome
-from grader.sandbox.probes import PROBES
+from grader.results import Disclosure, Feedback, Outcome
 from grader.sandbox.replies import ErrorInfo, format_error
+
+G, I, E = Reveal.got, Reveal.inputs, Reveal.expected
+
+
+def _probe(name: str) -> Any:
+    """A probe run in the grader's process on the reference (imports torch: at run time only)."""
+    from grader.sandbox.probes import PROBES
+
+    return PROBES[name]
 
 
 class ModelParams(KindParams):
@@ -37,7 +52,7 @@ class _ModelKind(CheckKind):
 
     @staticmethod
     def reference_trace(ctx, params: ModelParams, x: np.ndarray) -> dict[str, Any]:
-        return PROBES["model_trace"](ctx.reference, params.reference or params.cls, x,
+        return _probe("model_trace")(ctx.reference, params.reference or params.cls, x,
                                      init_args=params.init_args, seed=ctx.seed)
 
     def traces(self, ctx, params: ModelParams) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -55,6 +70,8 @@ class _ModelKind(CheckKind):
 
     @staticmethod
     def inputs(ctx, params: ModelParams, batch: int, scale: float = 1.0) -> np.ndarray:
+        import numpy as np
+
         return (ctx.rng().standard_normal((batch, *params.input_shape)) * scale).astype(np.float32)
 
 
@@ -66,30 +83,32 @@ class OutputShapeParams(ModelParams):
 class OutputShapeCheck(_ModelKind):
     Params = OutputShapeParams
     summary = "The model builds with the declared arguments and maps each batch to the reference's output shape."
+    disclosure = Disclosure(shows=[G, I, E])
 
     def run(self, ctx, params: OutputShapeParams) -> Outcome:
+        import numpy as np
+
         xs = [self.inputs(ctx, params, n) for n in params.batch_sizes]
-        ref = PROBES["model_forward"](ctx.reference, params.reference or params.cls, xs,
+        ref = _probe("model_forward")(ctx.reference, params.reference or params.cls, xs,
                                       init_args=params.init_args, seed=ctx.seed)
         got = ctx.outcomes("model_forward", len(xs), cls=params.cls, inputs=xs, init_args=params.init_args,
                            seed=ctx.seed)
-        raised: dict[str, list[str]] = {}
-        wrong = []
+        raised, wrong = [], Feedback()
         for x, r, g in zip(xs, ref, got):
             want, shape = list(r["value"].shape), str(tuple(x.shape))
             if not g.ok:
-                raised.setdefault(g.error_text, []).append(shape)
+                raised.append((shape, g))
             elif not isinstance(g.value, np.ndarray):
-                wrong.append(f"a batch of shape {shape} returned {type(g.value).__name__}, not a tensor")
+                wrong.say(f"A batch of shape {shape} returned {type(g.value).__name__}, not a tensor.", I, G)
             elif list(g.value.shape) != want:
-                wrong.append(f"a batch of shape {shape} gave an output of shape "
-                             f"{tuple(g.value.shape)}, expected {tuple(want)}")
+                wrong.say(f"A batch of shape {shape} gave an output of shape {tuple(g.value.shape)}", I, G)
+                wrong.add(f", expected {tuple(want)}", I, E).add(".", I, G)
         expected = [list(r["value"].shape) for r in ref]
         if raised:
-            errors = [f"forward on {' and '.join(shapes)} raised {err}" for err, shapes in raised.items()]
-            return Outcome.error(f"{params.cls}: " + "; ".join(errors + wrong) + ".", expected=expected)
+            message = raised_feedback(f"{params.cls}'s forward", raised, len(xs), noun="batch", nouns="batches")
+            return Outcome.error(message.extend(wrong), expected=expected)
         if wrong:
-            return Outcome.failed(f"{params.cls}: " + "; ".join(wrong) + ".", expected=expected)
+            return Outcome.failed(Feedback(f"{params.cls}: wrong output shape.").extend(wrong), expected=expected)
         return Outcome.passed(f"{params.cls}() maps batches of {params.batch_sizes} samples to the right shape.")
 
 
@@ -103,8 +122,11 @@ class FiniteParams(ModelParams):
 class FiniteOutputsCheck(_ModelKind):
     Params = FiniteParams
     summary = "Outputs contain no NaN or infinity, also on large inputs."
+    disclosure = Disclosure(shows=[G, I], plain_message=True)
 
     def run(self, ctx, params: FiniteParams) -> Outcome:
+        import numpy as np
+
         xs = [self.inputs(ctx, params, params.batch_size, s) for s in params.scales]
         got = ctx.outcomes("model_forward", len(xs), cls=params.cls, inputs=xs, init_args=params.init_args,
                            seed=ctx.seed)
@@ -129,16 +151,55 @@ class ParamCountParams(ModelParams):
 _RUNNING = ("running_mean", "running_var")
 
 
-def _count(trace: dict[str, Any], trainable_only: bool, running_stats: bool = False) -> int:
+def _counted(trace: dict[str, Any], trainable_only: bool, running_stats: bool = False) -> list[dict[str, Any]]:
+    """The parameters (or running statistics) a count adds up, in the model's own order."""
     if running_stats:
-        return int(sum(int(np.prod(b["shape"])) for b in trace["buffers"] if b["name"].endswith(_RUNNING)))
-    return int(sum(int(np.prod(p["shape"])) for p in trace["parameters"] if p["trainable"] or not trainable_only))
+        return [b for b in trace["buffers"] if b["name"].endswith(_RUNNING)]
+    return [p for p in trace["parameters"] if p["trainable"] or not trainable_only]
+
+
+def _count(trace: dict[str, Any], trainable_only: bool, running_stats: bool = False) -> int:
+    import numpy as np
+
+    return int(sum(int(np.prod(p["shape"])) for p in _counted(trace, trainable_only, running_stats)))
+
+
+def _by_layer(tensors: list[dict[str, Any]]) -> list[tuple[str, int, list[str]]]:
+    """(layer, count, ["fc4.weight (1000, 1024)", ...]) per module holding tensors, in order."""
+    import numpy as np
+
+    layers: dict[str, tuple[int, list[str]]] = {}
+    for t in tensors:
+        layer = t["name"].rsplit(".", 1)[0] if "." in t["name"] else t["name"]
+        count, shapes = layers.get(layer, (0, []))
+        layers[layer] = (count + int(np.prod(t["shape"])), [*shapes, f"{t['name']} {tuple(t['shape'])}"])
+    return [(name, count, shapes) for name, (count, shapes) in layers.items()]
+
+
+def _first_difference(want: list[tuple[str, int, list[str]]], have: list[tuple[str, int, list[str]]],
+                      what: str) -> Feedback:
+    """Layers are matched in order (names differ from hand-in to hand-in): the first whose count
+    differs from the reference's layer at the same place is where to look."""
+    for i, ((_, w, _), (name, h, shapes)) in enumerate(zip(want, have)):
+        if w != h:
+            out = Feedback(f"The count first differs at `{name}` (layer {i + 1} with {what})")
+            out.add(f": {', '.join(shapes)}, {h:,} in all", G).add(f"; the lab's network has {w:,} there", G, E)
+            return out.add(".")
+    if len(have) < len(want):
+        after = f"after `{have[-1][0]}`" if have else "at all"
+        return Feedback(f"Every layer with {what} matches the lab's network, but it has "
+                        f"{len(want) - len(have)} more such layer(s) {after}.")
+    if len(have) > len(want):
+        return Feedback(f"`{have[len(want)][0]}` and what follows it are layers with {what} the lab's network "
+                        "does not have.")
+    return Feedback()
 
 
 @register_check("param_count")
 class ParamCountCheck(_ModelKind):
     Params = ParamCountParams
     summary = "The model has exactly as many (learnable) parameters as the reference."
+    disclosure = Disclosure(shows=[G], details={"parameters": [G]})
 
     def run(self, ctx, params: ParamCountParams) -> Outcome:
         reference, trace = self.traces(ctx, params)
@@ -147,10 +208,18 @@ class ParamCountCheck(_ModelKind):
         what = ("running statistics" if params.running_stats
                 else "learnable parameters" if params.trainable_only else "parameters")
         if have == want:
-            return Outcome.passed(f"{params.cls} has {have:,} {what}, as expected.")
+            return Outcome.passed(Feedback(f"{params.cls} has {have:,} {what}, as expected.", G)
+                                  .instead(f"{params.cls} has the expected number of {what}.", G))
+        message = Feedback(f"{params.cls} has {have:,} {what}", G).instead(
+            f"{params.cls} does not have the lab's number of {what}", G)
+        message.add(f"; expected {want:,} ({have - want:+,})", G, E).add(".")
         why = self.unregistered(params, trace)
-        return Outcome.failed(f"{params.cls} has {have:,} {what}; expected {want:,} ({have - want:+,}).{why}",
-                              expected=want, got=have, diagnosis="unregistered-modules" if why else None,
+        if why:
+            message.say(why.strip())
+        else:
+            layers = lambda t: _by_layer(_counted(t, params.trainable_only, params.running_stats))  # noqa: E731
+            message.extend(_first_difference(layers(reference), layers(trace), what))
+        return Outcome.failed(message, expected=want, got=have, diagnosis="unregistered-modules" if why else None,
                               details={"parameters": trace["parameters"]})
 
 
@@ -179,6 +248,10 @@ def _trace_error(trace: dict[str, Any]) -> str:
     return format_error(ErrorInfo.model_validate(error) if isinstance(error, dict) else ErrorInfo())
 
 
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def _describe(layer: dict[str, Any]) -> str:
     """Compact notation: Conv2d(3→32, k5, s1, p2), Linear(1024→1000), MaxPool2d(k2, s2)."""
     a = layer["attrs"]
@@ -197,6 +270,7 @@ def _describe(layer: dict[str, Any]) -> str:
 class LayerStructureCheck(_ModelKind):
     Params = StructureParams
     summary = "The layers a forward pass calls, in order, match the reference's types and sizes."
+    disclosure = Disclosure(shows=[G, E])  # the architecture is the handout's
 
     def run(self, ctx, params: StructureParams) -> Outcome:
         reference, trace = self.traces(ctx, params)
@@ -215,18 +289,30 @@ class LayerStructureCheck(_ModelKind):
         diagnosis = "unregistered-modules" if why else None
         for i, (w, h) in enumerate(zip(want, have), start=1):
             if w != h:
-                return Outcome.failed(f"layer {i}: expected {_describe(w)}, found {_describe(h)}{crash}.{why}",
-                                      expected=_describe(w), got=_describe(h), diagnosis=diagnosis)
+                message = Feedback(f"layer {i}:").add(f" expected {_describe(w)}, found", E)
+                message.add(f" {_describe(h)}", G).add(" something else", E, unless=(G,))
+                message.instead(" differs from the lab's network", E)
+                if w["type"] == h["type"]:  # which setting to look at, without its value
+                    differ = [k.replace("_", " ") for k in params.attributes if w["attrs"].get(k) != h["attrs"].get(k)]
+                    message.instead(f" (its {_and(differ)} {'differs' if len(differ) == 1 else 'differ'})", E)
+                else:
+                    message.instead(" (another kind of layer)", E)
+                message.add(f"{crash}.{why}")
+                return Outcome.failed(message, expected=_describe(w), got=_describe(h), diagnosis=diagnosis)
         if trace.get("error") and len(have) < len(want):
-            return Outcome.error(f"the forward pass stopped after {len(have)} of the {len(want)} expected layers: "
-                                 f"{_trace_error(trace)}")
+            return Outcome.error(Feedback(f"the forward pass stopped after {len(have)} of the {len(want)} expected "
+                                          f"layers: {_trace_error(trace)}"))
         if len(have) != len(want):
             names = lambda ls: ", ".join(_describe(l) for l in ls)  # noqa: E731
-            extra = (f"missing after layer {len(have)}: {names(want[len(have):])}" if len(have) < len(want)
-                     else f"unexpected extra layers: {names(have[len(want):])}")
-            return Outcome.failed(f"expected {len(want)} layers, the forward pass used {len(have)}; "
-                                  f"{extra}{crash}.{why}", expected=len(want), got=len(have), diagnosis=diagnosis)
-        return Outcome.passed(f"All {len(want)} layers match: " + ", ".join(_describe(w) for w in want) + ".")
+            message = Feedback(f"expected {len(want)} layers, the forward pass used {len(have)};")
+            if len(have) < len(want):
+                message.add(f" missing after layer {len(have)}:").add(f" {names(want[len(have):])}", E)
+            else:
+                message.add(" unexpected extra layers:").add(f" {names(have[len(want):])}", G)
+            message.add(f"{crash}.{why}")
+            return Outcome.failed(message, expected=len(want), got=len(have), diagnosis=diagnosis)
+        return Outcome.passed(Feedback(f"All {len(want)} layers match: " + ", ".join(_describe(w) for w in want) + ".", G)
+                              .instead(f"All {len(want)} layers match the lab's network.", G))
 
 
 class Expectation(KindParams):
@@ -251,11 +337,15 @@ class ModeBehaviourCheck(CheckKind):
 
     Params = ModeParams
     summary = "Train/eval behaviour (dropout active only in training, BatchNorm batch statistics only in training, activations) against the reference."
+    # The behaviour a lab asks for (dropout inert at test time, a ReLU after each conv) is the handout's.
+    disclosure = Disclosure(shows=[G, E], details={"behaviour": [G], "reference": [E]})
 
     def needs(self, params: ModeParams) -> list[Need]:
         return [Need(params.cls)]
 
     def run(self, ctx, params: ModeParams) -> Outcome:
+        import numpy as np
+
         import torch
 
         from grader.sandbox.probes import mode_behaviour_of
@@ -265,22 +355,26 @@ class ModeBehaviourCheck(CheckKind):
             torch.manual_seed(0)
             want = mode_behaviour_of(getattr(ctx.reference, params.reference or params.cls)(), torch.from_numpy(x))
         have = ctx.probe("mode_behaviour", cls=params.cls, input=x, seed=0)
-        problems, names = [], []
+        problems, names = Feedback(), []
         for e in params.expect:
             w, h = want[e.property], have.get(e.property) if isinstance(have, dict) else None
             wrong = (h is None or h < w) if e.property == "activation_calls" else h != w
             if wrong:
-                problems.append(e.message.format(got=h, expected=w))
+                # A lab's message may quote the student's value ({got}) and the reference's ({expected}).
+                shows = [r for r, key in ((G, "{got}"), (E, "{expected}")) if key in e.message]
+                problems.say(e.message.format(got=h, expected=w), *shows)
+                if shows:
+                    problems.instead(f"{params.cls} does not behave like the lab's network here ({e.name}).", *shows)
                 names.append(e.name)
         if problems and isinstance(have, dict) and have.get("modules_in_eval_after_train"):
-            problems.append(f"After model.train(), {', '.join(have['modules_in_eval_after_train'][:3])} "
-                            "still report training = False: does the model override train() or call eval() itself?")
+            problems.say(f"After model.train(), {', '.join(have['modules_in_eval_after_train'][:3])} "
+                         "still report training = False: does the model override train() or call eval() itself?")
             names.insert(0, "stuck-in-eval")
         if problems and isinstance(have, dict) and have.get("unregistered"):
-            problems.append(unregistered_message(params.cls, have["unregistered"], "model.train() and model.eval() "
-                                                 "do not reach them (nor does the optimizer)"))
+            problems.say(unregistered_message(params.cls, have["unregistered"], "model.train() and model.eval() "
+                                              "do not reach them (nor does the optimizer)"))
             names.insert(0, "unregistered-modules")
         if not problems:
             return Outcome.passed(f"{params.cls} behaves like the reference in train and eval mode.")
-        return Outcome.failed(" ".join(problems), diagnoses=list(dict.fromkeys(names)) or ["stuck-in-eval"],
+        return Outcome.failed(problems, diagnoses=list(dict.fromkeys(names)) or ["stuck-in-eval"],
                               details={"behaviour": have, "reference": want})

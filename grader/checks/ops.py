@@ -8,21 +8,23 @@ as code to paste, with where the outputs differ. Using the very torch op one was
 is detected in the source (``forbidden``, with the line), at run time by name (the sandbox's
 tripwire) and by operator (``forbid_ops``: whatever name or alias reached it, the torch op ran),
 and zeroes the check with that reason.
+
+The expected values are torch's own: public, so students see them beside their own values and
+the input, unless a lab narrows that with ``reveal:``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from pydantic import Field
 
 from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD, forbidden_uses
 from grader.checks.functions import FunctionMistake
 from grader.checks.outputs import as_array
-from grader.lab.manifest import Need
-from grader.checks.registry import CheckKind, KindParams, register_check
-from grader.results import Outcome
+from grader.lab.manifest import Need, Reveal
+from grader.checks.registry import CheckKind, KindParams, LocalCheck, register_check
+from grader.results import Disclosure, Feedback, Outcome
 
 PRINTABLE = 150  # elements: larger tensors are described, not printed
 # torch's private ways to run operators past the sandbox's record of them (``sandbox.watch``):
@@ -58,6 +60,8 @@ class Case:
 
     @property
     def size(self) -> int:
+        import numpy as np
+
         return sum(int(np.size(a)) for a in self.args if isinstance(a, np.ndarray))
 
     def key(self) -> tuple[Any, ...]:
@@ -66,6 +70,8 @@ class Case:
 
 def _disagreement(got: Any, expected: Any, params: OpParams, part: str = "") -> str | None:
     """Why ``got`` is not torch's ``expected``; ``None`` when they agree within tolerance."""
+    import numpy as np
+
     where = f"{part}: " if part else ""
     if isinstance(expected, list):
         if not isinstance(got, list) or len(got) != len(expected):
@@ -106,6 +112,8 @@ def _kind(value: Any) -> str:
 
 
 def _literal(value: Any) -> str:
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         if value.size > PRINTABLE:
             return f"torch.randn{tuple(value.shape)}  # {value.size} values, too many to print"
@@ -120,6 +128,8 @@ def _literal(value: Any) -> str:
 class OpEquivalenceCheck(CheckKind):
     Params = OpParams
     summary = "A hand-written op against the torch op on drawn inputs; the smallest failing input is shrunk and shown."
+    _ALL = [Reveal.got, Reveal.inputs, Reveal.expected]
+    disclosure = Disclosure(shows=_ALL, details={"counterexample": _ALL, "forbidden": [], "failing": [], "inputs": []})
 
     def preload(self, params) -> list[str]:
         return OPERATOR_RECORD_PRELOAD if params.forbid_ops else []
@@ -127,7 +137,15 @@ class OpEquivalenceCheck(CheckKind):
     def needs(self, params: OpParams) -> list[Need]:
         return [Need(params.function)]
 
+    def student_edition(self, params: OpParams) -> LocalCheck:
+        """The torch op and the input builder are public; the declared mistakes are hand-written
+        variants of the op (near-solutions), so a student edition runs without them."""
+        local = params.model_dump(exclude={"mistakes"}, exclude_defaults=True)
+        return LocalCheck(params=local, reference=(params.reference, params.builder))
+
     def run(self, ctx, params: OpParams) -> Outcome:
+        import numpy as np
+
         from grader.sandbox.probes import to_raw, to_tensors
 
         ref = ctx.reference
@@ -171,9 +189,9 @@ class OpEquivalenceCheck(CheckKind):
             ran = (f"{'runs' if found else 'ran'} the operator{'s' * (len(operators) > 1)} {', '.join(operators)}"
                    if operators else "")
             what = "; ".join(part for part in (f"uses {', '.join(found)}" if found else "", ran) if part)
-            return Outcome.failed(f"{params.function} {what}: this op must be written by hand, "
-                                  f"without {params.torch_name} or another torch op that does its work. "
-                                  "The verdict for this op is zero.",
+            return Outcome.failed(Feedback(f"{params.function} {what}: this op must be written by hand, "
+                                           f"without {params.torch_name} or another torch op that does its work. "
+                                           "The verdict for this op is zero."),
                                   diagnosis="forbidden-call", details={"forbidden": found, "operators": operators})
 
         failing = [(c, p) for c, p, _ in verdicts if p]
@@ -187,13 +205,16 @@ class OpEquivalenceCheck(CheckKind):
             ", ".join(f"arg{i}" for i in range(len(smallest.args)))
         statements = [f"{n} = {_literal(a)}" for n, a in zip(call.split(", "), smallest.args)]
         repro = "; ".join(statements)
-        message = [f"{params.function} disagrees with {params.torch_name} on {len(failing)} of {len(cases)} inputs.",
-                   f"Smallest failing input found ({', '.join(f'{k}={v}' for k, v in smallest.dims.items())}): {problem}.",
-                   f"To reproduce: {repro}; then compare {params.function}({call}) with {params.torch_name}."]
+        I, everything = Reveal.inputs, self._ALL
+        message = Feedback(f"{params.function} disagrees with {params.torch_name} on {len(failing)} of {len(cases)} "
+                           "inputs.")
+        message.say(f"Smallest failing input found ({', '.join(f'{k}={v}' for k, v in smallest.dims.items())})", I)
+        message.add(f": {problem}", *everything).add(".", I)
+        message.say(f"To reproduce: {repro}; then compare {params.function}({call}) with {params.torch_name}.", I)
         diagnosis = self._diagnose(ref, params, [c for c, _, _ in verdicts], ctx)
         if diagnosis:
-            message.append(diagnosis.message)
-        return Outcome.failed(" ".join(message), diagnosis=diagnosis.name if diagnosis else None,
+            message.say(diagnosis.message)
+        return Outcome.failed(message, diagnosis=diagnosis.name if diagnosis else None,
                               details={"counterexample": {"dims": smallest.dims, "ints": smallest.ints,
                                                           "problem": problem, "code": repro,
                                                           "statements": statements,

@@ -6,20 +6,26 @@ and computes the expected values in the grader's own process. Each declared outp
 the returned value, such as ``1.htilde``) is compared by relative error. Where a part is wrong,
 each declared mistake (a reference-module function that makes it on purpose) is tested on that
 part: the diagnosis is computed from the student's numbers, never guessed.
+
+Students see which parts are wrong, on which input, by how much (relative error), their own
+values and, where a part is one number, how it compares with the reference (a value 100 times
+the reference's is a percentage where a fraction is asked for). The reference's values
+themselves only where the lab marks them public (``reveal: [got, inputs, expected]``): the
+reference is a solution.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field
 
 from grader.checks.functions import FunctionMistake
-from grader.lab.manifest import Need
 from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD
+from grader.checks.raised import raised_feedback
+from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, register_check
-from grader.results import Outcome
+from grader.results import Disclosure, Feedback, Outcome
 
 Compare = Literal["values", "shape", "dtype", "std"]
 
@@ -59,6 +65,8 @@ class FunctionOutputsParams(KindParams):
 def relative_error(got: np.ndarray, expected: np.ndarray, equal_nan: bool = False) -> float:
     """‖got − expected‖ / max(‖got‖, ‖expected‖); 0 when both are zero, inf when a NaN or inf
     appears where the other has a number (or anywhere, unless ``equal_nan`` and both agree)."""
+    import numpy as np
+
     g_bad, e_bad = ~np.isfinite(got), ~np.isfinite(expected)
     if g_bad.any() or e_bad.any():
         if not (equal_nan and np.array_equal(g_bad, e_bad)):
@@ -82,6 +90,8 @@ def pick(value: Any, path: str) -> tuple[bool, Any]:
 
 def as_array(value: Any) -> np.ndarray | None:
     """A number, numeric list or array as a float array; ``None`` for anything else."""
+    import numpy as np
+
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -95,6 +105,8 @@ def as_array(value: Any) -> np.ndarray | None:
 
 def _fit(got: np.ndarray, expected: np.ndarray) -> np.ndarray | None:
     """The student's array in the reference's shape, forgiving only size-1 axes ((1, n) for (n,))."""
+    import numpy as np
+
     if got.shape == expected.shape:
         return got
     if got.size == expected.size and np.squeeze(got).shape == np.squeeze(expected).shape:
@@ -106,23 +118,55 @@ def _shape(a: np.ndarray) -> str:
     return "a scalar" if a.ndim == 0 else f"shape ({', '.join(map(str, a.shape))})"
 
 
-def value_problem(got: Any, expected: Any, rel_tol: float, equal_nan: bool = False,
-                  against: str = "the reference") -> tuple[str | None, float]:
-    """Why ``got`` is not ``expected`` (or ``None``), and the relative error."""
+def value_feedback(got: Any, expected: Any, rel_tol: float, equal_nan: bool = False,
+                   against: str = "the reference") -> tuple[Feedback | None, float]:
+    """Why ``got`` is not ``expected`` (``None`` when it is), as parts that each start with a space
+    (" has shape (4, 3)", ", expected shape (3, 4)"), and the relative error."""
+    import numpy as np
+
+    G, E = Reveal.got, Reveal.expected
     e, g = as_array(expected), as_array(got)
     if e is None:
-        return (None, 0.0) if got == expected else (f"is {got!r}, expected {expected!r}", float("inf"))
+        if got == expected:
+            return None, 0.0
+        return Feedback().add(f" is {got!r}", G).instead(" is wrong", G).add(f", expected {expected!r}", E), float("inf")
     if g is None:
-        return f"is {type(got).__name__ if got is not None else 'None'}, not numbers", float("inf")
+        return Feedback().add(f" is {type(got).__name__ if got is not None else 'None'}, not numbers"), float("inf")
     fitted = _fit(g, e)
     if fitted is None:
-        return f"has {_shape(g)}, expected {_shape(e)}", float("inf")
+        return (Feedback().add(f" has {_shape(g)}", G).instead(" has the wrong shape", G)
+                .add(f", expected {_shape(e)}", E)), float("inf")
     err = relative_error(fitted, e, equal_nan)
     if err <= rel_tol:
         return None, err
     if not np.isfinite(fitted).all() and np.isfinite(e).all():
-        return f"contains NaN or inf where {against} is finite", err
-    return f"differs from {against} (relative error {err:.2e}, tolerance {rel_tol:.0e})", err
+        return Feedback().add(f" contains NaN or inf where {against} is finite"), err
+    return Feedback().add(f" differs from {against} (relative error {err:.2e}, tolerance {rel_tol:.0e})"), err
+
+
+def value_problem(got: Any, expected: Any, rel_tol: float, equal_nan: bool = False,
+                  against: str = "the reference") -> tuple[str | None, float]:
+    """Why ``got`` is not ``expected`` (or ``None``), as the instructor reads it, and the relative error."""
+    problem, err = value_feedback(got, expected, rel_tol, equal_nan, against)
+    return (problem.text() if problem is not None else None), err
+
+
+def percent_ratio(got: Any, expected: Any, rel_tol: float) -> str | None:
+    """"×100" when the student's values are the reference's times 100 (a percentage where a
+    fraction is asked for), "÷100" the other way round; ``None`` otherwise."""
+    import numpy as np
+
+    g, e = as_array(got), as_array(expected)
+    if g is None or e is None or g.size != e.size or not np.isfinite(g).all() or not np.isfinite(e).all():
+        return None
+    g, e = g.reshape(-1), e.reshape(-1)
+    if not np.any(e):
+        return None
+    tolerance = max(rel_tol, 1e-6) * 10
+    for factor, name in ((100.0, "×100"), (0.01, "÷100")):
+        if relative_error(g, factor * e) <= tolerance:
+            return name
+    return None
 
 
 def _reference_values(fn: Any, args: list[list[Any]], tensors: bool, seed: int) -> list[Any]:
@@ -144,16 +188,50 @@ def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def _sentences(problems: dict[str, tuple[str, str]], errors: dict[str, float],
-               params: FunctionOutputsParams) -> list[str]:
-    """One sentence for all the parts that merely differ, one per part for anything else."""
-    differ = [n for n, (p, _) in problems.items() if p.startswith("differs")]
-    out = [f"{n} {p} on {label}." for n, (p, label) in problems.items() if n not in differ]
+class _Problem:
+    """The first thing wrong with one output part: what, on which input, and the values there."""
+
+    def __init__(self, feedback: Feedback, label: str, got: Any = None, want: Any = None) -> None:
+        self.feedback, self.label, self.got, self.want = feedback, label, got, want
+
+    @property
+    def differs(self) -> bool:
+        return self.feedback.text().startswith("differs")
+
+
+def _scalar(value: Any) -> float | None:
+    arr = as_array(value)
+    return float(arr.reshape(-1)[0]) if arr is not None and arr.size == 1 else None
+
+
+def _sentences(problems: dict[str, _Problem], errors: dict[str, float], params: FunctionOutputsParams,
+               ratios: dict[str, str]) -> Feedback:
+    """One sentence for all the parts that merely differ, one per part for anything else; then,
+    for each part that is one number, the student's value against the reference's."""
+    out = Feedback()
+    differ = [n for n, p in problems.items() if p.differs]
+    for name, problem in problems.items():
+        if name not in differ:
+            out.say(name)
+            for part in problem.feedback.parts:
+                out.add(part.text, *part.shows) if not part.unless else out.instead(part.text, *part.unless)
+            out.add(f" on {problem.label}.")
     if differ:
         worst = max(errors.get(n, float("inf")) for n in differ)
         verb = "differs" if len(differ) == 1 else "differ"
-        out.append(f"{_join(differ)} {verb} from {params.against} (relative error up to {worst:.1e}, "
-                   f"tolerance {params.rel_tol:.0e}), first on {problems[differ[0]][1]}.")
+        out.say(f"{_join(differ)} {verb} from {params.against} (relative error up to {worst:.1e}, "
+                f"tolerance {params.rel_tol:.0e}), first on {problems[differ[0]].label}.")
+    G, E = Reveal.got, Reveal.expected
+    for name in differ:
+        problem = problems[name]
+        g, w = _scalar(problem.got), _scalar(problem.want)
+        if g is not None and w is not None:
+            out.say(f"On {problem.label}, {name} is {g:.6g}", G).add(f" where {params.against} gives {w:.6g}", G, E)
+            out.add(".", G)
+        if name in ratios:
+            what = ("a percentage? Return a fraction between 0 and 1." if ratios[name] == "×100"
+                    else "a fraction? A percentage is asked for here.")
+            out.say(f"{name} is {params.against}'s {ratios[name]} — {what}")
     return out
 
 
@@ -163,12 +241,12 @@ def forbidden_use(name: str, replies: list[Any]) -> Outcome | None:
     autograd = list(dict.fromkeys(a for r in replies for a in r.autograd))
     operators = list(dict.fromkeys(o for r in replies for o in r.operators))
     if autograd:
-        return Outcome.failed(f"{name} uses autograd ({'; '.join(autograd)}). It must compute these values by hand, "
-                              "as the lab asks; the verdict for this check is zero.",
+        return Outcome.failed(Feedback(f"{name} uses autograd ({'; '.join(autograd)}). It must compute these values "
+                                       "by hand, as the lab asks; the verdict for this check is zero."),
                               diagnosis="autograd-used", details={"autograd": autograd})
     if operators:
-        return Outcome.failed(f"{name} runs the operator{'s' * (len(operators) > 1)} {', '.join(operators)}, which the "
-                              "lab asks you to write by hand; the verdict for this check is zero.",
+        return Outcome.failed(Feedback(f"{name} runs the operator{'s' * (len(operators) > 1)} {', '.join(operators)}, "
+                                       "which the lab asks you to write by hand; the verdict for this check is zero."),
                               diagnosis="forbidden-call", details={"operators": operators})
     return None
 
@@ -177,6 +255,7 @@ def forbidden_use(name: str, replies: list[Any]) -> Outcome | None:
 class FunctionOutputsCheck(CheckKind):
     Params = FunctionOutputsParams
     summary = "A student function's outputs, part by part, against the reference (relative error); mistakes diagnosed."
+    disclosure = Disclosure(shows=[Reveal.got, Reveal.inputs], details={"comparisons": [], "cases": []})
 
     def preload(self, params) -> list[str]:
         return OPERATOR_RECORD_PRELOAD if params.forbid_ops or params.forbid_autograd else []
@@ -197,8 +276,8 @@ class FunctionOutputsCheck(CheckKind):
             twice = ctx.call(params.function, args + args, tensors=params.tensors)
             for label, first, second in zip(labels, twice[:len(args)], twice[len(args):]):
                 if first.ok and second.ok and value_problem(second.value, first.value, 0.0, equal_nan=True)[0]:
-                    return Outcome.failed(f"{params.function} gave two different results for the same input ({label}). "
-                                          f"{params.nondeterministic.message}",
+                    return Outcome.failed(Feedback(f"{params.function} gave two different results for the same "
+                                                   f"input ({label}).").say(params.nondeterministic.message),
                                           diagnosis=params.nondeterministic.name)
         watch = {"forbid_ops": params.forbid_ops, "forbid_autograd": True} if params.forbid_autograd else \
             {"forbid_ops": params.forbid_ops} if params.forbid_ops else {}
@@ -207,26 +286,27 @@ class FunctionOutputsCheck(CheckKind):
         forbidden = forbidden_use(name, replies)
         if forbidden is not None:
             return forbidden
+        raised = [(label, reply) for label, reply in zip(labels, replies) if not reply.ok]
+        if raised:
+            return Outcome.error(raised_feedback(name, raised, len(cases), noun="input"))
 
-        problems: dict[str, tuple[str, str]] = {}  # output name → (first problem, the case it showed on)
+        problems: dict[str, _Problem] = {}   # output name → its first problem
         errors: dict[str, float] = {}        # output name → largest relative error (values only)
         got_parts: dict[str, list[Any]] = {}
         for label, exp, reply in zip(labels, expected, replies):
-            if not reply.ok:
-                return Outcome.error(f"{name} raised {reply.error_text} on {label}.")
             for out in params.outputs:
                 found, got = pick(reply.value, out.path)
                 _, want = pick(exp, out.path)
                 got_parts.setdefault(out.name, []).append(got if found else None)
                 if not found:
-                    problem = f"is missing from what {name} returned (expected at `{out.path}`)"
+                    problem = Feedback().add(f" is missing from what {name} returned (expected at `{out.path}`)")
                 elif "values" in out.compare:
-                    problem, error = value_problem(got, want, params.rel_tol, against=params.against)
+                    problem, error = value_feedback(got, want, params.rel_tol, against=params.against)
                     errors[out.name] = max(errors.get(out.name, 0.0), error)
                 else:
                     problem = self._problem(out, got, want, params)
                 if problem and out.name not in problems:
-                    problems[out.name] = (problem, label)
+                    problems[out.name] = _Problem(problem, label, got, want)
 
         comparisons = [{"name": n, "rel_error": e, "tolerance": params.rel_tol} for n, e in errors.items()]
         if not problems:
@@ -234,34 +314,53 @@ class FunctionOutputsCheck(CheckKind):
             inputs = "its input" if len(cases) == 1 else f"all {len(cases)} inputs"
             return Outcome.passed(f"{name}: {', '.join(o.name for o in params.outputs)} {verb} with {params.against} "
                                   f"on {inputs}.", details={"comparisons": comparisons})
-        parts = _sentences(problems, errors, params)
+        ratios = {n: r for n, p in problems.items() if p.differs and (r := self._ratio(got_parts[n], expected, n, params))}
+        parts = _sentences(problems, errors, params, ratios)
         diagnoses = self._diagnose(ref_module, params, args, got_parts, list(problems), seed)
+        diagnoses.update({n: ("percentage-not-fraction" if r == "×100" else "fraction-not-percentage", "")
+                          for n, r in ratios.items() if n not in diagnoses})
         by_mistake: dict[tuple[str, str], list[str]] = {}
         for part, mistake in diagnoses.items():
-            by_mistake.setdefault(mistake, []).append(part)
-        parts += [f"{_join(p)}: {message}" for (_, message), p in by_mistake.items()]
+            if mistake[1]:
+                by_mistake.setdefault(mistake, []).append(part)
+        for (_, message), named in by_mistake.items():
+            parts.say(f"{_join(named)}: {message}")
         names = sorted({n for n, _ in diagnoses.values()})
         fraction = 1 - len(problems) / len(params.outputs)
-        return Outcome.graded(fraction if len(params.outputs) > 1 else 0.0, " ".join(parts),
+        return Outcome.graded(fraction if len(params.outputs) > 1 else 0.0, parts,
                               diagnoses=names if names and len(diagnoses) == len(problems) else [],
                               details={"comparisons": comparisons, "cases": len(cases)})
 
     @staticmethod
-    def _problem(out: OutputSpec, got: Any, want: Any, params: FunctionOutputsParams) -> str | None:
-        """Shape, dtype and spread comparisons (``values`` are compared by ``value_problem``)."""
+    def _ratio(got: list[Any], expected: list[Any], name: str, params: FunctionOutputsParams) -> str | None:
+        """×100 or ÷100 when every case on which the part differs says so (where both are 0 they agree)."""
+        spec = next(o for o in params.outputs if o.name == name)
+        pairs = [(g, pick(e, spec.path)[1]) for g, e in zip(got, expected)]
+        found = {percent_ratio(g, e, params.rel_tol) for g, e in pairs
+                 if g is not None and value_problem(g, e, params.rel_tol)[0] is not None}
+        return found.pop() if len(found) == 1 and None not in found else None
+
+    @staticmethod
+    def _problem(out: OutputSpec, got: Any, want: Any, params: FunctionOutputsParams) -> Feedback | None:
+        """Shape, dtype and spread comparisons (``values`` are compared by ``value_feedback``)."""
+        import numpy as np
+
+        G, E = Reveal.got, Reveal.expected
         g, e = as_array(got), as_array(want)
         if g is None or e is None:
-            return f"is {type(got).__name__}, not an array" if g is None else None
+            return Feedback().add(f" is {type(got).__name__}, not an array") if g is None else None
         if "shape" in out.compare and _fit(g, e) is None:
-            return f"has {_shape(g)}, expected {_shape(e)}"
+            return Feedback().add(f" has {_shape(g)}", G).instead(" has the wrong shape", G).add(f", expected {_shape(e)}", E)
         if "dtype" in out.compare:
             got_kind = np.asarray(got).dtype.kind
             if got_kind != np.asarray(want).dtype.kind:
-                return f"has dtype {np.asarray(got).dtype}, expected {np.asarray(want).dtype}"
+                return (Feedback().add(f" has dtype {np.asarray(got).dtype}", G).instead(" has the wrong dtype", G)
+                        .add(f", expected {np.asarray(want).dtype}", E))
         if "std" in out.compare:
             gs, es = float(np.std(g)), float(np.std(e))
             if not np.isfinite(gs) or abs(gs - es) > params.std_rel_tol * es:
-                return f"has standard deviation {gs:.3g}, expected about {es:.3g}"
+                return (Feedback().add(f" has standard deviation {gs:.3g}", G).instead(" has the wrong spread", G)
+                        .add(f", expected about {es:.3g}", E))
         return None
 
     @staticmethod

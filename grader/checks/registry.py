@@ -3,8 +3,10 @@ joins each check of a loaded lab to its kind.
 
 A kind is a class with a pydantic ``Params`` model (what a manifest may set), ``needs`` (the
 symbols and answer fields it cannot run without), ``preload`` (what the fork server should
-import for it) and ``run`` (the verdict, computed in the grader's process from the reference and
-from raw values the sandbox returned).
+import for it), ``run`` (the verdict, computed in the grader's process from the reference and
+from raw values the sandbox returned), ``disclosure`` (what a student may see of its results:
+nothing unless it says so) and ``student_edition`` (how it runs where students have no solutions:
+by default it cannot, and checks the format only).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from grader.errors import LabError
 from grader.lab.loader import Lab, format_validation_error
 from grader.lab.manifest import CheckSpec, Need
+from grader.results import Disclosure
 
 if TYPE_CHECKING:
     from grader.grading.context import CheckContext
@@ -28,10 +31,23 @@ class KindParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@dataclass(frozen=True)
+class LocalCheck:
+    """How a check runs in a lab's student edition: its params there, and the names it uses from
+    the lab's reference module (none of them a solution), the harness, the calibration."""
+
+    params: dict[str, Any]
+    reference: tuple[str, ...] = ()
+    harness: bool = False
+    calibration: bool = False
+
+
 class CheckKind(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[KindParams]] = KindParams
     summary: ClassVar[str] = ""
+    # Safe by default: a kind that declares nothing shows students its verdict, named mistakes and hint only.
+    disclosure: ClassVar[Disclosure] = Disclosure()
 
     def needs(self, params: Any) -> list[Need]:
         """Symbols and answer fields this check cannot run without."""
@@ -41,6 +57,17 @@ class CheckKind(ABC):
         """Modules the sandbox's fork server should import once for this check's probes, so that
         no child pays for them."""
         return []
+
+    def refers_to(self, params: Any) -> list[Need]:
+        """Symbols and answer fields the check grades one by one (a missing one costs its own
+        share, not the check); declared in the interface like ``needs``."""
+        return []
+
+    def student_edition(self, params: Any) -> LocalCheck | None:
+        """How this check runs without the lab's solutions; ``None``: it needs them (the reference
+        implementation of what students write, or the reference answers), so a student edition
+        checks the format only and the check is graded on hand-in."""
+        return None
 
     @abstractmethod
     def run(self, ctx: "CheckContext", params: Any) -> "Outcome": ...
@@ -110,7 +137,7 @@ def bind(lab: Lab) -> BoundLab:
             lines = format_validation_error(source, exc).replace(f"{source}: ", f"{source}: checks[{i}].params.")
             raise LabError(f"check {spec.id!r} ({spec.kind}):\n{lines}") from None
         needs = tuple(dict.fromkeys([*kind.needs(params), *map(Need.parse, spec.needs)]))
-        for need in needs:
+        for need in [*needs, *kind.refers_to(params)]:
             if not manifest.declares(need):
                 raise LabError(f"{source}: checks[{i}]: check {spec.id!r} uses {str(need)!r}, "
                                "which the interface does not declare")

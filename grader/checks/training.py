@@ -11,6 +11,8 @@ taken on trust: the reply must fit the budget (one curve point and one set of te
 epoch of the budget, accuracies between 0 and 1, scores of shape test examples × classes), or the
 check is zero; the verdict is the accuracy of the returned scores (or parameters) on labels the
 child never saw, computed here. What that certifies, and what it cannot, is in the README.
+
+Students see their accuracy, their curves and the threshold (public: it is what they aim for).
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from pydantic import Field, field_validator
 
 from grader.checks.outputs import as_array, forbidden_use
 from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD
-from grader.checks.registry import CheckKind, KindParams, register_check
+from grader.checks.registry import CheckKind, KindParams, LocalCheck, register_check
 from grader.errors import LabError
+from grader.lab.manifest import Reveal
 from grader.options import Budget as BudgetName
-from grader.results import Outcome
+from grader.results import Disclosure, Feedback, Outcome
 from grader.sandbox.replies import CallReply, ProbeFailure, ProbeStatus, Stage
 
 
@@ -69,6 +71,8 @@ class TrainingParams(KindParams):
 
 def accuracy(scores: Any, labels: np.ndarray) -> float | None:
     """Share of rows whose highest score is the label; ``None`` if scores are unusable."""
+    import numpy as np
+
     arr = as_array(scores)
     if arr is None or arr.ndim != 2 or arr.shape[0] != len(labels) or not np.isfinite(arr).all():
         return None
@@ -120,6 +124,16 @@ def _first_bad(values: list[Any]) -> int | None:
 class TrainingCheck(CheckKind):
     Params = TrainingParams
     summary = "Trains the student's code with the lab's loop in the sandbox; test accuracy computed by the grader."
+    disclosure = Disclosure(shows=[Reveal.got, Reveal.expected], details={
+        "curves": [Reveal.got], "test_accuracy": [Reveal.got], "threshold": [], "budget": [], "device": [],
+        "seed": [], "epochs": [], "dataset": [], "train_size": [], "test_size": []})
+
+    def student_edition(self, params: TrainingParams) -> LocalCheck:
+        """The data set loader, the harness and the calibrated thresholds are not solutions. The
+        reference ``predict`` is (a forward pass): without it, the test accuracy is computed from
+        the scores the student's own forward gives, which for a working hand-in is the same."""
+        local = params.model_dump(exclude={"predict"}, exclude_defaults=True)
+        return LocalCheck(params=local, reference=(params.dataset,), harness=True, calibration=True)
 
     def preload(self, params) -> list[str]:
         return OPERATOR_RECORD_PRELOAD if params.forbid_ops or params.forbid_autograd else []
@@ -149,6 +163,8 @@ class TrainingCheck(CheckKind):
         return name, args, dataset_args, threshold
 
     def run(self, ctx, params: TrainingParams) -> Outcome:
+        import numpy as np
+
         budget, args, dataset_args, threshold = self.plan(ctx, params)
         data = ctx.dataset(params.dataset, dataset_args)
         test_y = np.asarray(data["test_y"])
@@ -162,9 +178,9 @@ class TrainingCheck(CheckKind):
         except ProbeFailure as failure:
             if failure.stage != Stage.probe or failure.status != ProbeStatus.error or failure.out_of_memory:
                 raise  # import failures, timeouts and memory are worded by the engine
-            return Outcome.error(f"Training stopped: your code raised {failure.message}.")
+            return Outcome.error(Feedback(f"Training stopped: your code raised {failure.message}."))
         if not isinstance(reply, dict) or not isinstance(reply.get("result"), dict):
-            return Outcome.error("the training loop returned nothing usable.")
+            return Outcome.error(Feedback("the training loop returned nothing usable."))
         forbidden = forbidden_use("Your code, trained by the lab's loop,", [CallReply.parse({"ok": True, **{
             k: reply.get(k) or [] for k in ("operators", "autograd")}})])
         if forbidden is not None:
@@ -172,10 +188,10 @@ class TrainingCheck(CheckKind):
         result = reply["result"]
         problem = budget_problem(result, args.get("epochs"))
         if problem is not None:
-            return Outcome.failed(f"The training loop's results do not fit its budget: {problem}. The loop runs in the "
-                                  "same process as your code, so results it could not have produced are not graded; "
-                                  "the verdict for this check is zero.", diagnosis="harness-tampered",
-                                  details={"budget": budget, "epochs": args.get("epochs")})
+            return Outcome.failed(Feedback(f"The training loop's results do not fit its budget: {problem}. The loop runs "
+                                           "in the same process as your code, so results it could not have produced "
+                                           "are not graded; the verdict for this check is zero."),
+                                  diagnosis="harness-tampered", details={"budget": budget, "epochs": args.get("epochs")})
         curves = {k: list(v) for k, v in result["curves"].items()}
         epoch_scores = result["test_scores"]
         unusable = _shape_problem(epoch_scores[-1], len(test_y), n_classes) if epoch_scores else None
@@ -197,16 +213,18 @@ class TrainingCheck(CheckKind):
                    "test_size": len(test_y)}
         bad = _first_bad(loss)
         if bad is not None:
-            return Outcome.failed(f"Training diverged: the training loss became {loss[bad]} after epoch {bad + 1}, "
-                                  f"so the network learned nothing usable (test accuracy "
-                                  f"{'not computable' if final is None else f'{final:.1%}'}).",
-                                  diagnosis="diverged", details=details)
+            return Outcome.failed(Feedback(
+                f"Training diverged: the training loss became {loss[bad]} after epoch {bad + 1}, so the network "
+                f"learned nothing usable (test accuracy {'not computable' if final is None else f'{final:.1%}'})."),
+                diagnosis="diverged", details=details)
         if final is None:
             why = f": {unusable}" if unusable else " (wrong shape, NaN or inf)"
-            return Outcome.failed(f"After training, the network's test scores were not usable{why}.", details=details)
-        verdict = (f"Test accuracy {final:.1%} after {len(loss)} epoch{'s' * (len(loss) != 1)} on {params.dataset} "
-                   f"({len(data['train_y'])} training examples, {len(test_y)} test examples); "
-                   f"{threshold:.0%} needed{f' ({budget} budget)' if budget else ''}.")
+            return Outcome.failed(Feedback(f"After training, the network's test scores were not usable{why}."),
+                                  details=details)
+        verdict = Feedback(f"Test accuracy {final:.1%}", Reveal.got).instead("Test accuracy", Reveal.got)
+        verdict.add(f" after {len(loss)} epoch{'s' * (len(loss) != 1)} on {params.dataset} "
+                    f"({len(data['train_y'])} training examples, {len(test_y)} test examples); "
+                    f"{threshold:.0%} needed{f' ({budget} budget)' if budget else ''}.")
         if final >= threshold:
             return Outcome.passed(verdict, got=final, expected=threshold, details=details)
         return Outcome.failed(verdict, got=final, expected=threshold, details=details)

@@ -1,25 +1,27 @@
-"""``gradelab check`` (a student's self-check), ``gradelab grade`` (a class), ``gradelab demo``."""
+"""``gradelab check`` (a student's self-check), ``gradelab grade`` (a class), ``gradelab demo``.
+
+The grading machinery (and torch, through it) is imported in the commands' bodies: ``--help``
+answers at once."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+from grader.cli.common import (
+    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, run_options,
+    user_errors,
+)
 from rich.text import Text
 
-from grader import api
-from grader.cli.common import (
-    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, result_table,
-    run_options, total_line, user_errors,
-)
-from grader.errors import SubmissionError
-from grader.grading.batch import CLASS_CSV, REPORTS_DIR, BatchResult
-from grader.grading.engine import selected_checks
-from grader.lab.loader import labs_root
-from grader.options import Budget, CheckFinished, Event, Mode, RunOptions, SubmissionFinished, SubmissionStarted, TrainingProgress
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from grader.grading.batch import BatchResult
+    from grader.options import RunOptions, TrainingProgress
 
 UNGRADABLE_EXIT = 3
 LayoutOpt = Annotated[str, typer.Option(
@@ -44,10 +46,20 @@ def check(
 ) -> None:
     """Self-check a submission against the lab's **public** checks.
 
-    Exit status 0 only if every public check passes.
+    You see each check's verdict, the mistake it recognised and the hint, your own values and the
+    input a check failed on; never the reference answers. Exit status 0 only if every public check
+    passes.
     """
     if output_format not in ("table", "json"):
         raise typer.BadParameter("use 'table' or 'json'", param_hint="--format")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    from grader import api
+    from grader.cli.feedback import student_report
+    from grader.grading.engine import selected_checks
+    from grader.options import CheckFinished, Event, Mode, TrainingProgress
+    from grader.reveal import student_result
+
     with user_errors():
         options = run_options(mode=Mode.check, seed=seed, wall=wall, cpu=cpu, memory=memory, data_root=data_root,
                               only=tuple(only or ()), train=train, device=device, budget=budget)
@@ -70,27 +82,22 @@ def check(
         if pdf is not None:
             written = api.write_report(result, pdf, audience="student", html=html)
             err_console.print(f"Report: {written}")
+    shown = student_result(result)  # the table and the JSON are the student's view, as the report is
     if quiet:
-        typer.echo(result.to_json())
+        typer.echo(shown.to_json())
     else:
-        console.print(result_table(result))
-        for note in result.notes:
-            console.print(Text(f"Note: {note}", style="yellow"))
-        console.print(total_line(result))
-        if result.log_tail.strip():
-            console.print("[dim]Your code printed (last lines):[/dim]")
-            console.print(result.log_tail[-1500:], markup=False, highlight=False)
-    raise typer.Exit(0 if result.all_passed else 1)
+        console.print(student_report(shown))
+    raise typer.Exit(0 if shown.all_passed else 1)
 
 
 class EpochBar:
     """A second bar under the main one while a training check runs: epoch k of n, with the loss."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: "Progress") -> None:
         self.progress = progress
         self.task = None
 
-    def update(self, event: TrainingProgress) -> None:
+    def update(self, event: "TrainingProgress") -> None:
         description = f"  {event.check}: epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}"
         if self.task is None:
             self.task = self.progress.add_task(description, total=event.epochs)
@@ -102,7 +109,9 @@ class EpochBar:
             self.task = None
 
 
-def _summary(batch: BatchResult, title: str) -> Table:
+def _summary(batch: "BatchResult", title: str) -> "Table":
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("submission")
     table.add_column("student")
@@ -118,7 +127,7 @@ def _summary(batch: BatchResult, title: str) -> Table:
     return table
 
 
-def _warnings(batch: BatchResult) -> None:
+def _warnings(batch: "BatchResult") -> None:
     """What the class held that is not a hand-in, and each hand-in with nothing graded."""
     for warning in batch.warnings:
         err_console.print(Text(f"Warning: {warning}", style="yellow"), soft_wrap=True)
@@ -127,8 +136,13 @@ def _warnings(batch: BatchResult) -> None:
                           soft_wrap=True)
 
 
-def run_batch(root: Path, lab: str | Path, out: Path, options: RunOptions, layout: str = "auto") -> BatchResult:
+def run_batch(root: Path, lab: "str | Path", out: Path, options: "RunOptions", layout: str = "auto") -> "BatchResult":
     """Grade a class with a progress bar; shared by ``grade`` and ``demo``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from grader import api
+    from grader.options import Event, SubmissionFinished, SubmissionStarted, TrainingProgress
+
     plan = api.plan(root, lab, layout)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=False) as progress:
@@ -184,6 +198,9 @@ def grade(
     (no module, notebook or answer sheet, or an archive refused: each is a warning under the
     summary), 2 for an error in the command itself.
     """
+    from grader.grading.batch import CLASS_CSV
+    from grader.options import Mode
+
     with user_errors():
         options = run_options(mode=Mode.grade, force=force, reports=pdf, html=html, seed=seed, wall=wall, cpu=cpu,
                               memory=memory, data_root=data_root, train=train, device=device, budget=budget,
@@ -201,7 +218,7 @@ def grade(
         raise typer.Exit(UNGRADABLE_EXIT)
 
 
-def _print_reports(batch: BatchResult) -> None:
+def _print_reports(batch: "BatchResult") -> None:
     for problem in batch.report_errors:
         err_console.print(f"[red]ReportError: {problem}[/red]")
     if batch.class_summary:
@@ -218,6 +235,12 @@ def demo(
     Training checks use the small `smoke` budget by default, which shows the loop, the curves and
     the reports in seconds but does not tell learning from chance; `--budget cpu` grades as an
     instructor would (about 1.5 minutes per cifar-training hand-in on 2 cores)."""
+    from grader import api
+    from grader.errors import SubmissionError
+    from grader.grading.batch import CLASS_CSV, REPORTS_DIR
+    from grader.lab.loader import labs_root
+    from grader.options import Mode, RunOptions
+
     with user_errors():
         demo_budget = run_options(budget=budget).budget
         root = labs_root().parent / "submissions"

@@ -1,48 +1,88 @@
-"""``gradelab labs``: what can be graded, check by check."""
+"""``gradelab labs``: what can be graded, check by check; ``gradelab calibrate``.
+
+Labs are read as data (manifests, bound to their kinds): listing them imports neither torch nor
+the grading machinery."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from grader import api
-from grader.checks.registry import registered_kinds
 from grader.cli.common import console, user_errors
-from grader.lab.manifest import LabManifest
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from grader.checks.registry import BoundLab
+
+
+def _lab_table(lab: "BoundLab") -> "Table":
+    """Each check: id and title, kind, points, visibility, and what students see of it besides its
+    verdict, named mistakes and hint."""
+    from rich.table import Table
+
+    from grader.reveal import disclosure_for
+
+    m = lab.manifest
+    edition = " — student edition" if m.edition == "students" else ""
+    table = Table(title=f"{m.id} — {m.title} (v{m.version}){edition}", title_justify="left")
+    table.add_column("check", overflow="fold")
+    table.add_column("kind", overflow="fold")
+    table.add_column("points", justify="right")
+    table.add_column("visibility")
+    table.add_column("students see", style="dim")
+    for c in lab.checks:
+        shows = ", ".join(r.value for r in disclosure_for(c).shows) or "no values"
+        table.add_row(f"{c.spec.id}\n[dim]{c.spec.title}[/dim]", c.spec.kind, f"{c.spec.points:g}",
+                      c.spec.visibility.value, shows if c.spec.visibility.value == "public" else "—")
+    table.caption = f"{len(m.checks)} checks, {m.max_score:g} points"
+    return table
+
+
+def _hand_in(lab: "BoundLab") -> str:
+    """What a student hands in, and where to start from."""
+    interface = lab.manifest.interface
+    symbols = ", ".join(f"{s.name}({', '.join(s.params)})" for s in interface.symbols)
+    sheet = f" and {interface.answers_file} ({len(interface.answers)} answers)" if interface.answers else ""
+    template = lab.folder / lab.manifest.template
+    start = f"; start from {template}/" if template.is_dir() else ""
+    return f"Hand in {interface.module} ({symbols}){sheet}{start}"
 
 
 def labs(
+    lab: Annotated[Optional[str], typer.Argument(help="Show this lab only (a name or a lab folder).")] = None,
     kinds: Annotated[bool, typer.Option("--kinds", help="List the check kinds a manifest may use.")] = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the manifest's JSON Schema.")] = False,
 ) -> None:
-    """List the labs with their checks, points and visibility."""
+    """List the labs with their checks, points, visibility and what students see of each."""
+    from grader import api
+
     with user_errors():
         if schema:
+            from grader.lab.manifest import LabManifest
+
             typer.echo(json.dumps(LabManifest.model_json_schema(), indent=2))
             return
         if kinds:
+            from rich.table import Table
+
+            from grader.checks.registry import registered_kinds
+
             table = Table(title="Check kinds")
             table.add_column("kind")
             table.add_column("what it checks")
+            table.add_column("students see by default", style="dim")
             for name, kind in registered_kinds().items():
-                table.add_row(name, kind.summary)
+                table.add_row(name, kind.summary, ", ".join(r.value for r in kind.disclosure.shows) or "no values")
             console.print(table)
             return
-        for lab in api.labs():
-            m = lab.manifest
-            table = Table(title=f"{m.id} — {m.title} (v{m.version})", title_justify="left")
-            table.add_column("check")
-            table.add_column("kind")
-            table.add_column("points", justify="right")
-            table.add_column("visibility")
-            for c in m.checks:
-                table.add_row(f"{c.id}\n[dim]{c.title}[/dim]", c.kind, f"{c.points:g}", c.visibility.value)
-            table.caption = f"{len(m.checks)} checks, {m.max_score:g} points"
-            console.print(table)
+        for bound in [api.load_lab(lab)] if lab else api.labs():
+            console.print(_lab_table(bound))
+            if lab:
+                console.print(_hand_in(bound), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -68,7 +108,9 @@ def calibrate(
     thresholds reject them: a threshold that lets one through needs a bigger budget, other data or
     a structural check."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
 
+    from grader import api
     from grader.calibrate import calibrate as run
     from grader.cli.common import err_console, run_options
     from grader.grading.run import resolve_device
@@ -96,8 +138,10 @@ def calibrate(
         console.print(_against_table(rows))
 
 
-def _against_table(rows) -> Table:
+def _against_table(rows) -> "Table":
     """One row per threshold and broken hand-in: its accuracy, and whether the threshold rejects it."""
+    from rich.table import Table
+
     table = Table(title="Known-broken hand-ins against the thresholds (test accuracy under the same budget)")
     for col in ("check", "budget", "threshold", "hand-in", "accuracy", "verdict"):
         table.add_column(col, overflow="fold")  # a name cut short with … cannot be found again

@@ -7,17 +7,19 @@ from typing import Annotated
 
 import typer
 
-from grader import api
 from grader.cli.common import console, user_errors
 
 
 def report(
     result: Annotated[Path, typer.Argument(help="A result JSON (from `gradelab grade` or `check --format json`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The PDF to write.")],
-    student: Annotated[bool, typer.Option("--student", help="Public checks only, as a student sees them.")] = False,
+    student: Annotated[bool, typer.Option(
+        "--student", help="As the student sees it: public checks only, no reference answers.")] = False,
     html: Annotated[bool, typer.Option("--html", help="Also write the report as HTML beside the PDF.")] = False,
 ) -> None:
     """Render the feedback report of one graded submission."""
+    from grader import api
+
     with user_errors():
         written = api.report(result, out, audience="student" if student else "instructor", html=html)
     console.print(f"Report: {written}")

@@ -1,10 +1,11 @@
 """What a student reads about a result outside gradelab's own reports: LMS feedback comments and
-Gradescope's output. The one place that decides it, so that a reveal policy plugs in here.
+Gradescope's output. The one place that decides it, through the reveal policy.
 
-Until that policy exists this stays on the safe side: each check's title, status and points,
-and the lab's hint for a check not passed; never a check's message, expected value or what the
-student's code returned (those can give an answer away). Notes on the hand-in (files left out, a
-notebook's cells not run) are the student's own business and are kept.
+A public check reads as the student's view of it (``reveal.student_check``: the verdict, the
+named mistake and what the check may show, never a reference answer) with the lab's hint; a
+hidden check as its title, status and points only (its message and its hint may point at an
+answer). Notes on the hand-in (files left out, a notebook's cells not run) are the student's own
+business and are kept.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from grader.lab.manifest import Visibility
 from grader.results import Status, SubmissionResult
+from grader.reveal import student_check
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class FeedbackLine:
     max_score: float
     hint: str
     hidden: bool
+    message: str = ""
 
 
 def ungradable_reason(result: SubmissionResult) -> str | None:
@@ -36,10 +39,16 @@ def ungradable_reason(result: SubmissionResult) -> str | None:
 
 def student_feedback(result: SubmissionResult) -> list[FeedbackLine]:
     """Each graded check as a student may see it (see the module's docstring)."""
-    return [FeedbackLine(title=c.title, status=c.status, score=c.score, max_score=c.max_score,
-                         hint=c.hint if c.status not in (Status.passed, Status.skipped) else "",
-                         hidden=c.visibility == Visibility.hidden)
-            for c in result.checks if c.kind != "submission"]
+    lines = []
+    for c in result.checks:
+        if c.kind == "submission":
+            continue
+        hidden = c.visibility == Visibility.hidden
+        missed = c.status not in (Status.passed, Status.skipped)
+        lines.append(FeedbackLine(title=c.title, status=c.status, score=c.score, max_score=c.max_score,
+                                  hint=c.hint if missed and not hidden else "", hidden=hidden,
+                                  message="" if hidden or not missed else student_check(c).message))
+    return lines
 
 
 def _points(score: float, max_score: float) -> str:
@@ -56,8 +65,8 @@ def summary_text(result: SubmissionResult, *, limit: int = 1000) -> str:
     missed = [f for f in student_feedback(result) if f.status not in (Status.passed, Status.skipped)]
     if missed:
         lines.append("Not passed: " + "; ".join(
-            f"{f.title} ({_points(f.score, f.max_score)}, {f.status.value})" + (f" — hint: {f.hint}" if f.hint else "")
-            for f in missed) + ".")
+            f"{f.title} ({_points(f.score, f.max_score)}, {f.status.value})" + (f": {f.message}" if f.message else "")
+            + (f" — hint: {f.hint}" if f.hint else "") for f in missed) + ".")
     elif not reason:
         lines.append("Every check passed.")
     lines += [f"Note: {n}" for n in result.notes[:5]]
@@ -74,7 +83,7 @@ def markdown_text(result: SubmissionResult) -> str:
     for f in student_feedback(result):
         mark = "✓" if f.status == Status.passed else "✗" if f.status != Status.skipped else "–"
         out.append(f"- {mark} {f.title}: {_points(f.score, f.max_score)} ({f.status.value})"
-                   + (f" — hint: {f.hint}" if f.hint else ""))
+                   + (f" — {f.message}" if f.message else "") + (f" — hint: {f.hint}" if f.hint else ""))
     if result.notes:
         out += ["", *(f"> {n}" for n in result.notes[:10])]
     return "\n".join(out).strip() + "\n"
@@ -83,4 +92,4 @@ def markdown_text(result: SubmissionResult) -> str:
 def check_text(line: FeedbackLine) -> str:
     """One check's output (a Gradescope test's ``output``)."""
     text = f"{line.status.value}: {_points(line.score, line.max_score)}"
-    return text + (f"\nHint: {line.hint}" if line.hint else "")
+    return text + (f"\n{line.message}" if line.message else "") + (f"\nHint: {line.hint}" if line.hint else "")

@@ -6,6 +6,7 @@ timeout or a crash is recorded on the check it affects and grading moves on.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 from pathlib import Path
@@ -16,10 +17,11 @@ from grader.grading.context import CheckContext, SubmissionSession, import_messa
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
 from grader.lab.loader import Lab
-from grader.lab.manifest import Visibility
+from grader.lab.manifest import Reveal, Visibility
 from grader.options import CheckFinished, EventSink, Mode, RunOptions, ignore
-from grader.results import CheckResult, Outcome, Status, Student, SubmissionResult
+from grader.results import CheckResult, Feedback, Outcome, Part, Status, Student, SubmissionResult
 from grader.intake.sources import HandInSource
+from grader.reveal import disclosure_for, hidden_note
 from grader.sandbox.replies import ProbeFailure, Stage
 from grader.submission import Submission, load_submission, student_from_path
 
@@ -28,16 +30,26 @@ log = logging.getLogger(__name__)
 
 def selected_checks(lab: BoundLab, options: RunOptions) -> list[BoundCheck]:
     """Instructors grade every check; a student's self-check sees the public ones only.
-    ``options.only`` narrows to the named checks (a student working on one part)."""
+    ``options.only`` narrows to the named checks (a student working on one part); a hidden one
+    named there is not an error (``hidden_requested`` says it is graded by the instructor)."""
     visible = [c for c in lab.checks if options.mode == Mode.grade or c.spec.visibility == Visibility.public]
     if not options.only:
         return visible
-    known = {c.spec.id for c in visible}
-    unknown = [name for name in options.only if name not in known]
+    every = [c.spec.id for c in lab.checks]
+    unknown = [name for name in options.only if name not in every]
     if unknown:
-        raise LabError(f"no check {', '.join(map(repr, unknown))} in lab {lab.id!r} here; "
+        close = [m for name in unknown for m in difflib.get_close_matches(name, every, n=1)]
+        guess = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise LabError(f"no check {', '.join(map(repr, unknown))} in lab {lab.id!r}{guess}; "
                        f"its checks: {', '.join(c.spec.id for c in visible)}")
     return [c for c in visible if c.spec.id in options.only]
+
+
+def hidden_requested(lab: BoundLab, options: RunOptions) -> list[str]:
+    """The hidden checks a self-check was asked for by id: said, not run."""
+    if options.mode == Mode.grade:
+        return []
+    return [c.spec.id for c in lab.checks if c.spec.visibility == Visibility.hidden and c.spec.id in options.only]
 
 
 def _failure_message(failure: ProbeFailure, session: SubmissionSession) -> str:
@@ -48,15 +60,16 @@ def _failure_message(failure: ProbeFailure, session: SubmissionSession) -> str:
 
 def _failure_outcome(failure: ProbeFailure, message: str) -> Outcome:
     """The student's code gave no answer: its status (error or timeout), and whether memory ran out."""
-    return Outcome(status=Status(failure.status.value), message=message,
+    return Outcome(status=Status(failure.status.value), message=message, parts=[Part(text=message)],
                    diagnoses=["out-of-memory"] if failure.out_of_memory else [])
 
 
 def _skipped(check: BoundCheck) -> CheckResult:
     spec = check.spec
+    message = "Training check not run (quick mode); run with --train to include it."
     return CheckResult(id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
-                       status=Status.skipped, score=0, max_score=spec.points,
-                       message="Training check not run (quick mode); run with --train to include it.")
+                       status=Status.skipped, score=0, max_score=spec.points, message=message,
+                       parts=[Part(text=message)], disclosure=disclosure_for(check))
 
 
 def run_check(check: BoundCheck, session: SubmissionSession) -> CheckResult:
@@ -74,7 +87,7 @@ def run_check(check: BoundCheck, session: SubmissionSession) -> CheckResult:
         # (a hang at import is a timeout on every such check, not an error on all but the first).
         outcome = _failure_outcome(failure, "; ".join(unmet))
     elif unmet:
-        outcome = Outcome.error("; ".join(unmet))
+        outcome = Outcome.error(Feedback("; ".join(unmet)))  # about the hand-in itself: safe to show
     else:
         ctx = CheckContext(session=session, check=check, limits=limits)
         try:
@@ -85,14 +98,17 @@ def run_check(check: BoundCheck, session: SubmissionSession) -> CheckResult:
             outcome = _failure_outcome(failure, _failure_message(failure, session))
         except Exception as exc:  # a bug in the grader must not cost the student the other checks
             log.exception("check %s crashed", spec.id)
-            outcome = Outcome.error(f"internal grader error in this check ({type(exc).__name__}: {exc}); "
-                                    "please report it to the course staff")
+            # The exception may quote reference values: its text is for the course staff.
+            outcome = Outcome.error(Feedback("internal grader error in this check")
+                                    .add(f" ({type(exc).__name__}: {exc})", *Reveal)
+                                    .add("; please report it to the course staff"))
     return CheckResult(
         id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
         status=outcome.status, score=round(spec.points * outcome.fraction, 2), max_score=spec.points,
-        message=outcome.message, hint=spec.hint if outcome.status != Status.passed else "",
+        message=outcome.message, parts=outcome.parts,
+        hint=spec.hint if outcome.status not in (Status.passed, Status.deferred) else "",
         expected=outcome.expected, got=outcome.got, diagnoses=outcome.diagnoses,
-        details=outcome.details, duration_s=round(time.monotonic() - started, 4),
+        details=outcome.details, disclosure=disclosure_for(check), duration_s=round(time.monotonic() - started, 4),
     )
 
 
@@ -125,15 +141,17 @@ def grade_submission(run: Run, path: Path, *, name: str | None = None, student: 
             session.current_check = check.spec.title
             result = run_check(check, session)
             if submission.line_map is not None:
-                result = result.model_copy(update={"message": submission.locate(result.message),
-                                                   "details": _located(result.details, submission)})
+                result = result.model_copy(update={
+                    "message": submission.locate(result.message), "details": _located(result.details, submission),
+                    "parts": [p.model_copy(update={"text": submission.locate(p.text)}) for p in result.parts]})
             results.append(result)
             run.emit(CheckFinished(session.name, result))
     finally:
         session.close()  # the hand-in's children: every probe of it ran in them
+    notes = [*submission.notes, *map(hidden_note, hidden_requested(run.lab, run.options))]
     return build_result(run.lab, run.options, name=session.name, path=path, student=student, checks=results,
                         device=run.device.value, log_tail=submission.locate(session.log_tail),
-                        duration_s=time.monotonic() - started, notes=submission.notes)
+                        duration_s=time.monotonic() - started, notes=notes)
 
 
 def grade_one(lab: Lab, path: Path, options: RunOptions = RunOptions(), *,

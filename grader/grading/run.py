@@ -16,7 +16,7 @@ from grader.data.digits import cache_root as data_cache_root
 from grader.errors import LabError, UsageError
 from grader.lab.loader import Lab, labs_root
 from grader.lab.manifest import Limits
-from grader.options import Device, EventSink, RunOptions, ignore
+from grader.options import Device, EventSink, Mode, RunOptions, ignore
 from grader.sandbox.runner import Sandbox
 
 
@@ -47,6 +47,9 @@ class Run:
     def __init__(self, lab: Lab, options: RunOptions = RunOptions(), *, on_event: EventSink = ignore,
                  sandbox: Sandbox | None = None, hide: tuple[Path, ...] = ()) -> None:
         self.lab: BoundLab = bind(lab)
+        if self.lab.manifest.edition == "students" and options.mode == Mode.grade:
+            raise LabError(f"{self.lab.folder} is a student edition of {self.lab.id!r}: it holds no solutions, so it "
+                           "self-checks hand-ins but cannot grade them; grade with the full lab")
         self.options = options
         self.device = resolve_device(options.device)
         self.emit = on_event

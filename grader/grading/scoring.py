@@ -15,7 +15,7 @@ def build_result(lab: Lab, options: RunOptions, *, name: str, path: Path, studen
                  checks: list[CheckResult], device: str = "cpu", log_tail: str = "",
                  duration_s: float = 0.0, notes: list[str] | None = None) -> SubmissionResult:
     score, max_score = tally(checks)
-    if not checks or all(c.kind == "submission" for c in checks):  # nothing could be graded
+    if checks and all(c.kind == "submission" for c in checks):  # nothing could be graded
         max_score = lab.manifest.max_score
     return SubmissionResult(
         submission=name, path=str(path), student=student, lab=lab.id, lab_title=lab.manifest.title,

@@ -46,13 +46,18 @@ def format_validation_error(source: Path, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+# libyaml's loader where PyYAML has it: the same safe subset of YAML, ten times faster (listing the
+# labs reads every manifest, and must answer at once).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path, what: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LabError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506  (a safe loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

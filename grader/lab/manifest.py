@@ -29,6 +29,16 @@ class Visibility(str, Enum):
     hidden = "hidden"
 
 
+class Reveal(str, Enum):
+    """What a student may see of a check's result besides its verdict, its named mistakes and its
+    hint (those, always). A check kind declares which of these it shows by default; a manifest
+    may set them per check (``reveal:``). Instructors see everything."""
+
+    got = "got"            # the student's own values: their answers, outputs, counts
+    inputs = "inputs"      # the input a check failed on: a call, a counterexample to paste
+    expected = "expected"  # reference values: only where public (torch's own ops, shapes the handout states)
+
+
 class Limits(Strict):
     """Resource limits for one sandboxed process (one check's run of student code)."""
 
@@ -151,6 +161,11 @@ class CheckSpec(Strict):
     )
     limits: LimitsOverride | None = None
     training: bool = Field(False, description="Trains a network: run by `grade` by default, by `check` only with --train.")
+    reveal: list[Reveal] | None = Field(
+        None, description="What students see of this check besides its verdict, named mistakes and hint: any of "
+                          "got (their own values), inputs (the input it failed on), expected (reference values: "
+                          "mark them only where they are public and answer no other check). Default: what the "
+                          "kind declares (`gradelab labs --kinds`); [] shows none of them.")
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -170,6 +185,9 @@ class LabManifest(Strict):
     description: str = ""
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
     template: str = Field("template", description="Folder with the student's starting files.")
+    edition: Literal["full", "students"] = Field(
+        "full", description="'students': written by `gradelab pack --students`, without the solutions; it "
+                            "self-checks hand-ins but cannot grade them.")
     interface: InterfaceSpec
     limits: Limits = Field(default_factory=Limits)
     intake: IntakeLimits = Field(default_factory=IntakeLimits)

@@ -21,6 +21,7 @@ from grader.atomic import replacing
 from grader.errors import ReportError
 from grader.report.plots import curves_png, histogram_png
 from grader.results import Status, SubmissionResult, tally
+from grader.reveal import student_result
 
 Audience = Literal["instructor", "student"]
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -52,14 +53,20 @@ def _sci(value: Any, digits: int = 2) -> str:
 
 
 def submission_context(result: SubmissionResult, audience: Audience) -> dict[str, Any]:
-    """Everything the per-submission template shows, derived from the result alone."""
-    checks = [c for c in result.checks if audience == "instructor" or c.visibility == "public"]
+    """Everything the per-submission template shows, derived from the result alone; a student's
+    report from the student's view of it (``reveal``), as their table and JSON are."""
+    hidden_count = sum(1 for c in result.checks if c.visibility != "public") if audience == "student" else 0
+    checks = student_result(result).checks if audience == "student" else list(result.checks)
     answers, comparisons, figures, counterexamples = [], [], [], []
     for c in checks:
         if isinstance(c.details.get("counterexample"), dict) and c.details["counterexample"].get("statements"):
             counterexamples.append({**c.details["counterexample"], "check": c.title})
+        expected = c.expected if isinstance(c.expected, dict) else {}
         for row in c.details.get("answers", []):
-            answers.append({**row, "check": c.title})
+            shown = {**row, "check": c.title}
+            if row.get("field") in expected:  # a wrong answer, and a reader who may see the reference's
+                shown["expected"] = expected[row["field"]]
+            answers.append(shown)
         for row in c.details.get("comparisons", []):
             comparisons.append({**row, "check": c.title, "rel_error": _number(row.get("rel_error")),
                                 "tolerance": _number(row.get("tolerance"))})
@@ -70,7 +77,7 @@ def submission_context(result: SubmissionResult, audience: Audience) -> dict[str
         "r": result, "audience": audience, "checks": checks, "answers": answers,
         "comparisons": comparisons, "figures": figures, "counterexamples": counterexamples, "score": score, "max_score": max_score,
         "percent": 100 * score / max_score if max_score else 0.0,
-        "hidden_count": len(result.checks) - len(checks),
+        "hidden_count": hidden_count, "expected_column": any("expected" in a for a in answers),
     }
 
 

@@ -1,0 +1,64 @@
+"""How a result reads in the terminal: the table of checks a student (or an instructor) sees.
+
+A student's table is drawn from the student's view of the result (``reveal.student_result``),
+the same view their JSON and report are made from; nothing here decides what may be shown.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from grader.results import Status, SubmissionResult
+
+STATUS_STYLE = {
+    Status.passed: "green", Status.partial: "yellow", Status.failed: "red",
+    Status.error: "bold red", Status.timeout: "magenta", Status.skipped: "dim", Status.deferred: "cyan",
+}
+STATUS_LABEL = {Status.deferred: "on hand-in"}
+
+
+def status_text(status: Status) -> Text:
+    return Text(STATUS_LABEL.get(status, status.value), style=STATUS_STYLE[status])
+
+
+def result_table(result: SubmissionResult) -> Table:
+    """One row per check: its id (what ``--only`` takes) above its title, points, status, message, hint."""
+    table = Table(title=f"{result.lab_title} — {result.submission}", show_lines=True, expand=True)
+    table.add_column("Check", ratio=3)
+    table.add_column("Points", justify="right", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Message", ratio=6)
+    for c in result.checks:
+        message = Text(c.message)
+        if c.hint:
+            message.append(f"\nHint: {c.hint}", style="italic cyan")
+        check = Text(c.id, style="bold")
+        check.append(f"\n{c.title}", style="dim")
+        points = f"–/{c.max_score:g}" if c.status == Status.deferred else f"{c.score:g}/{c.max_score:g}"
+        table.add_row(check, points, status_text(c.status), message)
+    return table
+
+
+def total_line(result: SubmissionResult) -> Text:
+    deferred = [c for c in result.checks if c.status == Status.deferred]
+    later = f"{len(deferred)} check(s), {sum(c.max_score for c in deferred):g} points, graded on hand-in"
+    if deferred and not result.max_score:
+        return Text(f"Nothing here is scored: {later}.", style="bold cyan")
+    style = "green" if result.score == result.max_score else "yellow" if result.score else "red"
+    text = Text(f"Total: {result.score:g} / {result.max_score:g} ({result.percent:.0f} %)", style=f"bold {style}")
+    if deferred:
+        text.append(f"; {later}", style="cyan")
+    return text
+
+
+def student_report(result: SubmissionResult) -> Group:
+    """What ``check`` prints: the table, the notes, the total, and what the code printed."""
+    parts: list = [result_table(result)]
+    parts += [Text(f"Note: {note}", style="yellow") for note in result.notes]
+    parts.append(total_line(result))
+    if result.log_tail.strip():
+        parts.append(Text("Your code printed (last lines):", style="dim"))
+        parts.append(Text(result.log_tail[-1500:]))
+    return Group(*parts)
