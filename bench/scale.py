@@ -69,6 +69,37 @@ def self_check(repeat: int = 5) -> Table:
     return table
 
 
+def children(copies: int = 12) -> Table:
+    """Static hand-ins per second in one process, a child per probe (gradelab before) against a
+    child per hand-in (now), the fork server already warm: what the sharing of a child saves."""
+    from grader.api import load_lab
+    from grader.grading.engine import grade_submission
+    from grader.grading.run import Run, sandbox_preload
+    from grader.options import RunOptions
+    from grader.sandbox.runner import Sandbox
+
+    lab = load_lab("cifar-convnet")
+    table = Table(title=f"cifar-convnet, {copies} static hand-ins in one process, the fork server warm")
+    for col in ("children", "s per hand-in (median)", "hand-ins/s", "children started"):
+        table.add_column(col, justify="right" if col != "children" else "left")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = _class(Path(tmp) / "class", copies)
+        for label, per_probe in (("one per probe (before)", True), ("one per hand-in (now)", False)):
+            with Sandbox(sandbox_preload(lab), child_per_probe=per_probe) as sandbox:
+                sandbox.warm()
+                run = Run(lab, RunOptions(reports=False, device="cpu"), sandbox=sandbox)
+                grade_submission(run, CORRECT)  # the reference imported, its traces warm
+                spawned = sandbox.server.spawned
+                times = []
+                for hand_in in sorted(root.iterdir()):
+                    started = time.perf_counter()
+                    grade_submission(run, hand_in)
+                    times.append(time.perf_counter() - started)
+                median = statistics.median(times)
+                table.add_row(label, f"{median:.3f}", f"{1 / median:.1f}", str(sandbox.server.spawned - spawned))
+    return table
+
+
 def batches(copies: int = 24) -> tuple[Table, dict[str, float]]:
     """Static hand-ins per second with one worker and with two, and through a local Ray cluster."""
     measured: dict[str, float] = {}
@@ -111,7 +142,7 @@ def projection(gpu_seconds: dict[str, float], students: int = 500) -> Table:
 
 
 def main(gpu_times: Path | None = None) -> list[Table]:
-    tables = [self_check()]
+    tables = [self_check(), children()]
     table, _ = batches()
     tables.append(table)
     measured = json.loads(gpu_times.read_text()) if gpu_times and gpu_times.exists() else {}

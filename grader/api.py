@@ -52,12 +52,17 @@ def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptio
           on_event: EventSink = ignore) -> SubmissionResult:
     """A student's self-check: the public checks only (or the named ones among them); training
     checks only when ``options.train``."""
-    from grader.grading.engine import grade_submission
-    from grader.grading.run import Run
+    from grader.grading.run import Run, sandbox_preload
+    from grader.sandbox.runner import Sandbox
 
     lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
-    with Run(lab, options.model_copy(update={"mode": Mode.check}), on_event=on_event) as run:
-        return grade_submission(run, Path(path))
+    # The fork server imports torch on another core while this process imports it (and the lab's
+    # reference): a self-check pays for one import of torch, not two in a row.
+    with Sandbox(preload=sandbox_preload(lab)) as sandbox:
+        from grader.grading.engine import grade_submission
+
+        with Run(lab, options.model_copy(update={"mode": Mode.check}), on_event=on_event, sandbox=sandbox) as run:
+            return grade_submission(run, Path(path))
 
 
 def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.auto) -> "ClassPlan":

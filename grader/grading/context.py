@@ -72,7 +72,12 @@ class SubmissionSession:
 
     def _run(self, probe: str, payload: dict[str, Any], limits: Limits) -> Any:
         try:
-            reply = self._child(limits).call(probe, payload, limits, on_progress=self._progress)
+            child = self._child(limits)
+            try:
+                reply = child.call(probe, payload, limits, on_progress=self._progress)
+            finally:
+                if self.run.sandbox.child_per_probe:
+                    child.close()
         except ProbeFailure as failure:
             if failure.log_tail:
                 self.log_tail = failure.log_tail

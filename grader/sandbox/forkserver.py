@@ -128,6 +128,7 @@ class ForkServer:
         self._ready = False
         self._lock = threading.Lock()
         self.restarts = 0
+        self.spawned = 0  # children forked so far (benchmarks and tests count them)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -244,6 +245,7 @@ class ForkServer:
                     raise SandboxError("the sandbox's fork server stopped answering, twice: "
                                        f"{self._stderr_tail() or 'no output'}") from None
         child.send(job)
+        self.spawned += 1
         return child
 
     def _replace(self) -> None:

@@ -173,8 +173,11 @@ class Sandbox:
     server (started on ``start`` or the first probe, ended on ``close``) and says once what
     isolation this machine could not give."""
 
-    def __init__(self, preload: Sequence[str] = ("grader.sandbox.worker",)) -> None:
+    def __init__(self, preload: Sequence[str] = ("grader.sandbox.worker",), *, child_per_probe: bool = False) -> None:
         self.server = ForkServer(preload)
+        # True: every probe in a child of its own, as gradelab did before one child served a
+        # hand-in (the benchmark compares the two; nothing else sets it).
+        self.child_per_probe = child_per_probe
         self._warned: set[str] = set()
         self._cleaned = False
         self._retiring: list[threading.Thread] = []
