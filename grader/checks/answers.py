@@ -18,7 +18,7 @@ from grader.results import Outcome
 
 class Alternative(KindParams):
     value: Any
-    credit: float = Field(gt=0, lt=1)
+    credit: float = Field(gt=0, le=1, description="1: an equally right answer, accepted with its message as a note.")
     message: str
 
 
@@ -67,7 +67,8 @@ class AnswerCheck(CheckKind):
             mistake = next((m for m in rule.mistakes if values_match(answer, m.value)), None)
             if alt:
                 credits.append(alt.credit)
-                notes.append(f"`{rule.path}`: {show(answer)} accepted for {alt.credit:.0%} — {alt.message}")
+                share = "" if alt.credit == 1 else f" for {alt.credit:.0%}"
+                notes.append(f"`{rule.path}`: {show(answer)} accepted{share} — {alt.message}")
             elif mistake:
                 credits.append(0.0)
                 diagnoses.append(mistake.name)

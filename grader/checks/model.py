@@ -12,7 +12,7 @@ from pydantic import Field
 from grader.checks.compare import show
 from grader.lab.manifest import Need
 from grader.checks.registry import CheckKind, KindParams, register_check
-from grader.results import Outcome
+from grader.results import Outcome, Status
 from grader.sandbox.probes import PROBES
 from grader.sandbox.replies import ErrorInfo, format_error
 
@@ -121,9 +121,22 @@ class FiniteOutputsCheck(_ModelKind):
         return Outcome.passed("All outputs are finite.")
 
 
+class ModelVariant(KindParams):
+    """Another reference class: a model that is equally right (an alternative) or one that makes a
+    real hand-in's mistake on purpose. The student's model is compared with it the way it is
+    compared with the reference, so a verdict is computed, never guessed."""
+    reference: str = Field(description="A class in the lab's reference module.")
+    message: str
+    name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Diagnosis id (mistakes).")
+    credit: float = Field(1.0, ge=0, le=1, description="Credit when the student's model matches it (alternatives).")
+
+
 class ParamCountParams(ModelParams):
     trainable_only: bool = True
     running_stats: bool = Field(False, description="Count BatchNorm running means and variances (buffers) instead.")
+    alternatives: list[ModelVariant] = Field(default_factory=list, description=(
+        "Reference classes whose count is accepted too (convs without bias before BatchNorm), with the "
+        "credit given and the message shown as a note."))
 
 
 _RUNNING = ("running_mean", "running_var")
@@ -148,9 +161,17 @@ class ParamCountCheck(_ModelKind):
                 else "learnable parameters" if params.trainable_only else "parameters")
         if have == want:
             return Outcome.passed(f"{params.cls} has {have:,} {what}, as expected.")
+        x = self.inputs(ctx, params, 1)
+        for alt in params.alternatives:
+            other = PROBES["model_trace"](ctx.reference, alt.reference, x, init_args=params.init_args, seed=ctx.seed)
+            if _count(other, params.trainable_only, params.running_stats) == have:
+                return Outcome.graded(alt.credit, f"{params.cls} has {have:,} {what}: {alt.message}",
+                                      expected=want, got=have)
         why = self.unregistered(params, trace)
-        return Outcome.failed(f"{params.cls} has {have:,} {what}; expected {want:,} ({have - want:+,}).{why}",
-                              expected=want, got=have, diagnosis="unregistered-modules" if why else None,
+        # The count itself is an answer of the lab's answer sheet: say which way it is off, not by how much.
+        return Outcome.failed(f"{params.cls} has {have:,} {what}, {'fewer' if have < want else 'more'} than the "
+                              f"lab's model.{why}", expected=want, got=have,
+                              diagnosis="unregistered-modules" if why else None,
                               details={"parameters": trace["parameters"]})
 
 
@@ -158,6 +179,9 @@ class StructureParams(ModelParams):
     layer_types: list[str] = Field(default_factory=lambda: ["Conv2d", "Linear", "MaxPool2d", "AvgPool2d"])
     attributes: list[str] = Field(default_factory=lambda: [
         "in_channels", "out_channels", "kernel_size", "stride", "padding", "in_features", "out_features"])
+    mistakes: list[ModelVariant] = Field(default_factory=list, description=(
+        "Reference classes built wrong on purpose: a student's model whose forward pass calls the same "
+        "layers (and stops with the same error, if it does) is diagnosed with its name and message."))
 
 
 _PAIRS = ("kernel_size", "stride", "padding", "dilation")
@@ -174,6 +198,12 @@ def _side(value: Any) -> str:
     return str(value[0]) if isinstance(value, list) and len(set(map(str, value))) == 1 else show(value)
 
 
+def _error_kind(trace: dict[str, Any]) -> tuple[str, str] | None:
+    """The exception a traced forward pass stopped with (type and message), or None."""
+    error = trace.get("error")
+    return (str(error.get("type")), str(error.get("message"))) if isinstance(error, dict) else None
+
+
 def _trace_error(trace: dict[str, Any]) -> str:
     error = trace.get("error")
     return format_error(ErrorInfo.model_validate(error) if isinstance(error, dict) else ErrorInfo())
@@ -187,6 +217,8 @@ def _describe(layer: dict[str, Any]) -> str:
         parts.append(f"{a['in_channels']}→{a['out_channels']}")
     if "in_features" in a:
         parts.append(f"{a['in_features']}→{a['out_features']}")
+    if "num_features" in a:
+        parts.append(str(a["num_features"]))
     for key, short in (("kernel_size", "k"), ("stride", "s"), ("padding", "p")):
         if key in a:
             parts.append(f"{short}{_side(a[key])}")
@@ -200,16 +232,29 @@ class LayerStructureCheck(_ModelKind):
 
     def run(self, ctx, params: StructureParams) -> Outcome:
         reference, trace = self.traces(ctx, params)
+        outcome = self._compare(params, reference, trace)
+        if outcome.status == Status.passed or not params.mistakes:
+            return outcome
+        x = self.inputs(ctx, params, 1)
+        for mistake in params.mistakes:
+            made = PROBES["model_trace"](ctx.reference, mistake.reference, x, init_args=params.init_args, seed=ctx.seed)
+            if self._layers(params, made) == self._layers(params, trace) and _error_kind(made) == _error_kind(trace):
+                return outcome.model_copy(update={
+                    "message": f"{outcome.message} {mistake.message}",
+                    "diagnoses": [*outcome.diagnoses, *([mistake.name] if mistake.name else [])]})
+        return outcome
 
-        def layers(trace: dict[str, Any]) -> list[dict[str, Any]]:
-            out = []
-            for call in trace["calls"]:
-                if call.get("type") in params.layer_types:
-                    attrs = {k: _norm(k, v) for k, v in call.get("attrs", {}).items() if k in params.attributes}
-                    out.append({"type": call["type"], "attrs": attrs})
-            return out
+    @staticmethod
+    def _layers(params: StructureParams, trace: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for call in trace["calls"]:
+            if call.get("type") in params.layer_types:
+                attrs = {k: _norm(k, v) for k, v in call.get("attrs", {}).items() if k in params.attributes}
+                out.append({"type": call["type"], "attrs": attrs})
+        return out
 
-        want, have = layers(reference), layers(trace)
+    def _compare(self, params: StructureParams, reference: dict[str, Any], trace: dict[str, Any]) -> Outcome:
+        want, have = self._layers(params, reference), self._layers(params, trace)
         crash = f" (forward stopped early: {_trace_error(trace)})" if trace.get("error") else ""
         why = self.unregistered(params, trace)  # their layers run, but outside the model: not traced
         diagnosis = "unregistered-modules" if why else None
