@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from grader.checks.functions import FunctionMistake
 from grader.lab.manifest import Need
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.results import Outcome
+from grader.sandbox.replies import CallReply, ProbeFailure, ProbeStatus, Stage
 
 Compare = Literal["values", "shape", "dtype", "std"]
 
@@ -49,6 +50,17 @@ class FunctionOutputsParams(KindParams):
         None, description="Ask each input twice; different answers fail the check with this diagnosis "
                           "(a test-time transform must not be random). Its `reference` is not used.")
     mistakes: list[FunctionMistake] = Field(default_factory=list)
+    harness: str | None = Field(None, description=(
+        "A function of the lab's harness, (module, **case args) → value, that builds what the student's function "
+        "is called with (a model, an optimizer, a DataLoader) and calls it, inside the sandbox. The expected value "
+        "is the same harness function on the reference module, in the grader; for a mistake, the mistake's "
+        "function stands in for the reference's. A case's args are then keyword arguments."))
+
+    @model_validator(mode="after")
+    def _harness_calls_once(self) -> "FunctionOutputsParams":
+        if self.harness and self.nondeterministic:
+            raise ValueError("nondeterministic asks each input twice, which a harness case does not")
+        return self
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray, equal_nan: bool = False) -> float:
@@ -135,6 +147,44 @@ def _reference_values(fn: Any, args: list[list[Any]], tensors: bool, seed: int) 
     return out
 
 
+class _WithMistake:
+    """The reference module with one function replaced by a mistake's: what a harness calls to
+    reproduce a hand-in that made that mistake."""
+
+    def __init__(self, module: Any, name: str, function: Any) -> None:
+        self._module, self._name, self._function = module, name, function
+
+    def __getattr__(self, attr: str) -> Any:
+        return self._function if attr == self._name else getattr(self._module, attr)
+
+
+def _harness_values(ctx, entry: str, module: Any, cases: list[dict[str, Any]]) -> list[Any]:
+    """A harness function run in the grader (the lab's trusted code) on a module, once per case."""
+    import torch
+
+    from grader.sandbox.probes import to_raw, to_tensors
+
+    namespace: dict[str, Any] = {"__name__": "gradelab_harness"}
+    exec(compile(ctx.lab.harness_source, "harness.py", "exec"), namespace)  # noqa: S102  (the lab's code)
+    with torch.random.fork_rng(devices=[]):  # the grader's own generator is left as it was
+        return [to_raw(namespace[entry](module, **to_tensors(case))) for case in cases]
+
+
+def _harness_replies(ctx, entry: str, cases: list[dict[str, Any]]) -> list[CallReply]:
+    """The same harness function on the student's module in the sandbox: one child per case, so an
+    exception is that case's outcome, as with a plain call."""
+    replies = []
+    for case in cases:
+        try:
+            replies.append(CallReply(ok=True, value=ctx.probe("harness", source=ctx.lab.harness_source, entry=entry,
+                                                              args=case)))
+        except ProbeFailure as failure:
+            if failure.stage != Stage.probe or failure.status != ProbeStatus.error or failure.out_of_memory:
+                raise  # import failures, timeouts and memory are worded by the engine
+            replies.append(CallReply(ok=False, error=failure.error))
+    return replies
+
+
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
@@ -165,10 +215,13 @@ class FunctionOutputsCheck(CheckKind):
         reference = getattr(ref_module, params.reference or params.function)
         cases = [c if isinstance(c, dict) else {"args": c} for c in getattr(ref_module, params.cases)(ctx.rng())]
         labels = [c.get("label") or f"case {i + 1}" for i, c in enumerate(cases)]
-        args = [list(c["args"]) for c in cases]
+        args = [dict(c["args"]) if params.harness else list(c["args"]) for c in cases]
 
         seed = int(ctx.rng().integers(2**31))
-        expected = _reference_values(reference, args, params.tensors, seed)
+        if params.harness:
+            expected = _harness_values(ctx, params.harness, ref_module, args)
+        else:
+            expected = _reference_values(reference, args, params.tensors, seed)
         if params.nondeterministic:
             twice = ctx.call(params.function, args + args, tensors=params.tensors)
             for label, first, second in zip(labels, twice[:len(args)], twice[len(args):]):
@@ -176,7 +229,10 @@ class FunctionOutputsCheck(CheckKind):
                     return Outcome.failed(f"{params.function} gave two different results for the same input ({label}). "
                                           f"{params.nondeterministic.message}",
                                           diagnosis=params.nondeterministic.name)
-        replies = ctx.call(params.function, args, tensors=params.tensors, seed=seed)
+        if params.harness:
+            replies = _harness_replies(ctx, params.harness, args)
+        else:
+            replies = ctx.call(params.function, args, tensors=params.tensors, seed=seed)
         name = params.function
 
         problems: dict[str, tuple[str, str]] = {}  # output name → (first problem, the case it showed on)
@@ -206,7 +262,7 @@ class FunctionOutputsCheck(CheckKind):
             return Outcome.passed(f"{name}: {', '.join(o.name for o in params.outputs)} {verb} with {params.against} "
                                   f"on {inputs}.", details={"comparisons": comparisons})
         parts = _sentences(problems, errors, params)
-        diagnoses = self._diagnose(ref_module, params, args, got_parts, list(problems), seed)
+        diagnoses = self._diagnose(ctx, params, args, got_parts, list(problems), seed)
         by_mistake: dict[tuple[str, str], list[str]] = {}
         for part, mistake in diagnoses.items():
             by_mistake.setdefault(mistake, []).append(part)
@@ -236,15 +292,19 @@ class FunctionOutputsCheck(CheckKind):
         return None
 
     @staticmethod
-    def _diagnose(ref_module: Any, params: FunctionOutputsParams, args: list[list[Any]], got_parts: dict[str, list[Any]],
+    def _diagnose(ctx, params: FunctionOutputsParams, args: list[Any], got_parts: dict[str, list[Any]],
                   wrong: list[str], seed: int) -> dict[str, tuple[str, str]]:
         """For each wrong part, the first declared mistake that reproduces the student's values on
         every case (NaN where they have NaN): ``{part: (mistake name, message)}``."""
+        ref_module = ctx.reference
         found: dict[str, tuple[str, str]] = {}
         for mistake in params.mistakes:
             fn = getattr(ref_module, mistake.reference)
             try:
-                values = _reference_values(fn, args, params.tensors, seed)
+                if params.harness:
+                    values = _harness_values(ctx, params.harness, _WithMistake(ref_module, params.function, fn), args)
+                else:
+                    values = _reference_values(fn, args, params.tensors, seed)
             except Exception:  # noqa: BLE001  (a mistake that does not apply to these inputs)
                 continue
             for out in params.outputs:
