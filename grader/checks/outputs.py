@@ -6,6 +6,12 @@ and computes the expected values in the grader's own process. Each declared outp
 the returned value, such as ``1.htilde``) is compared by relative error. Where a part is wrong,
 each declared mistake (a reference-module function that makes it on purpose) is tested on that
 part: the diagnosis is computed from the student's numbers, never guessed.
+
+Functions that take objects rather than arrays (a model, an optimizer, a ``DataLoader``) are
+called through the lab's harness (``harness:``): a harness function builds those objects in the
+sandbox and calls the student's function on them; the same harness function on the reference
+module, in the grader, gives the expected values, and with a mistake's function put in the
+reference's place, the values that mistake would give.
 """
 
 from __future__ import annotations
