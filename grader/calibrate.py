@@ -6,13 +6,17 @@ which the training checks read.
 A threshold is only as good as what it rejects: hand-ins known to be broken (``against``) are
 trained under the same budget, and each threshold records which of them it lets through. On one
 data set and budget a broken model may learn well enough (a network without ReLU still learns
-through its max-pools); the table says so instead of leaving it to be found in a class."""
+through its max-pools); the table says so instead of leaving it to be found in a class.
+
+Every training check is calibrated the same way (its details carry ``test_accuracy``); a kind
+that judges more than accuracy adds its own entries (``calibration_extras``: the band limits of
+``training_comparison``) and says whether a result passes under them (``passes_calibrated``)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 from pydantic import BaseModel
@@ -38,27 +42,29 @@ class Calibrated(BaseModel):
     discriminates: bool  # False: the budget is too small to tell a network that learns from one that guesses
     # Each broken hand-in's accuracy under the same budget (None: it did not train to an accuracy).
     against: dict[str, float | None] = {}
-
-    @property
-    def let_through(self) -> list[str]:
-        """The broken hand-ins this threshold would pass."""
-        return [name for name, acc in self.against.items() if acc is not None and acc >= self.threshold]
+    let_through: list[str] = []  # the broken hand-ins this calibration would pass
+    extras: dict[str, Any] = {}  # what the check's kind adds (band limits ...)
 
 
-def _accuracies(result) -> dict[str, float | None]:
-    """Each training check's test accuracy on one hand-in (``None``: it did not train)."""
-    out = {}
-    for check in result.checks:
-        accuracy = check.details.get("test_accuracy")
-        trained = isinstance(accuracy, (int, float)) and check.diagnosis != "diverged"
-        out[check.id] = float(accuracy) if trained else None
-    return out
+def _accuracy(check) -> float | None:
+    """A training check's test accuracy (``None``: it did not train)."""
+    accuracy = check.details.get("test_accuracy")
+    trained = isinstance(accuracy, (int, float)) and check.diagnosis != "diverged"
+    return float(accuracy) if trained else None
+
+
+def _passes(kind: Any, details: dict[str, Any], accuracy: float | None, entry: dict[str, Any]) -> bool:
+    """Whether a hand-in with these results passes under a calibration entry."""
+    judge = getattr(kind, "passes_calibrated", None)
+    if judge is not None:
+        return accuracy is not None and bool(judge(details, entry))
+    return accuracy is not None and accuracy >= entry["threshold"]
 
 
 def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, device: Device = Device.auto, seed: int = 0,
               classes: int = 10, against: Sequence[Path] = (), only: Sequence[str] = (),
               on_check: Callable[[str], None] | None = None) -> list[Calibrated]:
-    training = [c for c in lab.checks if c.spec.kind == "training"]
+    training = [c for c in lab.checks if c.spec.training]
     if not training:
         raise LabError(f"lab {lab.id!r} has no training checks to calibrate")
     unknown = sorted(set(only) - {c.spec.id for c in training})
@@ -91,8 +97,8 @@ def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, devi
             broken = {}
             for path in against:
                 label[0] = f"{budget.value}: {path.name}: "
-                broken[path.name] = _accuracies(grade_submission(run, path))
-            out += _record(data, result, broken, budget.value, margin, seed, device.value, classes, bool(against))
+                broken[path.name] = {c.id: c for c in grade_submission(run, path).checks}
+            out += _record(data, lab, result, broken, budget.value, margin, seed, device.value, classes, bool(against))
     header = ("# Written by `gradelab calibrate`: thresholds of the training checks per budget, measured on the\n"
               "# lab's reference under the same harness, budget, seed and device. Rerun after changing a recipe.\n")
     write_atomic(lab.path(CALIBRATION_NAME), header + yaml.safe_dump(data, sort_keys=True))
@@ -100,10 +106,11 @@ def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, devi
     return out
 
 
-def _record(data: dict, result, broken: dict[str, dict[str, float | None]], budget: str, margin: float, seed: int,
-            device: str, classes: int, against: bool) -> list[Calibrated]:
+def _record(data: dict, lab: BoundLab, result, broken: dict[str, dict[str, Any]], budget: str, margin: float,
+            seed: int, device: str, classes: int, against: bool) -> list[Calibrated]:
     """Each training check's threshold under one budget, written into ``data``; one row each."""
     out = []
+    bound = {c.spec.id: c for c in lab.checks}
     for check in result.checks:
         accuracy = check.details.get("test_accuracy")
         if not isinstance(accuracy, (int, float)):
@@ -117,8 +124,15 @@ def _record(data: dict, result, broken: dict[str, dict[str, float | None]], budg
             "train_size": check.details.get("train_size"), "gradelab": grader.__version__,
             "calibrated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         }
+        kind, params = bound[check.id].kind, bound[check.id].params
+        extras = kind.calibration_extras(params, check.details, margin) if hasattr(kind, "calibration_extras") else {}
+        entry = data[check.id][budget]
+        entry.update(extras)
+        theirs = {name: checks[check.id] for name, checks in broken.items() if check.id in checks}
+        accuracies = {name: _accuracy(c) for name, c in theirs.items()}
         row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
-                         discriminates=discriminates, against={n: accs.get(check.id) for n, accs in broken.items()})
+                         discriminates=discriminates, against=accuracies, extras=extras,
+                         let_through=[n for n, c in theirs.items() if _passes(kind, c.details, accuracies[n], entry)])
         if against:
             data[check.id][budget]["checked_against"] = {
                 name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through}

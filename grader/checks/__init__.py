@@ -2,7 +2,7 @@
 
 from grader.checks.registry import BoundCheck, BoundLab, CheckKind, KindParams, bind, get_check, register_check, registered_kinds
 
-from grader.checks import answers, functions, model, ops, outputs, training  # noqa: E402,F401  (registration)
+from grader.checks import answers, comparison, functions, model, ops, outputs, training  # noqa: E402,F401  (registration)
 
 __all__ = ["BoundCheck", "BoundLab", "CheckKind", "KindParams", "bind", "get_check", "register_check",
            "registered_kinds"]

@@ -92,8 +92,28 @@ def calibrate(
         table.add_row(r.check, r.budget, f"{r.reference_accuracy:.1%}", f"{r.threshold:.0%}",
                       "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]")
     console.print(table)
+    banded = [r for r in rows if "max_level_ratio" in r.extras]
+    if banded:
+        console.print(_band_table(banded))
     if against:
         console.print(_against_table(rows))
+
+
+def _band_table(rows) -> Table:
+    """The loss-band limits of training_comparison checks: the reference's ratios and what passes."""
+    table = Table(title="Loss bands across learning rates: improved model / baseline (the reference's ratio, "
+                        "and the limit a hand-in must stay under)")
+    for col in ("check", "budget", "level ratio", "level limit", "width ratio", "width limit", "shows the comparison"):
+        table.add_column(col)
+    for r in rows:
+        x = r.extras
+        table.add_row(r.check, r.budget, f"{x['reference_level_ratio']:.2f}", f"{x['max_level_ratio']:.2f}",
+                      f"{x['reference_width_ratio']:.2f}", f"{x['max_width_ratio']:.2f}",
+                      "yes" if x.get("shows_comparison") else "[yellow]no[/yellow]")
+    if not all(r.extras.get("shows_comparison") for r in rows):
+        table.caption = ("no: under that budget the reference's band is not both lower and narrower, so the limits "
+                         "only ask a hand-in to do as well as the reference did (a smoke budget)")
+    return table
 
 
 def _against_table(rows) -> Table:
