@@ -2,7 +2,8 @@
 
 Reports are built from ``SubmissionResult`` alone, so any check kind shows up without changes
 here: a check's ``details`` may carry ``answers`` (answer-sheet rows), ``comparisons`` (relative
-errors against a tolerance) and ``curves`` (per-epoch series), and each gets its section.
+errors against a tolerance), ``curves`` (per-epoch or per-step series) and ``bands`` (per-step
+min/max bands, side by side), and each gets its section.
 """
 
 from grader.report.render import ReportRenderer
