@@ -75,7 +75,7 @@ def curves_png(title: str, panels: dict[str, dict[str, Any]]) -> str:
     return _data_uri(fig)
 
 
-_BAND_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+_BAND_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")  # matplotlib's own cycle, as in the curves
 
 
 def bands_png(title: str, panels: dict[str, dict[str, Any]], xlabel: str = "step") -> str:
