@@ -4,7 +4,7 @@ import logging
 
 from rich.console import Console
 
-from bench import lab_speed, report_speed, sandbox_overhead, training
+from bench import lab_speed, report_speed, sandbox_overhead, training, vgg
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()
@@ -13,4 +13,6 @@ console.print(report_speed.main())
 for table in lab_speed.main():
     console.print(table)
 for table in training.main():
+    console.print(table)
+for table in vgg.main():
     console.print(table)
