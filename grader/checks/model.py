@@ -36,9 +36,12 @@ class _ModelKind(CheckKind):
         return [Need(params.cls)]
 
     @staticmethod
-    def reference_trace(ctx, params: ModelParams, x: np.ndarray) -> dict[str, Any]:
-        return PROBES["model_trace"](ctx.reference, params.reference or params.cls, x,
-                                     init_args=params.init_args, seed=ctx.seed)
+    def reference_trace(ctx, params: ModelParams, x: np.ndarray, cls: str | None = None) -> dict[str, Any]:
+        """The trace of a reference class (the check's, or ``cls``: an alternative, a mistake) on
+        ``x``, computed once per run."""
+        name = cls or params.reference or params.cls
+        return ctx.reference_value("model_trace", [name, x, params.init_args, ctx.seed], lambda: PROBES["model_trace"](
+            ctx.reference, name, x, init_args=params.init_args, seed=ctx.seed))
 
     def traces(self, ctx, params: ModelParams) -> tuple[dict[str, Any], dict[str, Any]]:
         """The reference's and the student's trace of the same one-sample input."""
@@ -69,8 +72,9 @@ class OutputShapeCheck(_ModelKind):
 
     def run(self, ctx, params: OutputShapeParams) -> Outcome:
         xs = [self.inputs(ctx, params, n) for n in params.batch_sizes]
-        ref = PROBES["model_forward"](ctx.reference, params.reference or params.cls, xs,
-                                      init_args=params.init_args, seed=ctx.seed)
+        cls = params.reference or params.cls
+        ref = ctx.reference_value("model_forward", [cls, xs, params.init_args, ctx.seed], lambda: PROBES["model_forward"](
+            ctx.reference, cls, xs, init_args=params.init_args, seed=ctx.seed))
         got = ctx.outcomes("model_forward", len(xs), cls=params.cls, inputs=xs, init_args=params.init_args,
                            seed=ctx.seed)
         raised: dict[str, list[str]] = {}
@@ -163,7 +167,7 @@ class ParamCountCheck(_ModelKind):
             return Outcome.passed(f"{params.cls} has {have:,} {what}, as expected.")
         x = self.inputs(ctx, params, 1)
         for alt in params.alternatives:
-            other = PROBES["model_trace"](ctx.reference, alt.reference, x, init_args=params.init_args, seed=ctx.seed)
+            other = self.reference_trace(ctx, params, x, alt.reference)
             if _count(other, params.trainable_only, params.running_stats) == have:
                 return Outcome.graded(alt.credit, f"{params.cls} has {have:,} {what}: {alt.message}",
                                       expected=want, got=have)
@@ -237,7 +241,7 @@ class LayerStructureCheck(_ModelKind):
             return outcome
         x = self.inputs(ctx, params, 1)
         for mistake in params.mistakes:
-            made = PROBES["model_trace"](ctx.reference, mistake.reference, x, init_args=params.init_args, seed=ctx.seed)
+            made = self.reference_trace(ctx, params, x, mistake.reference)
             if self._layers(params, made) == self._layers(params, trace) and _error_kind(made) == _error_kind(trace):
                 return outcome.model_copy(update={
                     "message": f"{outcome.message} {mistake.message}",
@@ -306,9 +310,13 @@ class ModeBehaviourCheck(CheckKind):
         from grader.sandbox.probes import mode_behaviour_of
 
         x = ctx.rng().normal(0, 1, (params.batch, *params.input_shape)).astype(np.float32)
-        with torch.random.fork_rng(devices=[]):  # the grader's own generator is left as it was
-            torch.manual_seed(0)
-            want = mode_behaviour_of(getattr(ctx.reference, params.reference or params.cls)(), torch.from_numpy(x))
+
+        def reference() -> dict[str, Any]:
+            with torch.random.fork_rng(devices=[]):  # the grader's own generator is left as it was
+                torch.manual_seed(0)
+                return mode_behaviour_of(getattr(ctx.reference, params.reference or params.cls)(), torch.from_numpy(x))
+
+        want = ctx.reference_value("mode_behaviour", [params.reference or params.cls, x], reference)
         have = ctx.probe("mode_behaviour", cls=params.cls, input=x, seed=0)
         problems, names = [], []
         for e in params.expect:

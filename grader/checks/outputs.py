@@ -224,10 +224,9 @@ class FunctionOutputsCheck(CheckKind):
         args = [dict(c["args"]) if params.harness else list(c["args"]) for c in cases]
 
         seed = int(ctx.rng().integers(2**31))
-        if params.harness:
-            expected = _harness_values(ctx, params.harness, ref_module, args)
-        else:
-            expected = _reference_values(reference, args, params.tensors, seed)
+        expected = ctx.reference_value("expected", [args, seed], lambda: (
+            _harness_values(ctx, params.harness, ref_module, args) if params.harness
+            else _reference_values(reference, args, params.tensors, seed)))
         if params.nondeterministic:
             twice = ctx.call(params.function, args + args, tensors=params.tensors)
             for label, first, second in zip(labels, twice[:len(args)], twice[len(args):]):
@@ -307,10 +306,9 @@ class FunctionOutputsCheck(CheckKind):
         for mistake in params.mistakes:
             fn = getattr(ref_module, mistake.reference)
             try:
-                if params.harness:
-                    values = _harness_values(ctx, params.harness, _WithMistake(ref_module, params.function, fn), args)
-                else:
-                    values = _reference_values(fn, args, params.tensors, seed)
+                values = ctx.reference_value(f"mistake {mistake.reference}", [args, seed], lambda: (
+                    _harness_values(ctx, params.harness, _WithMistake(ref_module, params.function, fn), args)
+                    if params.harness else _reference_values(fn, args, params.tensors, seed)))
             except Exception:  # noqa: BLE001  (a mistake that does not apply to these inputs)
                 continue
             for out in params.outputs:
