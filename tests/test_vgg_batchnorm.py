@@ -219,14 +219,30 @@ def test_the_band_verdict_compares_ratios_with_the_calibrated_limits(level, widt
     assert outcome.fraction == pytest.approx((3 - len(diagnoses)) / 3)
 
 
-def test_calibration_holds_the_limits_below_one_only_when_the_reference_shows_the_effect():
+def test_calibration_sets_limits_from_the_worst_seed_and_judges_only_what_every_seed_shows():
     from grader.checks.comparison import TrainingComparisonCheck
 
     params = _landscape_params()
-    shown = TrainingComparisonCheck.calibration_extras(params, _details(0.5, 0.9), margin=0.2)
-    assert shown["max_level_ratio"] == 0.65 and shown["max_width_ratio"] == 1.0 and shown["shows_comparison"]
-    hidden = TrainingComparisonCheck.calibration_extras(params, _details(0.5, 1.3), margin=0.2)
-    assert hidden["max_width_ratio"] == 1.45 and not hidden["shows_comparison"]  # the reference passes its own
+    one = TrainingComparisonCheck.calibration_extras(params, [_details(0.5, 0.9)], margin=0.2)
+    assert one["max_level_ratio"] == 0.65 and one["max_width_ratio"] == 1.0  # held below 1: it is shown
+    assert one["judge_level"] and one["judge_width"] and one["shows_comparison"]
+    two = TrainingComparisonCheck.calibration_extras(params, [_details(0.5, 0.9), _details(0.55, 1.3)], margin=0.2)
+    assert two["reference_level_ratios"] == [0.5, 0.55] and two["max_level_ratio"] == 0.7 and two["judge_level"]
+    assert two["max_width_ratio"] == 1.45 and not two["judge_width"] and not two["shows_comparison"]
+
+
+def test_a_part_the_budget_cannot_show_is_not_judged_and_says_so():
+    from grader.checks.comparison import TrainingComparisonCheck
+
+    details = _details(0.6, 1.9)
+    details["band_metrics"].update(judge_width=False, reference_width_ratio=1.89)
+    outcome = TrainingComparisonCheck.verdict(_landscape_params(), details, 0.5, 0.3, "cpu")
+    assert outcome.status.value == "passed" and outcome.fraction == 1.0 and outcome.diagnoses == []
+    assert "Whether its band is narrower is not judged under this budget" in outcome.message
+    assert "(up to 1.89 of VGG-A's)" in outcome.message and "(yours: 1.90)" in outcome.message
+    outcome = TrainingComparisonCheck.verdict(_landscape_params(), _details(1.1, 1.9) | {"band_metrics": {
+        **_details(1.1, 1.9)["band_metrics"], "judge_width": False}}, 0.5, 0.3, "cpu")
+    assert outcome.status.value == "partial" and outcome.fraction == 0.5 and outcome.diagnoses == ["band-not-lower"]
 
 
 # --- training, smoke budget -------------------------------------------------------------------------------
@@ -264,6 +280,7 @@ def test_calibrate_records_the_references_bands_ratios_and_seed(smoke):
     assert all(len(band["low"]) == len(band["high"]) == 6 for band in entry["reference_bands"].values())
     for key in ("level", "width"):
         ref = entry[f"reference_{key}_ratio"]
+        assert entry[f"judge_{key}"] == (ref < 1)
         assert entry[f"max_{key}_ratio"] == pytest.approx(min(ref + 0.15, 1.0) if ref < 1 else ref + 0.15, abs=1e-3)
     assert "Loss bands across learning rates" in smoke["output"]
 
