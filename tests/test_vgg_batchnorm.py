@@ -325,4 +325,5 @@ def test_on_the_cpu_budget_the_correct_hand_in_passes_and_a_model_stuck_in_eval_
 
     good, stuck = landscape("correct"), landscape("stuck-in-eval")
     assert good["status"] == "passed", good["message"]
-    assert stuck["status"] != "passed" and "band-not-narrower" in stuck["diagnoses"], stuck["message"]
+    assert stuck["status"] != "passed", stuck["message"]
+    assert stuck["details"]["test_accuracy"] < stuck["details"]["threshold"]  # BatchNorm that never normalises
