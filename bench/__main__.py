@@ -4,13 +4,15 @@ import logging
 
 from rich.console import Console
 
-from bench import lab_speed, report_speed, sandbox_overhead, training, vgg
+from bench import lab_speed, report_speed, sandbox_overhead, scale, training, vgg
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()
 console.print(sandbox_overhead.main())
 console.print(report_speed.main())
 for table in lab_speed.main():
+    console.print(table)
+for table in scale.main(scale.ROOT / "bench" / "gpu-times.json"):
     console.print(table)
 for table in training.main():
     console.print(table)

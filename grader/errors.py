@@ -4,6 +4,7 @@
     ├── UsageError           an option or argument the user typed is not accepted
     ├── LabError             a lab folder or manifest is missing or invalid
     ├── SubmissionError      a submission path cannot be graded at all (not found, unreadable)
+    │   └── NothingToGrade   the hand-in holds no module, notebook or answer sheet
     ├── SandboxError         the sandbox itself failed (not the student's code: that is a result)
     └── ReportError          a report could not be rendered or written
 
@@ -31,6 +32,11 @@ class LabError(GradelabError):
 
 class SubmissionError(GradelabError):
     """A submission path cannot be graded at all."""
+
+
+class NothingToGrade(SubmissionError):
+    """A hand-in with no gradable content: a warning in the batch summary and in its exit status,
+    not a silent zero."""
 
 
 class SandboxError(GradelabError):

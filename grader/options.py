@@ -67,6 +67,8 @@ class RunOptions(BaseModel):
     reports: bool = Field(True, description="Render a PDF report per submission and a class summary.")
     html: bool = Field(False, description="Also write each report as HTML.")
     force: bool = Field(False, description="Regrade submissions already graded in the output folder.")
+    jobs: int | None = Field(None, ge=1, description="Hand-ins graded at once; None: what the machine and the lab allow.")
+    ray: str | None = Field(None, description="Grade on a Ray cluster at this address ('local': start one here).")
 
     @property
     def trains(self) -> bool:

@@ -133,6 +133,7 @@ class Student(BaseModel):
     name: str = Field(description="Display name, as the student or the LMS wrote it.")
     source: str = Field("", description="Where the hand-in was found (path in the class folder).")
     email: str | None = None
+    late: bool = Field(False, description="The LMS marked the hand-in late (Canvas's _LATE).")
 
 
 class SubmissionResult(BaseModel):

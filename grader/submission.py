@@ -1,14 +1,15 @@
 """A student's hand-in as the grader sees it: where its module is, and what its answer sheet says.
 
-Nothing here runs student code, and nothing here opens a hand-in's paths: the safe reader
-(``intake.reader``) has read its files into memory. The answer sheet is YAML read with a loader
-that refuses aliases (a 625-byte "billion laughs" would otherwise expand to gigabytes), validated
-field by field with pydantic, so one malformed answer fails only the checks that need it.
+Nothing here runs student code, and nothing here opens a hand-in's paths: the intake readers
+(``grader.intake``) have read its files into memory, unpacked its archives, found the folder
+holding the work and, for a notebook, built the module from its cells with a line map back to
+them. The answer sheet is YAML read with a loader that refuses aliases (a 625-byte "billion
+laughs" would otherwise expand to gigabytes), validated field by field with pydantic, so one
+malformed answer fails only the checks that need it.
 """
 
 from __future__ import annotations
 
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,11 @@ import yaml
 from pydantic import StrictBool, StrictStr, TypeAdapter, ValidationError
 
 from grader.errors import SubmissionError
-from grader.intake.reader import HandIn, printable, read_hand_in
+from grader.intake.archives import is_archive
+from grader.intake.layouts import locate
+from grader.intake.notebooks import LineMap, notebook_module
+from grader.intake.reader import HandIn, file_safe, printable, read_hand_in
+from grader.intake.sources import HandInSource, open_hand_in
 from grader.lab.manifest import AnswerFieldSpec, IntakeLimits, InterfaceSpec
 from grader.results import Student
 
@@ -39,13 +44,27 @@ class Submission:
     module_problem: str | None = None
     answers: dict[str, Any] = field(default_factory=dict)
     answer_problems: dict[str, str] = field(default_factory=dict)
+    root: str = ""                      # the folder inside the hand-in that holds the work ("lab2/")
+    notebook: str | None = None         # the notebook the module was built from, if any
+    line_map: LineMap | None = None     # the generated module's lines → the notebook's cells
 
     @property
     def module_path(self) -> Path | None:
         """Where the module was found, for messages (never opened again: see ``module_source``)."""
         if self.module_file is None:
             return None
-        return self.path if self.handin.single_file else self.path.joinpath(*self.module_file.split("/"))
+        if self.handin.single_file:
+            return self.path
+        return self.path.joinpath(*(self.root + (self.notebook or self.module_file)).split("/"))
+
+    @property
+    def module_label(self) -> str | None:
+        """The module as the student knows it: their file, or their notebook."""
+        return self.line_map.notebook if self.line_map else self.module_file
+
+    def locate(self, text: str) -> str:
+        """``text`` with every line of a generated module put back as the notebook's cell and line."""
+        return self.line_map.translate(text) if self.line_map and text else text
 
     @property
     def notes(self) -> list[str]:
@@ -63,14 +82,13 @@ class Submission:
 
 def safe_name(name: str) -> str:
     """A submission name usable as a file name (students choose folder names)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "submission"
-    return cleaned[:100]
+    return file_safe(name)
 
 
 def student_from_path(path: Path) -> Student:
     """A plain class folder knows a student only by the name of their folder (or file)."""
     path = Path(path)
-    name = printable(path.name if path.is_dir() else path.stem).strip() or "submission"
+    name = printable(HandInSource(path=path).stem).strip() or "submission"
     return Student(id=name, name=name, source=printable(str(path)))
 
 
@@ -170,37 +188,50 @@ def _sheet_problem(handin: HandIn, interface: InterfaceSpec) -> str | None:
     return None
 
 
-def load_submission(path: Path, interface: InterfaceSpec, limits: IntakeLimits = IntakeLimits()) -> Submission:
-    """Read a hand-in (safely) and find its module and answer sheet."""
+def load_submission(path: Path, interface: InterfaceSpec, limits: IntakeLimits = IntakeLimits(), *,
+                    notebook: str = "definitions", source: HandInSource | None = None) -> Submission:
+    """Read a hand-in (safely), find the folder holding the work, and its module and answer sheet.
+    ``source``: where its bytes are when it is not the path itself (a group of files, members of a
+    class zip); ``notebook``: the lab's choice for notebooks (``definitions`` or ``run-all``).
+    Raises ``SubmissionError`` (``NothingToGrade`` for a hand-in with no gradable content)."""
     path = Path(path)
-    single = path.suffix == ".py" and not path.is_dir()
-    if not single and path.is_file():
-        raise SubmissionError(f"{printable(path.name)}: a submission is a folder or a single .py file")
-    handin = read_hand_in(path, limits, module_name=interface.module if single else None)
-    sub = Submission(name=path.stem if single else path.name, path=path, handin=handin)
-    if single:
-        sub.module_file = interface.module
-        sub.answers, sub.answer_problems = parse_answer_sheet(None, interface)
-        return sub
-    top = sorted(name for name in handin.files if "/" not in name and name.endswith(".py"))
-    if interface.module in handin.files:
-        sub.module_file = interface.module
-    elif len(top) == 1:
-        sub.module_file = top[0]
+    source = source or HandInSource(path=path)
+    read = open_hand_in(source, limits, interface.module)
+    located = locate(read, interface, limits)
+    handin = located.handin
+    handin.notes[:] = list(dict.fromkeys(read.notes + located.notes))
+    sub = Submission(name=source.stem, path=path, handin=handin, root=located.root)
+    sheet, sheet_problem = located.sheet_data, None
+    if located.module:
+        sub.module_file = located.module
+    elif located.notebook:
+        try:
+            built = notebook_module(handin.files[located.notebook], located.notebook, interface.module,
+                                    run_all=notebook == "run-all")
+        except SubmissionError as exc:
+            sub.module_problem = str(exc)
+        else:
+            handin.files.pop(located.notebook)  # the child gets the module built from it, not the JSON
+            handin.files[interface.module] = built.source.encode("utf-8")
+            sub.module_file, sub.notebook, sub.line_map = interface.module, located.notebook, built.line_map
+            handin.notes += built.notes
+            if sheet is None and built.answers is not None:
+                sheet = built.answers
+                handin.notes.append(f"answers read from the cell of {printable(located.notebook)} tagged "
+                                    f"'answers'")
     else:
         problem = _sheet_problem(handin, interface.model_copy(update={"answers_file": interface.module}))
-        found = f" (found: {', '.join(map(printable, top))})" if top else " (no .py file found)"
-        sub.module_problem = problem or f"no {interface.module} in the submission{found}"
-    sheet = handin.read(interface.answers_file)
-    sub.answers, sub.answer_problems = parse_answer_sheet(
-        sheet, interface, None if sheet is not None else _sheet_problem(handin, interface), limits.max_sheet_kb)
+        sub.module_problem = problem or located.problem
+    if sheet is None:
+        sheet_problem = _sheet_problem(handin, interface)
+    sub.answers, sub.answer_problems = parse_answer_sheet(sheet, interface, sheet_problem, limits.max_sheet_kb)
     return sub
 
 
 def discover_submissions(root: Path) -> list[Path]:
-    """The submissions in a class folder: each sub-folder and each top-level .py file. Entries are
-    judged by what they are, not by what they point at: a link is listed (and refused, with its
-    reason, when read), never followed."""
+    """The submissions in a plain class folder: each sub-folder, and each top-level .py file,
+    notebook or archive. Entries are judged by what they are, not by what they point at: a link
+    is listed (and refused, with its reason, when read), never followed."""
     root = Path(root)
     if not root.is_dir():
         raise SubmissionError(f"{root}: not a folder of submissions")
@@ -212,6 +243,6 @@ def discover_submissions(root: Path) -> list[Path]:
             mode = p.lstat().st_mode
         except OSError:
             continue
-        if stat.S_ISDIR(mode) or stat.S_ISLNK(mode) or p.suffix == ".py":
+        if stat.S_ISDIR(mode) or stat.S_ISLNK(mode) or p.suffix in (".py", ".ipynb") or is_archive(p.name):
             found.append(p)
     return sorted(found)

@@ -130,3 +130,19 @@ def probe_spy(monkeypatch):
 
     monkeypatch.setattr(SubmissionSession, "probe", spy)
     return sent
+
+
+@pytest.fixture(scope="session")
+def moodle_graded(tmp_path_factory):
+    """The bundled Moodle download (submissions/lms), graded once through the CLI: (its output
+    folder, the command's result, results by student id)."""
+    import json
+
+    out = tmp_path_factory.mktemp("moodle-graded")
+    result = cli("grade", str(ROOT / "submissions" / "lms" / "moodle-cifar-convnet"), "--lab", "cifar-convnet",
+                 "--out", str(out), "--no-pdf", "--wall-time", str(FAST_LIMITS["wall_s"]))
+    results = {}
+    for path in out.glob("*.json"):
+        data = json.loads(path.read_text())
+        results[data["student"]["id"]] = data
+    return out, result, results

@@ -249,3 +249,15 @@ def test_grading_imports_no_torchvision_for_a_lab_that_does_not_preload_it():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_fork_server_that_cannot_start_says_why_and_leaves_no_file(tmp_path):
+    from grader.errors import SandboxError
+    from grader.sandbox.forkserver import ForkServer
+
+    before = set(Path("/tmp").glob("gradelab-forkserver-*"))
+    server = ForkServer(preload=("no_such_module_for_gradelab",), ready_timeout=60)
+    with pytest.raises(SandboxError, match="No module named 'no_such_module_for_gradelab'"):
+        server.spawn(b"")
+    server.close()
+    assert set(Path("/tmp").glob("gradelab-forkserver-*")) <= before

@@ -20,11 +20,16 @@ from grader.grading.batch import CLASS_CSV, REPORTS_DIR, BatchResult
 from grader.grading.engine import selected_checks
 from grader.lab.loader import labs_root
 from grader.options import Budget, CheckFinished, Event, Mode, RunOptions, SubmissionFinished, SubmissionStarted, TrainingProgress
-from grader.submission import discover_submissions
+
+UNGRADABLE_EXIT = 3
+LayoutOpt = Annotated[str, typer.Option(
+    "--layout", help="How ROOT is laid out: auto (recognise Moodle's and Canvas's downloads, else folders), "
+                     "moodle, canvas, or folders (one sub-folder, .py file, notebook or archive per student).")]
 
 
 def check(
-    path: Annotated[Path, typer.Argument(help="Your submission: a folder, or a single .py file.")],
+    path: Annotated[Path, typer.Argument(help="Your submission: a folder, a .py file, a notebook (.ipynb) or an "
+                                              "archive (.zip, .tar, .tar.gz).")],
     lab: LabOpt,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write your feedback report to this PDF file.")] = None,
@@ -100,40 +105,59 @@ class EpochBar:
 def _summary(batch: BatchResult, title: str) -> Table:
     table = Table(title=title)
     table.add_column("submission")
+    table.add_column("student")
     table.add_column("score", justify="right")
     table.add_column("%", justify="right")
     table.add_column("not passed")
     for r in sorted(batch.results, key=lambda r: r.submission):
         bad = [c for c in r.checks if c.status.value not in ("passed", "skipped")]
         cells = ", ".join(f"{c.id} ({c.status.value})" for c in bad) or "—"
-        table.add_row(r.submission, f"{r.score:g}/{r.max_score:g}", f"{r.percent:.0f}", cells)
+        who = r.student.name if r.student.id == r.student.name else f"{r.student.name} ({r.student.id})"
+        table.add_row(r.submission, Text(who + (" LATE" if r.student.late else "")), f"{r.score:g}/{r.max_score:g}",
+                      f"{r.percent:.0f}", cells)
     return table
 
 
-def run_batch(root: Path, lab: str | Path, out: Path, options: RunOptions) -> BatchResult:
-    """Grade a folder with a progress bar; shared by ``grade`` and ``demo``."""
-    paths = discover_submissions(root)
+def _warnings(batch: BatchResult) -> None:
+    """What the class held that is not a hand-in, and each hand-in with nothing graded."""
+    for warning in batch.warnings:
+        err_console.print(Text(f"Warning: {warning}", style="yellow"), soft_wrap=True)
+    for r in batch.ungradable:
+        err_console.print(Text(f"Warning: {r.student.name} ({r.submission}): {r.checks[0].message}", style="yellow"),
+                          soft_wrap=True)
+
+
+def run_batch(root: Path, lab: str | Path, out: Path, options: RunOptions, layout: str = "auto") -> BatchResult:
+    """Grade a class with a progress bar; shared by ``grade`` and ``demo``."""
+    plan = api.plan(root, lab, layout)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=False) as progress:
-        task = progress.add_task(f"grading {root}", total=len(paths))
+        task = progress.add_task(f"grading {root} ({plan.layout.value})", total=len(plan.entries))
         epochs = EpochBar(progress)
+        running: list[str] = []  # every hand-in being graded (several with --jobs)
 
         def show(event: Event) -> None:
             if isinstance(event, SubmissionStarted):
-                progress.update(task, description=f"grading {event.name}")
+                running.append(event.name)
+                progress.update(task, description=f"grading {', '.join(running)}")
             elif isinstance(event, TrainingProgress):
                 epochs.update(event)
             elif isinstance(event, SubmissionFinished):
                 epochs.done()
                 r = event.result
+                if r.submission in running:
+                    running.remove(r.submission)
                 note = "skipped, already graded" if event.skipped else f"{r.score:g}/{r.max_score:g}"
-                progress.update(task, advance=1, description=f"{r.submission}: {note}")
+                progress.update(task, advance=1, description=f"{r.submission}: {note}"
+                                + (f" · grading {', '.join(running)}" if running else ""))
 
-        return api.grade(root, lab, out, options, on_event=show, paths=paths)
+        return api.grade(root, lab, out, options, on_event=show, plan=plan)
 
 
 def grade(
-    root: Annotated[Path, typer.Argument(help="Folder holding one sub-folder (or .py file) per submission.")],
+    root: Annotated[Path, typer.Argument(help="The class: a folder with one sub-folder (or .py file, notebook, archive) "
+                                              "per student, or an LMS download (Moodle's or Canvas's, its folder or "
+                                              "the zip itself).")],
     lab: LabOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where results go: one JSON per submission and class.csv.")],
     force: Annotated[bool, typer.Option("--force", help="Regrade submissions already graded in OUT.")] = False,
@@ -144,19 +168,37 @@ def grade(
     data_root: DataRootOpt = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Run the training checks (the default for grading).")] = True,
     device: DeviceOpt = "auto", budget: BudgetOpt = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", help="Hand-ins graded at once, each in a worker process of its own. Default: what the "
+                             "machine allows (cores per the lab's threads, memory, GPUs when training on them), "
+                             "and one per 8 hand-ins at most, so a small class is not slowed by start-ups.")] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", help="Grade on a Ray cluster at this address (e.g. ray://head:10001), or 'local' to start one "
+                      "on this machine. Needs `pip install gradelab[ray]`.")] = None,
+    layout: LayoutOpt = "auto",
 ) -> None:
     """Grade every submission under ROOT with **all** checks (public and hidden).
 
     Results are written as each submission finishes; an interrupted run resumes where it stopped.
+    Exit status: 0 when every hand-in had something to grade, 3 when some had nothing to grade
+    (no module, notebook or answer sheet, or an archive refused: each is a warning under the
+    summary), 2 for an error in the command itself.
     """
     with user_errors():
         options = run_options(mode=Mode.grade, force=force, reports=pdf, html=html, seed=seed, wall=wall, cpu=cpu,
-                              memory=memory, data_root=data_root, train=train, device=device, budget=budget)
-        batch = run_batch(root, lab, out, options)
+                              memory=memory, data_root=data_root, train=train, device=device, budget=budget,
+                              jobs=jobs, ray=ray)
+        batch = run_batch(root, lab, out, options, layout)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
-    console.print(f"Graded {len(batch.graded)} submission(s){skipped}. Results: {out}/ (class: {out / CLASS_CSV})")
+    console.print(f"Graded {len(batch.graded)} submission(s){skipped} ({batch.layout.value} layout). "
+                  f"Results: {out}/ (class: {out / CLASS_CSV})")
     _print_reports(batch)
+    _warnings(batch)
+    if batch.ungradable:
+        err_console.print(Text(f"{len(batch.ungradable)} submission(s) had nothing to grade (exit status "
+                               f"{UNGRADABLE_EXIT}).", style="bold yellow"))
+        raise typer.Exit(UNGRADABLE_EXIT)
 
 
 def _print_reports(batch: BatchResult) -> None:

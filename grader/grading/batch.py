@@ -1,7 +1,12 @@
-"""Grade a whole class folder: plan (which hand-ins, which are already graded), execute (an
+"""Grade a whole class: plan (which hand-ins, whose, which are already graded), execute (an
 executor grades each), collect (each result is written atomically as soon as it is known, with
 its report). An interrupted batch keeps what it finished and a rerun skips it (unless forced);
 ``class.csv`` is written once, from the results, at the end or at the interruption.
+
+Planning reads the class as it arrived (``intake.classes``: a plain folder per student, a Moodle
+or Canvas download, zipped or not), so a job can be a folder, a file, a notebook, an archive, a
+group of files or members of a class zip. A hand-in with nothing to grade is a result like the
+others, and is listed in ``BatchResult.ungradable`` for the summary and the exit status.
 """
 
 from __future__ import annotations
@@ -16,55 +21,79 @@ from pydantic import ValidationError
 
 from grader.atomic import write_atomic
 from grader.checks.registry import BoundLab
-from grader.errors import GradelabError, LabError
-from grader.grading.engine import grade_submission
 from grader.grading.executor import Executor, Job, SerialExecutor
 from grader.grading.run import Run
-from grader.grading.scoring import build_result
-from grader.options import SubmissionFinished, SubmissionStarted
-from grader.results import CheckResult, Status, SubmissionResult
-from grader.submission import discover_submissions, safe_name, student_from_path
+from grader.intake.classes import ClassPlan, Layout, plan_class
+from grader.intake.listing import ClassEntry
+from grader.intake.sources import HandInSource
+from grader.options import SubmissionFinished
+from grader.results import SubmissionResult
+from grader.submission import safe_name, student_from_path
 
 log = logging.getLogger(__name__)
 CLASS_CSV = "class.csv"
 REPORTS_DIR = "reports"
 
 
-def result_names(paths: list[Path]) -> dict[Path, str]:
-    """File-safe, unique names: ``alice/`` and ``alice.py`` do not overwrite each other."""
-    names: dict[Path, str] = {}
-    used: set[str] = set()
+def plan_paths(paths: list[Path]) -> ClassPlan:
+    """A plan from hand-ins named one by one (each its own student, named after its folder)."""
+    plan = ClassPlan(Layout.folders)
     for p in paths:
-        base = safe_name(p.name if p.is_dir() else p.stem)
-        name, i = base, 2
+        source = HandInSource(path=Path(p))
+        plan.entries.append(ClassEntry(student=student_from_path(p), source=source, name=safe_name(source.stem)))
+    return plan
+
+
+def plan_jobs(plan: ClassPlan) -> list[Job]:
+    """One job per hand-in, under file-safe, unique names (``alice/`` and ``alice.py`` do not
+    overwrite each other)."""
+    jobs, used = [], set()
+    for entry in plan.entries:
+        name, i = entry.name, 2
         while name in used:
-            name, i = f"{base}-{i}", i + 1
+            name, i = f"{entry.name}-{i}", i + 1
         used.add(name)
-        names[p] = name
-    return names
+        src = entry.source
+        path = src.path if src.kind == "path" else src.path / src.files[0][0] if src.kind == "files" and src.files \
+            else src.path
+        jobs.append(Job(path=path, name=name, student=entry.student, source=None if src.kind == "path" else src))
+    return jobs
 
 
-def plan_jobs(paths: list[Path]) -> list[Job]:
-    return [Job(path=p, name=name, student=student_from_path(p)) for p, name in result_names(paths).items()]
+def class_plan(run: Run, root: Path, layout: Layout = Layout.auto) -> ClassPlan:
+    """The hand-ins of the class at ``root`` for this run's lab."""
+    iface = run.lab.manifest.interface
+    return plan_class(Path(root), layout, expected={iface.module, iface.answers_file})
 
 
-def unreadable(run: Run, job: Job, error: GradelabError) -> SubmissionResult:
-    """The result of a hand-in that could not be graded at all: one error, every point lost."""
-    check = CheckResult(id="submission", title="Submission can be read", kind="submission",
-                        visibility="public", status=Status.error, score=0, max_score=0, message=str(error))
-    return build_result(run.lab, run.options, name=job.name, path=job.path, student=job.student, checks=[check],
-                        device=run.device.value)
+def ungradable(result: SubmissionResult) -> bool:
+    """A hand-in that could not be graded at all: nothing to grade, or refused (an archive)."""
+    return bool(result.checks) and all(c.kind == "submission" for c in result.checks)
+
+
+def choose_executor(run: Run, todo: int) -> Executor:
+    """A Ray cluster when asked for; else as many worker processes as ``--jobs`` (or the machine
+    and the lab) allow; one hand-in at a time, in this process, when that is one."""
+    if run.options.ray:
+        from grader.grading.cluster import RayExecutor
+
+        return RayExecutor(run.options.ray)
+    from grader.grading.parallel import ParallelExecutor, default_jobs
+
+    jobs = run.options.jobs or default_jobs(run.lab, run.options, run.device, todo)
+    return ParallelExecutor(jobs) if min(jobs, todo) > 1 else SerialExecutor()
 
 
 def class_csv(lab: BoundLab, results: list[SubmissionResult]) -> str:
     check_ids = [c.spec.id for c in lab.checks]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["submission", "student_id", "name", "score", "max_score", "percent", *check_ids])
+    writer.writerow(["submission", "student_id", "name", "score", "max_score", "percent", "graded", *check_ids])
     for r in sorted(results, key=lambda r: r.submission):
         by_id = {c.id: c for c in r.checks}
         writer.writerow([r.submission, r.student.id, r.student.name, f"{r.score:g}", f"{r.max_score:g}",
-                         f"{r.percent:.1f}", *[f"{by_id[i].score:g}" if i in by_id else "" for i in check_ids]])
+                         f"{r.percent:.1f}", "no" if ungradable(r) else "yes",
+                         *[f"{by_id[i].score:g}" if i in by_id else "" for i in check_ids]])
     return out.getvalue()
 
 
@@ -76,6 +105,13 @@ class BatchResult:
     skipped: list[str] = field(default_factory=list)
     class_summary: Path | None = None
     report_errors: list[str] = field(default_factory=list)
+    layout: Layout = Layout.folders
+    warnings: list[str] = field(default_factory=list)  # what the class held that is not a hand-in
+
+    @property
+    def ungradable(self) -> list[SubmissionResult]:
+        """Hand-ins with nothing to grade (or refused): a warning in the summary, and the exit status."""
+        return [r for r in self.results if ungradable(r)]
 
     @property
     def reports(self) -> Path:
@@ -94,13 +130,17 @@ def _earlier(target: Path, name: str) -> SubmissionResult | None:
 
 
 def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = None,
-                executor: Executor | None = None) -> BatchResult:
-    """Grade every submission under ``root`` in ``run``; with ``run.options.reports``, PDFs are
-    rendered alongside, in ``out/reports``, while grading goes on."""
+                executor: Executor | None = None, plan: ClassPlan | None = None,
+                layout: Layout = Layout.auto) -> BatchResult:
+    """Grade every hand-in of the class at ``root`` (or the ``plan`` made of it, or the ``paths``
+    given) in ``run``; with ``run.options.reports``, PDFs are rendered alongside, in
+    ``out/reports``, while grading goes on."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = plan_jobs(paths if paths is not None else discover_submissions(Path(root)))
-    batch = BatchResult(out=out)
+    if plan is None:
+        plan = plan_paths(paths) if paths is not None else class_plan(run, Path(root), layout)
+    jobs = plan_jobs(plan)
+    batch = BatchResult(out=out, layout=plan.layout, warnings=list(plan.warnings))
     writer = None
     if run.options.reports:
         from grader.report.writer import ReportWriter
@@ -119,18 +159,9 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
             writer.submit(earlier, job.name, only_if_missing=True)
         run.emit(SubmissionFinished(earlier, skipped=True))
 
-    def grade(job: Job) -> SubmissionResult:
-        run.emit(SubmissionStarted(job.name))
-        try:
-            return grade_submission(run, job.path, name=job.name, student=job.student)
-        except LabError:
-            raise  # the lab (or its data) is broken: say so once, not once per submission
-        except GradelabError as exc:
-            return unreadable(run, job, exc)
-
     finished = False
     try:
-        for job, result in (executor or SerialExecutor()).map(todo, grade):
+        for job, result in (executor or choose_executor(run, len(todo))).map(run, todo):
             write_atomic(out / f"{job.name}.json", result.to_json())
             batch.graded.append(job.name)
             batch.results.append(result)

@@ -83,7 +83,7 @@ class SubmissionSession:
             self.symbol_problems = {s.name: import_message(failure) for s in symbols}
             return self.symbol_problems
         problems: dict[str, str] = {}
-        module_name = sub.module_file or self.lab.manifest.interface.module
+        module_name = sub.module_label or self.lab.manifest.interface.module
         for spec in symbols:
             try:
                 report = SymbolReport.model_validate(raw.get(spec.name) if isinstance(raw, dict) else None)

@@ -19,8 +19,9 @@ from grader.lab.loader import Lab
 from grader.lab.manifest import Visibility
 from grader.options import CheckFinished, EventSink, Mode, RunOptions, ignore
 from grader.results import CheckResult, Outcome, Status, Student, SubmissionResult
+from grader.intake.sources import HandInSource
 from grader.sandbox.replies import ProbeFailure, Stage
-from grader.submission import load_submission, student_from_path
+from grader.submission import Submission, load_submission, student_from_path
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +96,41 @@ def run_check(check: BoundCheck, session: SubmissionSession) -> CheckResult:
     )
 
 
-def grade_submission(run: Run, path: Path, *, name: str | None = None,
-                     student: Student | None = None) -> SubmissionResult:
-    """Every selected check of the run's lab on one hand-in. Raises ``SubmissionError`` only when
-    the path cannot be graded at all (the batch records that as a result)."""
+def _located(value: object, submission: Submission) -> object:
+    """Strings of a check's result with the generated module's lines put back as the notebook's
+    cells and lines (a no-op for a hand-in that is not a notebook)."""
+    if isinstance(value, str):
+        return submission.locate(value)
+    if isinstance(value, dict):
+        return {k: _located(v, submission) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_located(v, submission) for v in value]
+    return value
+
+
+def grade_submission(run: Run, path: Path, *, name: str | None = None, student: Student | None = None,
+                     source: HandInSource | None = None) -> SubmissionResult:
+    """Every selected check of the run's lab on one hand-in (at ``path``, or where ``source``
+    says: a group of files, members of a class zip). Raises ``SubmissionError`` only when it
+    cannot be graded at all (the batch records that as a result)."""
     started = time.monotonic()
     path = Path(path)
-    submission = load_submission(path, run.lab.manifest.interface, run.lab.manifest.intake)
+    manifest = run.lab.manifest
+    submission = load_submission(path, manifest.interface, manifest.intake, notebook=manifest.notebook, source=source)
     student = student or student_from_path(path)
     session = SubmissionSession(run=run, submission=submission, name=name or submission.name)
     results = []
     for check in selected_checks(run.lab, run.options):
         session.current_check = check.spec.title
         result = run_check(check, session)
+        if submission.line_map is not None:
+            result = result.model_copy(update={"message": submission.locate(result.message),
+                                               "details": _located(result.details, submission)})
         results.append(result)
         run.emit(CheckFinished(session.name, result))
     return build_result(run.lab, run.options, name=session.name, path=path, student=student, checks=results,
-                        device=run.device.value, log_tail=session.log_tail, duration_s=time.monotonic() - started,
-                        notes=submission.notes)
+                        device=run.device.value, log_tail=submission.locate(session.log_tail),
+                        duration_s=time.monotonic() - started, notes=submission.notes)
 
 
 def grade_one(lab: Lab, path: Path, options: RunOptions = RunOptions(), *,

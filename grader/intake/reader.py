@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -36,6 +38,13 @@ def printable(name: str) -> str:
     characters (terminal escape sequences) shown escaped."""
     text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def file_safe(name: str) -> str:
+    """A name fit for a result file: accents folded to ASCII (``Émile Noël`` → ``Emile_Noel``),
+    anything else but letters, digits, ``.``, ``_`` and ``-`` replaced."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return (re.sub(r"[^A-Za-z0-9._-]+", "_", folded).strip("._") or "submission")[:100]
 
 
 @dataclass

@@ -38,6 +38,8 @@ class Limits(Strict):
     threads: int = Field(1, ge=1, le=64, description="torch intra-op threads inside the child.")
     max_processes: int = Field(64, ge=1, description="Processes and threads the child may hold at once.")
     output_kb: int = Field(64, ge=1, description="Bytes of stdout/stderr kept (the tail) for the report.")
+    gpu_share: float = Field(1.0, gt=0, le=1, description="Share of one GPU a hand-in's training needs: "
+                                                           "0.25 lets four hand-ins train on one GPU at once.")
 
     def merged(self, override: "LimitsOverride | None") -> "Limits":
         if override is None:
@@ -54,6 +56,7 @@ class LimitsOverride(Strict):
     threads: int | None = Field(None, ge=1, le=64)
     max_processes: int | None = Field(None, ge=1)
     output_kb: int | None = Field(None, ge=1)
+    gpu_share: float | None = Field(None, gt=0, le=1)
 
 
 class IntakeLimits(Strict):
@@ -65,6 +68,8 @@ class IntakeLimits(Strict):
     max_file_mb: float = Field(20, gt=0, description="Largest file read, in MB.")
     max_total_mb: float = Field(50, gt=0, description="Bytes read in all, in MB.")
     max_sheet_kb: int = Field(256, ge=1, description="Largest answer sheet read, in kB.")
+    max_ratio: float = Field(200, gt=1, description="Largest compression ratio of an archive member over "
+                                                     "1 MiB (a zip bomb compresses thousands of times).")
 
 
 class SymbolSpec(Strict):
@@ -171,6 +176,11 @@ class LabManifest(Strict):
     grade_bands: dict[str, float] = Field(
         default_factory=lambda: {"A": 90.0, "B": 80.0, "C": 70.0, "D": 60.0, "E": 50.0},
         description="Letter grade → lowest percentage earning it; below every band the grade is F.")
+    notebook: Literal["definitions", "run-all"] = Field(
+        "definitions",
+        description="How a notebook hand-in becomes the student's module: 'definitions' keeps imports, "
+                    "functions, classes and constant assignments (a training loop at top level is not run); "
+                    "'run-all' runs every code cell, top to bottom.")
     checks: list[CheckSpec] = Field(min_length=1)
 
     def letter_grade(self, percent: float) -> str:

@@ -91,7 +91,7 @@ class ForkServer:
         self.ready_timeout = ready_timeout
         self._proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
-        self._log: Path | None = None
+        self._log: int | None = None  # the server's stderr: an unlinked file, so a kill -9 leaves nothing
         self._ready = False
         self._lock = threading.Lock()
         self.restarts = 0
@@ -107,6 +107,7 @@ class ForkServer:
     def _launch(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fd, log = tempfile.mkstemp(prefix="gradelab-forkserver-", suffix=".log")
+        os.unlink(log)  # the server writes to it and we read it through descriptors only
         # The server imports the same gradelab as the grader (a checkout's, not whatever is installed).
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root, *(p for p in sys.path if p)]))
@@ -117,8 +118,7 @@ class ForkServer:
                                           start_new_session=True)
         finally:
             theirs.close()
-            os.close(fd)
-        self._sock, self._log, self._ready = ours, Path(log), False
+        self._sock, self._log, self._ready = ours, fd, False
 
     def wait_ready(self) -> None:
         """Block until the server has imported what it preloads (starting it if needed)."""
@@ -143,7 +143,10 @@ class ForkServer:
 
     def _stderr_tail(self) -> str:
         try:
-            return (self._log.read_text(errors="replace") if self._log else "")[-2000:].strip()
+            if self._log is None:
+                return ""
+            size = os.fstat(self._log).st_size
+            return os.pread(self._log, 2000, max(0, size - 2000)).decode(errors="replace").strip()
         except OSError:
             return ""
 
@@ -164,9 +167,19 @@ class ForkServer:
                 self._proc.kill()
                 self._proc.wait()
         if self._log is not None:
-            self._log.unlink(missing_ok=True)
+            os.close(self._log)
         self._proc = self._sock = self._log = None
         self._ready = False
+
+    def kill(self) -> None:
+        """End the server at once (from a signal handler: takes no lock, waits for nothing); its
+        children die with it (their parent-death signal)."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def __enter__(self) -> "ForkServer":
         return self.start()

@@ -1,0 +1,59 @@
+"""Canvas's "Download Submissions": every student's files side by side, each renamed
+``<sortable name>[_LATE]_<user id>_<attachment id>_<file name>`` (the sortable name lower-cased
+and squeezed: "Park, Kim" → ``parkkim``), a resubmitted file numbered before its extension
+(``convnet-1.py``). Files of one user id are one hand-in, under their own names again; a LATE
+mark is kept on the student. The user id is the ``ID`` column of Canvas's gradebook.
+"""
+
+from __future__ import annotations
+
+import re
+
+from grader.intake.listing import ClassEntry, ClassListing
+from grader.intake.reader import file_safe, printable
+from grader.results import Student
+
+ENTRY = re.compile(r"^(?P<name>.+?)(?P<late>_LATE)?_(?P<user>\d+)_(?P<attachment>\d+)_(?P<file>.+)$", re.S)
+TEXT_ENTRY = re.compile(r"^(?P<name>.+?)(?P<late>_LATE)?_(?P<user>\d+)_(?P<file>text\.html)$", re.S)
+_RESUBMITTED = re.compile(r"^(?P<stem>.+)-\d+(?P<ext>\.[^.]+)?$")
+
+
+def _match(name: str) -> re.Match[str] | None:
+    return ENTRY.match(name) or TEXT_ENTRY.match(name)
+
+
+def looks_like(listing: ClassListing) -> bool:
+    files = [n for n, is_dir in listing.top.items() if not is_dir]
+    return bool(files) and sum(1 for n in files if _match(n)) * 2 >= len(files)
+
+
+def original_name(file: str, expected: set[str]) -> str:
+    """The name the student gave: Canvas's ``-1`` of a resubmission removed where that gives a
+    name the lab expects (``convnet-1.py`` → ``convnet.py``); other names are kept."""
+    match = _RESUBMITTED.match(file)
+    if match and f"{match['stem']}{match['ext'] or ''}" in expected:
+        return f"{match['stem']}{match['ext'] or ''}"
+    return file
+
+
+def entries(listing: ClassListing, expected: set[str]) -> tuple[list[ClassEntry], list[str]]:
+    groups: dict[str, dict[str, object]] = {}
+    warnings = []
+    for top in listing.top:
+        match = _match(top)
+        if not match:
+            warnings.append(f"{printable(top)}: not a Canvas submission file name (left out)")
+            continue
+        group = groups.setdefault(match["user"], {"name": match["name"], "late": False, "pairs": []})
+        group["late"] = bool(group["late"]) or bool(match["late"])
+        group["pairs"].append((top, original_name(match["file"], expected)))  # type: ignore[union-attr]
+    found = []
+    for user, group in groups.items():
+        pairs: list[tuple[str, str]] = sorted(group["pairs"], key=lambda p: (p[1], p[0]))  # type: ignore[arg-type]
+        seen: set[str] = set()
+        unique = [(t, i) for t, i in pairs if not (i in seen or seen.add(i))]
+        name = str(group["name"])
+        student = Student(id=user, name=name, source=printable(str(listing.root / unique[0][0])),
+                          late=bool(group["late"]))
+        found.append(ClassEntry(student=student, source=listing.group(unique), name=file_safe(f"{name}_{user}")))
+    return found, warnings

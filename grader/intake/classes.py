@@ -1,0 +1,74 @@
+"""A class folder (or an LMS download kept zipped) as the hand-ins it holds, each with its
+student: ``plan_class(root, layout)``.
+
+Layouts: ``moodle`` and ``canvas`` (their bulk downloads, see ``intake.moodle`` and
+``intake.canvas``), ``folders`` (one sub-folder, ``.py`` file, notebook or archive per student,
+named after the student), and ``auto``, which recognises the first two by their names and falls
+back to folders. What does not fit the layout is a warning, never a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from grader.intake import canvas, moodle
+from grader.intake.archives import is_archive
+from grader.intake.listing import ClassEntry, ClassListing
+from grader.intake.reader import file_safe, printable
+from grader.intake.sources import HandInSource
+from grader.results import Student
+
+
+class Layout(str, Enum):
+    """How a class folder is laid out: recognised (``auto``) or named."""
+
+    auto = "auto"
+    moodle = "moodle"
+    canvas = "canvas"
+    folders = "folders"
+
+
+@dataclass
+class ClassPlan:
+    layout: Layout
+    entries: list[ClassEntry] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _gradable_file(name: str) -> bool:
+    return name.endswith((".py", ".ipynb")) or is_archive(name)
+
+
+def _folders(listing: ClassListing) -> ClassPlan:
+    plan = ClassPlan(Layout.folders)
+    for name, is_dir in listing.top.items():
+        if name.startswith(("_", ".")):
+            continue
+        if not (is_dir or _gradable_file(name) or not listing.zipped and (listing.root / name).is_symlink()):
+            plan.warnings.append(f"{printable(name)}: not a hand-in (a folder, .py file, notebook or archive): left out")
+            continue
+        source = listing.whole(name)
+        stem = HandInSource(path=Path(name)).stem if not is_dir else name
+        label = printable(stem).strip() or "submission"
+        plan.entries.append(ClassEntry(student=Student(id=label, name=label, source=printable(str(listing.root / name))),
+                                       source=source, name=file_safe(stem)))
+    return plan
+
+
+def plan_class(root: Path, layout: Layout = Layout.auto, *, expected: set[str] = frozenset()) -> ClassPlan:
+    """The hand-ins of a class, each with its student. ``expected``: the file names the lab
+    expects (its module, its answer sheet), to undo an LMS's renaming of resubmitted files."""
+    listing = ClassListing.read(Path(root))
+    layout = Layout(layout)
+    if layout == Layout.auto:
+        layout = Layout.moodle if moodle.looks_like(listing) else Layout.canvas if canvas.looks_like(listing) \
+            else Layout.folders
+    if layout == Layout.moodle:
+        found, warnings = moodle.entries(listing)
+    elif layout == Layout.canvas:
+        found, warnings = canvas.entries(listing, set(expected))
+    else:
+        return _folders(listing)
+    return ClassPlan(layout, sorted(found, key=lambda e: (e.student.name, e.student.id)), warnings)

@@ -1,0 +1,319 @@
+"""Jupyter notebooks handed in: the student's module is built from the code cells, without running
+the notebook top to bottom (a deep-learning notebook trains for hours at top level).
+
+By default (a lab's ``notebook: definitions``) the module keeps what a module is for — imports,
+function and class definitions, and constant assignments (a value built from literals, arithmetic
+and names already kept) — and drops every other top-level statement (training loops, plots,
+prints, a model built and trained at top level), IPython magics (``%matplotlib``, ``%%time``) and
+shell escapes (``!pip install``). Each dropped thing is reported once per cell in the result
+("cell 12: top-level code not run by the grader"). A lab may choose ``notebook: run-all``: every
+code cell is kept (magics and shell escapes still cannot run, and are said so).
+
+A cell is numbered as the student sees it: the n-th cell from the top, markdown cells included.
+The generated module keeps a line map, and everything the grader shows (messages, tracebacks, the
+forbidden-call lines) is translated back to "lab2.ipynb, cell 7, line 3", never a generated file.
+The answer sheet may live in the notebook: a raw or markdown cell tagged ``answers`` holding the
+YAML sheet (fenced or not).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from grader.errors import SubmissionError
+from grader.intake.reader import printable
+
+ANSWERS_TAG = "answers"
+_PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug"}
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(.*?)\n```\s*$", re.S | re.M)
+
+
+@dataclass(frozen=True)
+class LineMap:
+    """Line n of the generated module (``lines[n-1]``) → (cell number, line in that cell)."""
+
+    notebook: str
+    module: str
+    lines: tuple[tuple[int, int], ...]
+
+    def where(self, line: int) -> str | None:
+        if 1 <= line <= len(self.lines):
+            cell, inner = self.lines[line - 1]
+            return f"cell {cell}, line {inner}"
+        return None
+
+    def translate(self, text: str) -> str:
+        """Every mention of the generated module's lines, as the notebook's cells and lines."""
+        if not text or (self.module not in text and "line " not in text):
+            return text
+        module = re.escape(self.module)
+
+        def cell_of(match: re.Match[str], template: str) -> str:
+            where = self.where(int(match.group("line")))
+            return template.format(where=where) if where else match.group(0)
+
+        text = re.sub(rf'File "[^"\n]*?{module}", line (?P<line>\d+)',
+                      lambda m: cell_of(m, f'File "{self.notebook}", {{where}}'), text)
+        text = re.sub(rf"(?<![\w/.-]){module}, line (?P<line>\d+)",
+                      lambda m: cell_of(m, f"{self.notebook}, {{where}}"), text)
+        text = re.sub(r"\(line (?P<line>\d+), in ", lambda m: cell_of(m, "({where}, in "), text)
+        return re.sub(rf"(?<![\w/.-]){module}(?![\w])", self.notebook, text)
+
+
+@dataclass
+class NotebookModule:
+    """What the grader made of a notebook: the module's source, where each of its lines came
+    from, what was left out (one note per cell and kind), and the answer sheet it holds, if any."""
+
+    source: str
+    line_map: LineMap
+    notes: list[str] = field(default_factory=list)
+    answers: bytes | None = None
+
+
+def _cells(data: bytes, name: str) -> list[dict[str, Any]]:
+    """The notebook's cells as plain dicts, read with nbformat (any version, converted to 4)."""
+    import nbformat
+
+    try:
+        text = data.decode("utf-8")
+        nb = nbformat.reader.reads(text)
+        nb = nbformat.convert(nb, 4)
+    except RecursionError:
+        raise SubmissionError(f"{printable(name)} is not a notebook the grader can read: nested too deeply") from None
+    except Exception as exc:  # nbformat raises many kinds (NotJSONError, KeyError, ValidationError …)
+        raise SubmissionError(f"{printable(name)} is not a Jupyter notebook the grader can read "
+                              f"({type(exc).__name__})") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise SubmissionError(f"{printable(name)} is not a Jupyter notebook the grader can read (no cells)")
+    out = []
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+        tags = metadata.get("tags") if isinstance(metadata.get("tags"), list) else []
+        out.append({"type": str(cell.get("cell_type", "")), "source": source if isinstance(source, str) else "",
+                    "tags": [t for t in tags if isinstance(t, str)]})
+    return out
+
+
+def _strip_magics(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Line magics and shell escapes replaced (a blank line, or ``pass`` inside a block, so the
+    cell still parses); returns the lines and what was dropped."""
+    dropped = []
+    out = []
+    for line in lines:
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")) or re.match(r"^[\w.]+\s*=\s*[!%]", stripped) \
+                or re.fullmatch(r"\?{1,2}[\w.]+|[\w.]+\?{1,2}", stripped.rstrip()):
+            dropped.append(stripped.rstrip())
+            indent = line[: len(line) - len(stripped)]
+            out.append(f"{indent}pass" if indent else "")
+        else:
+            out.append(line)
+    return out, dropped
+
+
+def _is_constant(node: ast.AST, known: set[str]) -> bool:
+    """A value built from literals, arithmetic, containers, and names the module already has
+    (``torch.float32``, ``2 * HIDDEN``); never a call, which could load data or train."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return all(_is_constant(e, known) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is None or _is_constant(k, known) for k in node.keys) and all(
+            _is_constant(v, known) for v in node.values)
+    if isinstance(node, ast.BinOp):
+        return _is_constant(node.left, known) and _is_constant(node.right, known)
+    if isinstance(node, ast.UnaryOp):
+        return _is_constant(node.operand, known)
+    if isinstance(node, ast.Name):
+        return node.id in known
+    if isinstance(node, ast.Attribute):
+        return _is_constant(node.value, known)
+    if isinstance(node, ast.Subscript):
+        return _is_constant(node.value, known) and _is_constant(node.slice, known)
+    if isinstance(node, ast.Slice):
+        return all(p is None or _is_constant(p, known) for p in (node.lower, node.upper, node.step))
+    return False
+
+
+def _targets(node: ast.AST) -> list[str] | None:
+    """The plain names an assignment binds, or None if it binds anything else (``model.fc = …``)."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, (ast.Tuple, ast.List)):
+        names = [_targets(e) for e in node.elts]
+        return None if any(n is None for n in names) else [x for n in names for x in n]  # type: ignore[union-attr]
+    return None
+
+
+def _bound(stmt: ast.stmt) -> list[str]:
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in stmt.names]
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    if isinstance(stmt, ast.Assign):
+        return [n for t in stmt.targets for n in (_targets(t) or [])]
+    if isinstance(stmt, ast.AnnAssign):
+        return _targets(stmt.target) or []
+    if isinstance(stmt, ast.Try):
+        return [n for s in stmt.body + [h for x in stmt.handlers for h in x.body] for n in _bound(s)]
+    return []
+
+
+def _kept(stmt: ast.stmt, known: set[str]) -> bool:
+    if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Pass)):
+        return True
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+        return True  # a docstring or a bare string: harmless
+    if isinstance(stmt, ast.Assign):
+        return all(_targets(t) is not None for t in stmt.targets) and _is_constant(stmt.value, known)
+    if isinstance(stmt, ast.AnnAssign):
+        return _targets(stmt.target) is not None and (stmt.value is None or _is_constant(stmt.value, known))
+    if isinstance(stmt, ast.Try):  # try: import x / except ImportError: …
+        inner = stmt.body + [s for h in stmt.handlers for s in h.body] + stmt.orelse + stmt.finalbody
+        return all(isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass)) or _kept(s, known) for s in inner)
+    return False
+
+
+def _first_line(stmt: ast.stmt) -> int:
+    decorators = getattr(stmt, "decorator_list", [])
+    return min([stmt.lineno, *(d.lineno for d in decorators)])
+
+
+def _snippet(line: str) -> str:
+    line = line.strip()
+    return printable(line if len(line) <= 60 else line[:57] + "…")
+
+
+def notebook_module(data: bytes, name: str, module: str, *, run_all: bool = False) -> NotebookModule:
+    """Build the student's module from a notebook's code cells (see the module's docstring).
+    ``name``: the notebook's name in the hand-in (messages say it); ``module``: the file the
+    module is staged as (``convnet.py``). Raises ``SubmissionError`` for a file that is not a
+    notebook."""
+    label = printable(name.rsplit("/", 1)[-1])
+    out: list[str] = []
+    where: list[tuple[int, int]] = []
+    notes: list[str] = []
+    answers: bytes | None = None
+    known: set[str] = set()
+
+    def emit(lines: list[str], cell: int, first: int) -> None:
+        for offset, text in enumerate(lines):
+            out.append(text)
+            where.append((cell, first + offset))
+
+    for number, cell in enumerate(_cells(data, name), start=1):
+        source = cell["source"]
+        if ANSWERS_TAG in cell["tags"] and cell["type"] in ("raw", "markdown") and answers is None:
+            fenced = _FENCE.search(source)
+            answers = (fenced.group(1) if fenced else source).encode("utf-8")
+            continue
+        if cell["type"] != "code" or not source.strip():
+            continue
+        lines = source.splitlines()
+        first_code = next(i for i, line in enumerate(lines) if line.strip())
+        head = lines[first_code].strip()
+        if head.startswith("%%"):
+            magic = head[2:].split()[0] if head[2:].split() else ""
+            if magic not in _PYTHON_CELL_MAGICS:
+                notes.append(f"cell {number}: a %%{printable(magic)} cell is not run by the grader (IPython magic)")
+                continue
+            notes.append(f"cell {number}: %%{printable(magic)} ignored (IPython magic); the cell's code was read")
+            lines = [""] * (first_code + 1) + lines[first_code + 1:]
+        lines, magics = _strip_magics(lines)
+        if magics:
+            shell = [m for m in magics if m.startswith("!") or "!" in m.split("=", 1)[-1][:2]]
+            other = [m for m in magics if m not in shell]
+            if shell:
+                notes.append(f"cell {number}: {_snippet(shell[0])} not run by the grader (shell command)")
+            if other:
+                notes.append(f"cell {number}: {_snippet(other[0])} not run by the grader (IPython magic)")
+        text = "\n".join(lines)
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            emit(lines, number, 1)  # kept as written: the import then reports the error at this cell and line
+            continue
+        if run_all:
+            emit(lines, number, 1)
+            continue
+        statements = tree.body
+        dropped: ast.stmt | None = None
+        for i, stmt in enumerate(statements):
+            if not _kept(stmt, known):
+                dropped = dropped or stmt
+                continue
+            known.update(_bound(stmt))
+            start, end = _first_line(stmt), stmt.end_lineno or stmt.lineno
+            shares_line = any(other is not stmt and (other.lineno <= end and (other.end_lineno or other.lineno) >= start)
+                              for other in statements[max(0, i - 1): i + 2])
+            if shares_line:  # `a = 1; train()` on one line: only the kept statement
+                emit([ast.unparse(stmt)], number, start)
+            else:
+                emit(lines[start - 1:end], number, start)
+        if dropped is not None:
+            notes.append(f"cell {number}: top-level code not run by the grader "
+                         f"(line {dropped.lineno}: {_snippet(lines[dropped.lineno - 1])})")
+    source = "\n".join(out) + "\n"
+    return NotebookModule(source=source, line_map=LineMap(notebook=label, module=module, lines=tuple(where)),
+                          notes=notes, answers=answers)
+
+
+# --- writing notebooks (templates for students) ---------------------------------------------------
+
+def _split_module(source: str) -> tuple[str | None, list[str]]:
+    """A template module as (its docstring, its code in cells: the imports, then one cell per
+    top-level definition with the comments just above it)."""
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    doc = ast.get_docstring(tree)
+    body = tree.body[1:] if doc is not None else tree.body
+    previous_end = tree.body[0].end_lineno or 0 if doc is not None else 0
+    imports: list[str] = []
+    cells: list[str] = []
+    for stmt in body:
+        start, end = _first_line(stmt), stmt.end_lineno or stmt.lineno
+        while start - 1 > previous_end and lines[start - 2].lstrip().startswith("#"):
+            start -= 1
+        text = "\n".join(lines[start - 1:end])
+        (imports if isinstance(stmt, (ast.Import, ast.ImportFrom)) else cells).append(text)
+        previous_end = end
+    return doc, (["\n".join(imports)] if imports else []) + cells
+
+
+def template_notebook(title: str, module: str, module_source: str, answers: str | None, lab_id: str) -> bytes:
+    """A lab's template as a notebook: the module's docstring as text, its code one definition
+    per cell, the answer sheet in a raw cell tagged ``answers``; deterministic (cell ids are
+    numbered) so that the same template always gives the same bytes."""
+    import nbformat
+    from nbformat import v4
+
+    doc, code_cells = _split_module(module_source)
+    cells = [v4.new_markdown_cell(
+        f"# {title}\n\n" + (f"{doc}\n\n" if doc else "") +
+        f"Write your code in the cells below. The grader reads this notebook's imports, functions, classes "
+        f"and constants as your `{module}`; code at top level (a training loop, plots, prints) is yours to run "
+        f"and is not run by the grader.\n\nCheck yourself before handing in: "
+        f"`gradelab check {lab_id}.ipynb --lab {lab_id}`")]
+    cells += [v4.new_code_cell(text) for text in code_cells]
+    if answers is not None:
+        cells.append(v4.new_markdown_cell("## Answer sheet\n\nReplace every `null` and every `[]` in the cell "
+                                          "below (YAML, as in `answers.yaml`). The grader reads it."))
+        cells.append(v4.new_raw_cell(answers.rstrip("\n"), metadata={"tags": [ANSWERS_TAG]}))
+    for i, cell in enumerate(cells, start=1):
+        cell["id"] = f"cell-{i}"
+    nb = v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"}})
+    nbformat.validate(nb)
+    return (json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
