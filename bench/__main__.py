@@ -4,7 +4,7 @@ import logging
 
 from rich.console import Console
 
-from bench import lab_speed, report_speed, sandbox_overhead, scale, startup, training
+from bench import lab_speed, report_speed, sandbox_overhead, scale, startup, training, vgg
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()
@@ -16,4 +16,6 @@ for table in lab_speed.main():
 for table in scale.main(scale.ROOT / "bench" / "gpu-times.json"):
     console.print(table)
 for table in training.main():
+    console.print(table)
+for table in vgg.main():
     console.print(table)

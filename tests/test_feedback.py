@@ -43,7 +43,8 @@ def test_a_wrong_parameter_count_names_the_layer_and_one_error_is_said_once_with
                       ("nn.Linear(64 * 4 * 4, 1000)", "nn.Linear(64 * 5 * 5, 1000)"))
     text = table(str(hand_in), "--lab", "cifar-convnet", "--only", "model-param-count", "--only", "model-output-shape",
                  *FAST)
-    assert ("ConvNet does not have the lab's number of learnable parameters. The count first differs at `fc4` "
+    assert ("ConvNet does not have the lab's number of learnable parameters; it has more than the lab's model. "
+            "The count first differs at `fc4` "
             "(layer 4 with learnable parameters).") in text
     assert "1,767,170" not in text and "1,191,170" not in text and "576,000" not in text  # no count: that is the sheet's total
     assert text.count("RuntimeError") == 1

@@ -22,7 +22,7 @@ from grader.results import Disclosure, Feedback, Outcome
 
 class Alternative(KindParams):
     value: Any
-    credit: float = Field(gt=0, lt=1)
+    credit: float = Field(gt=0, le=1, description="1: an equally right answer, accepted with its message as a note.")
     message: str
 
 
@@ -81,7 +81,8 @@ class AnswerCheck(CheckKind):
             notes.say(f"`{rule.path}`").add(f" = {show(answer)}", Reveal.got)
             if alt:
                 credits.append(alt.credit)
-                notes.add(f": accepted for {alt.credit:.0%} — {alt.message}")
+                share = "" if alt.credit == 1 else f" for {alt.credit:.0%}"
+                notes.add(f": accepted{share} — {alt.message}")
             elif mistake:
                 credits.append(0.0)
                 diagnoses.append(mistake.name)

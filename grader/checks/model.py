@@ -19,7 +19,7 @@ from grader.checks.compare import show
 from grader.checks.raised import raised_feedback
 from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, register_check
-from grader.results import Disclosure, Feedback, Outcome
+from grader.results import Disclosure, Feedback, Outcome, Status
 from grader.sandbox.replies import ErrorInfo, format_error
 
 G, I, E = Reveal.got, Reveal.inputs, Reveal.expected
@@ -51,9 +51,12 @@ class _ModelKind(CheckKind):
         return [Need(params.cls)]
 
     @staticmethod
-    def reference_trace(ctx, params: ModelParams, x: np.ndarray) -> dict[str, Any]:
-        return _probe("model_trace")(ctx.reference, params.reference or params.cls, x,
-                                     init_args=params.init_args, seed=ctx.seed)
+    def reference_trace(ctx, params: ModelParams, x: np.ndarray, cls: str | None = None) -> dict[str, Any]:
+        """The trace of a reference class (the check's, or ``cls``: an alternative, a mistake) on
+        ``x``, computed once per run."""
+        name = cls or params.reference or params.cls
+        return ctx.reference_value("model_trace", [name, x, params.init_args, ctx.seed], lambda: _probe("model_trace")(
+            ctx.reference, name, x, init_args=params.init_args, seed=ctx.seed))
 
     def traces(self, ctx, params: ModelParams) -> tuple[dict[str, Any], dict[str, Any]]:
         """The reference's and the student's trace of the same one-sample input."""
@@ -89,8 +92,9 @@ class OutputShapeCheck(_ModelKind):
         import numpy as np
 
         xs = [self.inputs(ctx, params, n) for n in params.batch_sizes]
-        ref = _probe("model_forward")(ctx.reference, params.reference or params.cls, xs,
-                                      init_args=params.init_args, seed=ctx.seed)
+        cls = params.reference or params.cls
+        ref = ctx.reference_value("model_forward", [cls, xs, params.init_args, ctx.seed], lambda: _probe("model_forward")(
+            ctx.reference, cls, xs, init_args=params.init_args, seed=ctx.seed))
         got = ctx.outcomes("model_forward", len(xs), cls=params.cls, inputs=xs, init_args=params.init_args,
                            seed=ctx.seed)
         raised, wrong = [], Feedback()
@@ -143,9 +147,22 @@ class FiniteOutputsCheck(_ModelKind):
         return Outcome.passed("All outputs are finite.")
 
 
+class ModelVariant(KindParams):
+    """Another reference class: a model that is equally right (an alternative) or one that makes a
+    real hand-in's mistake on purpose. The student's model is compared with it the way it is
+    compared with the reference, so a verdict is computed, never guessed."""
+    reference: str = Field(description="A class in the lab's reference module.")
+    message: str
+    name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Diagnosis id (mistakes).")
+    credit: float = Field(1.0, ge=0, le=1, description="Credit when the student's model matches it (alternatives).")
+
+
 class ParamCountParams(ModelParams):
     trainable_only: bool = True
     running_stats: bool = Field(False, description="Count BatchNorm running means and variances (buffers) instead.")
+    alternatives: list[ModelVariant] = Field(default_factory=list, description=(
+        "Reference classes whose count is accepted too (convs without bias before BatchNorm), with the "
+        "credit given and the message shown as a note."))
 
 
 _RUNNING = ("running_mean", "running_var")
@@ -210,9 +227,19 @@ class ParamCountCheck(_ModelKind):
         if have == want:
             return Outcome.passed(Feedback(f"{params.cls} has {have:,} {what}, as expected.", G)
                                   .instead(f"{params.cls} has the expected number of {what}.", G))
+        x = self.inputs(ctx, params, 1)
+        for alt in params.alternatives:
+            other = self.reference_trace(ctx, params, x, alt.reference)
+            if _count(other, params.trainable_only, params.running_stats) == have:
+                return Outcome.graded(alt.credit, Feedback(f"{params.cls} has {have:,} {what}:", G).instead(
+                    f"{params.cls} does not have the lab's number of {what}:", G).say(alt.message),
+                                      expected=want, got=have)
         message = Feedback(f"{params.cls} has {have:,} {what}", G).instead(
             f"{params.cls} does not have the lab's number of {what}", G)
-        message.add(f"; expected {want:,} ({have - want:+,})", G, E).add(".")
+        # The count is often an answer of the lab's answer sheet too: a student who may not see the
+        # expected count learns which way theirs is off, not by how much.
+        message.add(f"; expected {want:,} ({have - want:+,})", G, E).instead(
+            f"; it has {'fewer' if have < want else 'more'} than the lab's model", G, E).add(".")
         why = self.unregistered(params, trace)
         if why:
             message.say(why.strip())
@@ -227,6 +254,9 @@ class StructureParams(ModelParams):
     layer_types: list[str] = Field(default_factory=lambda: ["Conv2d", "Linear", "MaxPool2d", "AvgPool2d"])
     attributes: list[str] = Field(default_factory=lambda: [
         "in_channels", "out_channels", "kernel_size", "stride", "padding", "in_features", "out_features"])
+    mistakes: list[ModelVariant] = Field(default_factory=list, description=(
+        "Reference classes built wrong on purpose: a student's model whose forward pass calls the same "
+        "layers (and stops with the same error, if it does) is diagnosed with its name and message."))
 
 
 _PAIRS = ("kernel_size", "stride", "padding", "dilation")
@@ -241,6 +271,12 @@ def _norm(name: str, value: Any) -> Any:
 
 def _side(value: Any) -> str:
     return str(value[0]) if isinstance(value, list) and len(set(map(str, value))) == 1 else show(value)
+
+
+def _error_kind(trace: dict[str, Any]) -> tuple[str, str] | None:
+    """The exception a traced forward pass stopped with (type and message), or None."""
+    error = trace.get("error")
+    return (str(error.get("type")), str(error.get("message"))) if isinstance(error, dict) else None
 
 
 def _trace_error(trace: dict[str, Any]) -> str:
@@ -260,6 +296,8 @@ def _describe(layer: dict[str, Any]) -> str:
         parts.append(f"{a['in_channels']}→{a['out_channels']}")
     if "in_features" in a:
         parts.append(f"{a['in_features']}→{a['out_features']}")
+    if "num_features" in a:
+        parts.append(str(a["num_features"]))
     for key, short in (("kernel_size", "k"), ("stride", "s"), ("padding", "p")):
         if key in a:
             parts.append(f"{short}{_side(a[key])}")
@@ -274,16 +312,29 @@ class LayerStructureCheck(_ModelKind):
 
     def run(self, ctx, params: StructureParams) -> Outcome:
         reference, trace = self.traces(ctx, params)
+        outcome = self._compare(params, reference, trace)
+        if outcome.status == Status.passed or not params.mistakes:
+            return outcome
+        x = self.inputs(ctx, params, 1)
+        for mistake in params.mistakes:
+            made = self.reference_trace(ctx, params, x, mistake.reference)
+            if self._layers(params, made) == self._layers(params, trace) and _error_kind(made) == _error_kind(trace):
+                return outcome.model_copy(update={
+                    "message": f"{outcome.message} {mistake.message}",
+                    "diagnoses": [*outcome.diagnoses, *([mistake.name] if mistake.name else [])]})
+        return outcome
 
-        def layers(trace: dict[str, Any]) -> list[dict[str, Any]]:
-            out = []
-            for call in trace["calls"]:
-                if call.get("type") in params.layer_types:
-                    attrs = {k: _norm(k, v) for k, v in call.get("attrs", {}).items() if k in params.attributes}
-                    out.append({"type": call["type"], "attrs": attrs})
-            return out
+    @staticmethod
+    def _layers(params: StructureParams, trace: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for call in trace["calls"]:
+            if call.get("type") in params.layer_types:
+                attrs = {k: _norm(k, v) for k, v in call.get("attrs", {}).items() if k in params.attributes}
+                out.append({"type": call["type"], "attrs": attrs})
+        return out
 
-        want, have = layers(reference), layers(trace)
+    def _compare(self, params: StructureParams, reference: dict[str, Any], trace: dict[str, Any]) -> Outcome:
+        want, have = self._layers(params, reference), self._layers(params, trace)
         crash = f" (forward stopped early: {_trace_error(trace)})" if trace.get("error") else ""
         why = self.unregistered(params, trace)  # their layers run, but outside the model: not traced
         diagnosis = "unregistered-modules" if why else None
@@ -351,9 +402,13 @@ class ModeBehaviourCheck(CheckKind):
         from grader.sandbox.probes import mode_behaviour_of
 
         x = ctx.rng().normal(0, 1, (params.batch, *params.input_shape)).astype(np.float32)
-        with torch.random.fork_rng(devices=[]):  # the grader's own generator is left as it was
-            torch.manual_seed(0)
-            want = mode_behaviour_of(getattr(ctx.reference, params.reference or params.cls)(), torch.from_numpy(x))
+
+        def reference() -> dict[str, Any]:
+            with torch.random.fork_rng(devices=[]):  # the grader's own generator is left as it was
+                torch.manual_seed(0)
+                return mode_behaviour_of(getattr(ctx.reference, params.reference or params.cls)(), torch.from_numpy(x))
+
+        want = ctx.reference_value("mode_behaviour", [params.reference or params.cls, x], reference)
         have = ctx.probe("mode_behaviour", cls=params.cls, input=x, seed=0)
         problems, names = Feedback(), []
         for e in params.expect:

@@ -12,13 +12,19 @@ values and, where a part is one number, how it compares with the reference (a va
 the reference's is a percentage where a fraction is asked for). The reference's values
 themselves only where the lab marks them public (``reveal: [got, inputs, expected]``): the
 reference is a solution.
+
+Functions that take objects rather than arrays (a model, an optimizer, a ``DataLoader``) are
+called through the lab's harness (``harness:``): a harness function builds those objects in the
+sandbox and calls the student's function on them; the same harness function on the reference
+module, in the grader, gives the expected values, and with a mistake's function put in the
+reference's place, the values that mistake would give.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from grader.checks.functions import FunctionMistake
 from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD
@@ -26,6 +32,7 @@ from grader.checks.raised import raised_feedback
 from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.results import Disclosure, Feedback, Outcome
+from grader.sandbox.replies import CallReply, ProbeFailure, ProbeStatus, Stage
 
 Compare = Literal["values", "shape", "dtype", "std"]
 
@@ -60,6 +67,17 @@ class FunctionOutputsParams(KindParams):
                                   "backward pass run, a graph built or forward-mode AD used in it zeroes the check.")
     forbid_ops: list[str] = Field(default_factory=list, description="Operators the function may not run (glob "
                                   "patterns of dispatcher names, e.g. 'aten::convolution').")
+    harness: str | None = Field(None, description=(
+        "A function of the lab's harness, (module, **case args) → value, that builds what the student's function "
+        "is called with (a model, an optimizer, a DataLoader) and calls it, inside the sandbox. The expected value "
+        "is the same harness function on the reference module, in the grader; for a mistake, the mistake's "
+        "function stands in for the reference's. A case's args are then keyword arguments."))
+
+    @model_validator(mode="after")
+    def _harness_calls_once(self) -> "FunctionOutputsParams":
+        if self.harness and self.nondeterministic:
+            raise ValueError("nondeterministic asks each input twice, which a harness case does not")
+        return self
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray, equal_nan: bool = False) -> float:
@@ -184,6 +202,45 @@ def _reference_values(fn: Any, args: list[list[Any]], tensors: bool, seed: int) 
     return out
 
 
+class _WithMistake:
+    """The reference module with one function replaced by a mistake's: what a harness calls to
+    reproduce a hand-in that made that mistake."""
+
+    def __init__(self, module: Any, name: str, function: Any) -> None:
+        self._module, self._name, self._function = module, name, function
+
+    def __getattr__(self, attr: str) -> Any:
+        return self._function if attr == self._name else getattr(self._module, attr)
+
+
+def _harness_values(ctx, entry: str, module: Any, cases: list[dict[str, Any]]) -> list[Any]:
+    """A harness function run in the grader (the lab's trusted code) on a module, once per case."""
+    import torch
+
+    from grader.sandbox.probes import to_raw, to_tensors
+
+    namespace: dict[str, Any] = {"__name__": "gradelab_harness"}
+    exec(compile(ctx.lab.harness_source, "harness.py", "exec"), namespace)  # noqa: S102  (the lab's code)
+    with torch.random.fork_rng(devices=[]):  # the grader's own generator is left as it was
+        return [to_raw(namespace[entry](module, **to_tensors(case))) for case in cases]
+
+
+def _harness_replies(ctx, entry: str, cases: list[dict[str, Any]]) -> list[CallReply]:
+    """The same harness function on the student's module in the sandbox: one child per case, so an
+    exception is that case's outcome, as with a plain call."""
+    replies = []
+    for case in cases:
+        try:
+            reply = ctx.probe("harness", source=ctx.lab.harness_source, entry=entry, args=case)
+            # The harness probe answers {"result": raw values} (and what it recorded, when asked to)
+            replies.append(CallReply(ok=True, value=reply.get("result") if isinstance(reply, dict) else None))
+        except ProbeFailure as failure:
+            if failure.stage != Stage.probe or failure.status != ProbeStatus.error or failure.out_of_memory:
+                raise  # import failures, timeouts and memory are worded by the engine
+            replies.append(CallReply(ok=False, error=failure.error))
+    return replies
+
+
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
@@ -268,10 +325,12 @@ class FunctionOutputsCheck(CheckKind):
         reference = getattr(ref_module, params.reference or params.function)
         cases = [c if isinstance(c, dict) else {"args": c} for c in getattr(ref_module, params.cases)(ctx.rng())]
         labels = [c.get("label") or f"case {i + 1}" for i, c in enumerate(cases)]
-        args = [list(c["args"]) for c in cases]
+        args = [dict(c["args"]) if params.harness else list(c["args"]) for c in cases]
 
         seed = int(ctx.rng().integers(2**31))
-        expected = _reference_values(reference, args, params.tensors, seed)
+        expected = ctx.reference_value("expected", [args, seed], lambda: (
+            _harness_values(ctx, params.harness, ref_module, args) if params.harness
+            else _reference_values(reference, args, params.tensors, seed)))
         if params.nondeterministic:
             twice = ctx.call(params.function, args + args, tensors=params.tensors)
             for label, first, second in zip(labels, twice[:len(args)], twice[len(args):]):
@@ -279,9 +338,12 @@ class FunctionOutputsCheck(CheckKind):
                     return Outcome.failed(Feedback(f"{params.function} gave two different results for the same "
                                                    f"input ({label}).").say(params.nondeterministic.message),
                                           diagnosis=params.nondeterministic.name)
-        watch = {"forbid_ops": params.forbid_ops, "forbid_autograd": True} if params.forbid_autograd else \
-            {"forbid_ops": params.forbid_ops} if params.forbid_ops else {}
-        replies = ctx.call(params.function, args, tensors=params.tensors, seed=seed, **watch)
+        if params.harness:
+            replies = _harness_replies(ctx, params.harness, args)
+        else:
+            watch = {"forbid_ops": params.forbid_ops, "forbid_autograd": True} if params.forbid_autograd else \
+                {"forbid_ops": params.forbid_ops} if params.forbid_ops else {}
+            replies = ctx.call(params.function, args, tensors=params.tensors, seed=seed, **watch)
         name = params.function
         forbidden = forbidden_use(name, replies)
         if forbidden is not None:
@@ -302,7 +364,8 @@ class FunctionOutputsCheck(CheckKind):
                     problem = Feedback().add(f" is missing from what {name} returned (expected at `{out.path}`)")
                 elif "values" in out.compare:
                     problem, error = value_feedback(got, want, params.rel_tol, against=params.against)
-                    errors[out.name] = max(errors.get(out.name, 0.0), error)
+                    if as_array(want) is not None:  # a relative error means something for numbers only
+                        errors[out.name] = max(errors.get(out.name, 0.0), error)
                 else:
                     problem = self._problem(out, got, want, params)
                 if problem and out.name not in problems:
@@ -316,7 +379,7 @@ class FunctionOutputsCheck(CheckKind):
                                   f"on {inputs}.", details={"comparisons": comparisons})
         ratios = {n: r for n, p in problems.items() if p.differs and (r := self._ratio(got_parts[n], expected, n, params))}
         parts = _sentences(problems, errors, params, ratios)
-        diagnoses = self._diagnose(ref_module, params, args, got_parts, list(problems), seed)
+        diagnoses = self._diagnose(ctx, params, args, got_parts, list(problems), seed)
         diagnoses.update({n: ("percentage-not-fraction" if r == "×100" else "fraction-not-percentage", "")
                           for n, r in ratios.items() if n not in diagnoses})
         by_mistake: dict[tuple[str, str], list[str]] = {}
@@ -364,15 +427,18 @@ class FunctionOutputsCheck(CheckKind):
         return None
 
     @staticmethod
-    def _diagnose(ref_module: Any, params: FunctionOutputsParams, args: list[list[Any]], got_parts: dict[str, list[Any]],
+    def _diagnose(ctx, params: FunctionOutputsParams, args: list[Any], got_parts: dict[str, list[Any]],
                   wrong: list[str], seed: int) -> dict[str, tuple[str, str]]:
         """For each wrong part, the first declared mistake that reproduces the student's values on
         every case (NaN where they have NaN): ``{part: (mistake name, message)}``."""
+        ref_module = ctx.reference
         found: dict[str, tuple[str, str]] = {}
         for mistake in params.mistakes:
             fn = getattr(ref_module, mistake.reference)
             try:
-                values = _reference_values(fn, args, params.tensors, seed)
+                values = ctx.reference_value(f"mistake {mistake.reference}", [args, seed], lambda: (
+                    _harness_values(ctx, params.harness, _WithMistake(ref_module, params.function, fn), args)
+                    if params.harness else _reference_values(fn, args, params.tensors, seed)))
             except Exception:  # noqa: BLE001  (a mistake that does not apply to these inputs)
                 continue
             for out in params.outputs:

@@ -62,11 +62,16 @@ class TrainingParams(KindParams):
     @field_validator("budgets")
     @classmethod
     def _known_budget_names(cls, v: dict[str, Budget]) -> dict[str, Budget]:
-        known = [b.value for b in BudgetName]
-        unknown = [name for name in v if name not in known]
-        if unknown:
-            raise ValueError(f"unknown budget {', '.join(map(repr, unknown))}: budgets are named {', '.join(known)}")
-        return v
+        return known_budget_names(v)
+
+
+def known_budget_names(budgets: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's budgets, refused when one is not a budget a run can ask for."""
+    known = [b.value for b in BudgetName]
+    unknown = [name for name in budgets if name not in known]
+    if unknown:
+        raise ValueError(f"unknown budget {', '.join(map(repr, unknown))}: budgets are named {', '.join(known)}")
+    return budgets
 
 
 def accuracy(scores: Any, labels: np.ndarray) -> float | None:

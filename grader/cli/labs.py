@@ -95,7 +95,9 @@ def calibrate(
     budget: Annotated[list[str], typer.Option("--budget", help="Budget(s) to calibrate (repeat); default: the device's (gpu or cpu).")] = [],  # noqa: B006
     margin: Annotated[float, typer.Option("--margin", help="How far below the reference's accuracy the threshold sits.")] = 0.2,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[list[int], typer.Option(
+        "--seed", help="Seed(s) the reference trains with (repeat): each threshold and limit is set from the worst "
+                       "of them.")] = [0],  # noqa: B006
     only: Annotated[list[str], typer.Option(
         "--only", help="Calibrate only this training check (repeat); the others keep their thresholds.")] = [],  # noqa: B006
     against: Annotated[list[Path], typer.Option(
@@ -117,7 +119,8 @@ def calibrate(
     from grader.options import Budget, Device
 
     with user_errors():
-        options = [run_options(device=device, budget=b, seed=seed) for b in budget] or [run_options(device=device, seed=seed)]
+        options = [run_options(device=device, budget=b, seed=seed[0]) for b in budget] or [
+            run_options(device=device, seed=seed[0])]
         lab_obj = api.load_lab(lab)
         device_ = options[0].device
         budgets = [o.budget for o in options if o.budget] or [
@@ -125,7 +128,7 @@ def calibrate(
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err_console, transient=True) as progress:
             task = progress.add_task("training the reference", total=None)
-            rows = run(lab_obj, budgets, margin=margin, device=device_, seed=seed, against=against, only=only,
+            rows = run(lab_obj, budgets, margin=margin, device=device_, seeds=seed, against=against, only=only,
                        on_check=lambda what: progress.update(task, description=f"trained {what}"))
     table = Table(title=f"{lab_obj.id}: calibrated thresholds ({lab_obj.folder / 'calibration.yaml'})")
     for col in ("check", "budget", "reference accuracy", "threshold", "tells learning from chance"):
@@ -134,8 +137,33 @@ def calibrate(
         table.add_row(r.check, r.budget, f"{r.reference_accuracy:.1%}", f"{r.threshold:.0%}",
                       "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]")
     console.print(table)
+    banded = [r for r in rows if "max_level_ratio" in r.extras]
+    if banded:
+        console.print(_band_table(banded))
     if against:
         console.print(_against_table(rows))
+
+
+def _band_table(rows) -> "Table":
+    """The loss-band limits of training_comparison checks: the reference's ratios and what passes."""
+    from rich.table import Table
+
+    table = Table(title="Loss bands across learning rates: improved model / baseline (the reference's ratio, "
+                        "and the limit a hand-in must stay under)")
+    for col in ("check", "budget", "level ratio", "level limit", "width ratio", "width limit"):
+        table.add_column(col)
+
+    def cell(x: dict, key: str, value: str) -> str:
+        return value if x.get(f"judge_{key}", True) else f"[yellow]{value} (not judged)[/yellow]"
+
+    for r in rows:
+        x = r.extras
+        table.add_row(r.check, r.budget, f"{x['reference_level_ratio']:.2f}", cell(x, "level", f"{x['max_level_ratio']:.2f}"),
+                      f"{x['reference_width_ratio']:.2f}", cell(x, "width", f"{x['max_width_ratio']:.2f}"))
+    if not all(r.extras.get("shows_comparison") for r in rows):
+        table.caption = ("not judged: under that budget the reference's own band is not lower (narrower) under every "
+                         "seed, so a hand-in is not asked for it")
+    return table
 
 
 def _against_table(rows) -> "Table":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from pydantic import ValidationError
@@ -213,6 +213,13 @@ class CheckContext:
 
     def probe(self, name: str, **payload: Any) -> Any:
         return self.session.probe(name, payload, self.limits)
+
+    def reference_value(self, name: str, inputs: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, a value of the reference on ``inputs`` (arrays, lists, dicts, numbers),
+        computed once per run and check: a class of hand-ins shares it."""
+        key = hashlib.sha256(json.dumps([self.check_id, name, _fingerprint(inputs)], sort_keys=True,
+                                        default=str).encode()).hexdigest()
+        return self.session.run.reference_value(key, compute)
 
     def call(self, function: str, cases: list[list[Any]], **options: Any) -> list[CallReply]:
         """The student's ``function`` on each argument list: one reply per case."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from grader.checks.registry import BoundLab, bind
 from grader.data.digits import cache_root as data_cache_root
@@ -57,6 +57,7 @@ class Run:
         self._owns_sandbox = sandbox is None
         self.sandbox = sandbox if sandbox is not None else Sandbox(preload=sandbox_preload(self.lab))
         self._datasets: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        self._reference_values: dict[str, Any] = {}
 
     @property
     def limits(self) -> Limits:
@@ -83,10 +84,19 @@ class Run:
                                f"{f' from {data_root}' if data_root else ''}: {type(exc).__name__}: {exc}") from exc
         return self._datasets[key]
 
+    def reference_value(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A value computed from the lab's reference in the grader, the same for every hand-in of
+        the run (a check draws the same inputs for each): computed once. ``key`` must name all it
+        depends on; callers only read what they get."""
+        if key not in self._reference_values:
+            self._reference_values[key] = compute()
+        return self._reference_values[key]
+
     def close(self) -> None:
         if self._owns_sandbox:
             self.sandbox.close()
         self._datasets.clear()
+        self._reference_values.clear()
 
     def __enter__(self) -> "Run":
         self.sandbox.start()

@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 import grader
 from grader.atomic import replacing
 from grader.errors import ReportError
-from grader.report.plots import curves_png, histogram_png
+from grader.report.plots import bands_png, curves_png, histogram_png
 from grader.results import Status, SubmissionResult, tally
 from grader.reveal import student_result
 
@@ -70,6 +70,11 @@ def submission_context(result: SubmissionResult, audience: Audience) -> dict[str
         for row in c.details.get("comparisons", []):
             comparisons.append({**row, "check": c.title, "rel_error": _number(row.get("rel_error")),
                                 "tolerance": _number(row.get("tolerance"))})
+        bands = c.details.get("bands")
+        if isinstance(bands, dict) and isinstance(bands.get("panels"), dict):
+            figures.append({"title": f"{c.title}: loss bands",
+                            "src": bands_png(str(bands.get("title") or c.title), bands["panels"],
+                                             str(bands.get("xlabel") or "step"))})
         if c.details.get("curves"):
             figures.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
     score, max_score = tally(checks)

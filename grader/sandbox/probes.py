@@ -201,6 +201,10 @@ FUNCTIONAL_LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "torch.nn.functional.dropout": ("Dropout", ("input", "p")),
     "torch.dropout": ("Dropout", ("input", "p")),
     "torch.nn.functional.adaptive_avg_pool2d": ("AdaptiveAvgPool2d", ("input", "output_size")),
+    "torch.nn.functional.relu": ("ReLU", ("input",)),
+    "torch.relu": ("ReLU", ("input",)),
+    "torch.relu_": ("ReLU", ("input",)),
+    "torch.Tensor.relu": ("ReLU", ("input",)),
 }
 _FUNCTIONAL_DEFAULTS = {"MaxPool2d": {"padding": 0, "dilation": 1}, "AvgPool2d": {"padding": 0},
                         "Dropout": {"p": 0.5}}
