@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -qq -c constraints.txt
 DEMO_OUT ?= results/demo
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-slow bench clean
 
 venv: $(STAMP)
 
@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/gradelab demo --out $(DEMO_OUT)
 
+# Tests marked `slow` train on a real budget (minutes each): they are benchmarks' company, run by
+# `make test-slow`, not by CI; tests marked `gpu` skip themselves without a GPU (bench/gpu.sh).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
