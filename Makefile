@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -qq -c constraints.txt
 DEMO_OUT ?= results/demo
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench clean browser
 
 venv: $(STAMP)
 
@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/gradelab demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The server's end-to-end test drives a real browser: Debian's Chromium (Playwright's own browser
+# download is not used). Installed once, as root, when it is missing; nothing to do afterwards.
+browser:
+	@test -x /usr/bin/chromium || { echo "Installing Debian's chromium for the browser test (first run only)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
