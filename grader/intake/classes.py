@@ -81,6 +81,10 @@ def _folders(listing: ClassListing) -> ClassPlan:
             plan.warnings.append(f"{printable(name)}: not a hand-in (a folder, .py file, notebook or archive): left out")
             continue
         source = _latest_only(listing, name) if latest_only and is_dir else listing.whole(name)
+        if latest_only and is_dir and source.kind == "files" and not source.files:
+            plan.warnings.append(f"{printable(name)}: no upload yet (a folder of the server's, without an attempt): "
+                                 "left out")
+            continue
         stem = HandInSource(path=Path(name)).stem if not is_dir else name
         label = printable(stem).strip() or "submission"
         plan.entries.append(ClassEntry(student=Student(id=label, name=label, source=printable(str(listing.root / name))),

@@ -31,6 +31,7 @@ from grader.serve import deps, instructor, student
 from grader.serve.classroom import Classroom
 from grader.serve.security import BodyLimit, SecurityHeaders, Sessions
 from grader.serve.settings import ServeSettings
+from grader.serve.store import UnsafePath
 
 log = logging.getLogger(__name__)
 STATIC = TEMPLATES / "serve" / "static"
@@ -77,6 +78,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
         return Response(str(exc.detail), status_code=exc.status_code, media_type="text/plain")
 
 
+async def unsafe_path(request: Request, exc: Exception) -> Response:
+    """A path of the class folder that is not the store's (a link planted in it, an id out of
+    pattern): logged for the staff, and to the caller no more than a page that is not there."""
+    log.warning("%s %s: refused a path of the class folder: %s", request.method, request.url.path, exc)
+    return await http_error(request, HTTPException(404, "Not found."))
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     """A fault of the server: logged here, one sentence there (never a traceback)."""
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -108,7 +116,7 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
 
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit_for=body_limit(settings))],
-                    exception_handlers={HTTPException: http_error, 500: server_error})
+                    exception_handlers={HTTPException: http_error, UnsafePath: unsafe_path, 500: server_error})
     app.state.classroom = room
     app.state.templates = templates()
     return app

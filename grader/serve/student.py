@@ -111,7 +111,10 @@ async def attempt(request: Request) -> Response:
     status = _status_or_404(request, caller, number)
     room = deps.classroom(request)
     view = room.student_view(caller.student_id, number) if status.state == "done" else None
-    context = submission_context(view, "student", figures=False) if view is not None else {}
+    # The context from the whole result, which it shows through the reveal policy itself: so it can
+    # say how many hidden checks the instructor grades (the student's view has none to count).
+    whole = room.store.result(caller.student_id, number) if view is not None else None
+    context = submission_context(whole, "student", figures=False) if whole is not None else {}
     has_pdf = view is not None and room.store.read(caller.student_id, number, STUDENT_PDF) is not None
     return deps.page(request, "attempt.html.j2", {
         "caller": caller, "status": status, "view": view, "report": context, "has_pdf": has_pdf,
