@@ -4,7 +4,7 @@ import logging
 
 from rich.console import Console
 
-from bench import lab_speed, report_speed, sandbox_overhead, scale, startup, training
+from bench import lab_speed, report_speed, sandbox_overhead, scale, serve_load, startup, training
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()
@@ -17,3 +17,4 @@ for table in scale.main(scale.ROOT / "bench" / "gpu-times.json"):
     console.print(table)
 for table in training.main():
     console.print(table)
+console.print(serve_load.main())
