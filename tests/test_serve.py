@@ -284,3 +284,31 @@ def test_gradelab_grade_on_the_servers_class_folder_grades_each_students_latest_
         assert ([c.status for c in graded[sid].checks]
                 == [c.status for c in store.result(sid, latest).checks])
     assert graded["alice"].score != store.result("alice", 1).score  # not the first (correct) attempt
+
+
+def test_an_attempt_whose_worker_died_every_try_gets_a_result_saying_so(served, renderer):
+    """A hand-in that took its grading worker down ``MAX_TRIES`` times is not tried again: it gets
+    an error result (a fault of the grader, the student may upload again) and is done."""
+    from datetime import datetime, timezone
+
+    from grader.grading.run import Run
+    from grader.options import Mode, RunOptions
+    from grader.serve.queue import MAX_TRIES, Ticket
+    from grader.serve.workers import GRADER_FAULT, grade_claim
+
+    store, grading_queue = served["store"], served["queue"]
+    meta = store.create_attempt("carol", dict(hand_in("correct")), {
+        "uploaded_at": datetime.now(timezone.utc), "kind": "files", "files": ["answers.yaml", "convnet.py"],
+        "bytes": 1, "name": "Carol Diaz", "email": ""})
+    ticket = Ticket(student="carol", attempt=meta.number, queued_at=meta.uploaded_at, tries=MAX_TRIES)
+    path = grading_queue.root / "claimed" / f"{ticket.name}.{DEAD_PID}.json"
+    path.write_text(ticket.model_dump_json())  # claimed, so the live worker does not take it
+    run = Run(served["class"].app().state.classroom.lab, RunOptions(mode=Mode.grade))
+    (claim,) = [c for c in grading_queue.claims(DEAD_PID) if c.ticket.student == "carol"]
+    grade_claim(run, renderer, store, grading_queue, claim)
+    result = store.result("carol", meta.number)
+    assert result.score == 0 and result.checks[0].message == GRADER_FAULT
+    assert grading_queue.state(ticket.name) == ("done", None)
+    assert ("carol", meta.number) not in grading_queue.journal.count("started")
+    assert grading_queue.journal.count("graded")[("carol", meta.number)] == 1
+    assert store.read("carol", meta.number, "feedback.pdf").startswith(b"%PDF")

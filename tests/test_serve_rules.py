@@ -327,3 +327,52 @@ def test_no_path_built_from_a_request_leaves_the_class_folder(client, served, pa
         assert response.status_code in (403, 404), (path, response.status_code)
         assert (served.root / ".gradelab" / "secret.key").read_bytes() not in response.content
         assert b"Starlette" not in response.content and b"create_app" not in response.content
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+def test_roster_tokens_prints_a_csv_to_mail_merge_once_per_token(tmp_path):
+    import csv
+
+    from grader.serve.roster import load_tokens
+    from tests.conftest import cli
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text(ROSTER)
+    first = cli("roster", "tokens", str(roster), "--class", str(tmp_path / "class"))
+    assert first.exit_code == 0, first.output
+    rows = list(csv.DictReader(io.StringIO(first.stdout)))
+    assert [(r["id"], r["name"], r["email"]) for r in rows] == [
+        ("alice", "Alice Martin", "alice@example.org"), ("bob", "Bob Chen", "bob@example.org"),
+        ("carol", "Carol Diaz", "carol@example.org")]
+    assert len({r["token"] for r in rows}) == 3 and all(len(r["token"]) >= 32 for r in rows)
+    assert "Instructor token (shown once, keep it):" in first.stderr
+    again = cli("roster", "tokens", str(roster), "--class", str(tmp_path / "class"))
+    assert again.stdout == "id,name,email,token\n" and "3 student(s) already had a token" in again.stderr
+    reissued = cli("roster", "tokens", str(roster), "--class", str(tmp_path / "class"), "--reissue", "bob")
+    (bob,) = list(csv.DictReader(io.StringIO(reissued.stdout)))
+    assert bob["id"] == "bob" and bob["token"] != rows[1]["token"]
+    assert set(load_tokens(tmp_path / "class").students) == {"alice", "bob", "carol"}
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--due", "next friday"], "--due 'next friday' is not accepted"),
+    (["--upload-mb", "0"], "--upload-mb 0.0 is not accepted"),
+])
+def test_serve_refuses_a_rule_it_cannot_apply_in_one_line(tmp_path, args, said):
+    from tests.conftest import cli
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text(ROSTER)
+    result = cli("serve", "--lab", "cifar-convnet", "--class", str(tmp_path / "class"), "--roster", str(roster), *args)
+    assert result.exit_code == 2 and said in result.output
+
+
+def test_a_roster_with_an_unsafe_id_is_refused_before_anything_is_issued(tmp_path):
+    from tests.conftest import cli
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,name,email\n../../etc,Eve,eve@example.org\n")
+    result = cli("roster", "tokens", str(roster), "--class", str(tmp_path / "class"))
+    assert result.exit_code == 2 and "line 2: id '../../etc' is not accepted" in result.output
+    assert not (tmp_path / "class" / ".gradelab" / "tokens.json").exists()

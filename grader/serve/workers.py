@@ -107,7 +107,13 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
     ``MAX_TRIES`` it gets an error result saying so."""
     ticket = claim.ticket
     sid, number = ticket.student, ticket.attempt
-    if not store.has_result(sid, number):
+    if not store.has_result(sid, number) and ticket.tries >= MAX_TRIES:
+        # its worker died this many times while grading it (the pool requeued it each time)
+        result = _fault(run, store, sid, number, RuntimeError("the grading worker died while grading it"))
+        written = store.write_result_once(sid, number, result)
+        grading_queue.journal.write("graded" if written else "duplicate", ticket, score=result.score,
+                                    max_score=result.max_score, given_up=True)
+    elif not store.has_result(sid, number):
         grading_queue.journal.write("started", ticket)
         try:
             result = grade_attempt(run, store, sid, number)
