@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -qq -c constraints.txt
 DEMO_OUT ?= results/demo
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow bench clean browser
 
 venv: $(STAMP)
 
@@ -22,11 +22,17 @@ demo: $(STAMP)
 
 # Tests marked `slow` train on a real budget (minutes each): they are benchmarks' company, run by
 # `make test-slow`, not by CI; tests marked `gpu` skip themselves without a GPU (bench/gpu.sh).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The server's end-to-end test drives a real browser: Debian's Chromium (Playwright's own browser
+# download is not used). Installed once, as root, when it is missing; nothing to do afterwards.
+browser:
+	@test -x /usr/bin/chromium || { echo "Installing Debian's chromium for the browser test (first run only)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

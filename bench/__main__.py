@@ -4,7 +4,7 @@ import logging
 
 from rich.console import Console
 
-from bench import lab_speed, report_speed, sandbox_overhead, scale, startup, training, vgg
+from bench import lab_speed, report_speed, sandbox_overhead, scale, serve_load, startup, training, vgg
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()
@@ -19,3 +19,4 @@ for table in training.main():
     console.print(table)
 for table in vgg.main():
     console.print(table)
+console.print(serve_load.main())

@@ -7,12 +7,12 @@ and listing labs stays light.
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader.checks.registry import BoundLab, bind
 from grader.errors import ReportError, UsageError
+from grader.export.targets import ExportTarget, export_results, export_target
 from grader.intake.classes import Layout
 from grader.lab import loader
 from grader.options import EventSink, Mode, RunOptions, ignore
@@ -23,19 +23,12 @@ if TYPE_CHECKING:
     from grader.grading.batch import BatchResult
     from grader.grading.executor import Executor
     from grader.intake.classes import ClassPlan
+    from grader.serve.roster import Issued
+    from grader.serve.settings import ServeSettings
 
-__all__ = ["BoundLab", "ExportTarget", "Layout", "autograde", "check", "export", "grade", "gradescope_bundle",
-           "init", "labs", "load_lab", "pack", "plan", "read_results", "report", "write_report"]
-
-
-class ExportTarget(str, Enum):
-    """Where grades go: Moodle's grading worksheet, Canvas's gradebook, Gradescope's
-    results.json, or a plain CSV."""
-
-    moodle = "moodle"
-    canvas = "canvas"
-    gradescope = "gradescope"
-    csv = "csv"
+__all__ = ["BoundLab", "ExportTarget", "Layout", "autograde", "check", "export", "export_results", "grade",
+           "gradescope_bundle", "init", "labs", "load_lab", "pack", "plan", "read_results", "report", "roster_tokens",
+           "serve", "write_report"]
 
 
 def load_lab(name_or_path: str | Path) -> BoundLab:
@@ -111,12 +104,7 @@ def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
            assignment: str | None = None) -> tuple[dict[str, bytes], list[str]]:
     """The files an LMS imports (name → bytes), made from the results in ``out``, and warnings
     (students graded but not in the template)."""
-    from grader.export import canvas, csv, gradescope, moodle
-
-    try:
-        to = ExportTarget(to)
-    except ValueError:
-        raise UsageError(f"--to {to!r} is not accepted: use {', '.join(m.value for m in ExportTarget)}") from None
+    to = export_target(to)
     results = read_results(out)
     if not results:
         raise UsageError(f"{out}: no gradelab results here (run `gradelab grade … --out {out}` first)")
@@ -124,13 +112,7 @@ def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
         data = Path(template).read_bytes() if template is not None else None
     except OSError as exc:
         raise UsageError(f"--template {template}: cannot be read ({exc.strerror})") from None
-    if to == ExportTarget.moodle:
-        return moodle.export(results, data)
-    if to == ExportTarget.canvas:
-        return canvas.export(results, data, assignment=assignment)
-    if data is not None:
-        raise UsageError(f"--template is for moodle and canvas exports, not {to.value}")
-    return (gradescope.export(results) if to == ExportTarget.gradescope else csv.export(results)), []
+    return export_results(results, to, template=data, assignment=assignment)
 
 
 def init(lab: str | Path | BoundLab, target: Path, *, notebook: bool = False) -> list[Path]:
@@ -175,3 +157,21 @@ def write_report(result: SubmissionResult, out: Path, *, audience: str = "studen
     from grader.report import ReportRenderer
 
     return ReportRenderer().write(result, Path(out), audience, html)
+
+
+def roster_tokens(roster: Path, class_dir: Path, *, reissue: tuple[str, ...] = (), every: bool = False,
+                  instructor: bool = False) -> "Issued":
+    """Tokens for the roster's students who have none (or those named), their hashes kept in the
+    class folder; the tokens themselves are returned once, to be mailed."""
+    from grader.serve.roster import Roster, issue
+
+    return issue(Roster.read(Path(roster)), Path(class_dir), reissue=tuple(reissue), every=every,
+                 instructor=instructor)
+
+
+def serve(lab: str | Path | BoundLab, options: RunOptions, settings: "ServeSettings") -> None:
+    """Serve a class until stopped: students upload and read their feedback, the instructor reads
+    everything (``grader.serve``)."""
+    from grader.serve.app import run_server
+
+    run_server(lab if isinstance(lab, BoundLab) else load_lab(lab), options, settings)

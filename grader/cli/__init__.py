@@ -16,7 +16,8 @@ app = typer.Typer(
          "Students: `gradelab check PATH --lab LAB` before handing in. "
          "Instructors: `gradelab grade DIR --lab LAB --out OUT` for a whole class (a folder, or a Moodle or "
          "Canvas download), `gradelab export OUT --to moodle|canvas|gradescope|csv` for the LMS, "
-         "`gradelab pack LAB --students DIR` for what students receive.",
+         "`gradelab pack LAB --students DIR` for what students receive, "
+         "`gradelab serve --lab LAB --class DIR --roster roster.csv` for a hand-in server.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 
 from grader.cli import data as _data, grade as _grade, labs as _labs, lms as _lms, pack as _pack, report as _report  # noqa: E402,E501
+from grader.cli import serve as _serve  # noqa: E402
 
 _labs.register(app)
 _grade.register(app)
@@ -31,6 +33,7 @@ _pack.register(app)
 _report.register(app)
 _data.register(app)
 _lms.register(app)
+_serve.register(app)
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -4,11 +4,15 @@ student: ``plan_class(root, layout)``.
 Layouts: ``moodle`` and ``canvas`` (their bulk downloads, see ``intake.moodle`` and
 ``intake.canvas``), ``folders`` (one sub-folder, ``.py`` file, notebook or archive per student,
 named after the student), and ``auto``, which recognises the first two by their names and falls
-back to folders. What does not fit the layout is a warning, never a crash.
+back to folders. What does not fit the layout is a warning, never a crash. A folder kept by
+``gradelab serve`` is folders too, each student's ``attempts/`` left out: their latest upload is
+what is graded.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -41,15 +45,46 @@ def _gradable_file(name: str) -> bool:
     return name.endswith((".py", ".ipynb")) or is_archive(name)
 
 
+SERVED_MARK = (".gradelab", "class.json")  # written by `gradelab serve` in its class folder
+SERVED_ATTEMPTS = "attempts"
+
+
+def served(listing: ClassListing) -> bool:
+    """A class folder kept by ``gradelab serve``: each student's folder holds a copy of their
+    latest upload beside ``attempts/``, every attempt they made."""
+    if listing.zipped:
+        return False
+    try:
+        return stat.S_ISREG(os.lstat(listing.root.joinpath(*SERVED_MARK)).st_mode)
+    except OSError:
+        return False
+
+
+def _latest_only(listing: ClassListing, name: str) -> HandInSource:
+    """A served student's folder without its ``attempts/``: their latest upload, read entry by
+    entry (each with the safe reader, links refused as anywhere else)."""
+    folder = listing.root / name
+    try:
+        entries = sorted(e for e in os.listdir(folder) if e != SERVED_ATTEMPTS)
+    except OSError:
+        return listing.whole(name)  # unreadable: the reader says why
+    return HandInSource(kind="files", path=listing.root, files=tuple((f"{name}/{e}", e) for e in entries))
+
+
 def _folders(listing: ClassListing) -> ClassPlan:
     plan = ClassPlan(Layout.folders)
+    latest_only = served(listing)
     for name, is_dir in listing.top.items():
         if name.startswith(("_", ".")):
             continue
         if not (is_dir or _gradable_file(name) or not listing.zipped and (listing.root / name).is_symlink()):
             plan.warnings.append(f"{printable(name)}: not a hand-in (a folder, .py file, notebook or archive): left out")
             continue
-        source = listing.whole(name)
+        source = _latest_only(listing, name) if latest_only and is_dir else listing.whole(name)
+        if latest_only and is_dir and source.kind == "files" and not source.files:
+            plan.warnings.append(f"{printable(name)}: no upload yet (a folder of the server's, without an attempt): "
+                                 "left out")
+            continue
         stem = HandInSource(path=Path(name)).stem if not is_dir else name
         label = printable(stem).strip() or "submission"
         plan.entries.append(ClassEntry(student=Student(id=label, name=label, source=printable(str(listing.root / name))),

@@ -19,7 +19,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 import grader
 from grader.atomic import replacing
 from grader.errors import ReportError
-from grader.report.plots import bands_png, curves_png, histogram_png
 from grader.results import Status, SubmissionResult, tally
 from grader.reveal import student_result
 
@@ -52,12 +51,13 @@ def _sci(value: Any, digits: int = 2) -> str:
     return "∞" if number > 0 else "—"
 
 
-def submission_context(result: SubmissionResult, audience: Audience) -> dict[str, Any]:
+def submission_context(result: SubmissionResult, audience: Audience, *, figures: bool = True) -> dict[str, Any]:
     """Everything the per-submission template shows, derived from the result alone; a student's
-    report from the student's view of it (``reveal``), as their table and JSON are."""
+    report from the student's view of it (``reveal``), as their table and JSON are. ``figures``:
+    draw the training curves (matplotlib, imported only then; the server's pages do without)."""
     hidden_count = sum(1 for c in result.checks if c.visibility != "public") if audience == "student" else 0
     checks = student_result(result).checks if audience == "student" else list(result.checks)
-    answers, comparisons, figures, counterexamples = [], [], [], []
+    answers, comparisons, drawn, counterexamples = [], [], [], []
     for c in checks:
         if isinstance(c.details.get("counterexample"), dict) and c.details["counterexample"].get("statements"):
             counterexamples.append({**c.details["counterexample"], "check": c.title})
@@ -70,23 +70,29 @@ def submission_context(result: SubmissionResult, audience: Audience) -> dict[str
         for row in c.details.get("comparisons", []):
             comparisons.append({**row, "check": c.title, "rel_error": _number(row.get("rel_error")),
                                 "tolerance": _number(row.get("tolerance"))})
+        if not figures:
+            continue
+        from grader.report.plots import bands_png, curves_png
+
         bands = c.details.get("bands")
         if isinstance(bands, dict) and isinstance(bands.get("panels"), dict):
-            figures.append({"title": f"{c.title}: loss bands",
-                            "src": bands_png(str(bands.get("title") or c.title), bands["panels"],
-                                             str(bands.get("xlabel") or "step"))})
+            drawn.append({"title": f"{c.title}: loss bands",
+                          "src": bands_png(str(bands.get("title") or c.title), bands["panels"],
+                                           str(bands.get("xlabel") or "step"))})
         if c.details.get("curves"):
-            figures.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
+            drawn.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
     score, max_score = tally(checks)
     return {
         "r": result, "audience": audience, "checks": checks, "answers": answers,
-        "comparisons": comparisons, "figures": figures, "counterexamples": counterexamples, "score": score, "max_score": max_score,
+        "comparisons": comparisons, "figures": drawn, "counterexamples": counterexamples, "score": score, "max_score": max_score,
         "percent": 100 * score / max_score if max_score else 0.0,
         "hidden_count": hidden_count, "expected_column": any("expected" in a for a in answers),
     }
 
 
 def class_context(results: list[SubmissionResult], lab_title: str) -> dict[str, Any]:
+    from grader.report.plots import histogram_png
+
     results = sorted(results, key=lambda r: r.submission)
     order: dict[str, str] = {}
     for r in results:
