@@ -22,10 +22,10 @@ from tests.leaks import (Secrets, answer_secrets, expected_secrets, hidden_sayin
                          student_json)
 from tests.test_report import pdf_text
 
-LABS = ["cifar-convnet", "mlp-backprop", "layers-from-scratch", "cifar-training"]
+LABS = ["cifar-convnet", "mlp-backprop", "layers-from-scratch", "cifar-training", "vgg-batchnorm"]
 # Labs whose reference values a student may not see. The other two compare with torch's own ops
 # and with counts and shapes their handout states: nothing there is secret.
-WITH_SECRETS = {"cifar-convnet", "mlp-backprop"}
+WITH_SECRETS = {"cifar-convnet", "mlp-backprop", "vgg-batchnorm"}
 
 
 def _nested(paths: dict[str, object]) -> dict:
