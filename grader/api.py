@@ -107,11 +107,11 @@ def read_results(out: Path, lab: "str | Path | BoundLab | None" = None) -> list[
 
 
 def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
-           assignment: str | None = None) -> tuple[dict[str, bytes], list[str]]:
-    """The files an LMS imports (name → bytes), made from the results in ``out``, and warnings
-    (students graded but not in the template)."""
+           assignment: str | None = None, lab: "str | Path | BoundLab | None" = None) -> tuple[dict[str, bytes], list[str]]:
+    """The files an LMS imports (name → bytes), made from the results in ``out`` (with the grades
+    given by hand, see ``read_results``), and warnings (students graded but not in the template)."""
     to = export_target(to)
-    results = read_results(out)
+    results = read_results(out, lab)
     if not results:
         raise UsageError(f"{out}: no gradelab results here (run `gradelab grade … --out {out}` first)")
     try:

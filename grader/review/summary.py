@@ -23,7 +23,7 @@ def written_summary(results: list[SubmissionResult]) -> list[dict[str, Any]]:
         scores = Counter(c.score for c in graded)
         items: Counter[tuple[str, str, float]] = Counter(
             (i["id"], i["comment"], i["points"]) for c in graded for i in c.details["review"].get("items", []))
-        rows.append({"id": check_id, "title": title, "points": points, "answers": len(checks), "graded": len(graded),
+        rows.append({"id": check_id, "title": title, "points": points, "answers": len(graded) + waiting, "graded": len(graded),
                      "waiting": waiting, "blank": len(checks) - len(graded) - waiting,
                      "mean": sum(c.score for c in graded) / len(graded) if graded else None,
                      "distribution": sorted(scores.items()),

@@ -258,8 +258,16 @@ class Classroom:
         return rows
 
     def latest_results(self) -> list[SubmissionResult]:
-        """Each student's newest graded result, as the exports read them."""
-        return [latest[1] for s in self.roster if (latest := self.store.latest_result(s.id)) is not None]
+        """Each student's newest graded result, as the exports read them, with the grades given to
+        written answers in the grading pages (``grader.serve.review``)."""
+        from grader.review.merge import load_books, merge_result, written_checks
+        from grader.review.store import ReviewStore
+
+        found = [(s.id, latest[1]) for s in self.roster if (latest := self.store.latest_result(s.id)) is not None]
+        if not written_checks(self.lab):
+            return [r for _, r in found]
+        books = load_books(self.lab, ReviewStore(self.store.state / "review"))
+        return [merge_result(r, self.lab, books, key) for key, r in found]
 
 
 def ticket_of(meta: AttemptMeta) -> Ticket:
