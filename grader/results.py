@@ -279,8 +279,8 @@ class SubmissionResult(BaseModel):
 
     @property
     def full_max_score(self) -> float:
-        """The points at stake with the written answers still awaiting review: what a grade
-        exported to an LMS is out of (an answer not yet graded has earned nothing yet)."""
+        """The points the total will be out of once every written answer is graded (exports, like
+        ``max_score``, count the graded part only: grade the written part before exporting)."""
         return self.max_score + sum(c.max_score for c in self.awaiting_review)
 
     def to_json(self) -> str:

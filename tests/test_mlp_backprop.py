@@ -32,7 +32,8 @@ def mlp_class(tmp_path_factory):
 
 
 def not_passed(result):
-    return {c["id"]: c["status"] for c in result["checks"] if c["status"] != "passed"}
+    """Checks not passed, written answers aside: they await a person (tests/test_review.py)."""
+    return {c["id"]: c["status"] for c in result["checks"] if c["status"] not in ("passed", "awaiting review")}
 
 
 def test_every_bundled_hand_in_is_graded(mlp_class):

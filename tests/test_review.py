@@ -74,11 +74,12 @@ def test_an_answer_awaits_review_and_the_total_is_the_auto_graded_part(graded):
     assert ada.full_max_score == 7 and len(ada.awaiting_review) == 2
 
 
-def test_a_blank_answer_earns_nothing_without_waiting_for_a_person(graded):
+def test_a_blank_answer_awaits_review_too_and_says_where_answers_go(graded):
     dee = by_name(graded[1])["dee"]
     pooling = check(dee, POOLING)
-    assert pooling.status == Status.failed and pooling.score == 0 and "No answer found" in pooling.message
-    assert dee.max_score == 5  # the blank answer's 3 points count, lost
+    assert pooling.status == Status.awaiting_review and pooling.details["answer"] == ""
+    assert "No answer found" in pooling.message and "`written.pooling`" in pooling.message
+    assert (dee.score, dee.max_score) == (2, 2)  # the total of a hand-in made before the question is unchanged
 
 
 def test_an_answer_in_a_notebook_cell_tagged_with_the_question_id(tmp_path, essay_lab):
@@ -246,7 +247,7 @@ def test_reports_show_the_items_applied_and_the_comment_under_the_question(grade
     waiting = renderer.submission_html(results["bob"], "student")
     assert "auto-graded part" in waiting and "await review" in waiting
     summary = renderer.class_html(list(results.values()), "Essay")
-    assert "Written answers" in summary and "1 / 3" in summary  # graded of answered (dee's is blank)
+    assert "Written answers" in summary and "1 / 4" in summary  # graded of answers (dee's blank one too)
     assert "Invariance to small translations: right. ×1" in summary
 
 
@@ -260,7 +261,7 @@ def test_exports_carry_the_manual_grades(graded):
     moodle, _ = api.export(out, "moodle", lab=ESSAY)
     sheet = {r["Full name"]: r for r in csv.DictReader(io.StringIO(moodle["moodle-grading-worksheet.csv"].decode()))}
     assert "Well argued." in sheet["ada"]["Feedback comments"]
-    assert sheet["bob"]["Maximum Grade"] == "7.00"  # out of every point, written ones included
+    assert "written answers await review" in sheet["bob"]["Feedback comments"]
     gradescope, _ = api.export(out, "gradescope", lab=ESSAY)
     output = json.loads(gradescope["ada/results.json"])
     test = next(t for t in output["tests"] if t["extra_data"]["check"] == POOLING)

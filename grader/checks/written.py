@@ -7,7 +7,9 @@ part's. A person grades it question by question in the grading pages (``grader.s
 the grades live beside the results (``grader.review.store``) and are merged into every result read
 (``grader.review.merge``), so regrading the automatic part never loses them.
 
-A blank or missing answer needs no person: it earns nothing, now. Rubric items carry points (a
+A blank or missing answer awaits review too, shown as "no answer" (all blanks are one group on the
+grading page: one key grades them): grading it 0 without a person would change the total of every
+hand-in made before the lab had the question. Rubric items carry points (a
 positive item adds from 0, a negative one takes away from full marks, as ``scoring`` says) and a
 comment the student reads; an answer stores the *ids* of the items applied, so an item edited
 once rescores every answer it is on.
@@ -99,16 +101,15 @@ class WrittenCheck(CheckKind):
         if raw is None and params.field and params.field in sub.answers:
             raw = sub.answers[params.field]
         text, truncated = clean_answer(raw if isinstance(raw, str) else "", params.max_chars)
-        details = {"question": params.question}
+        details = {"question": params.question, "answer": text, "answer_sha": answer_digest(text),
+                   "truncated": truncated}
+        message = Feedback(AWAITING)
         if not text:
             where = [f"`{params.field}` in the answer sheet"] if params.field else []
             where.append(f"a markdown cell of your notebook tagged `{tag}`")
             problem = sub.answer_problems.get(params.field or "", "")
             why = f": {problem}" if problem and "is missing" not in problem else ""
-            return Outcome(status=Status.failed, fraction=0.0, details=details,
-                           message=f"No answer found{why} (write it in {' or '.join(where)}).")
-        details.update({"answer": text, "answer_sha": answer_digest(text), "truncated": truncated})
-        message = Feedback(AWAITING)
+            message = Feedback(f"No answer found{why} (write it in {' or '.join(where)}).")
         if truncated:
             message.say(f"Only its first {params.max_chars} characters were kept.")
         return Outcome(status=Status.awaiting_review, fraction=0.0, message=message.text(), parts=message.parts,

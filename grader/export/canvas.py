@@ -26,7 +26,7 @@ _POINTS_POSSIBLE = "points possible"
 def _score(result: SubmissionResult, out_of: float | None) -> str:
     if out_of is None:
         return f"{result.score:g}"
-    value = result.score / result.full_max_score * out_of if result.full_max_score else 0.0
+    value = result.score / result.max_score * out_of if result.max_score else 0.0
     return f"{round(value, 2):g}"
 
 

@@ -32,8 +32,8 @@ def identifier(result: SubmissionResult) -> str:
 
 
 def _grade(result: SubmissionResult, out_of: float | None) -> str:
-    total = out_of if out_of is not None else result.full_max_score
-    value = result.score / result.full_max_score * total if result.full_max_score else 0.0
+    total = out_of if out_of is not None else result.max_score
+    value = result.score / result.max_score * total if result.max_score else 0.0
     return f"{value:.2f}"
 
 
@@ -52,7 +52,7 @@ def export(results: list[SubmissionResult], template: bytes | None = None) -> tu
         writer.writerow(HEADER)
         for r in sorted(results, key=lambda r: (r.student.name, r.student.id)):
             writer.writerow([identifier(r), r.student.name, r.student.email or "", "", _grade(r, None),
-                             f"{r.full_max_score:.2f}", "Yes", "", "-", summary_text(r)])
+                             f"{r.max_score:.2f}", "Yes", "", "-", summary_text(r)])
         return {FILE: out.getvalue().encode("utf-8")}, []
     text = template.decode("utf-8-sig")
     bom = template.startswith(b"\xef\xbb\xbf")

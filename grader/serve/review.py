@@ -94,11 +94,11 @@ def _page(request: Request, name: str, who: Any, context: dict[str, Any], status
 
 
 def _answers(results: dict[str, SubmissionResult], qid: str) -> dict[str, tuple[SubmissionResult, Any]]:
-    """The answers to grade: each result whose question has an answer (a blank one was graded already)."""
+    """The answers to grade: each result's answer to the question (a blank one too: it is graded, with the others)."""
     found = {}
     for key, r in sorted(results.items()):
         c = next((c for c in r.checks if c.id == qid), None)
-        if c is not None and c.status == Status.awaiting_review and c.details.get("answer"):
+        if c is not None and c.status == Status.awaiting_review and "answer_sha" in c.details:
             found[key] = (r, c)
     return found
 
