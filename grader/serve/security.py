@@ -9,8 +9,9 @@
   on the login form, a signed one of its own cookie — compared in constant time; a request whose
   ``Origin`` names another host is refused as well.
 - **Headers** on every response: a Content-Security-Policy without ``unsafe-inline`` (scripts
-  and styles only from this server's ``/static``), ``nosniff``, frames denied, no referrer, no
-  caching of pages.
+  and styles only from this server's ``/static``), ``nosniff``, frames denied, no referrer sent
+  to another site (``same-origin``: with ``no-referrer`` a browser sends ``Origin: null`` on its
+  own forms, which the origin check must refuse), no caching of pages.
 - **The body cap**: a request body longer than its route allows is refused when its declared
   length says so, before a byte is read, and otherwise as soon as the bytes read pass the cap:
   the cap holds while the body streams in, not after it was read whole.
@@ -41,7 +42,7 @@ HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"),
