@@ -35,7 +35,17 @@
     flash.hidden = !text;
   }
 
+  // Saves of one group go one after the other: each names the version the previous one returned
+  // (two keys pressed fast would otherwise both send the same version, and the second get a 409).
+  var chains = new WeakMap();
+
   function save(group) {
+    var next = (chains.get(group) || Promise.resolve()).then(function () { return send(group); });
+    chains.set(group, next);
+    return next;
+  }
+
+  function send(group) {
     var body = new URLSearchParams();
     body.append("csrf", csrf);
     group.querySelectorAll(".member").forEach(function (m) {
