@@ -111,3 +111,34 @@ def test_a_students_report_is_rendered_with_the_grades_so_far(pages):
     text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "Reread the pooling slides." in text and "Pooling has no learnable parameters." in text
     assert client.get("/review/students/nobody/report.pdf").status_code == 404
+
+
+def test_in_a_served_class_the_grading_pages_are_the_instructors_only(tmp_path):
+    from grader.lab.manifest import LimitsOverride
+    from grader.serve.app import create_app
+    from grader.serve.roster import Roster, issue
+    from grader.serve.settings import ServeSettings
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,name,email\nalice,Alice Martin,alice@example.org\n", encoding="utf-8")
+    issued = issue(Roster.read(roster), tmp_path / "class")
+    tokens = {student.id: token for student, token in issued.rows} | {"instructor": issued.instructor_token}
+    app = create_app(api.load_lab("cifar-convnet"), RunOptions(limits=LimitsOverride(wall_s=5), reports=False),
+                     ServeSettings(class_dir=tmp_path / "class", roster=roster, workers=0))
+
+    def log_in(client, token):
+        form = client.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        assert client.post("/login", data={"token": token, "csrf": csrf}).status_code == 303
+
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get("/review").status_code == 303  # to the login page
+        log_in(client, tokens["alice"])
+        assert client.get("/review").status_code == 403
+        assert client.get(f"/review/{Q}").status_code == 403
+    with TestClient(app, follow_redirects=False) as client:
+        log_in(client, tokens["instructor"])
+        index = client.get("/review")
+        assert index.status_code == 200 and "Why spatial pooling?" in index.text
+        assert 'href="/review"' in client.get("/instructor").text  # the roster links to the grading pages
+        assert client.post(f"/review/{Q}/grade", data={"key": "alice", "version": "0"}).status_code == 403

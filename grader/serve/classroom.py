@@ -243,9 +243,20 @@ class Classroom:
         return [s for m in self.store.attempts(sid) if (s := self.status(sid, m.number)) is not None]
 
     def student_view(self, sid: str, number: int) -> SubmissionResult | None:
-        """What a student may see of their attempt's result (the reveal policy)."""
-        result = self.store.result(sid, number)
+        """What a student may see of their attempt's result (the reveal policy), with the grades
+        given to its written answers (``with_grades``)."""
+        result = self.with_grades(sid, self.store.result(sid, number))
         return student_result(result) if result is not None else None
+
+    def with_grades(self, sid: str, result: SubmissionResult | None) -> SubmissionResult | None:
+        """A result of student ``sid`` with the grades given in the grading pages (a grade applies
+        to every attempt with the answer it was given to)."""
+        from grader.review.merge import load_books, merge_result, written_checks
+        from grader.review.store import ReviewStore
+
+        if result is None or not written_checks(self.lab):
+            return result
+        return merge_result(result, self.lab, load_books(self.lab, ReviewStore(self.store.state / "review")), sid)
 
     def roster_rows(self) -> list[RosterRow]:
         rows = []
