@@ -266,3 +266,14 @@ def test_exports_carry_the_manual_grades(graded):
     output = json.loads(gradescope["ada/results.json"])
     test = next(t for t in output["tests"] if t["extra_data"]["check"] == POOLING)
     assert test["score"] == 3 and "Well argued." in test["output"]
+
+
+def test_check_says_the_total_is_the_auto_graded_part_while_answers_await_review(tmp_path):
+    from tests.conftest import cli
+
+    folder = hand_in(tmp_path, "ada", "Pooling gives invariance.")
+    result = cli("check", str(folder), "--lab", str(ESSAY))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "awaiting review" in text and "Auto-graded part: 2 / 2" in text
+    assert "2 written answer(s), 5 points, awaiting review by your instructor" in text
