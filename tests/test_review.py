@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -38,15 +39,25 @@ def essay_lab():
     return api.load_lab(ESSAY)
 
 
-@pytest.fixture
-def graded(tmp_path, essay_lab):
-    """A class of four graded by the batch: (class folder, output folder)."""
-    root, out = tmp_path / "class", tmp_path / "out"
+@pytest.fixture(scope="module")
+def graded_once(tmp_path_factory):
+    """A class of four graded by the batch once: (class folder, output folder)."""
+    base = tmp_path_factory.mktemp("essay-class")
+    root, out = base / "class", base / "out"
     hand_in(root, "ada", "Pooling gives invariance to small translations and smaller maps.")
     hand_in(root, "bob", "pooling gives invariance to small translations, and smaller maps!")
     hand_in(root, "cy", "Pooling learns which features matter.", n=4)
     hand_in(root, "dee", None)
-    api.grade(root, essay_lab, out, RunOptions(reports=False))
+    api.grade(root, api.load_lab(ESSAY), out, RunOptions(reports=False))
+    return root, out
+
+
+@pytest.fixture
+def graded(tmp_path, graded_once):
+    """A copy of that class and its results, for one test to grade and regrade."""
+    root, out = tmp_path / "class", tmp_path / "out"
+    shutil.copytree(graded_once[0], root)
+    shutil.copytree(graded_once[1], out)
     return root, out
 
 
