@@ -142,3 +142,20 @@ def test_in_a_served_class_the_grading_pages_are_the_instructors_only(tmp_path):
         assert index.status_code == 200 and "Why spatial pooling?" in index.text
         assert 'href="/review"' in client.get("/instructor").text  # the roster links to the grading pages
         assert client.post(f"/review/{Q}/grade", data={"key": "alice", "version": "0"}).status_code == 403
+
+
+def test_write_reports_renders_the_batchs_pdfs_again_with_the_grades(pages):
+    from pypdf import PdfReader
+
+    client, link, out = pages
+    csrf = login(client, link)
+    client.post(f"/review/{Q}/grade", data={"csrf": csrf, "key": ["ada", "bob"], "version": ["0", "0"],
+                                            "item": "smaller", "comment": "One reason of two."},
+                headers={"accept": "application/json"})
+    done = client.post("/review/reports", data={"csrf": csrf}, follow_redirects=False)
+    assert done.status_code == 303
+    assert "Reports written again" in client.get(done.headers["location"]).text
+    text = " ".join(p.extract_text() for p in PdfReader(out / "reports" / "bob.pdf").pages)
+    assert "One reason of two." in text
+    summary = " ".join(" ".join(p.extract_text() for p in PdfReader(out / "reports" / "class-summary.pdf").pages).split())
+    assert "Written answers" in summary and "Smaller maps, less computation: right. ×2" in summary, summary

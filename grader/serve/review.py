@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -122,7 +123,9 @@ async def index(request: Request) -> Response:
     who = grader(request)
     d = desk(request)
     return _page(request, "index.html.j2", who, {"questions": progress(d), "can_write_reports": d.out is not None,
-                                                "students": sorted(d.results())})
+                                                "students": sorted(d.results()), "notes": d.notes,
+                                                "written": request.query_params.get("written") == "1",
+                                                "reports": d.out / "reports" if d.out else None})
 
 
 def question_context(d: ReviewDesk, qid: str) -> dict[str, Any]:
@@ -223,15 +226,22 @@ async def student_report(request: Request) -> Response:
     if result is None:
         raise HTTPException(404, "No such submission.")
     audience = "instructor" if request.query_params.get("audience") == "instructor" else "student"
-    from grader.report.render import ReportRenderer
-
-    renderer = request.app.state.__dict__.setdefault("_renderer", ReportRenderer())
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="gradelab-review-") as tmp:
-        data = renderer.pdf(renderer.submission_html(result, audience, standalone=False), Path(tmp) / "r.pdf").read_bytes()
+    data = await run_in_threadpool(_pdf, request, result, audience)  # seconds of layout: not on the event loop
     return Response(data, media_type="application/pdf",
                     headers={"content-disposition": f'attachment; filename="{key}-{audience}.pdf"'})
+
+
+def _pdf(request: Request, result: SubmissionResult, audience: str) -> bytes:
+    """One report's PDF, with a renderer made once per app (fonts and stylesheet are most of its cost)."""
+    import tempfile
+
+    from grader.report.render import ReportRenderer
+
+    renderer = getattr(request.app.state, "review_renderer", None)
+    if renderer is None:
+        renderer = request.app.state.review_renderer = ReportRenderer()
+    with tempfile.TemporaryDirectory(prefix="gradelab-review-") as tmp:
+        return renderer.pdf(renderer.submission_html(result, audience, standalone=False), Path(tmp) / "r.pdf").read_bytes()
 
 
 async def write_reports(request: Request) -> Response:
@@ -243,13 +253,16 @@ async def write_reports(request: Request) -> Response:
         raise HTTPException(404, "This class's reports are rendered by its server.")
     from grader.report.writer import ReportWriter
 
-    writer = ReportWriter(d.out / "reports")
-    merged = d.merged()
-    for key, result in merged.items():
-        writer.submit(result, key)
-    writer.finish(list(merged.values()), d.lab.manifest.title)
-    d.notes[:] = [f"Reports written again in {d.out / 'reports'}"] + writer.errors
-    return RedirectResponse("/review", 303)
+    def write() -> None:
+        writer = ReportWriter(d.out / "reports")
+        merged = d.merged()
+        for key, result in merged.items():
+            writer.submit(result, key)
+        writer.finish(list(merged.values()), d.lab.manifest.title)
+        d.notes[:] = writer.errors
+
+    await run_in_threadpool(write)
+    return RedirectResponse("/review?written=1", 303)
 
 
 def routes() -> list:
