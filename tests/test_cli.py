@@ -158,5 +158,5 @@ def test_labs_lab_shows_one_lab_what_students_see_and_what_to_hand_in():
     result = run("labs", "cifar-convnet")
     assert result.exit_code == 0
     assert "mlp-backprop" not in result.output and "model-param-count" in result.output
-    assert "Hand in convnet.py (conv_output_size(x, k, p, s), ConvNet()) and answers.yaml (23 answers)" in result.output
+    assert "Hand in convnet.py (conv_output_size(x, k, p, s), ConvNet()) and answers.yaml (24 answers)" in result.output
     assert "no values" in result.output  # model-param-count: students are told which layer, never a count
