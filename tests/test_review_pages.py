@@ -4,6 +4,7 @@ CSRF on every POST, answers escaped, a stale grade refused with 409, an edited i
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,17 +19,26 @@ ESSAY = Path(__file__).parent / "labs" / "essay"
 Q = "why-pooling"
 
 
-@pytest.fixture
-def pages(tmp_path):
-    root, out = tmp_path / "class", tmp_path / "out"
+@pytest.fixture(scope="module")
+def graded_once(tmp_path_factory):
+    """A class of three graded once (the batch costs seconds): its output folder."""
+    base = tmp_path_factory.mktemp("review-pages")
+    root, out = base / "class", base / "out"
     answers = {"ada": "Pooling gives invariance to small shifts.", "bob": "pooling gives invariance to small shifts!",
                "eve": "<script>alert(1)</script> pooling learns features"}
     for name, text in answers.items():
         (root / name).mkdir(parents=True)
         (root / name / "answers.yaml").write_text(yaml.safe_dump({"n": 3, "written": {"pooling": text, "lr": "x"}}))
-    lab = api.load_lab(ESSAY)
-    api.grade(root, lab, out, RunOptions(reports=False))
-    app, link = create_review_app(lab, out)
+    api.grade(root, api.load_lab(ESSAY), out, RunOptions(reports=False))
+    return out
+
+
+@pytest.fixture
+def pages(tmp_path, graded_once):
+    """The grading pages of a fresh copy of that batch, through the test client."""
+    out = tmp_path / "out"
+    shutil.copytree(graded_once, out)
+    app, link = create_review_app(api.load_lab(ESSAY), out)
     with TestClient(app, base_url="http://127.0.0.1:8010") as client:
         yield client, link, out
 
