@@ -89,23 +89,34 @@ def grade(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions
         return grade_batch(run, Path(root), Path(out), paths=paths, executor=executor, plan=plan)
 
 
-def read_results(out: Path) -> list[SubmissionResult]:
-    """The results a batch wrote in ``out`` (files that are not results are passed over)."""
+def read_results(out: Path, lab: "str | Path | BoundLab | None" = None) -> list[SubmissionResult]:
+    """The results a batch wrote in ``out`` (files that are not results are passed over), with the
+    grades given by hand to written answers merged in (``grader.review``); ``lab``: default, the
+    results' own, when it can be found."""
+    from grader.errors import LabError
+    from grader.review.merge import merged
+
     results = []
     for path in sorted(Path(out).glob("*.json")):
         try:
             results.append(SubmissionResult.model_validate_json(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue
-    return results
+    if not results:
+        return results
+    try:
+        bound = lab if isinstance(lab, BoundLab) else load_lab(lab if lab is not None else results[0].lab)
+    except LabError:
+        return results  # a lab no longer here: its results as they are
+    return merged(results, bound, Path(out))
 
 
 def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
-           assignment: str | None = None) -> tuple[dict[str, bytes], list[str]]:
-    """The files an LMS imports (name → bytes), made from the results in ``out``, and warnings
-    (students graded but not in the template)."""
+           assignment: str | None = None, lab: "str | Path | BoundLab | None" = None) -> tuple[dict[str, bytes], list[str]]:
+    """The files an LMS imports (name → bytes), made from the results in ``out`` (with the grades
+    given by hand, see ``read_results``), and warnings (students graded but not in the template)."""
     to = export_target(to)
-    results = read_results(out)
+    results = read_results(out, lab)
     if not results:
         raise UsageError(f"{out}: no gradelab results here (run `gradelab grade … --out {out}` first)")
     try:
@@ -150,7 +161,19 @@ def report(result_json: Path, out: Path, *, audience: str = "instructor", html: 
         result = SubmissionResult.model_validate_json(Path(result_json).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ReportError(f"{result_json}: not a gradelab result ({type(exc).__name__})") from None
+    result = with_manual_grades(result, Path(result_json).parent)
     return write_report(result, out, audience=audience, html=html)
+
+
+def with_manual_grades(result: SubmissionResult, out: Path) -> SubmissionResult:
+    """One result with the grades given by hand in its batch folder ``out``, if any."""
+    from grader.errors import LabError
+    from grader.review.merge import merged
+
+    try:
+        return merged([result], load_lab(result.lab), Path(out))[0]
+    except LabError:
+        return result
 
 
 def write_report(result: SubmissionResult, out: Path, *, audience: str = "student", html: bool = False) -> Path:

@@ -23,8 +23,9 @@ from grader.lab.manifest import Limits, Reveal, Visibility
 
 # 2: diagnoses as a list, the student's identity. 3: messages in parts, and what a student may see
 # of each check. Results of earlier schemas are read and upgraded, so a batch graded by an earlier
-# gradelab resumes (their messages, without parts, are shown to instructors only).
-RESULT_SCHEMA_VERSION = 3
+# gradelab resumes (their messages, without parts, are shown to instructors only). 4: written answers, "awaiting
+# review" until a person grades them (their grades live beside the results: ``grader.review``).
+RESULT_SCHEMA_VERSION = 4
 
 
 class Status(str, Enum):
@@ -35,9 +36,12 @@ class Status(str, Enum):
     timeout = "timeout"
     skipped = "skipped"   # not run in this mode (e.g. training in a quick self-check)
     deferred = "deferred"  # a student edition checked the format only: the check is graded on hand-in
+    awaiting_review = "awaiting review"  # a written answer no person has graded yet (``grader.review``)
 
 
-NOT_SCORED = (Status.skipped, Status.deferred)
+# Not counted in a total: a total is that of the checks graded, and says so ("auto-graded part")
+# while written answers await review.
+NOT_SCORED = (Status.skipped, Status.deferred, Status.awaiting_review)
 
 
 class Part(BaseModel):
@@ -267,6 +271,17 @@ class SubmissionResult(BaseModel):
     @property
     def all_passed(self) -> bool:
         return all(c.status in (Status.passed, *NOT_SCORED) for c in self.checks)
+
+    @property
+    def awaiting_review(self) -> list[CheckResult]:
+        """Written answers no person has graded yet: the total is then the auto-graded part's."""
+        return [c for c in self.checks if c.status == Status.awaiting_review]
+
+    @property
+    def full_max_score(self) -> float:
+        """The points the total will be out of once every written answer is graded (exports, like
+        ``max_score``, count the graded part only: grade the written part before exporting)."""
+        return self.max_score + sum(c.max_score for c in self.awaiting_review)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

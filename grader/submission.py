@@ -53,6 +53,7 @@ class Submission:
     notebook: str | None = None         # the notebook the module was built from, if any
     line_map: LineMap | None = None     # the generated module's lines → the notebook's cells
     sheet_notes: list[str] = field(default_factory=list)  # keys of the sheet the lab does not know
+    written: dict[str, str] = field(default_factory=dict)  # a notebook's markdown cells by tag (written answers)
 
     @property
     def module_path(self) -> Path | None:
@@ -271,6 +272,7 @@ def load_submission(path: Path, interface: InterfaceSpec, limits: IntakeLimits =
             handin.files.pop(located.notebook)  # the child gets the module built from it, not the JSON
             handin.files[interface.module] = built.source.encode("utf-8")
             sub.module_file, sub.notebook, sub.line_map = interface.module, located.notebook, built.line_map
+            sub.written = built.written
             handin.notes += built.notes
             if sheet is None and built.answers is not None:
                 sheet = built.answers

@@ -14,7 +14,15 @@ def checks(result):
 
 
 def not_passed(result):
-    return {c.id: c.status.value for c in result.checks if c.status != Status.passed}
+    """Checks not passed, written answers aside: they await a person (tests/test_review.py)."""
+    return {c.id: c.status.value for c in result.checks if c.status not in (Status.passed, Status.awaiting_review)}
+
+
+def test_the_written_question_awaits_review_and_the_total_is_the_auto_graded_part(cifar_class):
+    correct = cifar_class["correct"]
+    pooling = next(c for c in correct.checks if c.id == "why-pooling")
+    assert pooling.status == Status.awaiting_review and "invariance" in pooling.details["answer"]
+    assert (correct.score, correct.max_score, correct.full_max_score) == (17, 17, 20)
 
 
 def test_the_reference_answer_sheet_agrees_with_the_reference_model(cifar_lab):
@@ -46,7 +54,7 @@ def test_the_correct_hand_in_gets_full_marks(cifar_class):
 
 def test_a_single_py_file_is_a_submission_and_its_missing_answers_are_named(cifar_class):
     result = cifar_class["solo"]
-    assert all(c.status == Status.passed for c in result.checks if c.kind != "answer")
+    assert all(c.status == Status.passed for c in result.checks if c.kind not in ("answer", "written"))
     assert all("no answers.yaml" in c.message for c in result.checks if c.kind == "answer")
 
 
@@ -123,6 +131,8 @@ def test_a_malformed_answer_sheet_fails_only_the_answer_checks(cifar_class):
     for c in result.checks:
         if c.kind == "answer":
             assert c.status == Status.error and "answers.yaml is not valid YAML at line 3" in c.message
+        elif c.kind == "written":  # no answer could be read: it awaits review, and says why
+            assert c.status == Status.awaiting_review and "not valid YAML at line 3" in c.message
         else:
             assert c.status == Status.passed
 

@@ -41,7 +41,8 @@ def test_labs_kinds_lists_the_registry():
 def test_self_check_of_a_correct_hand_in_exits_zero_with_public_checks_only():
     result = run("check", str(CIFAR_SUBMISSIONS / "correct"), "--lab", "cifar-convnet", *FAST)
     assert result.exit_code == 0, result.output
-    assert "Total: 14 / 14 (100 %)" in result.output
+    # The written "why pooling?" awaits the instructor: the total is that of the auto-graded part.
+    assert "Auto-graded part: 14 / 14 (100 %)" in result.output
     assert "Receptive fields" not in result.output  # hidden from students
 
 
@@ -79,7 +80,7 @@ def test_grade_writes_a_result_per_submission_and_a_class_csv_then_skips_done_wo
     assert rows["correct"]["score"] == "17" and rows["correct"]["percent"] == "100.0"
     assert rows["missing-class"]["model-output-shape"] == "0"
     correct = json.loads((out / "correct.json").read_text())
-    assert correct["mode"] == "grade" and len(correct["checks"]) == 11
+    assert correct["mode"] == "grade" and len(correct["checks"]) == 12  # 11 auto-graded, the written "why pooling?"
 
     stamp = (out / "correct.json").stat().st_mtime_ns
     again = run("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), *FAST)
@@ -157,5 +158,5 @@ def test_labs_lab_shows_one_lab_what_students_see_and_what_to_hand_in():
     result = run("labs", "cifar-convnet")
     assert result.exit_code == 0
     assert "mlp-backprop" not in result.output and "model-param-count" in result.output
-    assert "Hand in convnet.py (conv_output_size(x, k, p, s), ConvNet()) and answers.yaml (23 answers)" in result.output
+    assert "Hand in convnet.py (conv_output_size(x, k, p, s), ConvNet()) and answers.yaml (24 answers)" in result.output
     assert "no values" in result.output  # model-param-count: students are told which layer, never a count

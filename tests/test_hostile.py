@@ -96,7 +96,7 @@ def test_the_machine_is_left_with_no_stray_processes_or_files(mixed_batch):
 @pytest.mark.parametrize("name", ["sleep-forever", "busy-threads", "ignores-sigterm", "fork-bomb"])
 def test_hangs_are_killed_at_the_limit_and_reported_as_timeouts(mixed_batch, name):
     for c in mixed_batch["results"][name]["checks"]:
-        if c["kind"] != "answer":
+        if c["kind"] not in ("answer", "written"):  # about the sheet (a written answer awaits a person)
             assert c["status"] == "timeout", (name, c["id"], c["message"])
             assert "limit" in c["message"]
     assert all(c["duration_s"] < 10 for c in mixed_batch["results"][name]["checks"])

@@ -211,7 +211,7 @@ def test_the_child_sees_no_other_process(batch):
 @needs_isolation
 def test_memory_held_in_a_memfd_is_counted_and_the_child_killed_as_out_of_memory(batch):
     for check in batch["results"]["memfd-hoard"]["checks"]:
-        if check["kind"] != "answer":
+        if check["kind"] not in ("answer", "written"):  # about the sheet (a written answer awaits a person)
             assert check["status"] == "error" and check["diagnosis"] == "out-of-memory", check
             assert "ran out of memory: killed at the memory limit (2048 MiB)" in check["message"]
 

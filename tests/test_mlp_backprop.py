@@ -32,7 +32,8 @@ def mlp_class(tmp_path_factory):
 
 
 def not_passed(result):
-    return {c["id"]: c["status"] for c in result["checks"] if c["status"] != "passed"}
+    """Checks not passed, written answers aside: they await a person (tests/test_review.py)."""
+    return {c["id"]: c["status"] for c in result["checks"] if c["status"] not in ("passed", "awaiting review")}
 
 
 def test_every_bundled_hand_in_is_graded(mlp_class):
@@ -115,7 +116,7 @@ def test_the_reference_implementation_passes_every_code_check_under_the_same_bud
     result = cli("check", str(ROOT / "reference" / "mlp-backprop" / "reference.py"), "--lab", "mlp-backprop",
                  "--format", "json")
     data = json.loads(result.output)
-    code = [c for c in data["checks"] if c["kind"] != "answer"]
+    code = [c for c in data["checks"] if c["kind"] not in ("answer", "written")]
     assert [c["id"] for c in code if c["status"] != "passed"] == []
     for c in code:
         if c["kind"] == "training":

@@ -6,7 +6,7 @@ labs` answers at once."""
 
 from grader.checks.registry import BoundCheck, BoundLab, CheckKind, KindParams, bind, get_check, register_check, registered_kinds
 
-from grader.checks import answers, comparison, functions, handin_format, model, ops, outputs, training  # noqa: E402,F401  (registration)
+from grader.checks import answers, comparison, functions, handin_format, model, ops, outputs, training, written  # noqa: E402,F401  (registration)
 
 __all__ = ["BoundCheck", "BoundLab", "CheckKind", "KindParams", "bind", "get_check", "register_check",
            "registered_kinds"]

@@ -15,8 +15,10 @@ from grader.results import Status, SubmissionResult
 STATUS_STYLE = {
     Status.passed: "green", Status.partial: "yellow", Status.failed: "red",
     Status.error: "bold red", Status.timeout: "magenta", Status.skipped: "dim", Status.deferred: "cyan",
+    Status.awaiting_review: "blue",
 }
 STATUS_LABEL = {Status.deferred: "on hand-in"}
+UNSCORED = (Status.deferred, Status.awaiting_review)
 
 
 def status_text(status: Status) -> Text:
@@ -36,7 +38,7 @@ def result_table(result: SubmissionResult) -> Table:
             message.append(f"\nHint: {c.hint}", style="italic cyan")
         check = Text(c.id, style="bold")
         check.append(f"\n{c.title}", style="dim")
-        points = f"–/{c.max_score:g}" if c.status == Status.deferred else f"{c.score:g}/{c.max_score:g}"
+        points = f"–/{c.max_score:g}" if c.status in UNSCORED else f"{c.score:g}/{c.max_score:g}"
         table.add_row(check, points, status_text(c.status), message)
     return table
 
@@ -47,9 +49,14 @@ def total_line(result: SubmissionResult) -> Text:
     if deferred and not result.max_score:
         return Text(f"Nothing here is scored: {later}.", style="bold cyan")
     style = "green" if result.score == result.max_score else "yellow" if result.score else "red"
-    text = Text(f"Total: {result.score:g} / {result.max_score:g} ({result.percent:.0f} %)", style=f"bold {style}")
+    waiting = result.awaiting_review
+    label = "Auto-graded part" if waiting else "Total"
+    text = Text(f"{label}: {result.score:g} / {result.max_score:g} ({result.percent:.0f} %)", style=f"bold {style}")
     if deferred:
         text.append(f"; {later}", style="cyan")
+    if waiting:
+        text.append(f"; {len(waiting)} written answer(s), {sum(c.max_score for c in waiting):g} points, awaiting "
+                    "review by your instructor", style="blue")
     return text
 
 

@@ -116,7 +116,34 @@ def tokens(
                           soft_wrap=True)
 
 
+def review(
+    out: Annotated[Path, typer.Argument(help="The batch's output folder (`gradelab grade … --out OUT`).")],
+    lab: Annotated[Optional[str], typer.Option("--lab", "-l", help="The lab (default: the one its results name).")] = None,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8010,
+) -> None:
+    """Grade the written answers of a batch graded from the command line: serves the grading pages
+    on 127.0.0.1 and prints a one-time login link. Grades are kept in OUT/review/ and merged into
+    every report and export made from OUT; regrading the automatic part keeps them."""
+    from grader import api
+    from grader.errors import UsageError
+    from grader.serve.review_app import run_review
+
+    with user_errors():
+        results = api.read_results(out)
+        if not results:
+            raise UsageError(f"{out}: no gradelab results here (run `gradelab grade … --out {out}` first)")
+        lab_obj = api.load_lab(lab or results[0].lab)
+
+        def ready(url: str) -> None:
+            console.print(f"Grading the written answers of [bold]{lab_obj.manifest.title}[/bold] in {out}. "
+                          "Open this link (it works once); Ctrl-C stops:", soft_wrap=True)
+            typer.echo(url)
+
+        run_review(lab_obj, out, port, ready)
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("review")(review)
     roster_app.command("tokens")(tokens)
     app.add_typer(roster_app, name="roster")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
-from grader.results import SubmissionResult
+from grader.results import Status, SubmissionResult
 
 FILE = "grades.csv"
 
@@ -19,7 +19,7 @@ def export(results: list[SubmissionResult]) -> dict[str, bytes]:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["id", "name", "total", "max", "percent", "letter", *check_ids])
     for r in sorted(results, key=lambda r: (r.student.name, r.student.id)):
-        scores = {c.id: f"{c.score:g}" for c in r.checks}
+        scores = {c.id: "" if c.status == Status.awaiting_review else f"{c.score:g}" for c in r.checks}
         writer.writerow([r.student.id, r.student.name, f"{r.score:g}", f"{r.max_score:g}", f"{r.percent:.1f}",
                          r.grade, *[scores.get(i, "") for i in check_ids]])
     return {FILE: out.getvalue().encode("utf-8")}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grader.lab.manifest import Visibility
-from grader.results import Status, SubmissionResult
+from grader.results import NOT_SCORED, Status, SubmissionResult
 from grader.reveal import student_check
 
 
@@ -28,6 +28,7 @@ class FeedbackLine:
     hint: str
     hidden: bool
     message: str = ""
+    written: bool = False  # a written answer: its message is its grader's comments
 
 
 def ungradable_reason(result: SubmissionResult) -> str | None:
@@ -45,9 +46,12 @@ def student_feedback(result: SubmissionResult) -> list[FeedbackLine]:
             continue
         hidden = c.visibility == Visibility.hidden
         missed = c.status not in (Status.passed, Status.skipped)
+        # A written answer's message is its grader's comments (or that it awaits review): said even when full marks.
+        said = missed or c.kind == "written"
         lines.append(FeedbackLine(title=c.title, status=c.status, score=c.score, max_score=c.max_score,
                                   hint=c.hint if missed and not hidden else "", hidden=hidden,
-                                  message="" if hidden or not missed else student_check(c).message))
+                                  message="" if hidden or not said else student_check(c).message,
+                                  written=c.kind == "written"))
     return lines
 
 
@@ -59,10 +63,18 @@ def summary_text(result: SubmissionResult, *, limit: int = 1000) -> str:
     """A short plain-text comment: the total, then each check not passed with its hint, then the
     notes; cut at ``limit`` characters (LMS comment boxes are small)."""
     reason = ungradable_reason(result)
-    lines = [f"gradelab {result.lab}: {_points(result.score, result.max_score)} ({result.percent:.0f} %)."]
+    part = " (auto-graded part; written answers await review)" if result.awaiting_review else ""
+    lines = [f"gradelab {result.lab}: {_points(result.score, result.max_score)} ({result.percent:.0f} %){part}."]
     if reason:
         lines.append(f"Nothing was graded: {reason}")
-    missed = [f for f in student_feedback(result) if f.status not in (Status.passed, Status.skipped)]
+    feedback = student_feedback(result)
+    written = [f for f in feedback if f.written and not f.hidden and f.status != Status.awaiting_review]
+    if written:
+        lines.append("Written answers: " + "; ".join(
+            f"{f.title} ({_points(f.score, f.max_score)})" + (f": {f.message}" if f.message else "") for f in written)
+            + ".")
+    missed = [f for f in feedback if f.status not in (Status.passed, Status.skipped, Status.awaiting_review)
+              and f not in written]
     if missed:
         lines.append("Not passed: " + "; ".join(
             f"{f.title} ({_points(f.score, f.max_score)}, {f.status.value})" + (f": {f.message}" if f.message else "")
@@ -77,11 +89,12 @@ def summary_text(result: SubmissionResult, *, limit: int = 1000) -> str:
 def markdown_text(result: SubmissionResult) -> str:
     """The same, as Markdown (Gradescope's output): one line per check."""
     reason = ungradable_reason(result)
-    out = [f"**{result.lab_title}**: {_points(result.score, result.max_score)} ({result.percent:.0f} %)", ""]
+    part = " — auto-graded part; written answers await review" if result.awaiting_review else ""
+    out = [f"**{result.lab_title}**: {_points(result.score, result.max_score)} ({result.percent:.0f} %){part}", ""]
     if reason:
         out += [f"Nothing was graded: {reason}", ""]
     for f in student_feedback(result):
-        mark = "✓" if f.status == Status.passed else "✗" if f.status != Status.skipped else "–"
+        mark = "✓" if f.status == Status.passed else "–" if f.status in NOT_SCORED else "✗"
         out.append(f"- {mark} {f.title}: {_points(f.score, f.max_score)} ({f.status.value})"
                    + (f" — {f.message}" if f.message else "") + (f" — hint: {f.hint}" if f.hint else ""))
     if result.notes:

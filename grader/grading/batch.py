@@ -27,7 +27,9 @@ from grader.intake.classes import ClassPlan, Layout, plan_class
 from grader.intake.listing import ClassEntry
 from grader.intake.sources import HandInSource
 from grader.options import SubmissionFinished
-from grader.results import SubmissionResult
+from grader.results import Status, SubmissionResult
+from grader.review.merge import load_books, merge_result, written_checks
+from grader.review.store import ReviewStore
 from grader.submission import safe_name, student_from_path
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,8 @@ def class_csv(lab: BoundLab, results: list[SubmissionResult]) -> str:
         by_id = {c.id: c for c in r.checks}
         writer.writerow([r.submission, r.student.id, r.student.name, f"{r.score:g}", f"{r.max_score:g}",
                          f"{r.percent:.1f}", "no" if ungradable(r) else "yes",
-                         *[f"{by_id[i].score:g}" if i in by_id else "" for i in check_ids]])
+                         *[f"{by_id[i].score:g}" if i in by_id and by_id[i].status != Status.awaiting_review else ""
+                           for i in check_ids]])
     return out.getvalue()
 
 
@@ -147,6 +150,14 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
 
         writer = ReportWriter(out / REPORTS_DIR, html=run.options.html)
 
+    # Grades given by hand (written answers) are kept beside the results, never in them: a regrade
+    # rewrites the results and keeps the grades; reports and class.csv show both.
+    store = ReviewStore.beside(out)
+    books = load_books(run.lab, store) if written_checks(run.lab) and store.folder.is_dir() else {}
+
+    def with_grades(result: SubmissionResult) -> SubmissionResult:
+        return merge_result(result, run.lab, books) if books else result
+
     todo = []
     for job in jobs:
         earlier = None if run.options.force else _earlier(out / f"{job.name}.json", job.name)
@@ -154,6 +165,7 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
             todo.append(job)
             continue
         batch.skipped.append(job.name)
+        earlier = with_grades(earlier)
         batch.results.append(earlier)
         if writer:
             writer.submit(earlier, job.name, only_if_missing=True)
@@ -163,6 +175,7 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
     try:
         for job, result in (executor or choose_executor(run, len(todo))).map(run, todo):
             write_atomic(out / f"{job.name}.json", result.to_json())
+            result = with_grades(result)
             batch.graded.append(job.name)
             batch.results.append(result)
             if writer:

@@ -73,6 +73,7 @@ class NotebookModule:
     line_map: LineMap
     notes: list[str] = field(default_factory=list)
     answers: bytes | None = None
+    written: dict[str, str] = field(default_factory=dict)  # tag → the first markdown cell carrying it (a written answer)
 
 
 def _cells(data: bytes, name: str) -> list[dict[str, Any]]:
@@ -205,6 +206,7 @@ def notebook_module(data: bytes, name: str, module: str, *, run_all: bool = Fals
     where: list[tuple[int, int]] = []
     notes: list[str] = []
     answers: bytes | None = None
+    written: dict[str, str] = {}
     known: set[str] = set()
 
     def emit(lines: list[str], cell: int, first: int) -> None:
@@ -218,6 +220,9 @@ def notebook_module(data: bytes, name: str, module: str, *, run_all: bool = Fals
             fenced = _FENCE.search(source)
             answers = (fenced.group(1) if fenced else source).encode("utf-8")
             continue
+        if cell["type"] == "markdown":
+            for tag in cell["tags"]:
+                written.setdefault(tag, source)
         if cell["type"] != "code" or not source.strip():
             continue
         lines = source.splitlines()
@@ -266,7 +271,7 @@ def notebook_module(data: bytes, name: str, module: str, *, run_all: bool = Fals
                          f"(line {dropped.lineno}: {_snippet(lines[dropped.lineno - 1])})")
     source = "\n".join(out) + "\n"
     return NotebookModule(source=source, line_map=LineMap(notebook=label, module=module, lines=tuple(where)),
-                          notes=notes, answers=answers)
+                          notes=notes, answers=answers, written=written)
 
 
 # --- writing notebooks (templates for students) ---------------------------------------------------

@@ -82,7 +82,12 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
         if c.details.get("curves"):
             drawn.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
     score, max_score = tally(checks)
+    written = [{"title": c.title, "question": c.details.get("question", ""), "answer": c.details.get("answer"),
+                "status": c.status, "score": c.score, "max_score": c.max_score, "review": c.details.get("review"),
+                "truncated": c.details.get("truncated", False)} for c in checks if c.kind == "written"]
+    waiting = [c for c in checks if c.status == Status.awaiting_review]
     return {
+        "written": written, "awaiting": len(waiting), "awaiting_points": sum(c.max_score for c in waiting),
         "r": result, "audience": audience, "checks": checks, "answers": answers,
         "comparisons": comparisons, "figures": drawn, "counterexamples": counterexamples, "score": score, "max_score": max_score,
         "percent": 100 * score / max_score if max_score else 0.0,
@@ -105,9 +110,11 @@ def class_context(results: list[SubmissionResult], lab_title: str) -> dict[str, 
         rates.append({"id": check_id, "title": title, "passed": passed, "total": len(outcomes),
                       "rate": 100 * passed / len(outcomes) if outcomes else 0.0})
     diagnoses: Counter[str] = Counter(d for r in results for c in r.checks for d in c.diagnoses)
+    from grader.review.summary import written_summary
     percents = [r.percent for r in results]
     return {
-        "lab_title": lab_title, "results": results, "rates": rates,
+        "lab_title": lab_title, "results": results, "rates": rates, "written": written_summary(results),
+        "awaiting": sum(len(r.awaiting_review) for r in results),
         "diagnoses": diagnoses.most_common(10),
         "histogram": histogram_png(percents) if results else None,
         "mean": sum(percents) / len(percents) if percents else 0.0,

@@ -27,7 +27,7 @@ from starlette.types import Scope
 from grader.checks.registry import BoundLab
 from grader.options import RunOptions
 from grader.report.render import TEMPLATES, _fmt
-from grader.serve import deps, instructor, student
+from grader.serve import deps, instructor, review, student
 from grader.serve.classroom import Classroom
 from grader.serve.security import BodyLimit, SecurityHeaders, Sessions
 from grader.serve.settings import ServeSettings
@@ -53,6 +53,7 @@ routes = [
     Route("/instructor/students/{sid:str}/attempts/{number:int}", instructor.attempt, name="student_attempt"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}/upload.zip", instructor.upload, name="upload_zip"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}/{name:str}", instructor.report, name="report"),
+    *review.routes(),  # the grading pages of written answers (grader.serve.review)
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 UPLOAD_ROUTES = ("/upload", "/instructor/export")
@@ -119,6 +120,8 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
                     exception_handlers={HTTPException: http_error, UnsafePath: unsafe_path, 500: server_error})
     app.state.classroom = room
     app.state.templates = templates()
+    app.state.review_desk = review.classroom_desk(room)
+    app.state.review_auth = deps.instructor
     return app
 
 

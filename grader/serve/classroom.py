@@ -243,9 +243,20 @@ class Classroom:
         return [s for m in self.store.attempts(sid) if (s := self.status(sid, m.number)) is not None]
 
     def student_view(self, sid: str, number: int) -> SubmissionResult | None:
-        """What a student may see of their attempt's result (the reveal policy)."""
-        result = self.store.result(sid, number)
+        """What a student may see of their attempt's result (the reveal policy), with the grades
+        given to its written answers (``with_grades``)."""
+        result = self.with_grades(sid, self.store.result(sid, number))
         return student_result(result) if result is not None else None
+
+    def with_grades(self, sid: str, result: SubmissionResult | None) -> SubmissionResult | None:
+        """A result of student ``sid`` with the grades given in the grading pages (a grade applies
+        to every attempt with the answer it was given to)."""
+        from grader.review.merge import load_books, merge_result, written_checks
+        from grader.review.store import ReviewStore
+
+        if result is None or not written_checks(self.lab):
+            return result
+        return merge_result(result, self.lab, load_books(self.lab, ReviewStore(self.store.state / "review")), sid)
 
     def roster_rows(self) -> list[RosterRow]:
         rows = []
@@ -258,8 +269,16 @@ class Classroom:
         return rows
 
     def latest_results(self) -> list[SubmissionResult]:
-        """Each student's newest graded result, as the exports read them."""
-        return [latest[1] for s in self.roster if (latest := self.store.latest_result(s.id)) is not None]
+        """Each student's newest graded result, as the exports read them, with the grades given to
+        written answers in the grading pages (``grader.serve.review``)."""
+        from grader.review.merge import load_books, merge_result, written_checks
+        from grader.review.store import ReviewStore
+
+        found = [(s.id, latest[1]) for s in self.roster if (latest := self.store.latest_result(s.id)) is not None]
+        if not written_checks(self.lab):
+            return [r for _, r in found]
+        books = load_books(self.lab, ReviewStore(self.store.state / "review"))
+        return [merge_result(r, self.lab, books, key) for key, r in found]
 
 
 def ticket_of(meta: AttemptMeta) -> Ticket:

@@ -72,7 +72,7 @@ async def attempt(request: Request) -> Response:
     who = _student(request)
     status = _attempt(request, who)
     room = deps.classroom(request)
-    result = room.store.result(who.id, status.meta.number)
+    result = room.with_grades(who.id, room.store.result(who.id, status.meta.number))
     context = submission_context(result, "instructor", figures=False) if result is not None else {}
     return deps.page(request, "instructor/attempt.html.j2", {
         "caller": caller, "student": who, "status": status, "result": result, "report": context,
