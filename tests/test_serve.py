@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import CIFAR_SUBMISSIONS
 from tests.leaks import answer_secrets, expected_secrets, own_text, public_text
-from tests.serve_kit import hand_in, login, make_class, upload, wait_graded
+from tests.serve_kit import csrf_of, hand_in, login, make_class, upload, wait_graded
 
 HIDDEN_TITLES = ("Total learnable parameters", "Receptive fields of conv1 and conv2",
                  "ConvNet gives finite outputs, also on large inputs")
@@ -310,3 +310,21 @@ def test_an_attempt_whose_worker_died_every_try_gets_a_result_saying_so(served, 
     assert ("carol", meta.number) not in grading_queue.journal.count("started")
     assert grading_queue.journal.count("graded")[("carol", meta.number)] == 1
     assert store.read("carol", meta.number, "feedback.pdf").startswith(b"%PDF")
+
+
+def test_a_students_pdf_carries_the_grade_of_a_written_answer_once_it_is_given(served):
+    """The PDF stored at grading time says the written answer awaits review; once the instructor
+    grades it in the grading pages, the student's download has the points and the comment."""
+    alice, teacher = served["alice"], served["teacher"]
+    before = pdf_text(alice.get("/attempts/2/feedback.pdf").content)
+    assert "awaiting review" in before.lower() and "Mind the order of the words" not in before
+    page = teacher.get("/review/why-pooling")
+    assert page.status_code == 200
+    graded = teacher.post("/review/why-pooling/grade", headers={"accept": "application/json"}, data={
+        "csrf": csrf_of(page.text), "key": "alice", "version": "0", "item": "pooling-learns",
+        "comment": "Mind the order of the words: pooling keeps, it does not learn."})
+    assert graded.status_code == 200, graded.text
+    after = pdf_text(alice.get("/attempts/2/feedback.pdf").content)
+    assert "Mind the order of the words" in after and "no learnable parameters" in after
+    # bob's answer was not graded: his PDF is the one stored when his attempt was graded
+    assert "Mind the order" not in pdf_text(served["bob"].get("/attempts/1/feedback.pdf").content)

@@ -226,12 +226,12 @@ async def student_report(request: Request) -> Response:
     if result is None:
         raise HTTPException(404, "No such submission.")
     audience = "instructor" if request.query_params.get("audience") == "instructor" else "student"
-    data = await run_in_threadpool(_pdf, request, result, audience)  # seconds of layout: not on the event loop
+    data = await run_in_threadpool(render_pdf, request, result, audience)  # seconds of layout: not on the event loop
     return Response(data, media_type="application/pdf",
                     headers={"content-disposition": f'attachment; filename="{key}-{audience}.pdf"'})
 
 
-def _pdf(request: Request, result: SubmissionResult, audience: str) -> bytes:
+def render_pdf(request: Request, result: SubmissionResult, audience: str) -> bytes:
     """One report's PDF, with a renderer made once per app (fonts and stylesheet are most of its cost)."""
     import tempfile
 

@@ -7,6 +7,7 @@ so no URL reaches another student's work.
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -136,9 +137,18 @@ async def feedback_pdf(request: Request) -> Response:
     caller = deps.student(request)
     number = request.path_params["number"]
     _status_or_404(request, caller, number)
-    data = deps.classroom(request).store.read(caller.student_id, number, STUDENT_PDF)
+    room = deps.classroom(request)
+    data = room.store.read(caller.student_id, number, STUDENT_PDF)
     if data is None:
         raise HTTPException(404, "The report of this attempt is not ready.")
-    lab = deps.classroom(request).lab.id
+    # The stored PDF was made when the attempt was graded; once the instructor has graded its
+    # written answers, the report is rendered again with their points and comments.
+    whole = room.store.result(caller.student_id, number)
+    graded = room.with_grades(caller.student_id, whole)
+    if whole is not None and graded is not None and [c.status for c in graded.checks] != [c.status for c in whole.checks]:
+        from grader.serve.review import render_pdf
+
+        data = await run_in_threadpool(render_pdf, request, graded, "student")
+    lab = room.lab.id
     return Response(data, media_type="application/pdf",
                     headers={"content-disposition": f'attachment; filename="{lab}-attempt-{number}-feedback.pdf"'})
