@@ -371,6 +371,7 @@ def test_the_next_honest_child_keeps_its_exact_answer_after_one_that_writes_to_e
         assert sandbox.server.restarts == 0 and sandbox.server.alive()
 
 
+@pytest.mark.own_sandbox
 def test_a_fork_server_killed_between_two_hand_ins_costs_the_next_one_nothing(tmp_path, cifar_lab, cifar_class):
     import signal
 

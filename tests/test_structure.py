@@ -210,6 +210,7 @@ def test_an_interrupted_batch_still_writes_class_csv_for_what_it_finished(class_
     assert len(rows) == 2 and rows[1].startswith("correct,")
 
 
+@pytest.mark.own_sandbox
 def test_the_fork_server_is_owned_by_its_run_and_replaced_when_it_dies(tmp_path):
     from grader.lab.manifest import Limits
     from grader.sandbox.runner import Sandbox
