@@ -91,6 +91,8 @@ def test_a_wrong_parameter_count_says_which_way_without_giving_the_count(graded)
     from grader.reveal import student_result
 
     raw = SubmissionResult.model_validate(graded["bn-first-stage-only"])
+    structure = next(c for c in student_result(raw).checks if c.id == "bn-structure")
+    assert "Only the first stage is normalised" in structure.message  # the named mistake's explanation
     shown = next(c for c in student_result(raw).checks if c.id == "bn-param-count")
     assert "it has fewer than the lab's model" in shown.message
     said = shown.model_dump_json()

@@ -319,8 +319,10 @@ class LayerStructureCheck(_ModelKind):
         for mistake in params.mistakes:
             made = self.reference_trace(ctx, params, x, mistake.reference)
             if self._layers(params, made) == self._layers(params, trace) and _error_kind(made) == _error_kind(trace):
+                # the mistake's explanation is the lab's own wording, for students too
+                said = Feedback().add(f" {mistake.message}")
                 return outcome.model_copy(update={
-                    "message": f"{outcome.message} {mistake.message}",
+                    "message": f"{outcome.message} {mistake.message}", "parts": [*outcome.parts, *said.parts],
                     "diagnoses": [*outcome.diagnoses, *([mistake.name] if mistake.name else [])]})
         return outcome
 
