@@ -61,3 +61,28 @@ def test_a_grade_for_an_answer_replaced_since_the_page_was_shown_is_refused(page
     ok = client.post(f"/review/{Q}/grade", headers={"accept": "application/json"},
                      data={"csrf": csrf, "key": "eve", "version": "0", "sha": fresh.group(1), "item": "invariance"})
     assert ok.status_code == 200
+
+
+def test_a_near_identical_answer_in_a_group_is_shown_in_its_own_words(tmp_path):
+    """Grouped answers are graded at once, but a grader grades only what they read: an answer
+    grouped as near-identical (not equal) is shown too, so a "not" slipped into a copied answer
+    is seen before the group's grade reaches it."""
+    import yaml
+    from starlette.testclient import TestClient
+
+    from grader.serve.review_app import create_review_app
+
+    good = ("Spatial pooling summarises each neighbourhood of the feature map so the output barely changes "
+            "when the input shifts by a pixel or two and the maps get smaller too")
+    negated = good.replace("barely changes", "does not barely changes")
+    root, out = tmp_path / "class", tmp_path / "out"
+    for name, text in {"ada": good, "mal": negated}.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "answers.yaml").write_text(yaml.safe_dump({"n": 3, "written": {"pooling": text, "lr": "x"}}))
+    api.grade(root, api.load_lab(ESSAY), out, RunOptions(reports=False))
+    app, link = create_review_app(api.load_lab(ESSAY), out)
+    with TestClient(app, base_url="http://127.0.0.1:8010") as client:
+        login(client, link)
+        page = client.get(f"/review/{Q}").text
+    assert "2 answers, graded together" in page  # the grouping holds: near answers are graded at once
+    assert "does not barely changes" in page      # and the one that differs is on the page, in its words
