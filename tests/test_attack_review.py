@@ -3,6 +3,8 @@
 - A written answer is the student's own text, and may hold anything a notebook's JSON can carry,
   a lone UTF-16 surrogate (``"\\ud800"``) included: it is still an answer awaiting review (the
   character replaced), never an internal error that hides the answer from the grader.
+- Every answer a group's grade reaches is on the page in its own words (the group's first answer
+  alone hid a near-identical one that says the opposite).
 - A grade names the answer it was given to, as the page showed it: if the student handed in
   another answer since the page was rendered, the grade is refused (409) rather than given to
   an answer nobody read.
@@ -65,8 +67,8 @@ def test_a_grade_for_an_answer_replaced_since_the_page_was_shown_is_refused(page
 
 def test_a_near_identical_answer_in_a_group_is_shown_in_its_own_words(tmp_path):
     """Grouped answers are graded at once, but a grader grades only what they read: an answer
-    grouped as near-identical (not equal) is shown too, so a "not" slipped into a copied answer
-    is seen before the group's grade reaches it."""
+    grouped with another whose text differs is shown too, in its own words, so a "not" slipped
+    into a copied answer is seen before the group's grade reaches it."""
     import yaml
     from starlette.testclient import TestClient
 
