@@ -33,6 +33,7 @@ from grader.results import Disclosure, Feedback, Outcome, Status
 
 AWAITING = "Awaiting review: your instructor grades this answer."
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # not text: UTF-8 cannot encode one (the digest, the files)
 
 
 class RubricItem(KindParams):
@@ -73,8 +74,10 @@ def written_score(points: float, scoring: str, applied: list[float], adjust: flo
 
 
 def clean_answer(text: str, max_chars: int) -> tuple[str, bool]:
-    """The answer as stored: control characters dropped, Unicode composed, blank lines at the ends
-    trimmed, cut at ``max_chars`` (and whether it was)."""
+    """The answer as stored: control characters dropped, lone surrogates (a notebook's JSON may
+    hold ``"\\ud800"``) replaced by U+FFFD, Unicode composed, blank lines at the ends trimmed, cut
+    at ``max_chars`` (and whether it was)."""
+    text = _SURROGATE.sub("\ufffd", text)
     text = _CONTROL.sub("", unicodedata.normalize("NFC", text)).strip()
     return (text[:max_chars], True) if len(text) > max_chars else (text, False)
 

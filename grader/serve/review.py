@@ -8,7 +8,9 @@ POST checks the CSRF token (``deps.form``-like, against the caller's session).
 
 Answers are grouped (``grader.review.groups``): a group is graded at once, every member getting
 the same rubric items and comment. A grade is sent with the versions the page was rendered with;
-one that someone else changed meanwhile answers 409, and the page reloads that answer.
+one that someone else changed meanwhile answers 409, and the page reloads that answer; so does one
+sent with the digest of an answer the student has since replaced (the page sends the digest of each
+answer it shows).
 """
 
 from __future__ import annotations
@@ -183,6 +185,15 @@ async def grade(request: Request) -> Response:
         sent = {str(k): (answers[str(k)][1].details["answer_sha"], int(v)) for k, v in zip(keys, versions)}
     except ValueError:
         raise HTTPException(400, "A version is a number.") from None
+    # The answers as the page showed them (their digests): one handed in again since is not the
+    # one the grader read, and gets no grade from this page.
+    shas = [str(s) for s in data.getlist("sha")]
+    if shas and len(shas) != len(keys):
+        raise HTTPException(400, "A grade names the digest of each answer it grades, or of none.")
+    changed = [str(k) for k, s in zip(keys, shas) if sent[str(k)][0] != s]
+    if changed:
+        return JSONResponse({"error": "This answer was handed in again since the page was shown: it was reloaded.",
+                             "keys": changed}, status_code=409)
     try:
         book = d.store.grade(qid, sent, items, comment, by=getattr(who, "name", "instructor"))
     except StaleGrade as exc:

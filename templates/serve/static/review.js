@@ -51,6 +51,7 @@
     group.querySelectorAll(".member").forEach(function (m) {
       body.append("key", m.getAttribute("data-key"));
       body.append("version", m.getAttribute("data-version"));
+      body.append("sha", m.getAttribute("data-sha"));
     });
     items(group).forEach(function (id) { body.append("item", id); });
     body.append("comment", group.querySelector("[data-comment]").value);
