@@ -97,7 +97,7 @@ def test_an_instructor_grades_a_question_across_the_class_with_the_keyboard(serv
             page.keyboard.press(key)
 
     for i in range(count):  # keyboard only: items by number, a comment, the next answer
-        text = groups.nth(i).locator(".answer, .blank").inner_text().lower()
+        text = groups.nth(i).locator(".answer, .blank").first.inner_text().lower()
         if "learn" in text:
             saved("4")  # "pooling learns": the misconception item (−1)
         else:

@@ -326,5 +326,7 @@ def test_a_students_pdf_carries_the_grade_of_a_written_answer_once_it_is_given(s
     assert graded.status_code == 200, graded.text
     after = pdf_text(alice.get("/attempts/2/feedback.pdf").content)
     assert "Mind the order of the words" in after and "no learnable parameters" in after
+    instructors = pdf_text(teacher.get("/instructor/students/alice/attempts/2/report.pdf").content)
+    assert "Mind the order of the words" in instructors  # the instructor's copy too
     # bob's answer was not graded: his PDF is the one stored when his attempt was graded
     assert "Mind the order" not in pdf_text(served["bob"].get("/attempts/1/feedback.pdf").content)

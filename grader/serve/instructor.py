@@ -87,9 +87,14 @@ async def report(request: Request) -> Response:
     which = REPORTS.get(request.path_params["name"])
     if which is None:
         raise HTTPException(404, "No such report.")
-    data = deps.classroom(request).store.read(who.id, status.meta.number, which[0])
+    room = deps.classroom(request)
+    data = room.store.read(who.id, status.meta.number, which[0])
     if data is None:
         raise HTTPException(404, "This report is not ready.")
+    from grader.serve.review import stored_or_graded_pdf
+
+    audience = "instructor" if which[0] == INSTRUCTOR_PDF else "student"
+    data = await stored_or_graded_pdf(request, room, who.id, status.meta.number, data, audience)
     filename = f"{who.id}-attempt-{status.meta.number}-{which[1]}.pdf"
     return Response(data, media_type="application/pdf",
                     headers={"content-disposition": f'attachment; filename="{filename}"'})

@@ -242,6 +242,17 @@ async def student_report(request: Request) -> Response:
                     headers={"content-disposition": f'attachment; filename="{key}-{audience}.pdf"'})
 
 
+async def stored_or_graded_pdf(request: Request, room: Any, sid: str, number: int, stored: bytes,
+                               audience: str) -> bytes:
+    """An attempt's report as stored when it was graded, or, once its written answers have been
+    graded in these pages, rendered again with their points and comments."""
+    whole = room.store.result(sid, number)
+    graded = room.with_grades(sid, whole)
+    if whole is None or graded is None or [c.status for c in graded.checks] == [c.status for c in whole.checks]:
+        return stored
+    return await run_in_threadpool(render_pdf, request, graded, audience)
+
+
 def render_pdf(request: Request, result: SubmissionResult, audience: str) -> bytes:
     """One report's PDF, with a renderer made once per app (fonts and stylesheet are most of its cost)."""
     import tempfile

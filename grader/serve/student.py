@@ -7,7 +7,6 @@ so no URL reaches another student's work.
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -141,14 +140,9 @@ async def feedback_pdf(request: Request) -> Response:
     data = room.store.read(caller.student_id, number, STUDENT_PDF)
     if data is None:
         raise HTTPException(404, "The report of this attempt is not ready.")
-    # The stored PDF was made when the attempt was graded; once the instructor has graded its
-    # written answers, the report is rendered again with their points and comments.
-    whole = room.store.result(caller.student_id, number)
-    graded = room.with_grades(caller.student_id, whole)
-    if whole is not None and graded is not None and [c.status for c in graded.checks] != [c.status for c in whole.checks]:
-        from grader.serve.review import render_pdf
+    from grader.serve.review import stored_or_graded_pdf
 
-        data = await run_in_threadpool(render_pdf, request, graded, "student")
+    data = await stored_or_graded_pdf(request, room, caller.student_id, number, data, "student")
     lab = room.lab.id
     return Response(data, media_type="application/pdf",
                     headers={"content-disposition": f'attachment; filename="{lab}-attempt-{number}-feedback.pdf"'})
