@@ -22,6 +22,7 @@ anywhere in the class folder is refused, never followed (the server runs as root
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -30,7 +31,7 @@ import shutil
 import stat
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 from pydantic import BaseModel, Field
 
@@ -272,35 +273,25 @@ class ClassStore:
     def write_result_once(self, student_id: str, number: int, result: SubmissionResult) -> bool:
         """The attempt's result, linked into place: False (and nothing changed) when one is there."""
         fd = self._dir_fd(self._parts(student_id, number))
-        tmp = f".{RESULT}.{secrets.token_hex(6)}"
         try:
-            _write_new(fd, tmp, result.to_json().encode())
-            try:
-                os.link(tmp, RESULT, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
-            except FileExistsError:
-                return False
-            os.fsync(fd)
-            return True
+            with _staged(fd, RESULT, result.to_json().encode()) as tmp:
+                try:
+                    os.link(tmp, RESULT, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
+                except FileExistsError:
+                    return False
+                os.fsync(fd)
+                return True
         finally:
-            try:
-                os.unlink(tmp, dir_fd=fd)
-            except FileNotFoundError:
-                pass
             os.close(fd)
 
     def write_report(self, student_id: str, number: int, name: str, data: bytes) -> None:
         if name not in (STUDENT_PDF, INSTRUCTOR_PDF):
             raise UnsafePath(name)
         fd = self._dir_fd(self._parts(student_id, number))
-        tmp = f".{name}.{secrets.token_hex(6)}"
         try:
-            _write_new(fd, tmp, data)
-            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            with _staged(fd, name, data) as tmp:
+                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         finally:
-            try:
-                os.unlink(tmp, dir_fd=fd)
-            except FileNotFoundError:
-                pass
             os.close(fd)
 
     def latest_result(self, student_id: str) -> tuple[AttemptMeta, SubmissionResult] | None:
@@ -347,6 +338,21 @@ class ClassStore:
             os.fsync(top)
         finally:
             os.close(top)
+
+
+@contextlib.contextmanager
+def _staged(fd: int, name: str, data: bytes) -> Iterator[str]:
+    """``data`` in a fresh hidden file beside ``name`` in the folder ``fd``, for the caller to put in
+    place (a link: written once; a rename: replaced whole); whatever is left of it is removed."""
+    tmp = f".{name}.{secrets.token_hex(6)}"
+    try:
+        _write_new(fd, tmp, data)
+        yield tmp
+    finally:
+        try:
+            os.unlink(tmp, dir_fd=fd)
+        except FileNotFoundError:
+            pass
 
 
 def _write_new(dir_fd: int, name: str, data: bytes) -> None:
