@@ -105,15 +105,6 @@ def transform_cases(rng):
 def cifar10(data_root=None, n_train=None, n_test=None):
     """CIFAR-10 through torchvision's loader: the real set when ``data_root`` holds it, else the
     synthetic set gradelab writes in CIFAR-10's format. uint8 images (N, 3, 32, 32)."""
-    from grader.data.synth_cifar import ensure_synth_cifar10, load_cifar10
+    from grader.data.synth_cifar import cifar10_arrays
 
-    root = data_root if data_root is not None else ensure_synth_cifar10()
-    out = {"classes": 10}
-    for split, train, limit in (("train", True, n_train), ("test", False, n_test)):
-        ds = load_cifar10(root, train)
-        x = np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))
-        y = np.asarray(ds.targets, dtype=np.int64)
-        if limit:
-            x, y = x[:limit], y[:limit]
-        out[f"{split}_x"], out[f"{split}_y"] = x, y
-    return out
+    return cifar10_arrays(data_root, n_train, n_test)
