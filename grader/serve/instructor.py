@@ -49,12 +49,13 @@ async def roster(request: Request) -> Response:
     caller = deps.instructor(request)
     room = deps.classroom(request)
     rows = room.roster_rows()
-    graded = [r.latest for r in rows if r.latest is not None]
+    scores = [r.score for r in rows if r.score is not None]
     counts = room.queue.counts() if room.queue else {}
     return deps.page(request, "instructor/roster.html.j2", {
-        "caller": caller, "rows": rows, "graded": len(graded), "queued": counts.get("pending", 0),
+        "caller": caller, "rows": rows, "graded": len(scores), "queued": counts.get("pending", 0),
         "grading": counts.get("claimed", 0), "targets": [t.value for t in ExportTarget],
-        "mean": sum(r.percent for r in graded) / len(graded) if graded else None})
+        "counts": room.settings.counts, "pending": sum(1 for sc in scores if sc.pending),
+        "mean": sum(sc.percent for sc in scores) / len(scores) if scores else None})
 
 
 async def student(request: Request) -> Response:
@@ -62,9 +63,11 @@ async def student(request: Request) -> Response:
     who = _student(request)
     room = deps.classroom(request)
     attempts = list(reversed(room.attempts(who.id)))
-    results = {s.meta.number: room.store.result(who.id, s.meta.number) for s in attempts}
+    results = {meta.number: result for meta, result in room.graded_attempts(who.id)}
+    counted = room.counted(who.id)
     return deps.page(request, "instructor/student.html.j2", {
-        "caller": caller, "student": who, "attempts": attempts, "results": results, "due": room.due_for(who)})
+        "caller": caller, "student": who, "attempts": attempts, "due": room.due_for(who),
+        "scores": {n: room.score(r) for n, r in results.items()}, "counted": counted[0].number if counted else None})
 
 
 async def attempt(request: Request) -> Response:
@@ -76,6 +79,7 @@ async def attempt(request: Request) -> Response:
     context = submission_context(result, "instructor", figures=False) if result is not None else {}
     return deps.page(request, "instructor/attempt.html.j2", {
         "caller": caller, "student": who, "status": status, "result": result, "report": context,
+        "score": room.score(result) if result is not None else None,
         "reports": {name: room.store.read(who.id, status.meta.number, stored) is not None
                     for name, (stored, _) in REPORTS.items()}})
 

@@ -59,14 +59,15 @@ class ReviewDesk:
 
 
 def classroom_desk(room: Any) -> ReviewDesk:
-    """The desk of a served class: each student's newest graded attempt, by student id; grades in
-    the server's state folder."""
+    """The desk of a served class: each student's attempt that counts (``--counts``), as stored,
+    by student id; grades in the server's state folder."""
     def load() -> dict[str, SubmissionResult]:
         found = {}
         for s in room.roster:
-            latest = room.store.latest_result(s.id)
-            if latest is not None:
-                found[s.id] = latest[1]
+            counted = room.counted(s.id)
+            stored = room.store.result(s.id, counted[0].number) if counted is not None else None
+            if stored is not None:
+                found[s.id] = stored
         return found
     return ReviewDesk(lab=room.lab, store=ReviewStore(room.store.state / "review"), results=load)
 

@@ -1,0 +1,205 @@
+"""One truth on every page of the hand-in server: which uploads are stored, which attempt counts,
+and the score shown for it (written grades merged, over the lab's full points, pending said as
+pending) on the student's page, the attempts table, the roster, the instructor's pages, class.csv
+and the exports.
+
+A server without workers, and results written into its store as a worker writes them (crafted
+from the lab's checks), so no test here waits for a grading.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.serve_kit import csrf_of, hand_in, login, make_class, upload, zipped
+
+FULL = 20  # cifar-convnet: 14 public points, 3 hidden, 3 for the written answer
+ANSWER = "Pooling makes the features invariant to small shifts and the maps smaller."
+
+
+def text_of(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def crafted(sid: str, *, lost: dict[str, float] | None = None, answer: str = ANSWER):
+    """A result of cifar-convnet as a worker stores it: every check passed but those in ``lost``
+    (check id → points lost), the written answer awaiting review."""
+    from grader.api import load_lab
+    from grader.checks.written import answer_digest
+    from grader.lab.manifest import Limits
+    from grader.results import CheckResult, Status, Student, SubmissionResult, tally
+
+    lost = lost or {}
+    checks = []
+    for spec in load_lab("cifar-convnet").manifest.checks:
+        if spec.kind == "written":
+            checks.append(CheckResult(id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
+                                      status=Status.awaiting_review, score=0, max_score=spec.points,
+                                      details={"answer": answer, "answer_sha": answer_digest(answer)}))
+            continue
+        score = spec.points - lost.get(spec.id, 0)
+        status = Status.passed if score == spec.points else Status.partial if score > 0 else Status.failed
+        checks.append(CheckResult(id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
+                                  status=status, score=score, max_score=spec.points,
+                                  message="" if status == Status.passed else "Not quite."))
+    score, max_score = tally(checks)
+    return SubmissionResult(submission=sid, path=sid, student=Student(id=sid, name=sid), lab="cifar-convnet",
+                            lab_title="CIFAR-10 ConvNet", lab_version="1", grader_version="test", mode="grade",
+                            limits=Limits(), score=score, max_score=max_score, checks=checks)
+
+
+@pytest.fixture
+def served(tmp_path):
+    return make_class(tmp_path)
+
+
+def graded_attempt(client, served, result, sid: str = "alice") -> int:
+    """An upload of the correct hand-in, then ``result`` written as its grade, as a worker does
+    (it claims the ticket, writes the result, finishes the ticket)."""
+    import os
+
+    room = client.app.state.classroom
+    response = upload(client, hand_in("correct"))
+    assert response.status_code == 303, response.text
+    number = int(response.headers["location"].rsplit("/", 1)[1])
+    claim = room.queue.claim(os.getpid())
+    assert claim is not None and (claim.ticket.student, claim.ticket.attempt) == (sid, number)
+    assert room.store.write_result_once(sid, number, result)
+    room.queue.finish(claim)
+    return number
+
+
+def grade_written(teacher, items: list[str], comment: str, key: str = "alice"):
+    page = teacher.get("/review/why-pooling")
+    version = re.search(r'name="version" value="(\d+)"', page.text)
+    response = teacher.post("/review/why-pooling/grade", headers={"accept": "application/json"}, data={
+        "csrf": csrf_of(page.text), "key": key, "version": version.group(1) if version else "0",
+        "item": items, "comment": comment})
+    assert response.status_code == 200, response.text
+    return response
+
+
+# --- what is stored ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("files, said", [
+    ([zipped({})], "handin.zip is empty: no convnet.py, no answers.yaml and no notebook"),
+    ([zipped({"notes/readme.txt": b"hello"})], "handin.zip holds nothing to grade: no convnet.py"),
+    ([zipped({"convnet.py": b"", "answers.yaml": b"  \n"})], "handin.zip holds nothing to grade"),
+    ([("helpers.py", b"x = 1\n")], "this upload holds nothing to grade"),
+    ([("empty.ipynb", b"")], "empty.ipynb holds nothing to grade"),
+])
+def test_an_upload_with_nothing_to_grade_is_refused_and_the_earlier_grade_kept(served, files, said):
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        graded_attempt(client, served, crafted("alice"))
+        refused = upload(client, files)
+        assert refused.status_code == 422
+        assert said in text_of(refused.text)
+        assert "Your earlier attempts and their grade are kept." in text_of(refused.text)
+        teacher = TestClient(client.app)
+        login(teacher, served.tokens["instructor"])
+        roster = text_of(teacher.get("/instructor").text)
+        assert f"17 / {FULL}" in roster  # the written answer (3) pending, nothing lost
+        assert [line.split(",")[0] for line in teacher.get("/instructor/class.csv").text.splitlines()[1:]] == ["alice"]
+    assert sorted(p.name for p in (served.root / "alice" / "attempts").iterdir()) == ["1"]
+
+
+def test_a_zip_with_the_module_in_a_folder_is_stored(served):
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        assert upload(client, [zipped({f"lab3/{n}": d for n, d in hand_in("correct")})]).status_code == 303
+
+
+def test_refused_uploads_count_toward_the_hour_and_the_form_closes_at_the_limit(served):
+    with TestClient(served.app(attempts_per_hour=3), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        assert upload(client, [zipped({})]).status_code == 422
+        assert upload(client, [("notes.txt", b"hi")]).status_code == 400
+        assert upload(client, hand_in("correct")).status_code == 303
+        home = client.get("/")
+        assert "3 of 3 uploads" in text_of(home.text)
+        assert 'action="/upload"' not in home.text  # no form to fill in only to learn it from a 429
+        assert "You have used the 3 uploads of this hour: you can upload again at" in text_of(home.text)
+        refused = upload_anyway(client, hand_in("correct"))
+        assert refused.status_code == 429
+        assert "uploads refused for what they held count too" in refused.text
+
+
+def upload_anyway(client, files):
+    """An upload sent without the home page's form (a script, or a tab opened before the limit)."""
+    token = csrf_of(client.get("/").text)  # the session's token, from the page's log-out form
+    return client.post("/upload", data={"csrf": token},
+                       files=[("files", (name, data, "application/octet-stream")) for name, data in files])
+
+
+# --- which attempt counts, and its score -----------------------------------------------------
+
+@pytest.mark.parametrize("counts, counted, score", [("last", 2, 7), ("best", 1, 14)])
+def test_the_attempt_that_counts_is_a_class_setting_said_on_the_students_page(served, counts, counted, score):
+    with TestClient(served.app(counts=counts), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        graded_attempt(client, served, crafted("alice"))
+        graded_attempt(client, served, crafted("alice", lost={"layer-params": 3, "layer-shapes": 2,
+                                                              "conv-output-size": 2}))
+        home = text_of(client.get("/").text)
+        said = "Your best graded attempt counts." if counts == "best" else "Your last graded attempt counts."
+        assert said in home
+        rows = re.findall(r"<tr>.*?</tr>", client.get("/").text, re.S)[1:]
+        by_number = {int(re.search(r"/attempts/(\d+)", r).group(1)): text_of(r) for r in rows}
+        assert f"14 / {FULL}" in by_number[1] and f"7 / {FULL}" in by_number[2]
+        assert "3 pending review" in by_number[1] and "3 hidden" in by_number[1]
+        assert "counts" in by_number[counted] and "counts" not in by_number[3 - counted]
+        page = text_of(client.get(f"/attempts/{counted}").text)
+        assert "This attempt counts" in page
+        teacher = TestClient(client.app)
+        login(teacher, served.tokens["instructor"])
+        roster = text_of(teacher.get("/instructor").text)
+        assert f"{score + 3} / {FULL}" in roster  # the hidden 3 points, all earned, on the instructor's side
+        table = teacher.get("/instructor/class.csv").text.splitlines()
+        assert float(table[1].split(",")[3]) == score + 3
+
+
+# --- written grades, the same number everywhere ------------------------------------------------
+
+def test_a_written_grade_reaches_the_students_page_the_roster_the_class_csv_and_the_export(served):
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        number = graded_attempt(client, served, crafted("alice"))
+        before = text_of(client.get(f"/attempts/{number}").text)
+        assert f"14 / {FULL}" in before and "3 points pending review" in before
+        assert "Public checks, graded on upload 14 / 14" in before
+        assert "Written answers, graded by your instructor pending review / 3" in before
+        teacher = TestClient(client.app, follow_redirects=False)
+        login(teacher, served.tokens["instructor"])
+        assert "3 pending review" in text_of(teacher.get("/instructor").text)
+        grade_written(teacher, ["invariance", "smaller-maps"], "Clearly put.")
+
+        after = text_of(client.get(f"/attempts/{number}").text)
+        assert f"16 / {FULL}" in after and "pending review" not in after
+        assert "Written answers, graded by your instructor 2 / 3" in after and "Clearly put." in after
+        assert f"16 / {FULL}" in text_of(client.get("/").text)  # the attempts table
+        roster = text_of(teacher.get("/instructor").text)
+        assert f"19 / {FULL}" in roster and "(95 %)" in roster  # 16 seen by alice + 3 hidden points
+        assert "pending review" not in roster
+        assert f"19 / {FULL}" in text_of(teacher.get(f"/instructor/students/alice/attempts/{number}").text)
+        assert f"19 / {FULL}" in text_of(teacher.get("/instructor/students/alice").text)
+        table = teacher.get("/instructor/class.csv").text.splitlines()
+        assert float(table[1].split(",")[3]) == 19
+        exported = teacher.post("/instructor/export", data={"csrf": csrf_of(teacher.get("/instructor").text),
+                                                            "to": "csv"})
+        assert exported.status_code == 200 and "19" in exported.text
+
+
+def test_the_same_grade_survives_a_restart(served):
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        number = graded_attempt(client, served, crafted("alice"))
+        teacher = TestClient(client.app, follow_redirects=False)
+        login(teacher, served.tokens["instructor"])
+        grade_written(teacher, ["invariance"], "")
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        assert f"15 / {FULL}" in text_of(client.get(f"/attempts/{number}").text)
