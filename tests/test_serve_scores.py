@@ -203,3 +203,33 @@ def test_the_same_grade_survives_a_restart(served):
     with TestClient(served.app(), follow_redirects=False) as client:
         login(client, served.tokens["alice"])
         assert f"15 / {FULL}" in text_of(client.get(f"/attempts/{number}").text)
+
+
+# --- the grading pages ------------------------------------------------------------------------
+
+def test_the_review_index_counts_blank_answers_and_loads_its_progress_script(served):
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        graded_attempt(client, served, crafted("alice", answer=""))
+        bob = TestClient(client.app, follow_redirects=False)
+        login(bob, served.tokens["bob"])
+        graded_attempt(bob, served, crafted("bob"), "bob")
+        teacher = TestClient(client.app, follow_redirects=False)
+        login(teacher, served.tokens["instructor"])
+        index = teacher.get("/review").text
+        row = text_of(re.search(r"<tr>\s*<td><a href=\"/review/why-pooling\">.*?</tr>", index, re.S).group(0))
+        assert row.endswith("0 / 2 graded 1")  # 2 answers, none graded, 1 blank
+        assert '<script src="/static/review.js" defer></script>' in index
+        page = teacher.get("/review/why-pooling").text
+        assert "<kbd>g</kbd> mark graded as is" in page and "<kbd>Enter</kbd> mark graded" not in page
+        assert 'aria-pressed="false"' in page
+
+
+def test_the_grading_script_leaves_enter_and_space_to_the_focused_control():
+    """The page's script: Enter and Space are never a grading key, a 409 keeps the grader's input."""
+    from grader.report.render import TEMPLATES
+
+    script = (TEMPLATES / "serve" / "static" / "review.js").read_text()
+    assert 'if (e.key === "Enter" || e.key === " ") { return; }' in script
+    assert 'e.key === "Enter") { e.preventDefault(); save(group); }' not in script
+    assert "sessionStorage.setItem(STASH" in script

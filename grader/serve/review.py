@@ -117,8 +117,7 @@ def progress(d: ReviewDesk) -> list[dict[str, Any]]:
                      if (g := book.grades.get(key)) is not None and g.answer_sha == c.details.get("answer_sha"))
         rows.append({"id": check.spec.id, "title": check.spec.title, "points": check.spec.points,
                      "answers": len(answers), "graded": graded,
-                     "blank": sum(1 for r in results.values() for c in r.checks if c.id == check.spec.id
-                                  and c.status != Status.awaiting_review)})
+                     "blank": sum(1 for _, c in answers.values() if not str(c.details.get("answer", "")).strip())})
     return rows
 
 
