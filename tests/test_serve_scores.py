@@ -233,3 +233,58 @@ def test_the_grading_script_leaves_enter_and_space_to_the_focused_control():
     assert 'if (e.key === "Enter" || e.key === " ") { return; }' in script
     assert 'e.key === "Enter") { e.preventDefault(); save(group); }' not in script
     assert "sessionStorage.setItem(STASH" in script
+
+
+# --- sessions and logins --------------------------------------------------------------------
+
+def session_cookie(client) -> tuple[str, str]:
+    (name, value), = [(k, v) for k, v in client.cookies.items() if k.startswith("gradelab_session_")]
+    return name, value
+
+
+@pytest.mark.parametrize("who", ["alice", "instructor"])
+def test_logging_out_ends_the_session_a_copied_cookie_too(served, who):
+    with TestClient(served.app(), follow_redirects=False) as client:
+        assert login(client, served.tokens[who]).status_code == 303
+        name, value = session_cookie(client)
+        page = "/instructor" if who == "instructor" else "/"
+        copy = TestClient(client.app, follow_redirects=False)
+        copy.cookies.set(name, value)
+        assert copy.get(page).status_code == 200  # the copy works while the session lives
+        assert client.post("/logout", data={"csrf": csrf_of(client.get(page).text)}).status_code == 303
+        assert copy.get(page).headers["location"] == "/login"
+    with TestClient(served.app(), follow_redirects=False) as restarted:
+        restarted.cookies.set(name, value)
+        assert restarted.get(page).headers["location"] == "/login"  # nor after a restart
+
+
+def test_a_session_outlives_a_restart_and_is_kept_hashed(served):
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        name, value = session_cookie(client)
+    book = served.root / ".gradelab" / "sessions.json"
+    assert book.stat().st_mode & 0o077 == 0 and value not in book.read_text()
+    with TestClient(served.app(), follow_redirects=False) as again:
+        again.cookies.set(name, value)
+        assert again.get("/").status_code == 200
+
+
+def test_logins_are_rate_limited_per_address_and_per_token(served):
+    with TestClient(served.app(), follow_redirects=False) as client:
+        answers = [login(client, f"guess-{i}").status_code for i in range(22)]
+        assert answers[:20] == [401] * 20 and answers[20:] == [429, 429]  # not 200 guesses a second
+        late = login(client, served.tokens["alice"])  # the right token, past the limit: refused unread
+        assert late.status_code == 429 and "Too many login attempts" in late.text
+        assert 0 < int(late.headers["retry-after"]) <= 601
+        codes = [login(TestClient(client.app, follow_redirects=False, client=("10.0.0.2", 50000)),
+                       served.tokens["bob"]).status_code for _ in range(21)]
+        assert codes[:20] == [303] * 20 and codes[20] == 429  # one token, logged in over and over
+
+
+def test_serve_and_review_on_one_host_keep_cookies_of_their_own(served):
+    from grader.serve.security import cookie_names
+
+    assert len({*cookie_names("serve", 8000), *cookie_names("review", 8001), *cookie_names("serve", 8002)}) == 6
+    with TestClient(served.app(port=8123), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        assert session_cookie(client)[0] == "gradelab_session_serve_8123"

@@ -29,7 +29,15 @@ from grader.options import RunOptions
 from grader.report.render import TEMPLATES, _fmt
 from grader.serve import deps, instructor, review, student
 from grader.serve.classroom import Classroom
-from grader.serve.security import BodyLimit, SecurityHeaders, Sessions
+from grader.serve.security import (
+    SESSIONS_FILE,
+    BodyLimit,
+    LoginLimiter,
+    SecurityHeaders,
+    SessionBook,
+    Sessions,
+    cookie_names,
+)
 from grader.serve.settings import ServeSettings
 from grader.serve.store import UnsafePath
 
@@ -109,7 +117,10 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         room.open()
         app.state.sessions = Sessions(room.secret, max_age_s=int(settings.session_hours * 3600),
-                                      secure=settings.secure_cookies)
+                                      secure=settings.secure_cookies,
+                                      book=SessionBook(room.store.state / SESSIONS_FILE),
+                                      names=cookie_names("serve", settings.port))
+        app.state.login_limiter = LoginLimiter()
         try:
             yield
         finally:

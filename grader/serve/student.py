@@ -68,8 +68,18 @@ async def login(request: Request) -> Response:
     if not (expected := sessions.login_token_of(request)) or not deps.same_token(expected, data.get("csrf")):
         return login_page(request, error="This login form has expired: please log in again.", status=403)
     token = data.get("token")
-    found = deps.classroom(request).login(token if isinstance(token, str) else "")
+    token = token if isinstance(token, str) else ""
+    limiter = request.app.state.login_limiter
+    address = request.client.host if request.client else "?"
+    wait = limiter.wait_s(address, token)
+    if wait:
+        response = login_page(request, error=f"Too many login attempts: try again in {max(1, round(wait / 60))} min.",
+                              status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    found = deps.classroom(request).login(token)
     if found is None:
+        limiter.failed(address)
         return login_page(request, error="This is not a token of this class. Paste the token from the email you "
                                          "received (or ask your instructor for a new one).", status=401)
     who, stamp = found
@@ -83,7 +93,7 @@ async def logout(request: Request) -> Response:
     if found is not None:
         await deps.form(request, found)
     response = RedirectResponse("/login", 303)
-    deps.sessions(request).end(response)
+    deps.sessions(request).end(response, found.session if found is not None else None)
     return response
 
 
