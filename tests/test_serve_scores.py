@@ -28,7 +28,7 @@ def crafted(sid: str, *, lost: dict[str, float] | None = None, answer: str = ANS
     """A result of cifar-convnet as a worker stores it: every check passed but those in ``lost``
     (check id → points lost), the written answer awaiting review."""
     from grader.api import load_lab
-    from grader.checks.written import answer_digest
+    from grader.checks.written import WrittenCheck, answer_digest
     from grader.lab.manifest import Limits
     from grader.results import CheckResult, Status, Student, SubmissionResult, tally
 
@@ -38,7 +38,9 @@ def crafted(sid: str, *, lost: dict[str, float] | None = None, answer: str = ANS
         if spec.kind == "written":
             checks.append(CheckResult(id=spec.id, title=spec.title, kind=spec.kind, visibility=spec.visibility,
                                       status=Status.awaiting_review, score=0, max_score=spec.points,
-                                      details={"answer": answer, "answer_sha": answer_digest(answer)}))
+                                      details={"answer": answer, "answer_sha": answer_digest(answer),
+                                               "question": spec.params["question"]},
+                                      disclosure=WrittenCheck.disclosure))
             continue
         score = spec.points - lost.get(spec.id, 0)
         status = Status.passed if score == spec.points else Status.partial if score > 0 else Status.failed
@@ -288,3 +290,15 @@ def test_serve_and_review_on_one_host_keep_cookies_of_their_own(served):
     with TestClient(served.app(port=8123), follow_redirects=False) as client:
         login(client, served.tokens["alice"])
         assert session_cookie(client)[0] == "gradelab_session_serve_8123"
+
+
+def test_the_written_answer_is_on_the_students_and_the_instructors_attempt_page(served):
+    answer = "Pooling <b>keeps</b> the strongest response & halves the map."
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        number = graded_attempt(client, served, crafted("alice", answer=answer))
+        escaped = "Pooling &lt;b&gt;keeps&lt;/b&gt; the strongest response &amp; halves the map."
+        assert escaped in client.get(f"/attempts/{number}").text
+        teacher = TestClient(client.app, follow_redirects=False)
+        login(teacher, served.tokens["instructor"])
+        assert escaped in teacher.get(f"/instructor/students/alice/attempts/{number}").text
