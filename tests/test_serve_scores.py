@@ -302,3 +302,45 @@ def test_the_written_answer_is_on_the_students_and_the_instructors_attempt_page(
         teacher = TestClient(client.app, follow_redirects=False)
         login(teacher, served.tokens["instructor"])
         assert escaped in teacher.get(f"/instructor/students/alice/attempts/{number}").text
+
+
+# --- what an LMS comment says -------------------------------------------------------------------
+
+def test_a_syntax_error_shared_by_four_checks_is_said_once_in_the_lms_comment():
+    from grader.export.feedback import summary_text
+    from grader.results import Part, Status
+
+    said = "Your `convnet.py` does not run: SyntaxError on line 12 (a parenthesis is not closed)."
+    result = crafted("alice")
+    checks = [c.model_copy(update={"status": Status.error, "score": 0, "message": said, "parts": [Part(text=said)]})
+              if c.id in ("model-output-shape", "model-structure", "model-param-count", "layer-shapes") else c
+              for c in result.checks]
+    text = summary_text(result.model_copy(update={"checks": checks}))
+    assert text.count("SyntaxError on line 12") == 1
+    assert "Your convnet.py does not run" in text and "`" not in text  # Markdown made plain
+    assert ".." not in text
+
+
+def test_a_comment_too_long_is_cut_at_a_word_and_says_so():
+    from grader.export.feedback import CUT_MARK, trim
+
+    text = " ".join(["pooling"] * 300)
+    cut = trim(text, 1000)
+    assert len(cut) <= 1000 and cut.endswith(CUT_MARK)
+    assert cut[: -len(CUT_MARK)].endswith("pooling")  # a whole word, not "pool"
+    assert trim("short.", 1000) == "short."
+
+
+def test_a_graded_written_comment_ends_with_one_full_stop_in_the_lms_comment(served):
+    from grader.export.feedback import summary_text
+
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        graded_attempt(client, served, crafted("alice"))
+        teacher = TestClient(client.app, follow_redirects=False)
+        login(teacher, served.tokens["instructor"])
+        grade_written(teacher, ["invariance"], "Clearly put.")
+        (result,) = client.app.state.classroom.latest_results()
+    text = summary_text(result)
+    assert "Clearly put. " in text or text.endswith("Clearly put.")
+    assert ".." not in text
