@@ -344,3 +344,59 @@ def test_a_graded_written_comment_ends_with_one_full_stop_in_the_lms_comment(ser
     text = summary_text(result)
     assert "Clearly put. " in text or text.endswith("Clearly put.")
     assert ".." not in text
+
+
+# --- pages and PDFs -----------------------------------------------------------------------------
+
+def test_messages_markdown_is_rendered_on_the_page_and_in_the_pdf_with_the_student_text_escaped(served):
+    from grader.report.render import inline_markdown
+
+    assert str(inline_markdown("Define `ConvNet` in **convnet.py**; <b>x</b>")) == \
+        "Define <code>ConvNet</code> in <strong>convnet.py</strong>; &lt;b&gt;x&lt;/b&gt;"
+    from grader.results import Part, Status
+
+    said = "Your `convnet.py` has no class `ConvNet`."
+    result = crafted("alice")
+    checks = [c.model_copy(update={"status": Status.failed, "score": 0, "message": said, "parts": [Part(text=said)]})
+              if c.id == "model-structure" else c for c in result.checks]
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        number = graded_attempt(client, served, result.model_copy(update={"checks": checks}))
+        page = client.get(f"/attempts/{number}").text
+    assert "Your <code>convnet.py</code> has no class <code>ConvNet</code>." in page and "`" not in page
+
+
+def test_the_awaiting_review_pill_fits_its_column_in_the_pdf():
+    """Laid out by WeasyPrint as the PDF is: every status pill ends inside its own cell, so it
+    never overlaps the feedback beside it."""
+    from weasyprint import HTML
+
+    from grader.report.render import ReportRenderer
+
+    renderer = ReportRenderer()
+    for audience in ("student", "instructor"):
+        html = renderer.submission_html(crafted("alice"), audience, standalone=False)
+        document = HTML(string=html, base_url=str(renderer.templates)).render(
+            stylesheets=[renderer.css], font_config=renderer.font_config)
+        pills = []
+
+        def inner(box):
+            yield box
+            for child in getattr(box, "children", None) or []:
+                yield from inner(child)
+
+        for page in document.pages:
+            for row in inner(page._page_box):
+                if getattr(row, "element_tag", "") != "tr":
+                    continue
+                cells = [c for c in row.children if getattr(c, "element_tag", "") == "td"]
+                for i, cell in enumerate(cells[:-1]):
+                    for box in inner(cell):
+                        element = getattr(box, "element", None)
+                        if (type(box).__name__ in ("InlineBox", "InlineBlockBox") and element is not None
+                                and "status" in (element.get("class") or "").split()):
+                            pills.append((element.text, box.position_x + box.margin_width(),
+                                          cells[i + 1].content_box_x()))
+        assert any(text == "awaiting review" for text, _, _ in pills)
+        for text, right, cell_right in pills:
+            assert right <= cell_right, f"{text!r} ends at {right:.1f}, the feedback beside it starts at {cell_right:.1f}"

@@ -26,7 +26,7 @@ from starlette.types import Scope
 
 from grader.checks.registry import BoundLab
 from grader.options import RunOptions
-from grader.report.render import TEMPLATES, _fmt
+from grader.report.render import TEMPLATES, _fmt, inline_markdown
 from grader.serve import deps, instructor, review, student
 from grader.serve.classroom import Classroom
 from grader.serve.security import (
@@ -105,6 +105,7 @@ def templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = _fmt
+    env.filters["md"] = inline_markdown
     return Jinja2Templates(env=env)
 
 
