@@ -207,7 +207,9 @@ def test_a_student_uploads_a_flawed_hand_in_reads_the_mistake_and_the_instructor
             page.goto(f"{url}/attempts/1")
             student_after = page.locator(".scorebox .score").inner_text()
             expect(page.locator(".parts")).to_contain_text("Written answers, graded by your instructor 2 / 3")
-            assert errors == []  # no script error, no resource refused by the Content-Security-Policy
+            # no script error, no resource refused by the Content-Security-Policy (the empty zip's 422 page is
+            # the refusal this test asked for: Chromium logs any 4xx page as a console error)
+            assert [e for e in errors if "status of 422" not in e] == []
         finally:
             browser.close()
     from grader.results import SubmissionResult
