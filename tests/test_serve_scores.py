@@ -400,3 +400,18 @@ def test_the_awaiting_review_pill_fits_its_column_in_the_pdf():
         assert any(text == "awaiting review" for text, _, _ in pills)
         for text, right, cell_right in pills:
             assert right <= cell_right, f"{text!r} ends at {right:.1f}, the feedback beside it starts at {cell_right:.1f}"
+
+
+def test_the_servers_export_keeps_its_warnings_on_the_roster(served):
+    worksheet = b"Identifier,Full name,Grade,Maximum Grade,Feedback comments\nParticipant 999,Zed,,20,\n"
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        graded_attempt(client, served, crafted("alice"))
+        teacher = TestClient(client.app, follow_redirects=False)
+        login(teacher, served.tokens["instructor"])
+        exported = teacher.post("/instructor/export", data={"csrf": csrf_of(teacher.get("/instructor").text),
+                                                            "to": "moodle"},
+                                files={"template": ("worksheet.csv", worksheet, "text/csv")})
+        assert exported.status_code == 200 and exported.headers["x-gradelab-warnings"] == "1"
+        roster = text_of(teacher.get("/instructor").text)
+        assert "The last export (moodle) said: alice (Participant alice) is not in the worksheet: not exported" in roster

@@ -85,7 +85,8 @@ class Classroom:
         self._lock_fd: int | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._tokens: tuple[int, TokenFile] | None = None
-        self._refused: dict[str, list[datetime]] = {}  # student → when an upload of theirs was refused
+        self._refused: dict[str, list[datetime]] = {}
+        self.export_warnings: tuple[str, list[str]] | None = None  # the last export's target and warnings  # student → when an upload of theirs was refused
 
     # --- life ------------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ async def roster(request: Request) -> Response:
         "caller": caller, "rows": rows, "graded": len(scores), "queued": counts.get("pending", 0),
         "grading": counts.get("claimed", 0), "targets": [t.value for t in ExportTarget],
         "counts": room.settings.counts, "pending": sum(1 for sc in scores if sc.pending),
+        "export_warnings": room.export_warnings,
         "mean": sum(sc.percent for sc in scores) / len(scores) if scores else None})
 
 
@@ -143,16 +144,21 @@ async def export(request: Request) -> Response:
     if not results:
         raise HTTPException(409, "Nothing is graded yet: there is nothing to export.")
     try:
-        files, _warnings = export_results(results, to, template=template or None, assignment=assignment)
+        files, warnings = export_results(results, to, template=template or None, assignment=assignment)
     except GradelabError as exc:
         raise HTTPException(400, str(exc)) from None
+    # What ``gradelab export`` prints (a student of the worksheet with no grade, an id not found):
+    # said on the roster until the next export, and counted in a header of the download.
+    room.export_warnings = (to, [str(w) for w in warnings])
+    headers = {"x-gradelab-warnings": str(len(warnings))}
     if len(files) == 1:
         (name, payload), = files.items()
         media = "text/csv; charset=utf-8" if name.endswith(".csv") else "application/octet-stream"
-        return Response(payload, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+        return Response(payload, media_type=media,
+                        headers={"content-disposition": f'attachment; filename="{name}"', **headers})
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, payload in files.items():
             zf.writestr(name, payload)
     return Response(buffer.getvalue(), media_type="application/zip",
-                    headers={"content-disposition": f'attachment; filename="{room.lab.id}-{to}.zip"'})
+                    headers={"content-disposition": f'attachment; filename="{room.lab.id}-{to}.zip"', **headers})
