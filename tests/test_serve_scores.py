@@ -415,3 +415,23 @@ def test_the_servers_export_keeps_its_warnings_on_the_roster(served):
         assert exported.status_code == 200 and exported.headers["x-gradelab-warnings"] == "1"
         roster = text_of(teacher.get("/instructor").text)
         assert "The last export (moodle) said: alice (Participant alice) is not in the worksheet: not exported" in roster
+
+
+def test_an_archive_is_unpacked_in_a_process_other_than_the_web_process(served, monkeypatch):
+    import os
+
+    from grader.serve import uploads
+
+    seen = []
+    real = uploads.unpack_archive
+
+    def spy(*args, **kwargs):
+        seen.append(os.getpid())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(uploads, "unpack_archive", spy)  # the web process's copy: never called
+    with TestClient(served.app(), follow_redirects=False) as client:
+        login(client, served.tokens["alice"])
+        assert upload(client, [zipped(hand_in("correct"))]).status_code == 303
+        assert upload(client, [zipped({})]).status_code == 422
+    assert seen == []

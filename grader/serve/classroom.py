@@ -28,7 +28,8 @@ from grader.serve.scores import Score, counting, graded, score_of
 from grader.serve.security import load_secret
 from grader.serve.settings import ServeSettings, now
 from grader.serve.store import AttemptMeta, ClassStore
-from grader.serve.uploads import UploadRefused, accept
+from grader.serve.checker import UploadChecker
+from grader.serve.uploads import UploadRefused
 from grader.serve.workers import WorkerPool, default_workers
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ class Classroom:
         self._locks: dict[str, asyncio.Lock] = {}
         self._tokens: tuple[int, TokenFile] | None = None
         self._refused: dict[str, list[datetime]] = {}
-        self.export_warnings: tuple[str, list[str]] | None = None  # the last export's target and warnings  # student → when an upload of theirs was refused
+        self.export_warnings: tuple[str, list[str]] | None = None
+        self.checker = UploadChecker()  # archives are unpacked in a process of its own  # the last export's target and warnings  # student → when an upload of theirs was refused
 
     # --- life ------------------------------------------------------------------------------
 
@@ -134,6 +136,7 @@ class Classroom:
                     self.queue.put(ticket)
 
     def close(self) -> None:
+        self.checker.close()
         if self.pool is not None:
             self.pool.stop()
             self.pool = None
@@ -218,7 +221,7 @@ class Classroom:
                                    f"the most this course allows (uploads refused for what they held count too). You can upload again at {when(again)} "
                                    f"(in {max(1, round(wait / 60))} min).", retry_after=wait)
             try:
-                upload = await run_in_threadpool(accept, sent, self.lab.manifest.interface, self.lab.manifest.intake)
+                upload = await self.checker.check(sent, self.lab.manifest.interface, self.lab.manifest.intake)
             except UploadRefused as exc:
                 self._refused.setdefault(student.id, []).append(at)
                 raise Refused(exc.status, f"Not stored: {exc}") from None

@@ -32,6 +32,9 @@ class UploadRefused(Exception):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]  (it crosses from the checking process)
+        return (UploadRefused, (str(self), self.status))
+
 
 @dataclass(frozen=True)
 class Upload:
