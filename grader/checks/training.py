@@ -18,18 +18,21 @@ Students see their accuracy, their curves and the threshold (public: it is what 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from grader.checks.outputs import as_array, forbidden_use
-from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD
+from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD, forbidden_use
 from grader.checks.registry import CheckKind, KindParams, LocalCheck, register_check
+from grader.checks.values import as_array
 from grader.errors import LabError
 from grader.lab.manifest import Reveal
 from grader.options import Budget as BudgetName
 from grader.results import Disclosure, Feedback, Outcome
 from grader.sandbox.replies import CallReply, ProbeFailure, ProbeStatus, Stage
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Budget(KindParams):
