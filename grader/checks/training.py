@@ -134,7 +134,7 @@ class TrainingCheck(CheckKind):
     summary = "Trains the student's code with the lab's loop in the sandbox; test accuracy computed by the grader."
     disclosure = Disclosure(shows=[Reveal.got, Reveal.expected], details={
         "curves": [Reveal.got], "test_accuracy": [Reveal.got], "threshold": [], "budget": [], "device": [],
-        "seed": [], "epochs": [], "dataset": [], "train_size": [], "test_size": []})
+        "seed": [], "epochs": [], "dataset": [], "data": [], "train_size": [], "test_size": []})
 
     def student_edition(self, params: TrainingParams) -> LocalCheck:
         """The data set loader, the harness and the calibrated thresholds are not solutions. The
@@ -161,7 +161,7 @@ class TrainingCheck(CheckKind):
             args.update(budget.args)
             dataset_args.update(budget.dataset_args)
             threshold = budget.threshold if budget.threshold is not None else threshold
-        calibrated = ctx.lab.calibration.get(ctx.check_id, {}).get(name or "default", {})
+        calibrated = ctx.calibration(params.dataset, dataset_args, name)
         if isinstance(calibrated.get("threshold"), (int, float)):
             threshold = float(calibrated["threshold"])
         if params.device_arg:
@@ -217,7 +217,7 @@ class TrainingCheck(CheckKind):
                                "threshold": threshold}}
         details = {"curves": panels, "test_accuracy": final, "threshold": threshold, "budget": budget,
                    "device": ctx.device, "seed": args.get("seed"),
-                   "epochs": len(loss), "dataset": params.dataset, "train_size": len(data["train_y"]),
+                   "epochs": len(loss), "dataset": params.dataset, "data": ctx.data_identity(params.dataset, dataset_args), "train_size": len(data["train_y"]),
                    "test_size": len(test_y)}
         bad = _first_bad(loss)
         if bad is not None:
