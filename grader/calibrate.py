@@ -35,6 +35,7 @@ from grader.grading.run import Run, resolve_device, sandbox_preload
 from grader.lab.calibration import BUNDLED, store, stored
 from grader.lab.loader import CALIBRATION_NAME
 from grader.options import Budget, CheckFinished, Device, Mode, RunOptions
+from grader.results import SubmissionResult
 from grader.sandbox.runner import Sandbox
 
 CHANCE_MARGIN = 0.15  # a threshold this far above chance (1 / classes) tells learning from guessing
@@ -51,6 +52,7 @@ class Calibrated(BaseModel):
     let_through: list[str] = []  # the broken hand-ins this calibration would pass
     extras: dict[str, Any] = {}  # what the check's kind adds (band limits ...)
     data: str = "bundled"  # what it was measured on (``grader.lab.calibration``)
+    early_stop: dict[str, Any] | None = None  # how often stopping early changed a verdict (runs, verdict_changes)
 
 
 def _accuracy(check) -> float | None:
@@ -118,21 +120,74 @@ def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: 
     out: list[Calibrated] = []
     reference = lab.path(lab.manifest.reference.module)
     with Sandbox(preload=sandbox_preload(lab)) as sandbox:
-        for budget in map(Budget, budgets):
-            results, run = [], None
+        def trained(budget: Budget, early: bool) -> tuple[list[SubmissionResult], dict[str, dict[str, Any]]]:
+            """The reference under each seed, each broken hand-in under the first."""
+            results = []
             for seed in seeds:
-                options = RunOptions(mode=Mode.grade, seed=seed, only=ids, train=True, device=device, budget=budget,
-                                     reports=False, data_root=data_root)
+                options = RunOptions(mode=Mode.grade, seed=seed, only=ids, train=True, device=device,
+                                     budget=budget, reports=False, data_root=data_root, early_stop=early)
+                label[0] = f"{budget.value}, seed {seed}{', stopping early' if early else ''}: "
                 run = Run(lab, options, sandbox=sandbox, on_event=progress)
-                label[0] = f"{budget.value}, seed {seed}: "
                 results.append(grade_submission(run, reference))  # the reference, staged as a hand-in
             broken = {}
-            for path in against:  # under the first seed
-                label[0] = f"{budget.value}: {path.name}: "
-                run = Run(lab, run.options.model_copy(update={"seed": seeds[0]}), sandbox=sandbox, on_event=progress)
+            for path in against:
+                label[0] = f"{budget.value}: {path.name}{', stopping early' if early else ''}: "
+                run = Run(lab, options.model_copy(update={"seed": seeds[0]}), sandbox=sandbox, on_event=progress)
                 broken[path.name] = {c.id: c for c in grade_submission(run, path).checks}
-            out += _record(data, lab, results, broken, budget.value, margin, seeds, device.value, classes, bool(against))
+            return results, broken
+
+        for budget in map(Budget, budgets):
+            # Thresholds come from the whole budget; then, under them, the same runs stopping early
+            # say how often the rule changes a verdict.
+            results, broken = trained(budget, early=False)
+            rows = _record(data, lab, results, broken, budget.value, margin, seeds, device.value, classes,
+                           bool(against))
+            if any(_stops_early(lab, r.check) for r in rows):
+                lab.__dict__["calibration"] = data
+                try:
+                    early_results, early_broken = trained(budget, early=True)
+                finally:
+                    lab.__dict__["calibration"] = {}
+                rows = _record_early(data, lab, rows, results, broken, early_results, early_broken, budget.value)
+            out += rows
     return out
+
+
+def _bound(lab: BoundLab, check: str) -> Any:
+    return next(c for c in lab.checks if c.spec.id == check)
+
+
+def _stops_early(lab: BoundLab, check: str) -> bool:
+    return getattr(_bound(lab, check).params, "early_stop", None) is not None
+
+
+def _record_early(data: dict, lab: BoundLab, rows: list[Calibrated], results: list[SubmissionResult],
+                  broken: dict[str, dict[str, Any]], early_results: list[SubmissionResult],
+                  early_broken: dict[str, dict[str, Any]], budget: str) -> list[Calibrated]:
+    """How often stopping early changed a verdict against the whole budget (the reference under
+    each seed, each broken hand-in), and at which step each run was decided, per check."""
+    out = []
+    for row in rows:
+        if not _stops_early(lab, row.check):
+            out.append(row)
+            continue
+        entry = stored(data, row.check, budget, row.data)
+        kind = _bound(lab, row.check).kind
+        pairs = [(_by_id(whole)[row.check], _by_id(early)[row.check]) for whole, early in zip(results, early_results)]
+        pairs += [(broken[name][row.check], early_broken[name][row.check]) for name in broken
+                  if row.check in broken[name] and row.check in early_broken.get(name, {})]
+        verdicts = [(_passes(kind, w.details, _accuracy(w), entry), _passes(kind, e.details, _accuracy(e), entry))
+                    for w, e in pairs]
+        decided = [e.details.get("decided_at") for _, e in pairs]
+        share = [d["step"] / d["of"] if isinstance(d, dict) else 1.0 for d in decided]
+        entry["early_stop"] = {"runs": len(pairs), "verdict_changes": sum(a != b for a, b in verdicts),
+                               "decided_at": decided, "mean_share_of_budget": round(sum(share) / len(share), 3)}
+        out.append(row.model_copy(update={"early_stop": entry["early_stop"]}))
+    return out
+
+
+def _by_id(result: SubmissionResult) -> dict[str, Any]:
+    return {c.id: c for c in result.checks}
 
 
 def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str, Any]], budget: str, margin: float,

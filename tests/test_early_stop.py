@@ -97,3 +97,17 @@ def test_a_stop_is_only_taken_as_the_loop_reports_it():
     for forged in ({"step": True, "of": 13, "reason": "stuck"}, {"step": 0, "of": 13, "reason": "passed"},
                    {"step": "3", "of": 13, "reason": "passed"}, "passed"):
         assert stop_of({"stopped": forged}) is None
+
+
+def test_calibrate_measures_how_often_stopping_early_changes_a_verdict(tmp_path):
+    lab = lab_with(tmp_path, threshold=0.0, eval_every=2)
+    result = cli("calibrate", str(lab), "--budget", "smoke", "--only", "train-baseline", "--seed", "0", "--seed", "1",
+                 "--against", str(SUBMISSIONS / "nan-loss"))
+    assert result.exit_code == 0, result.output
+    assert "0 of 3 verdicts changed" in result.output
+    early = yaml.safe_load((lab / "calibration.yaml").read_text())["train-baseline"]["smoke"]["early_stop"]
+    assert early["runs"] == 3 and early["verdict_changes"] == 0
+    reference_0, reference_1, nan_loss = early["decided_at"]
+    assert reference_0["reason"] == reference_1["reason"] == "passed" and reference_0["step"] < 13
+    assert nan_loss == {"step": 1, "of": 13, "reason": "diverged"}
+    assert 0 < early["mean_share_of_budget"] < 1

@@ -136,17 +136,30 @@ def calibrate(
                        data_root=data_root,
                        on_check=lambda what: progress.update(task, description=f"trained {what}"))
     table = Table(title=f"{lab_obj.id}: calibrated thresholds ({lab_obj.folder / 'calibration.yaml'})")
-    for col in ("check", "budget", "data", "reference accuracy", "threshold", "tells learning from chance"):
+    early = any(r.early_stop for r in rows)
+    for col in ("check", "budget", "data", "reference accuracy", "threshold", "tells learning from chance",
+                *(["stopping early"] if early else [])):
         table.add_column(col)
     for r in rows:
         table.add_row(r.check, r.budget, r.data, f"{r.reference_accuracy:.1%}", f"{r.threshold:.0%}",
-                      "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]")
+                      "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]",
+                      *([_early_cell(r.early_stop)] if early else []))
     console.print(table)
     banded = [r for r in rows if "max_level_ratio" in r.extras]
     if banded:
         console.print(_band_table(banded))
     if against:
         console.print(_against_table(rows))
+
+
+def _early_cell(early: dict | None) -> str:
+    """How often stopping early changed a verdict, and how much of the budget the runs used."""
+    if not early:
+        return "no rule"
+    changed = early["verdict_changes"]
+    colour = "green" if changed == 0 else "yellow"
+    return (f"[{colour}]{changed} of {early['runs']} verdicts changed[/{colour}]; "
+            f"{early['mean_share_of_budget']:.0%} of the budget used")
 
 
 def _band_table(rows) -> "Table":
