@@ -113,6 +113,29 @@ def test_more_jobs_start_workers_once_the_hand_ins_are_slow(tmp_path):
     assert results["correct.json"]["score"] == 17
 
 
+def test_hand_ins_side_by_side_never_need_more_cores_than_there_are(tmp_path, monkeypatch):
+    """cifar-training's training checks use two threads each: on two cores a second training at
+    once only slows both, so two jobs grade one hand-in at a time, whatever they cost."""
+    from grader import api
+    from grader.api import load_lab
+    from grader.grading import parallel
+    from grader.grading.run import Run
+    from grader.options import Budget, RunOptions
+
+    lab = load_lab("cifar-training")
+    assert parallel.threads_per_hand_in(Run(lab, RunOptions(train=True))) == 2
+    assert parallel.threads_per_hand_in(Run(lab, RunOptions(train=False))) == 1
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 2)
+    root = tmp_path / "class"
+    root.mkdir()
+    for name in ("correct", "nan-loss"):
+        shutil.copytree(ROOT / "submissions" / "cifar-training" / name, root / name)
+    executor = parallel.ParallelExecutor(2, start_after_s=0)
+    options = RunOptions(reports=False, train=True, budget=Budget.smoke, only=("train-baseline",))
+    api.grade(root, lab, tmp_path / "out", options, executor=executor)
+    assert executor.workers_started == 0 and len(list((tmp_path / "out").glob("*.json"))) == 2
+
+
 def test_a_killed_parallel_batch_resumes_and_finishes_with_every_result(tmp_path):
     root = make_class(tmp_path / "class", attacks=["sleep-forever.py"])
     out = tmp_path / "out"

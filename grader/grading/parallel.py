@@ -79,6 +79,16 @@ def default_jobs(lab: BoundLab, options: RunOptions, device: Device, hand_ins: i
     return max(1, min(bounds))
 
 
+def threads_per_hand_in(run: Run) -> int:
+    """The most torch threads one hand-in's children use at once (the lab's limits, a check's own,
+    the command line's): hand-ins graded side by side need that many cores each."""
+    from grader.grading.engine import selected_checks
+
+    base = run.lab.manifest.limits.merged(run.options.limits)
+    checks = [c for c in selected_checks(run.lab, run.options) if run.options.trains or not c.spec.training]
+    return max([base.threads, *(base.merged(c.spec.limits).merged(run.options.limits).threads for c in checks)])
+
+
 # --- worker side -----------------------------------------------------------------------------
 
 _WORKER: Run | None = None
@@ -135,7 +145,8 @@ class ParallelExecutor:
     than one: a class of quick static hand-ins is graded here alone, a class that trains gets its
     workers within seconds.
 
-    The decision, checked a few times a second: while the first hand-in is graded (it pays for the
+    Never more hand-ins at once than the cores hold at the lab's threads per hand-in. The decision,
+    checked a few times a second: while the first hand-in is graded (it pays for the
     reference's values, computed once per run), start when it alone has taken ``start_after_s``;
     afterwards, when the hand-ins left, at the pace of the last one (or the current one, if it is
     slower), would take this process ``start_after_s`` longer than sharing them."""
@@ -150,6 +161,9 @@ class ParallelExecutor:
         if not todo:
             return
         self.workers_started = 0
+        # Hand-ins side by side, each with its threads: no more than the cores hold (two trainings
+        # of two threads each on two cores take twice as long as one after the other, and more).
+        jobs = min(self.jobs, max(1, cpu_count() // threads_per_hand_in(run)))
         lock = threading.Lock()
         done: queue.Queue[tuple[Job, Future]] = queue.Queue()
         pace = {"started": time.monotonic(), "last": None, "graded": 0}
@@ -185,7 +199,7 @@ class ParallelExecutor:
                 if pace["graded"] == 0:
                     return elapsed >= self.start_after_s
                 per_job = max(pace["last"] or 0.0, elapsed)
-            return per_job * left * (1 - 1 / min(self.jobs, left + 1)) >= self.start_after_s
+            return per_job * left * (1 - 1 / min(jobs, left + 1)) >= self.start_after_s
 
         def start(workers: int) -> None:
             ctx = mp.get_context("spawn")  # a fresh interpreter: nothing of this process's threads or state
@@ -212,12 +226,12 @@ class ParallelExecutor:
             while not stop.wait(0.25):
                 if worth_starting():
                     with lock:
-                        workers = min(self.jobs - 1, len(todo))
+                        workers = min(jobs - 1, len(todo))
                     if workers >= 1:
                         start(workers)
                     return
 
-        watcher = threading.Thread(target=watch, name="gradelab-workers", daemon=True) if self.jobs > 1 else None
+        watcher = threading.Thread(target=watch, name="gradelab-workers", daemon=True) if jobs > 1 else None
         if watcher is not None:
             watcher.start()
         finished_all = False
