@@ -40,7 +40,7 @@ def main(repeat_fresh: int = 5, repeat_fork: int = 30) -> Table:
     run = Run(lab)
     started = time.perf_counter()
     run.sandbox.start()
-    probe = lambda: run.sandbox.run_probe(SUBMISSION, "convnet.py", "describe", {"symbols": ["ConvNet"]},  # noqa: E731
+    probe = lambda: run.sandbox.run_probe(SUBMISSION, "convnet.py", "describe", {"symbols": ["ConvNet"]},
                                           lab.manifest.limits)
     probe()  # waits for the fork server's imports
     server_start = time.perf_counter() - started

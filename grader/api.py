@@ -16,7 +16,7 @@ from grader.export.targets import ExportTarget, export_results, export_target
 from grader.intake.classes import Layout
 from grader.lab import loader
 from grader.options import EventSink, Mode, RunOptions, ignore
-from grader.results import CheckResult, SubmissionResult  # noqa: F401
+from grader.results import CheckResult, SubmissionResult  # noqa: F401  (re-exported for callers of the API)
 
 if TYPE_CHECKING:
     from grader.edition import Edition
@@ -58,7 +58,7 @@ def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptio
             return grade_submission(run, Path(path))
 
 
-def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.auto) -> "ClassPlan":
+def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.auto) -> ClassPlan:
     """The hand-ins of a class (a folder, or an LMS download zipped or not), each with its student."""
     from grader.intake.classes import plan_class
 
@@ -73,8 +73,8 @@ def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.a
 
 def grade(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions = RunOptions(), *,
           on_event: EventSink = ignore, paths: list[Path] | None = None,
-          executor: "Executor | None" = None, plan: "ClassPlan | None" = None,
-          layout: Layout = Layout.auto) -> "BatchResult":
+          executor: Executor | None = None, plan: ClassPlan | None = None,
+          layout: Layout = Layout.auto) -> BatchResult:
     """An instructor's batch: every check on every hand-in of the class at ``root`` (a folder, or
     an LMS download; see ``plan``), with a PDF report per submission and a class summary
     (rendered while grading goes on). The results and the class are hidden from every child."""
@@ -89,7 +89,7 @@ def grade(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions
         return grade_batch(run, Path(root), Path(out), paths=paths, executor=executor, plan=plan)
 
 
-def read_results(out: Path, lab: "str | Path | BoundLab | None" = None) -> list[SubmissionResult]:
+def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[SubmissionResult]:
     """The results a batch wrote in ``out`` (files that are not results are passed over), with the
     grades given by hand to written answers merged in (``grader.review``); ``lab``: default, the
     results' own, when it can be found."""
@@ -112,7 +112,7 @@ def read_results(out: Path, lab: "str | Path | BoundLab | None" = None) -> list[
 
 
 def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
-           assignment: str | None = None, lab: "str | Path | BoundLab | None" = None) -> tuple[dict[str, bytes], list[str]]:
+           assignment: str | None = None, lab: str | Path | BoundLab | None = None) -> tuple[dict[str, bytes], list[str]]:
     """The files an LMS imports (name → bytes), made from the results in ``out`` (with the grades
     given by hand, see ``read_results``), and warnings (students graded but not in the template)."""
     to = export_target(to)
@@ -148,7 +148,7 @@ def autograde(lab: str | Path | BoundLab, root: Path, options: RunOptions = RunO
     return run_autograder(lab if isinstance(lab, BoundLab) else load_lab(lab), Path(root), options)
 
 
-def pack(lab: str | Path | BoundLab, folder: Path) -> "Edition":
+def pack(lab: str | Path | BoundLab, folder: Path) -> Edition:
     """The lab's student edition, written into ``folder``: what students self-check with."""
     from grader.edition import pack as write
 
@@ -183,7 +183,7 @@ def write_report(result: SubmissionResult, out: Path, *, audience: str = "studen
 
 
 def roster_tokens(roster: Path, class_dir: Path, *, reissue: tuple[str, ...] = (), every: bool = False,
-                  instructor: bool = False) -> "Issued":
+                  instructor: bool = False) -> Issued:
     """Tokens for the roster's students who have none (or those named), their hashes kept in the
     class folder; the tokens themselves are returned once, to be mailed."""
     from grader.serve.roster import Roster, issue
@@ -192,7 +192,7 @@ def roster_tokens(roster: Path, class_dir: Path, *, reissue: tuple[str, ...] = (
                  instructor=instructor)
 
 
-def serve(lab: str | Path | BoundLab, options: RunOptions, settings: "ServeSettings") -> None:
+def serve(lab: str | Path | BoundLab, options: RunOptions, settings: ServeSettings) -> None:
     """Serve a class until stopped: students upload and read their feedback, the instructor reads
     everything (``grader.serve``)."""
     from grader.serve.app import run_server

@@ -19,9 +19,10 @@ narrower, because in 64 steps VGG-A sometimes learns nothing at any rate)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -213,7 +214,7 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
             "discriminates": discriminates,
             "seed": seeds[0], "device": device, "epochs": check.details.get("epochs"),
             "train_size": check.details.get("train_size"), "gradelab": grader.__version__,
-            "calibrated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "calibrated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         })
         entry = stored(data, check.id, budget, identity)
         if len(seeds) > 1:

@@ -13,10 +13,11 @@ progress bars from them, the server (later) its queue page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -78,7 +79,7 @@ class RunOptions(BaseModel):
         return self.mode == Mode.grade if self.train is None else self.train
 
     @classmethod
-    def from_user(cls, **values: object) -> "RunOptions":
+    def from_user(cls, **values: object) -> RunOptions:
         """Options typed by a person: a value of the wrong kind is one line naming the option and
         what it accepts (``UsageError``, exit status 2), never a traceback."""
         try:
@@ -113,7 +114,7 @@ class SubmissionStarted:
 @dataclass(frozen=True)
 class CheckFinished:
     submission: str
-    result: "CheckResult"
+    result: CheckResult
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,11 @@ class TrainingProgress:
 
 @dataclass(frozen=True)
 class SubmissionFinished:
-    result: "SubmissionResult"
+    result: SubmissionResult
     skipped: bool    # graded by an earlier run and kept
 
 
-Event = Union[SubmissionStarted, CheckFinished, TrainingProgress, SubmissionFinished]
+Event = SubmissionStarted | CheckFinished | TrainingProgress | SubmissionFinished
 EventSink = Callable[[Event], None]
 
 

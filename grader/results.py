@@ -13,9 +13,10 @@ parts and fields the policy can drop, never only inside free text.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
 
@@ -75,19 +76,19 @@ class Feedback:
         if text:
             self.say(text, *shows)
 
-    def say(self, text: str, *shows: Reveal) -> "Feedback":
+    def say(self, text: str, *shows: Reveal) -> Feedback:
         self.parts.append(Part(text=(" " if self.parts else "") + text, shows=list(shows)))
         return self
 
-    def add(self, text: str, *shows: Reveal, unless: tuple[Reveal, ...] = ()) -> "Feedback":
+    def add(self, text: str, *shows: Reveal, unless: tuple[Reveal, ...] = ()) -> Feedback:
         self.parts.append(Part(text=text, shows=list(shows), unless=list(unless)))
         return self
 
-    def instead(self, text: str, *of: Reveal) -> "Feedback":
+    def instead(self, text: str, *of: Reveal) -> Feedback:
         """Wording shown only where the last parts, which show ``of``, are left out (no space added)."""
         return self.add(text, unless=of)
 
-    def extend(self, other: "Feedback") -> "Feedback":
+    def extend(self, other: Feedback) -> Feedback:
         """Another message's sentences after this one's."""
         for i, part in enumerate(other.parts):
             space = " " if i == 0 and self.parts and not part.text.startswith(" ") else ""
@@ -147,7 +148,7 @@ class _Diagnosed(BaseModel):
         return data
 
 
-def _message(message: "str | Feedback") -> dict[str, Any]:
+def _message(message: str | Feedback) -> dict[str, Any]:
     if isinstance(message, Feedback):
         return {"message": message.text(), "parts": message.parts}
     return {"message": message}
@@ -170,19 +171,19 @@ class Outcome(_Diagnosed):
         return jsonable(v)
 
     @classmethod
-    def passed(cls, message: "str | Feedback" = "", **kw: Any) -> "Outcome":
+    def passed(cls, message: str | Feedback = "", **kw: Any) -> Outcome:
         return cls(status=Status.passed, fraction=1.0, **_message(message), **kw)
 
     @classmethod
-    def failed(cls, message: "str | Feedback", **kw: Any) -> "Outcome":
+    def failed(cls, message: str | Feedback, **kw: Any) -> Outcome:
         return cls(status=Status.failed, fraction=0.0, **_message(message), **kw)
 
     @classmethod
-    def error(cls, message: "str | Feedback", **kw: Any) -> "Outcome":
+    def error(cls, message: str | Feedback, **kw: Any) -> Outcome:
         return cls(status=Status.error, fraction=0.0, **_message(message), **kw)
 
     @classmethod
-    def graded(cls, fraction: float, message: "str | Feedback", **kw: Any) -> "Outcome":
+    def graded(cls, fraction: float, message: str | Feedback, **kw: Any) -> Outcome:
         """Passed, partial or failed according to the credit earned."""
         status = Status.passed if fraction >= 1.0 else Status.partial if fraction > 0 else Status.failed
         return cls(status=status, fraction=min(max(fraction, 0.0), 1.0), **_message(message), **kw)
@@ -239,7 +240,7 @@ class SubmissionResult(BaseModel):
     lab_version: str
     grader_version: str
     mode: str = Field(description="'grade' (every check) or 'check' (public checks only).")
-    graded_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    graded_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     seed: int = 0
     device: str = "cpu"
     limits: Limits

@@ -17,7 +17,16 @@ from typing import Any
 
 from grader.checks.registry import BoundCheck
 from grader.lab.manifest import Reveal, Visibility
-from grader.results import NOT_SCORED, CheckResult, Disclosure, Status, SubmissionResult, render, shown, tally
+from grader.results import (
+    NOT_SCORED,
+    CheckResult,
+    Disclosure,
+    Status,
+    SubmissionResult,
+    render,
+    shown,
+    tally,
+)
 
 HIDDEN = "is a hidden check, graded by your instructor"
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,7 +200,7 @@ def _parse_sheet(data: bytes | None, interface: InterfaceSpec, problem: str | No
     if len(data) > max_kb * 1024:
         return all_fail(f"{sheet} is larger than {max_kb} KiB")
     try:
-        parsed = yaml.load(data.decode("utf-8", errors="replace"), Loader=_NoAliasLoader)  # noqa: S506
+        parsed = yaml.load(data.decode("utf-8", errors="replace"), Loader=_NoAliasLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -12,7 +12,8 @@ import pytest
 import torch
 import torchvision
 
-from tests.conftest import ROOT, check_only, checks_by_id as checks, cli, variant
+from tests.conftest import ROOT, check_only, cli, variant
+from tests.conftest import checks_by_id as checks
 
 SUBMISSIONS = ROOT / "submissions" / "cifar-training"
 TRAINING = {"train-baseline", "train-normalized", "train-augmented", "train-momentum", "train-dropout",

@@ -14,8 +14,8 @@ import torchvision
 
 from grader.checks.values import relative_error, value_problem
 from grader.data.digits import write_digits
-from grader.results import Status
-from tests.conftest import ROOT, checks_by_id as checks, cli
+from tests.conftest import ROOT, cli
+from tests.conftest import checks_by_id as checks
 
 SUBMISSIONS = ROOT / "submissions" / "mlp-backprop"
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
@@ -14,7 +13,7 @@ from grader.results import CheckResult, Status
 from tests.conftest import CIFAR_SUBMISSIONS
 
 GOLDENS = Path(__file__).parent / "goldens"
-FIXED = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+FIXED = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
 def pdf_text(path: Path) -> str:

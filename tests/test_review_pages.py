@@ -109,8 +109,9 @@ def test_editing_a_rubric_item_on_the_page_rescores_the_answers_it_is_on(pages):
 
 
 def test_a_students_report_is_rendered_with_the_grades_so_far(pages):
-    from pypdf import PdfReader
     import io
+
+    from pypdf import PdfReader
 
     client, link, _ = pages
     csrf = login(client, link)

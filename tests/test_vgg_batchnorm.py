@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, checks_by_id as checks, cli, variant
+from tests.conftest import ROOT, cli, variant
+from tests.conftest import checks_by_id as checks
 
 LAB = ROOT / "reference" / "vgg-batchnorm"
 SUBMISSIONS = ROOT / "submissions" / "vgg-batchnorm"

@@ -82,7 +82,7 @@ class ComparisonParams(KindParams):
         return known_budget_names(v)
 
     @model_validator(mode="after")
-    def _two_models(self) -> "ComparisonParams":
+    def _two_models(self) -> ComparisonParams:
         if self.baseline.cls == self.improved.cls:
             raise ValueError("baseline and improved must be different classes")
         return self

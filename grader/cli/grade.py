@@ -6,15 +6,26 @@ answers at once."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from grader.cli.common import (
-    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, FullBudgetOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, run_options,
+    BudgetOpt,
+    CpuOpt,
+    DataRootOpt,
+    DeviceOpt,
+    FullBudgetOpt,
+    LabOpt,
+    MemOpt,
+    SeedOpt,
+    WallOpt,
+    console,
+    err_console,
+    run_options,
     user_errors,
 )
-from rich.text import Text
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -39,7 +50,7 @@ def check(
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
     data_root: DataRootOpt = None,
-    only: Annotated[Optional[list[str]], typer.Option(
+    only: Annotated[list[str] | None, typer.Option(
         "--only", help="Run only this check (repeat for several); ids as in `gradelab labs`.")] = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Also run the training checks (minutes).")] = False,
     device: DeviceOpt = "auto", budget: BudgetOpt = None, full_budget: FullBudgetOpt = False,
@@ -52,7 +63,13 @@ def check(
     """
     if output_format not in ("table", "json"):
         raise typer.BadParameter("use 'table' or 'json'", param_hint="--format")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+    )
 
     from grader import api
     from grader.cli.feedback import student_report
@@ -94,11 +111,11 @@ def check(
 class EpochBar:
     """A second bar under the main one while a training check runs: epoch k of n, with the loss."""
 
-    def __init__(self, progress: "Progress") -> None:
+    def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task = None
 
-    def update(self, event: "TrainingProgress") -> None:
+    def update(self, event: TrainingProgress) -> None:
         description = f"  {event.check}: epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}"
         if self.task is None:
             self.task = self.progress.add_task(description, total=event.epochs)
@@ -110,7 +127,7 @@ class EpochBar:
             self.task = None
 
 
-def _summary(batch: "BatchResult", title: str) -> "Table":
+def _summary(batch: BatchResult, title: str) -> Table:
     from rich.table import Table
 
     table = Table(title=title)
@@ -128,7 +145,7 @@ def _summary(batch: "BatchResult", title: str) -> "Table":
     return table
 
 
-def _warnings(batch: "BatchResult") -> None:
+def _warnings(batch: BatchResult) -> None:
     """What the class held that is not a hand-in, and each hand-in with nothing graded."""
     for warning in batch.warnings:
         err_console.print(Text(f"Warning: {warning}", style="yellow"), soft_wrap=True)
@@ -137,12 +154,24 @@ def _warnings(batch: "BatchResult") -> None:
                           soft_wrap=True)
 
 
-def run_batch(root: Path, lab: "str | Path", out: Path, options: "RunOptions", layout: str = "auto") -> "BatchResult":
+def run_batch(root: Path, lab: str | Path, out: Path, options: RunOptions, layout: str = "auto") -> BatchResult:
     """Grade a class with a progress bar; shared by ``grade`` and ``demo``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from grader import api
-    from grader.options import Event, SubmissionFinished, SubmissionStarted, TrainingProgress
+    from grader.options import (
+        Event,
+        SubmissionFinished,
+        SubmissionStarted,
+        TrainingProgress,
+    )
 
     plan = api.plan(root, lab, layout)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -183,11 +212,11 @@ def grade(
     data_root: DataRootOpt = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Run the training checks (the default for grading).")] = True,
     device: DeviceOpt = "auto", budget: BudgetOpt = None, full_budget: FullBudgetOpt = False,
-    jobs: Annotated[Optional[int], typer.Option(
+    jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", help="Hand-ins graded at once, each in a worker process of its own. Default: what the "
                              "machine allows (cores per the lab's threads, memory, GPUs when training on them), "
                              "and one per 8 hand-ins at most, so a small class is not slowed by start-ups.")] = None,
-    ray: Annotated[Optional[str], typer.Option(
+    ray: Annotated[str | None, typer.Option(
         "--ray", help="Grade on a Ray cluster at this address (e.g. ray://head:10001), or 'local' to start one "
                       "on this machine. Needs `pip install gradelab[ray]`.")] = None,
     layout: LayoutOpt = "auto",
@@ -219,7 +248,7 @@ def grade(
         raise typer.Exit(UNGRADABLE_EXIT)
 
 
-def _print_reports(batch: "BatchResult") -> None:
+def _print_reports(batch: BatchResult) -> None:
     for problem in batch.report_errors:
         err_console.print(f"[red]ReportError: {problem}[/red]")
     if batch.class_summary:

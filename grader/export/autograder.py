@@ -23,8 +23,8 @@ from pathlib import Path
 from grader.errors import SubmissionError
 from grader.export.gradescope import results_json, to_bytes
 from grader.grading.engine import grade_submission
-from grader.grading.run import Run
 from grader.grading.executor import Job, unreadable
+from grader.grading.run import Run
 from grader.lab.loader import Lab
 from grader.options import Mode, RunOptions
 from grader.results import Student, SubmissionResult

@@ -19,14 +19,14 @@ class ExportTarget(str, Enum):
     csv = "csv"
 
 
-def export_target(to: "ExportTarget | str") -> ExportTarget:
+def export_target(to: ExportTarget | str) -> ExportTarget:
     try:
         return ExportTarget(to)
     except ValueError:
         raise UsageError(f"--to {to!r} is not accepted: use {', '.join(m.value for m in ExportTarget)}") from None
 
 
-def export_results(results: list[SubmissionResult], to: "ExportTarget | str", *, template: bytes | None = None,
+def export_results(results: list[SubmissionResult], to: ExportTarget | str, *, template: bytes | None = None,
                    assignment: str | None = None) -> tuple[dict[str, bytes], list[str]]:
     """The files ``to`` imports (name → bytes) and warnings; ``template``: the worksheet or
     gradebook downloaded from the LMS (Moodle and Canvas only)."""

@@ -16,11 +16,19 @@ from grader.errors import LabError
 from grader.grading.context import CheckContext, SubmissionSession, import_message
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
+from grader.intake.sources import HandInSource
 from grader.lab.loader import Lab
 from grader.lab.manifest import Reveal, Visibility
 from grader.options import CheckFinished, EventSink, Mode, RunOptions, ignore
-from grader.results import CheckResult, Feedback, Outcome, Part, Status, Student, SubmissionResult
-from grader.intake.sources import HandInSource
+from grader.results import (
+    CheckResult,
+    Feedback,
+    Outcome,
+    Part,
+    Status,
+    Student,
+    SubmissionResult,
+)
 from grader.reveal import disclosure_for, hidden_note
 from grader.sandbox.replies import ProbeFailure, Stage
 from grader.submission import Submission, load_submission, student_from_path

@@ -10,16 +10,17 @@ processes or on other nodes for the others.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol
 
 from grader.errors import GradelabError, LabError
 from grader.grading.engine import grade_submission
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
-from grader.options import SubmissionStarted
 from grader.intake.sources import HandInSource
+from grader.options import SubmissionStarted
 from grader.results import CheckResult, Part, Status, Student, SubmissionResult
 
 

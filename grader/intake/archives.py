@@ -24,9 +24,9 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
 
 from grader.errors import SubmissionError
 from grader.intake.reader import IGNORED, HandIn, printable
@@ -222,7 +222,7 @@ def unpack_archive(data: bytes, label: str, limits: IntakeLimits, *, into: HandI
     ``label``: how messages name the archive. Raises ``ArchiveRefused`` with the reason."""
     handin = into if into is not None else HandIn(source=Path(label))
     kind = _kind(data, label)
-    keep: Callable[[str], str | None] = lambda name: name  # noqa: E731
+    keep: Callable[[str], str | None] = lambda name: name
     try:
         if kind == "zip":
             with zipfile.ZipFile(io.BytesIO(data)) as zf:

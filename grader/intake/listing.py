@@ -38,7 +38,7 @@ class ClassListing:
     members: dict[str, list[str]] = field(default_factory=dict)  # zip: top-level folder → its members
 
     @classmethod
-    def read(cls, root: Path) -> "ClassListing":
+    def read(cls, root: Path) -> ClassListing:
         root = Path(root)
         if root.is_file() and root.suffix.lower() == ".zip":
             listing = cls(root=root, zipped=True)

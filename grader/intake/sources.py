@@ -17,7 +17,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from grader.errors import SubmissionError
-from grader.intake.archives import archive_stem, is_archive, read_zip_members, unpack_archive
+from grader.intake.archives import (
+    archive_stem,
+    is_archive,
+    read_zip_members,
+    unpack_archive,
+)
 from grader.intake.reader import HandIn, printable, read_hand_in
 from grader.lab.manifest import IntakeLimits
 

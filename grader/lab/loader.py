@@ -57,7 +57,7 @@ def read_yaml(path: Path, what: str) -> Any:
     except OSError as exc:
         raise LabError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
-        return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506  (a safe loader)
+        return yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,7 +118,7 @@ def class_context(results: list[SubmissionResult], lab_title: str) -> dict[str, 
         "diagnoses": diagnoses.most_common(10),
         "histogram": histogram_png(percents) if results else None,
         "mean": sum(percents) / len(percents) if percents else 0.0,
-        "generated": datetime.now(timezone.utc), "grader_version": grader.__version__,
+        "generated": datetime.now(UTC), "grader_version": grader.__version__,
     }
 
 

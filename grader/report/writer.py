@@ -46,7 +46,7 @@ class ReportWriter:
                 job.result()
             except ReportError as exc:
                 self.errors.append(str(exc))
-            except Exception as exc:  # noqa: BLE001  (a template bug must not lose the grades either)
+            except Exception as exc:
                 log.exception("report %s failed", name)
                 self.errors.append(f"{name}: the report could not be rendered ({type(exc).__name__}: {exc})")
         self._pool.shutdown(wait=True)
@@ -56,7 +56,7 @@ class ReportWriter:
             return self._renderer.result().write_class(results, lab_title, self.folder / CLASS_SUMMARY, html=self.html)
         except ReportError as exc:
             self.errors.append(str(exc))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("class summary failed")
             self.errors.append(f"{CLASS_SUMMARY}: could not be rendered ({type(exc).__name__}: {exc})")
         return None

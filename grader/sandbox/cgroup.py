@@ -170,7 +170,7 @@ class MemoryFiles:
     events: str  # holds the "oom_kill N" line
 
     @classmethod
-    def of(cls, base: Path) -> "MemoryFiles":
+    def of(cls, base: Path) -> MemoryFiles:
         if base == _ROOT:  # v2
             return cls(limit="memory.max", swap_limit="memory.swap.max", usage="memory.current", events="memory.events")
         return cls(limit="memory.limit_in_bytes", swap_limit="memory.memsw.limit_in_bytes",

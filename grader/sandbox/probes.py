@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -140,7 +141,7 @@ def harness(module: Any, source: str, entry: str, args: dict[str, Any], forbid_o
     after the student's import, in the same process: what it returns is checked by the grader
     against the budget, never taken on trust (``checks.training``)."""
     namespace: dict[str, Any] = {"__name__": "gradelab_harness"}
-    exec(compile(source, "harness.py", "exec"), namespace)  # noqa: S102  (the lab's code, not the student's)
+    exec(compile(source, "harness.py", "exec"), namespace)
     if not (forbid_ops or forbid_autograd):
         return {"result": to_raw(namespace[entry](module, **to_tensors(args)))}
     with OperatorRecord(forbid_ops, forbid_autograd) as record:
@@ -151,7 +152,7 @@ def harness(module: Any, source: str, entry: str, args: dict[str, Any], forbid_o
 def _outcome_with_file(fn: Callable[[], Any], module: Any) -> dict[str, Any]:
     try:
         return {"ok": True, "value": to_raw(fn())}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return {"ok": False, "error": describe_exception(exc, _student_file(module))}
 
 
@@ -278,7 +279,7 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
         with torch.no_grad(), _FunctionalLayers(module, calls, busy):
             model(torch.from_numpy(input))
         error = None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         error = describe_exception(exc, _student_file(module))
     finally:
         for h in handles:

@@ -21,9 +21,10 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -33,7 +34,14 @@ from grader.sandbox import codec, policy
 from grader.sandbox.cgroup import ChildCgroups
 from grader.sandbox.forkserver import Child, ForkServer, wait_for_exit
 from grader.sandbox.job import LOG_NAME, PROGRESS_NAME, WORK_NAME, ChildJob, Request
-from grader.sandbox.replies import ChildReply, IsolationReport, ProbeFailure, ProbeStatus, Stage, format_error
+from grader.sandbox.replies import (
+    ChildReply,
+    IsolationReport,
+    ProbeFailure,
+    ProbeStatus,
+    Stage,
+    format_error,
+)
 from grader.sandbox.uids import UidLease
 from grader.sandbox.untrusted import clean_text, clean_tree
 
@@ -182,7 +190,7 @@ class Sandbox:
         self._cleaned = False
         self._retiring: list[threading.Thread] = []
 
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         """Start the fork server now, in the background (its imports take seconds)."""
         if not self._cleaned:
             _remove_stale_workdirs()
@@ -190,7 +198,7 @@ class Sandbox:
         self.server.start()
         return self
 
-    def warm(self) -> "Sandbox":
+    def warm(self) -> Sandbox:
         """Start the fork server and wait until its imports are done (benchmarks, a server's
         workers: the first hand-in should not pay for them)."""
         self.start()
@@ -225,7 +233,7 @@ class Sandbox:
         thread.start()
         self._retiring.append(thread)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -239,7 +247,7 @@ class Sandbox:
                 log.warning("sandbox: %s", item)
 
     def session(self, handin: HandIn | Path, module_file: str, limits: Limits, hide: list[Path] | None = None,
-                gpu: bool = False) -> "ChildSession":
+                gpu: bool = False) -> ChildSession:
         """A child for one hand-in's probes: it imports the student's module once and answers
         probe after probe (``ChildSession.call``) under ``limits``' memory, threads and processes;
         each call brings its own wall and CPU time. Close it when the hand-in is graded.
@@ -276,7 +284,7 @@ class ChildSession:
         self._lease: UidLease | None = None
         self._isolation_read = False
 
-    def __enter__(self) -> "ChildSession":
+    def __enter__(self) -> ChildSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -335,7 +343,7 @@ class ChildSession:
         log_file, progress = folder / LOG_NAME, folder / PROGRESS_NAME
         started = time.monotonic()  # the server's (re)start is not the hand-in's time
         deadline = started + limits.wall_s
-        tail = lambda: _tail(log_file, limits.output_kb * 1024)  # noqa: E731
+        tail = lambda: _tail(log_file, limits.output_kb * 1024)
         child.send(Request(probe=probe, payload=payload, cpu_s=limits.cpu_s).encode())
         try:
             poll = _progress_reader(progress, on_progress) if on_progress else None

@@ -132,7 +132,7 @@ class Tripwire:
                 self._depth -= 1
         return tripped
 
-    def __enter__(self) -> "Tripwire":
+    def __enter__(self) -> Tripwire:
         originals: dict[int, tuple[str, Any]] = {}
         for name in self.names:
             found = _resolve(name)

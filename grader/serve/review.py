@@ -15,9 +15,10 @@ answer it shows).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +32,13 @@ from grader.checks.written import RubricItem
 from grader.errors import GradelabError
 from grader.results import Status, SubmissionResult
 from grader.review.groups import THRESHOLD, group_answers
-from grader.review.merge import load_books, merge_result, points_of, rubric_of, written_checks
+from grader.review.merge import (
+    load_books,
+    merge_result,
+    points_of,
+    rubric_of,
+    written_checks,
+)
 from grader.review.store import COMMENT_MAX, ReviewStore, StaleGrade
 from grader.serve.security import same_origin, same_token
 

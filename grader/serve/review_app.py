@@ -25,7 +25,13 @@ from grader.results import SubmissionResult
 from grader.review.store import ReviewStore
 from grader.serve import review
 from grader.serve.classroom import Who
-from grader.serve.security import BodyLimit, SecurityHeaders, Session, Sessions, same_token
+from grader.serve.security import (
+    BodyLimit,
+    SecurityHeaders,
+    Session,
+    Sessions,
+    same_token,
+)
 
 LINK_TTL_S = 600
 

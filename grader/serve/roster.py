@@ -81,7 +81,7 @@ class Roster:
         return len(self.students)
 
     @classmethod
-    def read(cls, path: Path) -> "Roster":
+    def read(cls, path: Path) -> Roster:
         """The roster CSV, every row checked: a bad id, a duplicate or an unreadable extension is one
         line naming the row (``UsageError``), before anything is served or issued."""
         path = Path(path)

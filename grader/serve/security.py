@@ -22,8 +22,9 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -61,7 +62,7 @@ def load_secret(state_dir: Path) -> bytes:
             key = fh.read()
         if len(key) >= 32:
             return key
-        raise RuntimeError(f"{path} is damaged: remove it (every session ends)")
+        raise RuntimeError(f"{path} is damaged: remove it (every session ends)") from None
     key = secrets.token_bytes(32)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key)

@@ -29,9 +29,10 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 

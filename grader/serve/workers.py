@@ -117,7 +117,7 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
         grading_queue.journal.write("started", ticket)
         try:
             result = grade_attempt(run, store, sid, number)
-        except Exception as exc:  # noqa: BLE001  (the grader's fault: LabError, SandboxError, a bug)
+        except Exception as exc:
             log.exception("grading %s attempt %d failed", sid, number)
             if ticket.tries + 1 < MAX_TRIES:
                 grading_queue.release(claim, count=True)
