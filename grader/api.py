@@ -17,6 +17,7 @@ from grader.intake.classes import Layout
 from grader.lab import loader
 from grader.options import EventSink, Mode, RunOptions, ignore
 from grader.results import CheckResult, SubmissionResult  # noqa: F401  (re-exported for callers of the API)
+from grader.reveal import Audience
 
 if TYPE_CHECKING:
     from grader.edition import Edition
@@ -155,7 +156,7 @@ def pack(lab: str | Path | BoundLab, folder: Path) -> Edition:
     return write(lab if isinstance(lab, BoundLab) else load_lab(lab), Path(folder))
 
 
-def report(result_json: Path, out: Path, *, audience: str = "instructor", html: bool = False) -> Path:
+def report(result_json: Path, out: Path, *, audience: Audience = Audience.instructor, html: bool = False) -> Path:
     """Render a report from a result JSON written earlier."""
     try:
         result = SubmissionResult.model_validate_json(Path(result_json).read_text(encoding="utf-8"))
@@ -176,7 +177,8 @@ def with_manual_grades(result: SubmissionResult, out: Path) -> SubmissionResult:
         return result
 
 
-def write_report(result: SubmissionResult, out: Path, *, audience: str = "student", html: bool = False) -> Path:
+def write_report(result: SubmissionResult, out: Path, *, audience: Audience = Audience.student,
+                 html: bool = False) -> Path:
     from grader.report import ReportRenderer
 
     return ReportRenderer().write(result, Path(out), audience, html)

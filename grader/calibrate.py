@@ -225,10 +225,10 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
                   if hasattr(kind, "calibration_extras") else {})
         entry.update(extras)
         theirs = {name: checks[check.id] for name, checks in broken.items() if check.id in checks}
-        accuracies = {name: _accuracy(c) for name, c in theirs.items()}
+        reached = {name: _accuracy(c) for name, c in theirs.items()}
         row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
-                         discriminates=discriminates, against=accuracies, extras=extras, data=identity,
-                         let_through=[n for n, c in theirs.items() if _passes(kind, c.details, accuracies[n], entry)])
+                         discriminates=discriminates, against=reached, extras=extras, data=identity,
+                         let_through=[n for n, c in theirs.items() if _passes(kind, c.details, reached[n], entry)])
         if against:
             entry["checked_against"] = {
                 name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through}

@@ -116,13 +116,11 @@ class Disclosure(BaseModel):
 
 def jsonable(value: Any) -> Any:
     """Make a value safe for JSON: numpy scalars and arrays become lists, NaN/inf strings."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        np = None
-    if np is not None and isinstance(value, np.ndarray):
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
-    if np is not None and isinstance(value, np.generic):
+    if isinstance(value, np.generic):
         return jsonable(value.item())
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)

@@ -13,6 +13,7 @@ the verdict alone: safe by default.
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from grader.checks.registry import BoundCheck
@@ -29,6 +30,18 @@ from grader.results import (
 )
 
 HIDDEN = "is a hidden check, graded by your instructor"
+
+
+class Audience(str, Enum):
+    """Who reads an output. Only the instructor's view is whole; anything else reads what the lab
+    reveals (``Audience.of``): a misspelt or unexpected audience never shows the answers."""
+
+    instructor = "instructor"
+    student = "student"
+
+    @classmethod
+    def of(cls, value: object) -> Audience:
+        return cls.instructor if value == cls.instructor.value else cls.student
 
 
 def disclosure_for(check: BoundCheck) -> Disclosure:

@@ -213,7 +213,7 @@ class FunctionOutputsCheck(CheckKind):
         reference = getattr(ref_module, params.reference or params.function)
         cases = [c if isinstance(c, dict) else {"args": c} for c in getattr(ref_module, params.cases)(ctx.rng())]
         labels = [c.get("label") or f"case {i + 1}" for i, c in enumerate(cases)]
-        args = [dict(c["args"]) if params.harness else list(c["args"]) for c in cases]
+        args: list[Any] = [dict(c["args"]) if params.harness else list(c["args"]) for c in cases]
 
         seed = int(ctx.rng().integers(2**31))
         expected = ctx.reference_value("expected", [args, seed], lambda: (
@@ -248,6 +248,7 @@ class FunctionOutputsCheck(CheckKind):
                 found, got = pick(reply.value, out.path)
                 _, want = pick(exp, out.path)
                 got_parts.setdefault(out.name, []).append(got if found else None)
+                problem: Feedback | None
                 if not found:
                     problem = Feedback().add(f" is missing from what {name} returned (expected at `{out.path}`)")
                 elif "values" in out.compare:

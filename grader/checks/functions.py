@@ -96,7 +96,7 @@ class FunctionTableCheck(CheckKind):
                 break
         fraction = 0.0 if params.credit == "all_or_nothing" else 1 - n_bad / len(cases)
         first = wrong[0] if wrong else None
-        details = {"cases": len(cases), "wrong": len(wrong), "raised": len(raised)}
+        details: dict[str, Any] = {"cases": len(cases), "wrong": len(wrong), "raised": len(raised)}
         if first:
             details["input"] = call(first[0])  # what expected and got were computed on
         return Outcome.graded(fraction, parts, diagnosis=diagnosis, expected=first[2] if first else None,

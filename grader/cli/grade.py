@@ -28,9 +28,10 @@ from grader.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
     from rich.table import Table
 
+    from grader.checks.registry import BoundLab
     from grader.grading.batch import BatchResult
     from grader.options import RunOptions, TrainingProgress
 
@@ -75,7 +76,7 @@ def check(
     from grader.cli.feedback import student_report
     from grader.grading.engine import selected_checks
     from grader.options import CheckFinished, Event, Mode, TrainingProgress
-    from grader.reveal import student_result
+    from grader.reveal import Audience, student_result
 
     with user_errors():
         options = run_options(mode=Mode.check, seed=seed, wall=wall, cpu=cpu, memory=memory, data_root=data_root,
@@ -98,7 +99,7 @@ def check(
 
             result = api.check(path, lab_obj, options, on_event=show)
         if pdf is not None:
-            written = api.write_report(result, pdf, audience="student", html=html)
+            written = api.write_report(result, pdf, audience=Audience.student, html=html)
             err_console.print(f"Report: {written}")
     shown = student_result(result)  # the table and the JSON are the student's view, as the report is
     if quiet:
@@ -113,7 +114,7 @@ class EpochBar:
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.task = None
+        self.task: TaskID | None = None
 
     def update(self, event: TrainingProgress) -> None:
         description = f"  {event.check}: epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}"
@@ -154,7 +155,8 @@ def _warnings(batch: BatchResult) -> None:
                           soft_wrap=True)
 
 
-def run_batch(root: Path, lab: str | Path, out: Path, options: RunOptions, layout: str = "auto") -> BatchResult:
+def run_batch(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions,
+              layout: str = "auto") -> BatchResult:
     """Grade a class with a progress bar; shared by ``grade`` and ``demo``."""
     from rich.progress import (
         BarColumn,

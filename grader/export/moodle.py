@@ -71,6 +71,7 @@ def export(results: list[SubmissionResult], template: bytes | None = None) -> tu
         return None
 
     ident, grade, feedback = column("Identifier"), column("Grade"), column("Feedback comments", required=False)
+    assert ident is not None and grade is not None  # required columns: column() raised otherwise
     maximum = column("Maximum Grade", required=False)
     by_id = {r.student.id: r for r in results}
     seen = set()

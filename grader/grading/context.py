@@ -44,7 +44,7 @@ class SubmissionSession:
     symbol_problems: dict[str, str] | None = None
     log_tail: str = ""
     _cache: dict[str, Any] = field(default_factory=dict)
-    _children: dict[tuple, ChildSession] = field(default_factory=dict)
+    _children: dict[tuple[Any, ...], ChildSession] = field(default_factory=dict)
 
     @property
     def lab(self) -> Lab:

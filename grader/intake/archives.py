@@ -26,6 +26,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 from grader.errors import SubmissionError
@@ -118,8 +119,7 @@ def _zip_members(zf: zipfile.ZipFile, label: str, select: Callable[[str], str | 
                                       zipfile.ZIP_LZMA):
             raise ArchiveRefused(f"{label} was not unpacked: {printable(raw)} is compressed with a method "
                                  f"the grader cannot read (method {info.compress_type})")
-        members.append(Member(name, info.file_size, info.compress_size,
-                              lambda info=info: _read_zip_member(zf, info, label)))
+        members.append(Member(name, info.file_size, info.compress_size, partial(_read_zip_member, zf, info, label)))
     return members
 
 
@@ -149,7 +149,7 @@ def _tar_members(tf: tarfile.TarFile, label: str, compressed_total: int,
         if not info.isreg():
             raise ArchiveRefused(f"{label} was not unpacked: {printable(info.name)} is a device or special file")
         share = max(1, compressed_total * info.size // total)
-        members.append(Member(name, info.size, share, lambda info=info: _read_tar_member(tf, info, label)))
+        members.append(Member(name, info.size, share, partial(_read_tar_member, tf, info, label)))
     return members
 
 

@@ -8,6 +8,7 @@ mark is kept on the student. The user id is the ``ID`` column of Canvas's gradeb
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from grader.intake.listing import ClassEntry, ClassListing
 from grader.intake.reader import file_safe, printable
@@ -37,7 +38,7 @@ def original_name(file: str, expected: set[str]) -> str:
 
 
 def entries(listing: ClassListing, expected: set[str]) -> tuple[list[ClassEntry], list[str]]:
-    groups: dict[str, dict[str, object]] = {}
+    groups: dict[str, dict[str, Any]] = {}
     warnings = []
     for top in listing.top:
         match = _match(top)
@@ -46,12 +47,16 @@ def entries(listing: ClassListing, expected: set[str]) -> tuple[list[ClassEntry]
             continue
         group = groups.setdefault(match["user"], {"name": match["name"], "late": False, "pairs": []})
         group["late"] = bool(group["late"]) or bool(match["late"])
-        group["pairs"].append((top, original_name(match["file"], expected)))  # type: ignore[union-attr]
+        group["pairs"].append((top, original_name(match["file"], expected)))
     found = []
     for user, group in groups.items():
-        pairs: list[tuple[str, str]] = sorted(group["pairs"], key=lambda p: (p[1], p[0]))  # type: ignore[arg-type]
+        pairs: list[tuple[str, str]] = sorted(group["pairs"], key=lambda p: (p[1], p[0]))
         seen: set[str] = set()
-        unique = [(t, i) for t, i in pairs if not (i in seen or seen.add(i))]
+        unique = []
+        for t, i in pairs:
+            if i not in seen:
+                seen.add(i)
+                unique.append((t, i))
         name = str(group["name"])
         student = Student(id=user, name=name, source=printable(str(listing.root / unique[0][0])),
                           late=bool(group["late"]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Set
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -92,7 +93,7 @@ def _folders(listing: ClassListing) -> ClassPlan:
     return plan
 
 
-def plan_class(root: Path, layout: Layout = Layout.auto, *, expected: set[str] = frozenset()) -> ClassPlan:
+def plan_class(root: Path, layout: Layout = Layout.auto, *, expected: Set[str] = frozenset()) -> ClassPlan:
     """The hand-ins of a class, each with its student. ``expected``: the file names the lab
     expects (its module, its answer sheet), to undo an LMS's renaming of resubmitted files."""
     listing = ClassListing.read(Path(root))

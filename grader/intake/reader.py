@@ -114,7 +114,7 @@ class _Walk:
                 self.skip(f"files over {limits.max_file_mb:g} MB are not read", relative)
                 return
             room = limits.max_total_mb * 1024 * 1024 - self.total
-            data = _read_at_most(fd, min(info.st_size, limits.max_file_mb * 1024 * 1024) + 1)
+            data = _read_at_most(fd, int(min(info.st_size, limits.max_file_mb * 1024 * 1024)) + 1)
             if len(data) > limits.max_file_mb * 1024 * 1024:  # grew since fstat, or lied about its size
                 self.skip(f"files over {limits.max_file_mb:g} MB are not read", relative)
                 return

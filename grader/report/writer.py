@@ -10,16 +10,17 @@ from pathlib import Path
 from grader.errors import ReportError
 from grader.report.render import ReportRenderer
 from grader.results import SubmissionResult
+from grader.reveal import Audience
 
 log = logging.getLogger(__name__)
 CLASS_SUMMARY = "class-summary.pdf"
 
 
 class ReportWriter:
-    def __init__(self, folder: Path, *, html: bool = False, audience: str = "instructor") -> None:
+    def __init__(self, folder: Path, *, html: bool = False, audience: Audience = Audience.instructor) -> None:
         self.folder = Path(folder)
         self.html = html
-        self.audience = audience
+        self.audience = Audience.of(audience)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradelab-report")
         self._jobs: list[tuple[str, Future]] = []
         self.errors: list[str] = []

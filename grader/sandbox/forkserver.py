@@ -314,13 +314,13 @@ def serve(fd: int, preload: Sequence[str], entry: str = "grader.sandbox.worker:c
     sock.send(b"ready")
     while True:
         try:
-            readable, _, _ = select.select([sock, wake_r], [], [])
+            readable, _, _ = select.select([sock.fileno(), wake_r], [], [])
         except InterruptedError:  # pragma: no cover  (PEP 475 retries; kept for clarity)
             continue
         if wake_r in readable:
             os.read(wake_r, 4096)
             _reap(statuses)
-        if sock not in readable:
+        if sock.fileno() not in readable:
             continue
         try:
             message, fds, _, _ = socket.recv_fds(sock, 16, 3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -117,7 +118,7 @@ def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = Fal
             wire = stack.enter_context(Tripwire(module, forbid)) if forbid else None
             record = (stack.enter_context(OperatorRecord(forbid_ops, forbid_autograd))
                       if forbid_ops or forbid_autograd else None)
-            outcome = _outcome_with_file(lambda a=args: fn(*a), module)
+            outcome = _outcome_with_file(partial(fn, *args), module)
         if wire is not None:
             outcome["forbidden"] = wire.seen
         if record is not None:
@@ -173,7 +174,7 @@ def model_forward(module: Any, cls: str, inputs: list[np.ndarray], init_args: li
     results = []
     with torch.no_grad():
         for x in inputs:
-            results.append(_outcome_with_file(lambda x=x: model(torch.from_numpy(x)), module))
+            results.append(_outcome_with_file(partial(model, torch.from_numpy(x)), module))
             if not results[-1]["ok"] and results[-1]["error"].get("out_of_memory"):
                 break  # the next input would exhaust memory again, only slower
     return results
@@ -207,7 +208,7 @@ FUNCTIONAL_LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "torch.relu_": ("ReLU", ("input",)),
     "torch.Tensor.relu": ("ReLU", ("input",)),
 }
-_FUNCTIONAL_DEFAULTS = {"MaxPool2d": {"padding": 0, "dilation": 1}, "AvgPool2d": {"padding": 0},
+_FUNCTIONAL_DEFAULTS: dict[str, dict[str, Any]] = {"MaxPool2d": {"padding": 0, "dilation": 1}, "AvgPool2d": {"padding": 0},
                         "Dropout": {"p": 0.5}}
 
 

@@ -22,6 +22,7 @@ import io
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -74,7 +75,7 @@ class Roster:
     def get(self, student_id: str) -> RosterEntry | None:
         return self.students.get(student_id)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[RosterEntry]:
         return iter(self.students.values())
 
     def __len__(self) -> int:

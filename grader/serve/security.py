@@ -124,7 +124,7 @@ class Sessions:
 
 def same_token(expected: str | None, sent: object) -> bool:
     """A CSRF token as sent in a form, against the one expected, in constant time."""
-    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(expected.encode(), sent.encode())
+    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(str(expected).encode(), sent.encode())
 
 
 def same_origin(request: Request) -> bool:

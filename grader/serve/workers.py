@@ -33,6 +33,7 @@ from typing import Any
 from grader.grading.executor import Job, unreadable
 from grader.options import RunOptions
 from grader.results import Student, SubmissionResult
+from grader.reveal import Audience
 from grader.serve.queue import MAX_TRIES, Claim, GradingQueue
 from grader.serve.store import INSTRUCTOR_PDF, STUDENT_PDF, UPLOAD, ClassStore
 
@@ -160,7 +161,7 @@ def render_reports(renderer: Any, store: ClassStore, sid: str, number: int, resu
     atomically into the attempt; a report that cannot be rendered is logged, the result stays."""
     from grader.errors import ReportError
 
-    for name, audience in ((STUDENT_PDF, "student"), (INSTRUCTOR_PDF, "instructor")):
+    for name, audience in ((STUDENT_PDF, Audience.student), (INSTRUCTOR_PDF, Audience.instructor)):
         if store.read(sid, number, name) is not None:
             continue
         with tempfile.TemporaryDirectory(prefix="gradelab-serve-report-") as tmp:
