@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
 
 from grader.lab.manifest import Limits, Reveal, Visibility
+from grader.options import Device, Mode
 
 # 2: diagnoses as a list, the student's identity. 3: messages in parts, and what a student may see
 # of each check. Results of earlier schemas are read and upgraded, so a batch graded by an earlier
@@ -38,6 +39,14 @@ class Status(str, Enum):
     skipped = "skipped"   # not run in this mode (e.g. training in a quick self-check)
     deferred = "deferred"  # a student edition checked the format only: the check is graded on hand-in
     awaiting_review = "awaiting review"  # a written answer no person has graded yet (``grader.review``)
+
+
+class Kind(str, Enum):
+    """The kinds a grader compares by name: ``submission`` is no check of the lab but the hand-in
+    itself, when it could not be read at all; ``written`` is a written answer, graded by a person."""
+
+    submission = "submission"
+    written = "written"
 
 
 # Not counted in a total: a total is that of the checks graded, and says so ("auto-graded part")
@@ -237,10 +246,10 @@ class SubmissionResult(BaseModel):
     lab_title: str
     lab_version: str
     grader_version: str
-    mode: str = Field(description="'grade' (every check) or 'check' (public checks only).")
+    mode: Mode = Field(description="'grade' (every check) or 'check' (public checks only).")
     graded_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     seed: int = 0
-    device: str = "cpu"
+    device: Device = Device.cpu
     limits: Limits
     score: float = 0.0
     max_score: float = 0.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
-from grader.results import Status, SubmissionResult
+from grader.results import Kind, Status, SubmissionResult
 
 FILE = "grades.csv"
 
@@ -14,7 +14,7 @@ FILE = "grades.csv"
 def export(results: list[SubmissionResult]) -> dict[str, bytes]:
     check_ids: list[str] = []
     for r in results:
-        check_ids += [c.id for c in r.checks if c.kind != "submission" and c.id not in check_ids]
+        check_ids += [c.id for c in r.checks if c.kind != Kind.submission and c.id not in check_ids]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["id", "name", "total", "max", "percent", "letter", *check_ids])

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grader.lab.manifest import Visibility
-from grader.results import NOT_SCORED, Status, SubmissionResult
+from grader.results import NOT_SCORED, Kind, Status, SubmissionResult
 from grader.reveal import student_check
 
 
@@ -33,7 +33,7 @@ class FeedbackLine:
 
 def ungradable_reason(result: SubmissionResult) -> str | None:
     """Why nothing was graded (nothing to grade, an archive refused): about the hand-in, never an answer."""
-    if result.checks and all(c.kind == "submission" for c in result.checks):
+    if result.checks and all(c.kind == Kind.submission for c in result.checks):
         return result.checks[0].message
     return None
 
@@ -42,16 +42,16 @@ def student_feedback(result: SubmissionResult) -> list[FeedbackLine]:
     """Each graded check as a student may see it (see the module's docstring)."""
     lines = []
     for c in result.checks:
-        if c.kind == "submission":
+        if c.kind == Kind.submission:
             continue
         hidden = c.visibility == Visibility.hidden
         missed = c.status not in (Status.passed, Status.skipped)
         # A written answer's message is its grader's comments (or that it awaits review): said even when full marks.
-        said = missed or c.kind == "written"
+        said = missed or c.kind == Kind.written
         lines.append(FeedbackLine(title=c.title, status=c.status, score=c.score, max_score=c.max_score,
                                   hint=c.hint if missed and not hidden else "", hidden=hidden,
                                   message="" if hidden or not said else student_check(c).message,
-                                  written=c.kind == "written"))
+                                  written=c.kind == Kind.written))
     return lines
 
 

@@ -27,7 +27,7 @@ from grader.intake.classes import ClassPlan, Layout, plan_class
 from grader.intake.listing import ClassEntry
 from grader.intake.sources import HandInSource
 from grader.options import SubmissionFinished
-from grader.results import Status, SubmissionResult
+from grader.results import Kind, Status, SubmissionResult
 from grader.review.merge import load_books, merge_result, written_checks
 from grader.review.store import ReviewStore
 from grader.submission import safe_name, student_from_path
@@ -70,7 +70,7 @@ def class_plan(run: Run, root: Path, layout: Layout = Layout.auto) -> ClassPlan:
 
 def ungradable(result: SubmissionResult) -> bool:
     """A hand-in that could not be graded at all: nothing to grade, or refused (an archive)."""
-    return bool(result.checks) and all(c.kind == "submission" for c in result.checks)
+    return bool(result.checks) and all(c.kind == Kind.submission for c in result.checks)
 
 
 def choose_executor(run: Run, todo: int) -> Executor:

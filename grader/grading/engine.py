@@ -158,7 +158,7 @@ def grade_submission(run: Run, path: Path, *, name: str | None = None, student: 
         session.close()  # the hand-in's children: every probe of it ran in them
     notes = [*submission.notes, *map(hidden_note, hidden_requested(run.lab, run.options))]
     return build_result(run.lab, run.options, name=session.name, path=path, student=student, checks=results,
-                        device=run.device.value, log_tail=submission.locate(session.log_tail),
+                        device=run.device, log_tail=submission.locate(session.log_tail),
                         duration_s=time.monotonic() - started, notes=notes)
 
 

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import grader
 from grader.lab.loader import Lab
-from grader.options import RunOptions
-from grader.results import CheckResult, Student, SubmissionResult, tally
+from grader.options import Device, RunOptions
+from grader.results import CheckResult, Kind, Student, SubmissionResult, tally
 
 
 def build_result(lab: Lab, options: RunOptions, *, name: str, path: Path, student: Student,
-                 checks: list[CheckResult], device: str = "cpu", log_tail: str = "",
+                 checks: list[CheckResult], device: Device = Device.cpu, log_tail: str = "",
                  duration_s: float = 0.0, notes: list[str] | None = None) -> SubmissionResult:
     score, max_score = tally(checks)
-    if checks and all(c.kind == "submission" for c in checks):  # nothing could be graded
+    if checks and all(c.kind == Kind.submission for c in checks):  # nothing could be graded
         max_score = lab.manifest.max_score
     return SubmissionResult(
         submission=name, path=str(path), student=student, lab=lab.id, lab_title=lab.manifest.title,
-        lab_version=lab.manifest.version, grader_version=grader.__version__, mode=options.mode.value,
+        lab_version=lab.manifest.version, grader_version=grader.__version__, mode=options.mode,
         seed=options.seed, device=device, limits=lab.manifest.limits.merged(options.limits),
         score=score, max_score=max_score,
         grade=lab.manifest.letter_grade(100 * score / max_score if max_score else 0.0),

@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 import grader
 from grader.atomic import replacing
 from grader.errors import ReportError
-from grader.results import Status, SubmissionResult, tally
+from grader.results import Kind, Status, SubmissionResult, tally
 from grader.reveal import Audience, student_result
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -87,7 +87,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
     score, max_score = tally(checks)
     written = [{"title": c.title, "question": c.details.get("question", ""), "answer": c.details.get("answer"),
                 "status": c.status, "score": c.score, "max_score": c.max_score, "review": c.details.get("review"),
-                "truncated": c.details.get("truncated", False)} for c in checks if c.kind == "written"]
+                "truncated": c.details.get("truncated", False)} for c in checks if c.kind == Kind.written]
     waiting = [c for c in checks if c.status == Status.awaiting_review]
     return {
         "written": written, "awaiting": len(waiting), "awaiting_points": sum(c.max_score for c in waiting),

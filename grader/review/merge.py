@@ -15,12 +15,12 @@ from typing import Any
 
 from grader.checks.registry import BoundCheck, BoundLab
 from grader.checks.written import RubricItem, WrittenParams, written_score
-from grader.results import Feedback, Status, SubmissionResult, tally
+from grader.results import Feedback, Kind, Status, SubmissionResult, tally
 from grader.review.store import AnswerGrade, QuestionBook, ReviewStore
 
 
 def written_checks(lab: BoundLab) -> list[BoundCheck]:
-    return [c for c in lab.checks if c.spec.kind == "written"]
+    return [c for c in lab.checks if c.spec.kind == Kind.written]
 
 
 def rubric_of(check: BoundCheck, book: QuestionBook | None) -> list[RubricItem]:
