@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 from grader.checks.registry import BoundLab, bind
 from grader.errors import ReportError, UsageError
 from grader.export.targets import ExportTarget, export_results, export_target
-from grader.intake.classes import Layout
 from grader.lab import loader
-from grader.options import EventSink, Mode, RunOptions, ignore
+from grader.options import EventSink, Layout, Mode, RunOptions, ignore
 from grader.results import CheckResult, SubmissionResult  # noqa: F401  (re-exported for callers of the API)
 from grader.reveal import Audience
 
@@ -42,6 +41,11 @@ def labs() -> list[BoundLab]:
     return [bind(lab) for lab in loader.find_labs()]
 
 
+def bound(lab: str | Path | BoundLab) -> BoundLab:
+    """A lab as every function here takes it: bound already, or loaded by name or folder."""
+    return lab if isinstance(lab, BoundLab) else load_lab(lab)
+
+
 def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptions(mode=Mode.check), *,
           on_event: EventSink = ignore) -> SubmissionResult:
     """A student's self-check: the public checks only (or the named ones among them); training
@@ -49,7 +53,7 @@ def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptio
     from grader.grading.run import Run, sandbox_preload
     from grader.sandbox.runner import Sandbox
 
-    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    lab = bound(lab)
     # The fork server imports torch on another core while this process imports it (and the lab's
     # reference): a self-check pays for one import of torch, not two in a row.
     with Sandbox(preload=sandbox_preload(lab)) as sandbox:
@@ -63,7 +67,7 @@ def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.a
     """The hand-ins of a class (a folder, or an LMS download zipped or not), each with its student."""
     from grader.intake.classes import plan_class
 
-    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    lab = bound(lab)
     try:
         layout = Layout(layout)
     except ValueError:
@@ -74,19 +78,21 @@ def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.a
 
 def grade(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions = RunOptions(), *,
           on_event: EventSink = ignore, paths: list[Path] | None = None,
-          executor: Executor | None = None, plan: ClassPlan | None = None,
-          layout: Layout = Layout.auto) -> BatchResult:
+          executor: Executor | None = None, plan: ClassPlan | None = None) -> BatchResult:
     """An instructor's batch: every check on every hand-in of the class at ``root`` (a folder, or
-    an LMS download; see ``plan``), with a PDF report per submission and a class summary
-    (rendered while grading goes on). The results and the class are hidden from every child."""
+    an LMS download laid out as ``options.layout`` says; see ``plan``), with a PDF report per
+    submission and a class summary (rendered while grading goes on). The results and the class
+    are hidden from every child. What to grade may be given instead of found: ``paths`` (these
+    hand-ins) or ``plan`` (a class already read); ``executor``: how, where the options' choice
+    (``jobs``, ``ray``) is not wanted (tests, a server's workers)."""
     from grader.grading.batch import class_plan, grade_batch
     from grader.grading.run import Run
 
-    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    lab = bound(lab)
     hide = (Path(out), Path(root) if Path(root).is_dir() else Path(root).parent)
     with Run(lab, options, on_event=on_event, hide=hide) as run:
         if plan is None and paths is None:
-            plan = class_plan(run, Path(root), layout)
+            plan = class_plan(run, Path(root), options.layout)
         return grade_batch(run, Path(root), Path(out), paths=paths, executor=executor, plan=plan)
 
 
@@ -106,10 +112,10 @@ def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[Su
     if not results:
         return results
     try:
-        bound = lab if isinstance(lab, BoundLab) else load_lab(lab if lab is not None else results[0].lab)
+        the_lab = bound(lab if lab is not None else results[0].lab)
     except LabError:
         return results  # a lab no longer here: its results as they are
-    return merged(results, bound, Path(out))
+    return merged(results, the_lab, Path(out))
 
 
 def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
@@ -131,7 +137,7 @@ def init(lab: str | Path | BoundLab, target: Path, *, notebook: bool = False) ->
     """Write a lab's template for a student into ``target`` (as a notebook with ``notebook``)."""
     from grader.starter import write_template
 
-    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    lab = bound(lab)
     return write_template(lab, Path(target), notebook=notebook)
 
 
@@ -139,21 +145,21 @@ def gradescope_bundle(lab: str | Path | BoundLab) -> bytes:
     """The Gradescope autograder zip for a lab."""
     from grader.export.autograder import bundle
 
-    return bundle(lab if isinstance(lab, BoundLab) else load_lab(lab))
+    return bundle(bound(lab))
 
 
 def autograde(lab: str | Path | BoundLab, root: Path, options: RunOptions = RunOptions(reports=False)) -> Path:
     """Inside Gradescope: grade ``root/submission``, write ``root/results/results.json``."""
     from grader.export.autograder import autograde as run_autograder
 
-    return run_autograder(lab if isinstance(lab, BoundLab) else load_lab(lab), Path(root), options)
+    return run_autograder(bound(lab), Path(root), options)
 
 
 def pack(lab: str | Path | BoundLab, folder: Path) -> Edition:
     """The lab's student edition, written into ``folder``: what students self-check with."""
     from grader.edition import pack as write
 
-    return write(lab if isinstance(lab, BoundLab) else load_lab(lab), Path(folder))
+    return write(bound(lab), Path(folder))
 
 
 def report(result_json: Path, out: Path, *, audience: Audience = Audience.instructor, html: bool = False) -> Path:
@@ -199,4 +205,4 @@ def serve(lab: str | Path | BoundLab, options: RunOptions, settings: ServeSettin
     everything (``grader.serve``)."""
     from grader.serve.app import run_server
 
-    run_server(lab if isinstance(lab, BoundLab) else load_lab(lab), options, settings)
+    run_server(bound(lab), options, settings)

@@ -52,6 +52,15 @@ class Budget(str, Enum):
     smoke = "smoke"
 
 
+class Layout(str, Enum):
+    """How a class folder is laid out: recognised (``auto``) or named."""
+
+    auto = "auto"
+    moodle = "moodle"
+    canvas = "canvas"
+    folders = "folders"
+
+
 class RunOptions(BaseModel):
     """Every setting of a grading run. Frozen: nothing downstream changes what was asked."""
 
@@ -65,6 +74,7 @@ class RunOptions(BaseModel):
     device: Device = Device.auto
     budget: Budget | None = Field(None, description="Training budget by name; None: gpu on a GPU, else cpu.")
     only: tuple[str, ...] = Field((), description="Run only these checks (ids).")
+    layout: Layout = Field(Layout.auto, description="How the class folder is laid out (a batch's).")
     early_stop: bool = Field(True, description="A training check may stop as soon as its verdict is certain (the "
                                                "lab's rule, `early_stop`); False: always the whole budget.")
     reports: bool = Field(True, description="Render a PDF report per submission and a class summary.")

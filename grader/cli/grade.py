@@ -155,8 +155,7 @@ def _warnings(batch: BatchResult) -> None:
                           soft_wrap=True)
 
 
-def run_batch(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions,
-              layout: str = "auto") -> BatchResult:
+def run_batch(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions) -> BatchResult:
     """Grade a class with a progress bar; shared by ``grade`` and ``demo``."""
     from rich.progress import (
         BarColumn,
@@ -175,7 +174,7 @@ def run_batch(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOpt
         TrainingProgress,
     )
 
-    plan = api.plan(root, lab, layout)
+    plan = api.plan(root, lab, options.layout)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=False) as progress:
         task = progress.add_task(f"grading {root} ({plan.layout.value})", total=len(plan.entries))
@@ -236,8 +235,8 @@ def grade(
     with user_errors():
         options = run_options(mode=Mode.grade, force=force, reports=pdf, html=html, seed=seed, wall=wall, cpu=cpu,
                               memory=memory, data_root=data_root, train=train, device=device, budget=budget,
-                              jobs=jobs, ray=ray, early_stop=not full_budget)
-        batch = run_batch(root, lab, out, options, layout)
+                              jobs=jobs, ray=ray, early_stop=not full_budget, layout=layout)
+        batch = run_batch(root, lab, out, options)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
     console.print(f"Graded {len(batch.graded)} submission(s){skipped} ({batch.layout.value} layout). "

@@ -23,10 +23,10 @@ from grader.atomic import write_atomic
 from grader.checks.registry import BoundLab
 from grader.grading.executor import Executor, Job, SerialExecutor
 from grader.grading.run import Run
-from grader.intake.classes import ClassPlan, Layout, plan_class
+from grader.intake.classes import ClassPlan, plan_class
 from grader.intake.listing import ClassEntry
 from grader.intake.sources import HandInSource
-from grader.options import SubmissionFinished
+from grader.options import Layout, SubmissionFinished
 from grader.results import Kind, Status, SubmissionResult
 from grader.review.merge import load_books, merge_result, written_checks
 from grader.review.store import ReviewStore
@@ -133,15 +133,14 @@ def _earlier(target: Path, name: str) -> SubmissionResult | None:
 
 
 def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = None,
-                executor: Executor | None = None, plan: ClassPlan | None = None,
-                layout: Layout = Layout.auto) -> BatchResult:
+                executor: Executor | None = None, plan: ClassPlan | None = None) -> BatchResult:
     """Grade every hand-in of the class at ``root`` (or the ``plan`` made of it, or the ``paths``
     given) in ``run``; with ``run.options.reports``, PDFs are rendered alongside, in
     ``out/reports``, while grading goes on."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if plan is None:
-        plan = plan_paths(paths) if paths is not None else class_plan(run, Path(root), layout)
+        plan = plan_paths(paths) if paths is not None else class_plan(run, Path(root), run.options.layout)
     jobs = plan_jobs(plan)
     batch = BatchResult(out=out, layout=plan.layout, warnings=list(plan.warnings))
     writer = None

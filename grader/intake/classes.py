@@ -15,7 +15,6 @@ import os
 import stat
 from collections.abc import Set
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from grader.intake import canvas, moodle
@@ -23,16 +22,8 @@ from grader.intake.archives import is_archive
 from grader.intake.listing import ClassEntry, ClassListing
 from grader.intake.reader import file_safe, printable
 from grader.intake.sources import HandInSource
+from grader.options import Layout
 from grader.results import Student
-
-
-class Layout(str, Enum):
-    """How a class folder is laid out: recognised (``auto``) or named."""
-
-    auto = "auto"
-    moodle = "moodle"
-    canvas = "canvas"
-    folders = "folders"
 
 
 @dataclass
