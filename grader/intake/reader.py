@@ -23,7 +23,7 @@ import re
 import stat
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from grader.errors import SubmissionError
 from grader.lab.manifest import IntakeLimits
@@ -58,16 +58,6 @@ class HandIn:
 
     def read(self, relative: str) -> bytes | None:
         return self.files.get(relative)
-
-    def stage(self, into: Path) -> None:
-        """Write the files under ``into`` (a fresh folder the grader made): the only copy of a
-        hand-in a child ever sees."""
-        for relative, data in self.files.items():
-            target = into.joinpath(*PurePosixPath(relative).parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
 
     @property
     def total_bytes(self) -> int:

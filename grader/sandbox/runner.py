@@ -28,7 +28,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from grader.intake.reader import HandIn, read_hand_in
 from grader.lab.manifest import Limits
 from grader.sandbox import codec, policy
 from grader.sandbox.cgroup import ChildCgroups
@@ -42,6 +41,7 @@ from grader.sandbox.replies import (
     Stage,
     format_error,
 )
+from grader.sandbox.staging import Staged
 from grader.sandbox.uids import UidLease
 from grader.sandbox.untrusted import clean_text, clean_tree
 
@@ -246,22 +246,20 @@ class Sandbox:
                 self._warned.add(item)
                 log.warning("sandbox: %s", item)
 
-    def session(self, handin: HandIn | Path, module_file: str, limits: Limits, hide: list[Path] | None = None,
+    def session(self, handin: Staged, module_file: str, limits: Limits, hide: list[Path] | None = None,
                 gpu: bool = False) -> ChildSession:
         """A child for one hand-in's probes: it imports the student's module once and answers
         probe after probe (``ChildSession.call``) under ``limits``' memory, threads and processes;
         each call brings its own wall and CPU time. Close it when the hand-in is graded.
 
-        ``handin``: as the safe reader read it (a path is read here: tests, benchmarks);
+        ``handin``: as the safe reader read it (``staging.Staged``);
         ``module_file``: the module's path in it; ``hide``: folders the child must not see (the
         labs, the other hand-ins, the results); ``gpu``: the child may use CUDA, so its memory is
         bounded in a way CUDA can live with."""
-        if not isinstance(handin, HandIn):
-            handin = read_hand_in(Path(handin), module_name=module_file)
         self.start()
         return ChildSession(self, handin, module_file, limits, list(hide or []), gpu)
 
-    def run_probe(self, handin: HandIn | Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
+    def run_probe(self, handin: Staged, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
                   hide: list[Path] | None = None, on_progress: Any = None, gpu: bool = False) -> ProbeReply:
         """Run one probe on a hand-in in a fresh, limited, isolated child; return its raw value."""
         with self.session(handin, module_file, limits, hide, gpu) as child:
@@ -273,7 +271,7 @@ class ChildSession:
     wall time or runs out of memory ends that child; the next probe starts a fresh one (a new
     import), so a fault costs only the checks that needed the probe that caused it."""
 
-    def __init__(self, sandbox: Sandbox, handin: HandIn, module_file: str, limits: Limits, hide: list[Path],
+    def __init__(self, sandbox: Sandbox, handin: Staged, module_file: str, limits: Limits, hide: list[Path],
                  gpu: bool) -> None:
         self.sandbox, self.handin, self.module_file = sandbox, handin, module_file
         self.limits, self.hide, self.gpu = limits, hide, gpu
@@ -325,7 +323,7 @@ class ChildSession:
         plan = policy.plan([*self.hide, Path(handin.source).resolve().parent], uid=self._lease.uid,
                            disk_mb=limits.disk_mb, progress_file=str(progress))
         job = ChildJob(workdir=str(workdir), log_file=str(log_file), module_file=self.module_file,
-                       files=handin.files, memory_mb=limits.memory_mb, threads=limits.threads,
+                       files=dict(handin.files), memory_mb=limits.memory_mb, threads=limits.threads,
                        max_processes=limits.max_processes, env=env, isolation=plan, cgroups=self._groups.join_paths,
                        memory_cgroup=self._groups.memory_path, gpu=self.gpu)
         self._child = self.sandbox.server.spawn(job.encode())

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from grader.intake.reader import HandIn
 from grader.sandbox import cgroup, codec, policy
 from grader.sandbox.faults import describe_exception
 from grader.sandbox.forkserver import JOB_FD, REPLY_FD, read_message
 from grader.sandbox.job import ChildJob, Request
 from grader.sandbox.probes import PROBES
+from grader.sandbox.staging import stage as write_files
 
 
 def _status_bytes(field: str) -> int:
@@ -84,7 +84,7 @@ def _redirect_output(log_file: str) -> None:
 
 def _stage(job: ChildJob):
     def stage(workdir: str) -> None:
-        HandIn(source=Path(workdir), files=job.files).stage(Path(workdir))
+        write_files(job.files, Path(workdir))
     return stage
 
 
