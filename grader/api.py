@@ -51,12 +51,13 @@ def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptio
     """A student's self-check: the public checks only (or the named ones among them); training
     checks only when ``options.train``."""
     from grader.grading.run import Run, sandbox_preload
-    from grader.sandbox.runner import Sandbox
+    from grader.sandbox.runner import opened
 
     lab = bound(lab)
     # The fork server imports torch on another core while this process imports it (and the lab's
     # reference): a self-check pays for one import of torch, not two in a row.
-    with Sandbox(preload=sandbox_preload(lab)) as sandbox:
+    with opened(sandbox_preload(lab)) as sandbox:
+        sandbox.start()
         from grader.grading.engine import grade_submission
 
         with Run(lab, options.model_copy(update={"mode": Mode.check}), on_event=on_event, sandbox=sandbox) as run:

@@ -37,7 +37,7 @@ from grader.lab.calibration import BUNDLED, store, stored
 from grader.lab.loader import CALIBRATION_NAME
 from grader.options import Budget, CheckFinished, Device, Mode, RunOptions
 from grader.results import SubmissionResult
-from grader.sandbox.runner import Sandbox
+from grader.sandbox.runner import opened
 
 CHANCE_MARGIN = 0.15  # a threshold this far above chance (1 / classes) tells learning from guessing
 
@@ -120,7 +120,7 @@ def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: 
     seed), recording each check's entry into ``data``; one row per check and budget."""
     out: list[Calibrated] = []
     reference = lab.path(lab.manifest.reference.module)
-    with Sandbox(preload=sandbox_preload(lab)) as sandbox:
+    with opened(sandbox_preload(lab)) as sandbox:
         def trained(budget: Budget, early: bool) -> tuple[list[SubmissionResult], dict[str, dict[str, Any]]]:
             """The reference under each seed, each broken hand-in under the first."""
             results = []

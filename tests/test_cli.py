@@ -11,10 +11,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 from grader.cli import app
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT
+
+# Production's lifecycle: each run here starts and ends its own fork server (tests/conftest.py).
+pytestmark = pytest.mark.own_sandbox
 
 runner = CliRunner()
 FAST = ["--wall-time", "4", "--cpu-time", "8"]

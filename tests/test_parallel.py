@@ -17,6 +17,9 @@ import pytest
 
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
 
+# Production's lifecycle: each run here starts and ends its own fork server (tests/conftest.py).
+pytestmark = pytest.mark.own_sandbox
+
 HOSTILE = ROOT / "submissions" / "hostile"
 FAST = ["--wall-time", "4", "--cpu-time", "8", "--memory-mb", "1024"]
 HONEST = ["correct", "missing-floor", "in-channels-confusion", "syntax-error", "missing-class", "wrong-padding",

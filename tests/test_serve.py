@@ -25,6 +25,9 @@ from tests.conftest import CIFAR_SUBMISSIONS
 from tests.leaks import answer_secrets, expected_secrets, own_text, public_text
 from tests.serve_kit import csrf_of, hand_in, login, make_class, upload, wait_graded
 
+# Production's lifecycle: each run here starts and ends its own fork server (tests/conftest.py).
+pytestmark = pytest.mark.own_sandbox
+
 HIDDEN_TITLES = ("Total learnable parameters", "Receptive fields of conv1 and conv2",
                  "ConvNet gives finite outputs, also on large inputs")
 DEAD_PID = 2 ** 22 + 12345  # above any pid this machine hands out (pid_max is at most 2**22)

@@ -18,7 +18,7 @@ from grader.errors import LabError, UsageError
 from grader.lab.loader import Lab, labs_root
 from grader.lab.manifest import Limits
 from grader.options import Device, EventSink, Mode, RunOptions, ignore
-from grader.sandbox.runner import Sandbox
+from grader.sandbox.runner import Sandbox, sandbox_for
 
 
 def resolve_device(device: Device) -> Device:
@@ -55,8 +55,11 @@ class Run:
         self.device = resolve_device(options.device)
         self.emit = on_event
         self.hide = tuple(Path(p) for p in hide)
-        self._owns_sandbox = sandbox is None
-        self.sandbox = sandbox if sandbox is not None else Sandbox(preload=sandbox_preload(self.lab))
+        if sandbox is None:
+            sandbox, self._owns_sandbox = sandbox_for(sandbox_preload(self.lab))
+        else:
+            self._owns_sandbox = False
+        self.sandbox = sandbox
         self._datasets: dict[tuple[str, str, str | None], dict[str, Any]] = {}
         self._reference_values: dict[str, Any] = {}
         self._identities: dict[tuple[str, str, str], str] = {}
@@ -113,8 +116,12 @@ class Run:
         return self._reference_values[key]
 
     def close(self) -> None:
+        """End the run: its own sandbox closed; one it was handed only settled (its children
+        gone, their uids and cgroups given back), for its owner to use again."""
         if self._owns_sandbox:
             self.sandbox.close()
+        else:
+            self.sandbox.settle()
         self._datasets.clear()
         self._reference_values.clear()
         self._identities.clear()

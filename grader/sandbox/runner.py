@@ -11,6 +11,7 @@ whole process group is killed when the probe ends, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -21,7 +22,8 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,44 @@ def _death_message(exitcode: int | None, limits: Limits, oom: bool | None = None
         return ProbeStatus.error, f"was killed by signal {signal.Signals(-exitcode).name}"
     return ProbeStatus.error, (f"ended the process (exit code {exitcode}) before answering: "
                                "sys.exit() or os._exit() in a submission ends the check")
+
+
+# Who provides a run's sandbox. Unset (production): each run starts a fork server of its own and
+# closes it with the run. Set with ``sharing``: a caller that makes many runs in one process (the
+# test suite; a notebook grading hand-ins one by one) hands each run a warm sandbox it keeps; a run
+# then settles its children when it closes (their uids, cgroups and folders given back) and leaves
+# the server up.
+_PROVIDER: ContextVar[Callable[[tuple[str, ...]], Sandbox] | None] = ContextVar("sandbox_provider", default=None)
+
+
+@contextlib.contextmanager
+def sharing(provider: Callable[[tuple[str, ...]], Sandbox]) -> Iterator[None]:
+    """Runs opened in this context (this thread) take their sandbox from ``provider`` (called with
+    the fork server's preload list) instead of starting one."""
+    token = _PROVIDER.set(provider)
+    try:
+        yield
+    finally:
+        _PROVIDER.reset(token)
+
+
+def sandbox_for(preload: Sequence[str]) -> tuple[Sandbox, bool]:
+    """A sandbox for a run, and whether the run owns it (closes it) or only settles it."""
+    provider = _PROVIDER.get()
+    if provider is not None:
+        return provider(tuple(preload)), False
+    return Sandbox(preload), True
+
+
+@contextlib.contextmanager
+def opened(preload: Sequence[str]) -> Iterator[Sandbox]:
+    """A sandbox for the length of a ``with``: the provided one (settled at the end), else a new one
+    (closed at the end)."""
+    sandbox, owned = sandbox_for(preload)
+    try:
+        yield sandbox
+    finally:
+        sandbox.close() if owned else sandbox.settle()
 
 
 class Sandbox:
