@@ -260,6 +260,10 @@ class SubmissionResult(BaseModel):
                                          "(files left out and why).")
     log_tail: str = Field("", description="The last lines the student's code printed, capped.")
     duration_s: float = 0.0
+    handin_sha: str | None = Field(None, description="Digest of the hand-in's files as read (None: unreadable).")
+    graded_with: dict[str, Any] = Field(default_factory=dict, description=(
+        "What decided the grade besides the hand-in (lab and its digest, mode, seed, training, budget, device, "
+        "checks, limits, data): a rerun keeps this result only when all of it is the same (grading.resume)."))
 
     @model_validator(mode="before")
     @classmethod

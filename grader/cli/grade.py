@@ -5,6 +5,7 @@ answers at once."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -239,6 +240,10 @@ def grade(
         batch = run_batch(root, lab, out, options)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
+    if batch.regraded:
+        reasons = Counter(batch.regraded.values())
+        console.print(f"Graded again {len(batch.regraded)} hand-in(s) whose earlier result could not stand: "
+                      + "; ".join(f"{n} {why}" for why, n in reasons.most_common()), soft_wrap=True)
     console.print(f"Graded {len(batch.graded)} submission(s){skipped} ({batch.layout.value} layout). "
                   f"Results: {out}/ (class: {out / CLASS_CSV})")
     _print_reports(batch)

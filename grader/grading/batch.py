@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,16 +22,19 @@ from pydantic import ValidationError
 
 from grader.atomic import write_atomic
 from grader.checks.registry import BoundLab
+from grader.errors import SubmissionError
 from grader.grading.executor import Executor, Job, SerialExecutor
+from grader.grading.resume import current_digest, graded_with, why_regrade
 from grader.grading.run import Run
 from grader.intake.classes import ClassPlan, plan_class
+from grader.intake.identity import disambiguate, key_for
 from grader.intake.listing import ClassEntry
 from grader.intake.sources import HandInSource
 from grader.options import Layout, SubmissionFinished
 from grader.results import Kind, Status, SubmissionResult
 from grader.review.merge import load_books, merge_result, written_checks
 from grader.review.store import ReviewStore
-from grader.submission import safe_name, student_from_path
+from grader.submission import student_from_path
 
 log = logging.getLogger(__name__)
 CLASS_CSV = "class.csv"
@@ -42,18 +46,21 @@ def plan_paths(paths: list[Path]) -> ClassPlan:
     plan = ClassPlan(Layout.folders)
     for p in paths:
         source = HandInSource(path=Path(p))
-        plan.entries.append(ClassEntry(student=student_from_path(p), source=source, name=safe_name(source.stem)))
+        plan.entries.append(ClassEntry(student=student_from_path(p), source=source, name=key_for(source.stem)))
     return plan
 
 
 def plan_jobs(plan: ClassPlan) -> list[Job]:
-    """One job per hand-in, under file-safe, unique names (``alice/`` and ``alice.py`` do not
-    overwrite each other)."""
+    """One job per hand-in, under its key (``intake.identity``): unique, and made from the entry's
+    own name alone, so that a hand-in keeps its key whatever else arrives in the class. Entries
+    whose keys coincide (``alice/`` beside ``alice.py``) are each named by their whole entry name."""
+    shared = Counter(entry.name for entry in plan.entries)
     jobs, used = [], set()
     for entry in plan.entries:
-        name, i = entry.name, 2
-        while name in used:
-            name, i = f"{entry.name}-{i}", i + 1
+        name = entry.name if shared[entry.name] == 1 else disambiguate(entry.name, entry.source.label)
+        if name in used:  # the same entry name twice (two LMS groups of one id): refuse to guess
+            raise SubmissionError(f"two hand-ins of the class would be kept as {name!r} "
+                                  f"({entry.source.label}); rename one of them")
         used.add(name)
         src = entry.source
         path = src.path if src.kind == "path" else src.path / src.files[0][0] if src.kind == "files" and src.files \
@@ -106,6 +113,7 @@ class BatchResult:
     results: list[SubmissionResult] = field(default_factory=list)
     graded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    regraded: dict[str, str] = field(default_factory=dict)  # an earlier result not kept, and why (grading.resume)
     class_summary: Path | None = None
     report_errors: list[str] = field(default_factory=list)
     layout: Layout = Layout.folders
@@ -158,9 +166,15 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
         return merge_result(result, run.lab, books) if books else result
 
     todo = []
+    now = graded_with(run.lab, run.options, run.device)
     for job in jobs:
         earlier = None if run.options.force else _earlier(out / f"{job.name}.json", job.name)
         if earlier is None:
+            todo.append(job)
+            continue
+        why = why_regrade(earlier, now, current_digest(run.lab, job.path, job.source))
+        if why is not None:
+            batch.regraded[job.name] = why
             todo.append(job)
             continue
         batch.skipped.append(job.name)

@@ -159,7 +159,7 @@ def grade_submission(run: Run, path: Path, *, name: str | None = None, student: 
     notes = [*submission.notes, *map(hidden_note, hidden_requested(run.lab, run.options))]
     return build_result(run.lab, run.options, name=session.name, path=path, student=student, checks=results,
                         device=run.device, log_tail=submission.locate(session.log_tail),
-                        duration_s=time.monotonic() - started, notes=notes)
+                        duration_s=time.monotonic() - started, notes=notes, handin_sha=submission.handin_sha)
 
 
 def grade_one(lab: Lab, path: Path, options: RunOptions = RunOptions(), *,

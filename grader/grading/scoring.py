@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import grader
+from grader.grading.resume import graded_with
 from grader.lab.loader import Lab
 from grader.options import Device, RunOptions
 from grader.results import CheckResult, Kind, Student, SubmissionResult, tally
@@ -13,7 +14,8 @@ from grader.results import CheckResult, Kind, Student, SubmissionResult, tally
 
 def build_result(lab: Lab, options: RunOptions, *, name: str, path: Path, student: Student,
                  checks: list[CheckResult], device: Device = Device.cpu, log_tail: str = "",
-                 duration_s: float = 0.0, notes: list[str] | None = None) -> SubmissionResult:
+                 duration_s: float = 0.0, notes: list[str] | None = None,
+                 handin_sha: str | None = None) -> SubmissionResult:
     score, max_score = tally(checks)
     if checks and all(c.kind == Kind.submission for c in checks):  # nothing could be graded
         max_score = lab.manifest.max_score
@@ -24,4 +26,5 @@ def build_result(lab: Lab, options: RunOptions, *, name: str, path: Path, studen
         score=score, max_score=max_score,
         grade=lab.manifest.letter_grade(100 * score / max_score if max_score else 0.0),
         checks=checks, notes=list(notes or []), log_tail=log_tail, duration_s=round(duration_s, 3),
+        handin_sha=handin_sha, graded_with=graded_with(lab, options, device),
     )

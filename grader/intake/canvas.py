@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from grader.intake.identity import key_for
 from grader.intake.listing import ClassEntry, ClassListing
-from grader.intake.reader import file_safe, printable
+from grader.intake.reader import printable
 from grader.results import Student
 
 ENTRY = re.compile(r"^(?P<name>.+?)(?P<late>_LATE)?_(?P<user>\d+)_(?P<attachment>\d+)_(?P<file>.+)$", re.S)
@@ -60,5 +61,5 @@ def entries(listing: ClassListing, expected: set[str]) -> tuple[list[ClassEntry]
         name = str(group["name"])
         student = Student(id=user, name=name, source=printable(str(listing.root / unique[0][0])),
                           late=bool(group["late"]))
-        found.append(ClassEntry(student=student, source=listing.group(unique), name=file_safe(f"{name}_{user}")))
+        found.append(ClassEntry(student=student, source=listing.group(unique), name=key_for(name, user)))
     return found, warnings

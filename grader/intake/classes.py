@@ -19,8 +19,9 @@ from pathlib import Path
 
 from grader.intake import canvas, moodle
 from grader.intake.archives import is_archive
+from grader.intake.identity import key_for
 from grader.intake.listing import ClassEntry, ClassListing
-from grader.intake.reader import file_safe, printable
+from grader.intake.reader import printable
 from grader.intake.sources import HandInSource
 from grader.options import Layout
 from grader.results import Student
@@ -80,7 +81,7 @@ def _folders(listing: ClassListing) -> ClassPlan:
         stem = HandInSource(path=Path(name)).stem if not is_dir else name
         label = printable(stem).strip() or "submission"
         plan.entries.append(ClassEntry(student=Student(id=label, name=label, source=printable(str(listing.root / name))),
-                                       source=source, name=file_safe(stem)))
+                                       source=source, name=key_for(stem)))
     return plan
 
 

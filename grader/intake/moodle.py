@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 
+from grader.intake.identity import key_for
 from grader.intake.listing import ClassEntry, ClassListing
-from grader.intake.reader import file_safe, printable
+from grader.intake.reader import printable
 from grader.results import Student
 
 ENTRY = re.compile(r"^(?P<name>[^_]+)_(?P<id>\d+)_(?P<plugin>assign(?:submission|feedback)_[a-z]+)(?:_(?P<file>.+))?$",
@@ -44,5 +45,5 @@ def entries(listing: ClassListing) -> tuple[list[ClassEntry], list[str]]:
     found = []
     for pid, (name, pairs) in groups.items():
         student = Student(id=pid, name=name, source=printable(str(listing.root / pairs[0][0])))
-        found.append(ClassEntry(student=student, source=listing.group(sorted(pairs)), name=file_safe(f"{name}_{pid}")))
+        found.append(ClassEntry(student=student, source=listing.group(sorted(pairs)), name=key_for(name, pid)))
     return found, warnings
