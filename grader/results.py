@@ -263,7 +263,7 @@ class SubmissionResult(BaseModel):
     handin_sha: str | None = Field(None, description="Digest of the hand-in's files as read (None: unreadable).")
     graded_with: dict[str, Any] = Field(default_factory=dict, description=(
         "What decided the grade besides the hand-in (lab and its digest, mode, seed, training, budget, device, "
-        "checks, limits, data): a rerun keeps this result only when all of it is the same (grading.resume)."))
+        "checks, data): a rerun keeps this result only when all of it is the same (grading.resume)."))
 
     @model_validator(mode="before")
     @classmethod

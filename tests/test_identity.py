@@ -94,3 +94,44 @@ def test_grading_without_training_then_with_it_trains_and_says_how_many_were_kep
     trained = json.loads((out / "alice.json").read_text())["checks"]
     assert "skipped" not in [c["status"] for c in trained]
     assert cli(*args).output.count("already graded, skipped") == 1  # a third run keeps both
+
+
+def test_one_entry_named_like_moodles_does_not_turn_a_class_of_folders_into_a_download(tmp_path):
+    root = tmp_path / "class"
+    for name in ("alice", "bob"):
+        shutil.copytree(CORRECT, root / name)
+    shutil.copytree(CORRECT, root / "Mallory_999_assignsubmission_file")
+    result = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(tmp_path / "out"), "--no-pdf")
+    assert result.exit_code == 2, result.output
+    words = " ".join(result.output.split())
+    assert "1 of its 3 entries are named as a Moodle download names them and 2 are not" in words
+    assert "these are Moodle's: Mallory_999_assignsubmission_file" in words
+    assert "--layout moodle (the others left out, each named) or --layout folders" in words
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))
+
+
+def test_one_loose_file_named_like_canvass_does_not_turn_student_folders_into_a_download(tmp_path):
+    root = tmp_path / "class"
+    for name in ("alice", "bob"):
+        shutil.copytree(CORRECT, root / name)
+    shutil.copy(CIFAR_SUBMISSIONS / "solo.py", root / "lab_2_3_final.py")
+    result = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(tmp_path / "out"), "--no-pdf")
+    assert result.exit_code == 2, result.output
+    assert "named as a Canvas download names them" in " ".join(result.output.split())
+    folders = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(tmp_path / "out"), "--no-pdf",
+                  "--layout", "folders")
+    assert folders.exit_code == 0, folders.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["alice.json", "bob.json",
+                                                                         "lab_2_3_final.json"]
+
+
+def test_every_entry_a_layout_leaves_out_is_named_and_the_exit_status_says_so(tmp_path):
+    root = tmp_path / "class"
+    shutil.copytree(CORRECT, root / "Ada Lovelace_111_assignsubmission_file")
+    shutil.copytree(CORRECT, root / "bob")
+    result = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(tmp_path / "out"), "--no-pdf",
+                 "--layout", "moodle")
+    assert result.exit_code == 3, result.output
+    words = " ".join(result.output.split())
+    assert "Warning: bob: not a Moodle submission entry (left out)" in words
+    assert "1 entry of the class left out (exit status 3)" in words

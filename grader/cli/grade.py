@@ -226,9 +226,10 @@ def grade(
     """Grade every submission under ROOT with **all** checks (public and hidden).
 
     Results are written as each submission finishes; an interrupted run resumes where it stopped.
-    Exit status: 0 when every hand-in had something to grade, 3 when some had nothing to grade
-    (no module, notebook or answer sheet, or an archive refused: each is a warning under the
-    summary), 2 for an error in the command itself.
+    Exit status: 0 when every entry of the class was a hand-in with something to grade; 3 when
+    some had nothing to grade (no module, notebook or answer sheet, or an archive refused) or an
+    entry was left out (not a hand-in, or not the LMS's): each is a warning under the summary;
+    2 for an error in the command itself (a class whose layout is not clear, among others).
     """
     from grader.grading.batch import CLASS_CSV
     from grader.options import Mode
@@ -248,9 +249,11 @@ def grade(
                   f"Results: {out}/ (class: {out / CLASS_CSV})")
     _print_reports(batch)
     _warnings(batch)
-    if batch.ungradable:
-        err_console.print(Text(f"{len(batch.ungradable)} submission(s) had nothing to grade (exit status "
-                               f"{UNGRADABLE_EXIT}).", style="bold yellow"))
+    if batch.ungradable or batch.warnings:
+        said = [f"{len(batch.ungradable)} submission(s) had nothing to grade"] if batch.ungradable else []
+        said += [f"{len(batch.warnings)} entr{'y' if len(batch.warnings) == 1 else 'ies'} of the class left out"] \
+            if batch.warnings else []
+        err_console.print(Text(f"{' and '.join(said)} (exit status {UNGRADABLE_EXIT}).", style="bold yellow"))
         raise typer.Exit(UNGRADABLE_EXIT)
 
 

@@ -4,7 +4,8 @@ An interrupted batch resumes where it stopped, and a rerun keeps what is finishe
 kept only when it was graded on the same hand-in (a digest of its files as read) under the same
 things that decide a grade: the lab (its version, and a digest of its manifest, reference,
 answers, harness and calibration), the mode, the seed, whether training ran and on which budget
-and device, early stopping, the checks selected, the limits and the data. Otherwise the hand-in
+and device, early stopping, the checks selected and the data. (Limits are not: a rerun with a
+longer ``--wall-time`` keeps what finished; ``--force`` regrades everything.) Otherwise the hand-in
 is graded again, and the batch says how many results it kept and why it regraded the others:
 ``grade --no-train`` then ``grade`` trains; a student's new upload is graded.
 """
@@ -31,7 +32,6 @@ def graded_with(lab: Lab, options: RunOptions, device: Device) -> dict[str, Any]
         "budget": (options.budget.value if options.budget else None) if trains else None,
         "device": device.value if trains else None, "early_stop": options.early_stop if trains else None,
         "only": sorted(options.only),
-        "limits": options.limits.model_dump(exclude_none=True) if options.limits else {},
         "data_root": str(options.data_root) if options.data_root else None,
     }
 

@@ -24,9 +24,9 @@ def _match(name: str) -> re.Match[str] | None:
     return ENTRY.match(name) or TEXT_ENTRY.match(name)
 
 
-def looks_like(listing: ClassListing) -> bool:
-    files = [n for n, is_dir in listing.top.items() if not is_dir]
-    return bool(files) and sum(1 for n in files if _match(n)) * 2 >= len(files)
+def is_entry(name: str, is_dir: bool) -> bool:
+    """A top-level name as Canvas's "Download Submissions" writes it (files only)."""
+    return not is_dir and _match(name) is not None
 
 
 def original_name(file: str, expected: set[str]) -> str:

@@ -24,8 +24,10 @@ ENTRY = re.compile(r"^(?P<name>[^_]+)_(?P<id>\d+)_(?P<plugin>assign(?:submission
                    re.S)
 
 
-def looks_like(listing: ClassListing) -> bool:
-    return any(ENTRY.match(name) and "_assignsubmission_" in name for name in listing.top)
+def is_entry(name: str) -> bool:
+    """A top-level name as Moodle's "Download all submissions" writes it."""
+    match = ENTRY.match(name)
+    return match is not None and match["plugin"].startswith("assignsubmission_")
 
 
 def entries(listing: ClassListing) -> tuple[list[ClassEntry], list[str]]:
