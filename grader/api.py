@@ -119,8 +119,8 @@ def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[Su
     return merged(results, the_lab, Path(out))
 
 
-def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
-           assignment: str | None = None, lab: str | Path | BoundLab | None = None) -> tuple[dict[str, bytes], list[str]]:
+def export(out: Path, to: ExportTarget | str, *, template: Path | None = None, assignment: str | None = None,
+           lab: str | Path | BoundLab | None = None, partial: bool = False) -> tuple[dict[str, bytes], list[str]]:
     """The files an LMS imports (name → bytes), made from the results in ``out`` (with the grades
     given by hand, see ``read_results``), and warnings (students graded but not in the template)."""
     to = export_target(to)
@@ -131,7 +131,7 @@ def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
         data = Path(template).read_bytes() if template is not None else None
     except OSError as exc:
         raise UsageError(f"--template {template}: cannot be read ({exc.strerror})") from None
-    return export_results(results, to, template=data, assignment=assignment)
+    return export_results(results, to, template=data, assignment=assignment, partial=partial)
 
 
 def init(lab: str | Path | BoundLab, target: Path, *, notebook: bool = False) -> list[Path]:

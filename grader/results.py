@@ -27,7 +27,9 @@ from grader.options import Device, Mode
 # of each check. Results of earlier schemas are read and upgraded, so a batch graded by an earlier
 # gradelab resumes (their messages, without parts, are shown to instructors only). 4: written answers, "awaiting
 # review" until a person grades them (their grades live beside the results: ``grader.review``).
-RESULT_SCHEMA_VERSION = 4
+# 5: one scale: the maximum holds every point at stake, the pending ones named (``pending_points``);
+# an earlier result is rescored from its checks when read.
+RESULT_SCHEMA_VERSION = 5
 
 
 class Status(str, Enum):
@@ -49,9 +51,14 @@ class Kind(str, Enum):
     written = "written"
 
 
-# Not counted in a total: a total is that of the checks graded, and says so ("auto-graded part")
-# while written answers await review.
-NOT_SCORED = (Status.skipped, Status.deferred, Status.awaiting_review)
+# One scale: a total is out of every point at stake, graded or not. A check not graded yet (a
+# written answer awaiting review, a training check not run) scores nothing so far and is pending:
+# its points are in the maximum and named as pending, never dropped from it (which would show
+# 17/17 where 17/20 is owed). Only a student edition's format check, which the edition cannot
+# grade at all, is not at stake there.
+PENDING = (Status.skipped, Status.awaiting_review)
+NOT_AT_STAKE = (Status.deferred,)
+NOT_SCORED = (*PENDING, *NOT_AT_STAKE)
 
 
 class Part(BaseModel):
@@ -235,6 +242,8 @@ class Student(BaseModel):
     source: str = Field("", description="Where the hand-in was found (path in the class folder).")
     email: str | None = None
     late: bool = Field(False, description="The LMS marked the hand-in late (Canvas's _LATE).")
+    lms: str | None = Field(None, description="The LMS whose download named the student (its id is that LMS's): "
+                                             "'moodle', 'canvas'; None for a folder's name.")
 
 
 class SubmissionResult(BaseModel):
@@ -252,7 +261,9 @@ class SubmissionResult(BaseModel):
     device: Device = Device.cpu
     limits: Limits
     score: float = 0.0
-    max_score: float = 0.0
+    max_score: float = Field(0.0, description="Every point at stake, graded or pending: the lab's full points.")
+    pending_points: float = Field(0.0, description="Of max_score, the points not graded yet (written answers "
+                                                   "awaiting review, checks not run): the score is partial.")
     grade: str = ""
     checks: list[CheckResult] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list,
@@ -273,7 +284,7 @@ class SubmissionResult(BaseModel):
             data = {**data, "student": {"id": data["submission"], "name": data["submission"],
                                         "source": data.get("path", "")}}
         if isinstance(data, dict) and data.get("schema_version", RESULT_SCHEMA_VERSION) < RESULT_SCHEMA_VERSION:
-            data = {**data, "schema_version": RESULT_SCHEMA_VERSION}
+            data = {**data, "schema_version": RESULT_SCHEMA_VERSION, **_rescored(data.get("checks"))}
         return data
 
     @property
@@ -290,13 +301,27 @@ class SubmissionResult(BaseModel):
         return [c for c in self.checks if c.status == Status.awaiting_review]
 
     @property
-    def full_max_score(self) -> float:
-        """The points the total will be out of once every written answer is graded (exports, like
-        ``max_score``, count the graded part only: grade the written part before exporting)."""
-        return self.max_score + sum(c.max_score for c in self.awaiting_review)
+    def pending(self) -> list[CheckResult]:
+        """The checks not graded yet: the total is partial while there are any (``pending_points``)."""
+        return [c for c in self.checks if c.status in PENDING]
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
+
+
+def _rescored(checks: Any) -> dict[str, float]:
+    """An earlier schema's maximum left pending points out: the maximum and pending points of its
+    checks as read (nothing, for a hand-in that could not be read: its maximum is the lab's)."""
+    if not isinstance(checks, list) or not checks or not all(isinstance(c, dict) for c in checks) \
+            or all(c.get("kind") == Kind.submission.value for c in checks):
+        return {}
+    at_stake = [c for c in checks if c.get("status") not in {s.value for s in NOT_AT_STAKE}]
+    pending = [c for c in at_stake if c.get("status") in {s.value for s in PENDING}]
+    return {"max_score": _points(at_stake), "pending_points": _points(pending)}
+
+
+def _points(checks: list[dict[str, Any]]) -> float:
+    return float(sum(float(c.get("max_score") or 0) for c in checks))
 
 
 class Tally(NamedTuple):
@@ -304,6 +329,7 @@ class Tally(NamedTuple):
 
     score: float
     max_score: float
+    pending: float = 0.0
 
     @property
     def percent(self) -> float:
@@ -311,7 +337,9 @@ class Tally(NamedTuple):
 
 
 def tally(checks: Iterable[CheckResult]) -> Tally:
-    """Points earned and points at stake; a skipped check (training in a quick self-check) is
-    not a lost one, nor is a check that a student edition can only grade on hand-in."""
-    counted = [c for c in checks if c.status not in NOT_SCORED]
-    return Tally(round(sum(c.score for c in counted), 2), sum(c.max_score for c in counted))
+    """Points earned, points at stake (every check's but a student edition's format checks), and
+    of those the points still pending (written answers awaiting review, checks not run)."""
+    at_stake = [c for c in checks if c.status not in NOT_AT_STAKE]
+    pending = [c for c in at_stake if c.status in PENDING]
+    return Tally(round(sum(c.score for c in at_stake if c.status not in PENDING), 2),
+                 sum(c.max_score for c in at_stake), sum(c.max_score for c in pending))

@@ -87,8 +87,9 @@ def student_result(result: SubmissionResult) -> SubmissionResult:
     visible = [student_check(c) for c in result.checks if c.visibility == Visibility.public]
     if len(visible) == len(result.checks):
         return result.model_copy(update={"checks": visible})
-    score, max_score = tally(visible)
-    return result.model_copy(update={"checks": visible, "score": score, "max_score": max_score, "grade": ""})
+    score, max_score, pending = tally(visible)
+    return result.model_copy(update={"checks": visible, "score": score, "max_score": max_score,
+                                     "pending_points": pending, "grade": ""})
 
 
 def hidden_note(check_id: str) -> str:

@@ -39,13 +39,17 @@ def export(
                              "column's header, e.g. 'Lab 2 (12345)').")] = None,
     dest: Annotated[Path | None, typer.Option(
         "--file", help="Where to write (default: OUT/export/…). For gradescope, a folder.")] = None,
+    partial: Annotated[bool, typer.Option(
+        "--partial", help="Export although points are pending (written answers awaiting review, checks not run): "
+                          "they count as not yet earned, and each row says so. Without it, such a class is refused.")
+    ] = False,
 ) -> None:
     """Write the grades of a graded class in the form an LMS imports.
 
     Feedback comments name each check not passed, its points and the lab's hint, never an
     expected value."""
     with user_errors():
-        files, warnings = api.export(out, to, template=template, assignment=assignment)
+        files, warnings = api.export(out, to, template=template, assignment=assignment, partial=partial)
         written = []
         for name, data in files.items():
             if dest is None:

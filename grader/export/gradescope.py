@@ -52,7 +52,7 @@ def results_json(result: SubmissionResult, *, extra_output: str = "") -> Gradesc
     for number, (check, line) in enumerate(zip(graded, lines), start=1):
         tests.append(GradescopeTest(
             name=line.title, number=str(number), score=line.score,
-            max_score=line.max_score if line.status not in (Status.skipped, Status.awaiting_review) else 0.0,
+            max_score=line.max_score,
             status="passed" if line.status == Status.passed else "failed", output=check_text(line),
             visibility="after_published" if line.hidden else "visible",
             extra_data={"check": check.id, "status": line.status.value}))

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from grader.atomic import write_atomic
 from grader.checks.registry import BoundLab
 from grader.errors import SubmissionError
+from grader.export.cells import inert_row
 from grader.grading.executor import Executor, Job, SerialExecutor
 from grader.grading.resume import current_digest, graded_with, why_regrade
 from grader.grading.run import Run
@@ -31,7 +32,7 @@ from grader.intake.identity import disambiguate, key_for
 from grader.intake.listing import ClassEntry
 from grader.intake.sources import HandInSource
 from grader.options import Layout, SubmissionFinished
-from grader.results import Kind, Status, SubmissionResult
+from grader.results import PENDING, Kind, SubmissionResult
 from grader.review.merge import load_books, merge_result, written_checks
 from grader.review.store import ReviewStore
 from grader.submission import student_from_path
@@ -100,10 +101,10 @@ def class_csv(lab: BoundLab, results: list[SubmissionResult]) -> str:
     writer.writerow(["submission", "student_id", "name", "score", "max_score", "percent", "graded", *check_ids])
     for r in sorted(results, key=lambda r: r.submission):
         by_id = {c.id: c for c in r.checks}
-        writer.writerow([r.submission, r.student.id, r.student.name, f"{r.score:g}", f"{r.max_score:g}",
-                         f"{r.percent:.1f}", "no" if ungradable(r) else "yes",
-                         *[f"{by_id[i].score:g}" if i in by_id and by_id[i].status != Status.awaiting_review else ""
-                           for i in check_ids]])
+        writer.writerow(inert_row([r.submission, r.student.id, r.student.name, f"{r.score:g}", f"{r.max_score:g}",
+                                   f"{r.percent:.1f}", "no" if ungradable(r) else "yes",
+                                   *[f"{by_id[i].score:g}" if i in by_id and by_id[i].status not in PENDING else ""
+                                     for i in check_ids]]))
     return out.getvalue()
 
 

@@ -59,7 +59,7 @@ def entries(listing: ClassListing, expected: set[str]) -> tuple[list[ClassEntry]
                 seen.add(i)
                 unique.append((t, i))
         name = str(group["name"])
-        student = Student(id=user, name=name, source=printable(str(listing.root / unique[0][0])),
+        student = Student(id=user, name=name, source=printable(str(listing.root / unique[0][0])), lms="canvas",
                           late=bool(group["late"]))
         found.append(ClassEntry(student=student, source=listing.group(unique), name=key_for(name, user)))
     return found, warnings

@@ -46,6 +46,6 @@ def entries(listing: ClassListing) -> tuple[list[ClassEntry], list[str]]:
             pairs.append((top, match["file"] or top))
     found = []
     for pid, (name, pairs) in groups.items():
-        student = Student(id=pid, name=name, source=printable(str(listing.root / pairs[0][0])))
+        student = Student(id=pid, name=name, source=printable(str(listing.root / pairs[0][0])), lms="moodle")
         found.append(ClassEntry(student=student, source=listing.group(sorted(pairs)), name=key_for(name, pid)))
     return found, warnings

@@ -84,7 +84,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
                                            str(bands.get("xlabel") or "step"))})
         if c.details.get("curves"):
             drawn.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
-    score, max_score = tally(checks)
+    score, max_score, _ = tally(checks)
     written = [{"title": c.title, "question": c.details.get("question", ""), "answer": c.details.get("answer"),
                 "status": c.status, "score": c.score, "max_score": c.max_score, "review": c.details.get("review"),
                 "truncated": c.details.get("truncated", False)} for c in checks if c.kind == Kind.written]

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from grader.atomic import write_atomic
 from grader.errors import UsageError
+from grader.export.cells import inert_row
 from grader.serve.settings import now
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -199,9 +200,9 @@ class Issued:
     def csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["id", "name", "email", "token"])
+        writer.writerow(inert_row(["id", "name", "email", "token"]))
         for student, token in self.rows:
-            writer.writerow([student.id, student.name, student.email, token])
+            writer.writerow(inert_row([student.id, student.name, student.email, token]))
         return out.getvalue()
 
 
