@@ -93,8 +93,8 @@ def refusal(results: list[SubmissionResult], to: ExportTarget, template: bytes |
 
 
 def _origin(results: list[SubmissionResult]) -> str:
-    lms = {r.student.lms for r in results}
-    return f"{lms.pop().capitalize()}'s download" if len(lms) == 1 and None not in lms else "a class of folders"
+    lms = {r.student.lms or "" for r in results}
+    return f"{lms.pop().capitalize()}'s download" if len(lms) == 1 and "" not in lms else "a class of folders"
 
 
 def canvas_assignment_id(assignment: str) -> bool:
