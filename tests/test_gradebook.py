@@ -124,3 +124,19 @@ def test_any_audience_but_the_instructors_own_reads_the_students_report(renderer
     html = renderer.submission_html(result, audience)
     assert hidden and not any(title in html for title in hidden)
     assert all(title in renderer.submission_html(result, "instructor") for title in hidden)
+
+
+def test_a_canvas_re_upload_is_graded_and_the_earlier_upload_named(tmp_path):
+    """Canvas names a resubmitted file with a higher attachment id and a ``-1``: the newest is graded,
+    compared as a number (``_101_…-1`` after ``_100_``, whatever the text sorts as)."""
+    root = tmp_path / "canvas"
+    root.mkdir()
+    shutil.copy(CIFAR_SUBMISSIONS / "missing-floor" / "convnet.py", root / "smithjane_4242_100_convnet.py")
+    shutil.copy(CIFAR_SUBMISSIONS / "correct" / "convnet.py", root / "smithjane_4242_101_convnet-1.py")
+    shutil.copy(CIFAR_SUBMISSIONS / "correct" / "answers.yaml", root / "smithjane_4242_99_answers.yaml")
+    shutil.copy(CIFAR_SUBMISSIONS / "correct" / "convnet.py", root / "doejohn_777_98_convnet.py")
+    batch = api.grade(root, "cifar-convnet", tmp_path / "out", FAST)
+    jane = next(r for r in batch.results if r.student.id == "4242")
+    assert next(c for c in jane.checks if c.id == "conv-output-size").status.value == "passed"  # the newest file
+    assert ("an earlier upload of convnet.py (Canvas attachment 100) was left out: the newest (attachment 101) "
+            "is graded") in jane.notes

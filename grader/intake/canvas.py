@@ -48,18 +48,24 @@ def entries(listing: ClassListing, expected: set[str]) -> tuple[list[ClassEntry]
             continue
         group = groups.setdefault(match["user"], {"name": match["name"], "late": False, "pairs": []})
         group["late"] = bool(group["late"]) or bool(match["late"])
-        group["pairs"].append((top, original_name(match["file"], expected)))
+        attachment = int(match["attachment"]) if "attachment" in match.groupdict() else 0
+        group["pairs"].append((top, original_name(match["file"], expected), attachment))
     found = []
     for user, group in groups.items():
-        pairs: list[tuple[str, str]] = sorted(group["pairs"], key=lambda p: (p[1], p[0]))
-        seen: set[str] = set()
-        unique = []
-        for t, i in pairs:
-            if i not in seen:
-                seen.add(i)
+        # A file uploaded again has a newer attachment id (a number: 101 after 100, whatever the text
+        # sorts as): the newest of each name is graded, and an earlier one is a note on the result.
+        pairs: list[tuple[str, str, int]] = sorted(group["pairs"], key=lambda p: (p[1], -p[2], p[0]))
+        kept: dict[str, tuple[str, int]] = {}
+        unique, notes = [], []
+        for t, i, attachment in pairs:
+            if i not in kept:
+                kept[i] = (t, attachment)
                 unique.append((t, i))
+            else:
+                notes.append(f"an earlier upload of {printable(i)} (Canvas attachment {attachment}) was left out: the "
+                             f"newest (attachment {kept[i][1]}) is graded")
         name = str(group["name"])
         student = Student(id=user, name=name, source=printable(str(listing.root / unique[0][0])), lms="canvas",
                           late=bool(group["late"]))
-        found.append(ClassEntry(student=student, source=listing.group(unique), name=key_for(name, user)))
+        found.append(ClassEntry(student=student, source=listing.group(unique, tuple(notes)), name=key_for(name, user)))
     return found, warnings
