@@ -52,6 +52,14 @@ class Budget(str, Enum):
     smoke = "smoke"
 
 
+class ReportsFor(str, Enum):
+    """Whose PDF reports a batch writes: each student's (the student's view), the instructor's, or both."""
+
+    students = "students"
+    instructor = "instructor"
+    both = "both"
+
+
 class Layout(str, Enum):
     """How a class folder is laid out: recognised (``auto``) or named."""
 
@@ -78,6 +86,7 @@ class RunOptions(BaseModel):
     early_stop: bool = Field(True, description="A training check may stop as soon as its verdict is certain (the "
                                                "lab's rule, `early_stop`); False: always the whole budget.")
     reports: bool = Field(True, description="Render a PDF report per submission and a class summary.")
+    reports_for: ReportsFor = Field(ReportsFor.both, description="Whose reports: students/ and instructor/ folders.")
     html: bool = Field(False, description="Also write each report as HTML.")
     force: bool = Field(False, description="Regrade submissions already graded in the output folder.")
     jobs: int | None = Field(None, ge=1, description="Hand-ins graded at once; None: what the machine and the lab allow.")

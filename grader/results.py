@@ -297,7 +297,7 @@ class SubmissionResult(BaseModel):
 
     @property
     def awaiting_review(self) -> list[CheckResult]:
-        """Written answers no person has graded yet: the total is then the auto-graded part's."""
+        """Written answers no person has graded yet: their points are pending in the total."""
         return [c for c in self.checks if c.status == Status.awaiting_review]
 
     @property

@@ -166,7 +166,7 @@ def test_write_reports_renders_the_batchs_pdfs_again_with_the_grades(pages):
     done = client.post("/review/reports", data={"csrf": csrf}, follow_redirects=False)
     assert done.status_code == 303
     assert "Reports written again" in client.get(done.headers["location"]).text
-    text = " ".join(p.extract_text() for p in PdfReader(out / "reports" / "bob.pdf").pages)
+    text = " ".join(p.extract_text() for p in PdfReader(out / "reports" / "students" / "bob.pdf").pages)
     assert "One reason of two." in text
     summary = " ".join(" ".join(p.extract_text() for p in PdfReader(out / "reports" / "class-summary.pdf").pages).split())
     assert "Written answers" in summary and "Smaller maps, less computation: right. ×2" in summary, summary

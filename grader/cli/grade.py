@@ -207,7 +207,10 @@ def grade(
     lab: LabOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where results go: one JSON per submission and class.csv.")],
     force: Annotated[bool, typer.Option("--force", help="Regrade submissions already graded in OUT.")] = False,
-    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Write a PDF report per submission and a class summary in OUT/reports.")] = True,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Write PDF reports and a class summary in OUT/reports.")] = True,
+    reports: Annotated[str, typer.Option(
+        "--reports", help="Whose PDF reports: students (OUT/reports/students/, the student's view: what to send each "
+                          "student), instructor (OUT/reports/instructor/, everything), or both.")] = "both",
     html: Annotated[bool, typer.Option("--html", help="Also write each report as HTML.")] = False,
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
@@ -237,7 +240,7 @@ def grade(
     with user_errors():
         options = run_options(mode=Mode.grade, force=force, reports=pdf, html=html, seed=seed, wall=wall, cpu=cpu,
                               memory=memory, data_root=data_root, train=train, device=device, budget=budget,
-                              jobs=jobs, ray=ray, early_stop=not full_budget, layout=layout)
+                              jobs=jobs, ray=ray, early_stop=not full_budget, layout=layout, reports_for=reports)
         batch = run_batch(root, lab, out, options)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
@@ -261,7 +264,10 @@ def _print_reports(batch: BatchResult) -> None:
     for problem in batch.report_errors:
         err_console.print(f"[red]ReportError: {problem}[/red]")
     if batch.class_summary:
-        console.print(f"Reports: {batch.reports.resolve()}/ (one PDF per submission, {batch.class_summary.name})")
+        folders = sorted(p.name for p in batch.reports.iterdir() if p.is_dir()) if batch.reports.is_dir() else []
+        said = {"students": "students/ (send each student theirs)", "instructor": "instructor/ (yours: everything)"}
+        console.print(f"Reports: {batch.reports.resolve()}/ — " + ", ".join(said[f] for f in folders if f in said)
+                      + f", and {batch.class_summary.name}", soft_wrap=True)
 
 
 def demo(
@@ -301,8 +307,8 @@ def demo(
     for folder in graded:
         # soft_wrap: a path broken across lines cannot be pasted into the next command
         console.print(f"  {folder.resolve()}/  (one JSON per hand-in, {CLASS_CSV})", soft_wrap=True)
-        console.print(f"  {(folder / REPORTS_DIR).resolve()}/  (one PDF report per hand-in, class-summary.pdf)",
-                      soft_wrap=True)
+        console.print(f"  {(folder / REPORTS_DIR).resolve()}/  (students/: each student's PDF report, "
+                      "instructor/: yours, class-summary.pdf)", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -31,8 +31,9 @@ from grader.intake.classes import ClassPlan, plan_class
 from grader.intake.identity import disambiguate, key_for
 from grader.intake.listing import ClassEntry
 from grader.intake.sources import HandInSource
-from grader.options import Layout, SubmissionFinished
+from grader.options import Layout, ReportsFor, RunOptions, SubmissionFinished
 from grader.results import PENDING, Kind, SubmissionResult
+from grader.reveal import Audience
 from grader.review.merge import load_books, merge_result, written_checks
 from grader.review.store import ReviewStore
 from grader.submission import student_from_path
@@ -92,6 +93,12 @@ def choose_executor(run: Run, todo: int) -> Executor:
 
     jobs = run.options.jobs or default_jobs(run.lab, run.options, run.device, todo)
     return ParallelExecutor(jobs) if min(jobs, todo) > 1 else SerialExecutor()
+
+
+def audiences_for(options: RunOptions) -> tuple[Audience, ...]:
+    """The readers ``--reports`` names."""
+    return {ReportsFor.students: (Audience.student,), ReportsFor.instructor: (Audience.instructor,)}.get(
+        options.reports_for, (Audience.student, Audience.instructor))
 
 
 def class_csv(lab: BoundLab, results: list[SubmissionResult]) -> str:
@@ -156,7 +163,7 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
     if run.options.reports:
         from grader.report.writer import ReportWriter
 
-        writer = ReportWriter(out / REPORTS_DIR, html=run.options.html)
+        writer = ReportWriter(out / REPORTS_DIR, html=run.options.html, audiences=audiences_for(run.options))
 
     # Grades given by hand (written answers) are kept beside the results, never in them: a regrade
     # rewrites the results and keeps the grades; reports and class.csv show both.

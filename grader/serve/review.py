@@ -289,7 +289,7 @@ async def write_reports(request: Request) -> Response:
     from grader.report.writer import ReportWriter
 
     def write() -> None:
-        writer = ReportWriter(out / "reports")
+        writer = ReportWriter(out / "reports")  # both readers' folders, as `gradelab grade` writes them
         merged = d.merged()
         for key, result in merged.items():
             writer.submit(result, key)
