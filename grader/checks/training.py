@@ -10,7 +10,7 @@ student's code can rewrite it (twice the epochs, a made-up loss curve). So nothi
 taken on trust: the reply must fit the budget (one curve point and one set of test scores per
 epoch of the budget, accuracies between 0 and 1, scores of shape test examples × classes), or the
 check is zero; the verdict is the accuracy of the returned scores (or parameters) on labels the
-child never saw, computed here. What that certifies, and what it cannot, is in the README.
+child never saw, computed here. What that certifies, and what it cannot, is in docs/security.md.
 
 Students see their accuracy, their curves and the threshold (public: it is what they aim for).
 """

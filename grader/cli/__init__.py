@@ -50,6 +50,6 @@ def _terminate(signum: int, _frame: object) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # WeasyPrint repeats its font-subsetting advice for every face of every PDF; the README says it once.
+    # WeasyPrint repeats its font-subsetting advice for every face of every PDF; docs/instructors.md says it once.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     app()
