@@ -62,7 +62,7 @@ def full_points(lab: BoundLab, *, public_only: bool = False) -> float:
 def score_of(lab: BoundLab, result: SubmissionResult) -> Score:
     """A (merged) result's score over the lab's full points, with what awaits review."""
     pending = sum(c.max_score for c in result.checks if c.status == Status.awaiting_review)
-    return Score(score=result.score, full=full_points(lab), pending=round(pending, 2))
+    return Score(score=result.score, full=result.max_score or full_points(lab), pending=round(pending, 2))
 
 
 def student_score(lab: BoundLab, merged: SubmissionResult) -> Score:
@@ -73,7 +73,7 @@ def student_score(lab: BoundLab, merged: SubmissionResult) -> Score:
 
     seen = student_result(merged)
     pending = sum(c.max_score for c in seen.checks if c.status == Status.awaiting_review)
-    full = full_points(lab)
+    full = merged.max_score or full_points(lab)
     return Score(score=seen.score, full=full, pending=round(pending, 2),
                  hidden=round(full - full_points(lab, public_only=True), 2))
 
