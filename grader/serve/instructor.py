@@ -140,6 +140,7 @@ async def export(request: Request) -> Response:
         template = await template_file.read() if isinstance(template_file, UploadFile) else b""
         to = str(data.get("to", ""))
         assignment = str(data.get("assignment") or "") or None
+        partial = data.get("partial") == "1"
     finally:
         await data.close()
     room = deps.classroom(request)
@@ -147,7 +148,8 @@ async def export(request: Request) -> Response:
     if not results:
         raise HTTPException(409, "Nothing is graded yet: there is nothing to export.")
     try:
-        files, warnings = export_results(results, to, template=template or None, assignment=assignment)
+        files, warnings = export_results(results, to, template=template or None, assignment=assignment,
+                                         partial=partial)
     except GradelabError as exc:
         raise HTTPException(400, str(exc)) from None
     # What ``gradelab export`` prints (a student of the worksheet with no grade, an id not found):
