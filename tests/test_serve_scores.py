@@ -435,3 +435,18 @@ def test_an_archive_is_unpacked_in_a_process_other_than_the_web_process(served, 
         assert upload(client, [zipped(hand_in("correct"))]).status_code == 303
         assert upload(client, [zipped({})]).status_code == 422
     assert seen == []
+
+
+def test_reworded_answers_on_one_misconception_group_but_a_negation_or_a_swap_does_not():
+    from grader.review.groups import group_answers
+
+    first = ("BatchNorm reduces internal covariate shift, so each layer sees inputs with the same distribution "
+             "during training and the network learns faster.")
+    reworded = ("BatchNorm reduces the internal covariate shift: each layer sees inputs with the same distribution "
+                "during training, so the network learns faster.")
+    negated = first.replace("reduces", "does not reduce")
+    lower, higher = ("With BatchNorm the loss is lower, not higher, and the band is narrower.",
+                     "With BatchNorm the loss is higher, not lower, and the band is narrower.")
+    groups = group_answers({"a": first, "b": reworded, "c": negated, "d": lower, "e": higher})
+    assert [g.keys for g in groups] == [["a", "b"], ["c"], ["d"], ["e"]]
+    assert groups[0].similarity == [1.0, 0.6] and groups[0].words == [1.0, 0.95]  # the measure, shown on the page

@@ -150,12 +150,12 @@ def question_context(d: ReviewDesk, qid: str) -> dict[str, Any]:
     groups = []
     for group in group_answers({key: c.details["answer"] for key, (_, c) in answers.items()}):
         members = []
-        for key, sim in zip(group.keys, group.similarity):
+        for key, sim, words in zip(group.keys, group.similarity, group.words):
             r, c = answers[key]
             grade = book.grades.get(key)
             current = grade if grade is not None and grade.answer_sha == c.details.get("answer_sha") else None
             members.append({"key": key, "name": r.student.name, "sha": c.details["answer_sha"],
-                            "version": grade.version if grade else 0, "grade": current, "similarity": sim,
+                            "version": grade.version if grade else 0, "grade": current, "similarity": sim, "words": words,
                             "text": c.details["answer"], "truncated": c.details.get("truncated", False)})
         graded = [m["grade"] for m in members if m["grade"] is not None]
         first = graded[0] if graded else None
