@@ -70,7 +70,7 @@ class Platform:
         self.issuer = self.url
         self.tool_url = tool_url
         self.private, self.public = new_pem()
-        self.lineitems: dict[str, dict[str, t.Any]] = {}
+        self.items: dict[str, dict[str, t.Any]] = {}
         self.scores: list[dict[str, t.Any]] = []
         self.fail_scores = 0
         self.score_calls = 0
@@ -183,16 +183,16 @@ class Platform:
         class Ags(AssignmentsGradesService):
             def find_lineitems(self, page: int = 1, limit: t.Any = None, line_item_id: t.Any = None,
                                resource_link_id: t.Any = None, resource_id: t.Any = None, tag: t.Any = None) -> t.Any:
-                items = [i for i in platform.lineitems.values() if resource_id in (None, i.get("resourceId"))]
+                items = [i for i in platform.items.values() if resource_id in (None, i.get("resourceId"))]
                 return {"content": items, "has_next": False}
 
             def find_lineitem(self, line_item_id: str) -> t.Any:
-                return platform.lineitems[line_item_id]
+                return platform.items[line_item_id]
 
             def create_lineitem(self, creation_data: t.Any) -> t.Any:
-                key = str(len(platform.lineitems) + 1)
+                key = str(len(platform.items) + 1)
                 item = {**creation_data, "id": f"{platform.url}/lineitems/{key}"}
-                platform.lineitems[key] = item
+                platform.items[key] = item
                 return item
 
             def update_lineitem(self, update_data: t.Any) -> t.Any:
@@ -222,7 +222,7 @@ class Platform:
             return JSONResponse({"message": "down for maintenance"}, status_code=503)
         ags = self._ags(await self._lti_request(request))
         key = request.path_params["key"]
-        if key not in self.lineitems:
+        if key not in self.items:
             return JSONResponse({"message": "Not found"}, status_code=404)
         return self._answer(ags.handle_resp(ags.handle_update_score, line_item_id=key))
 
