@@ -342,3 +342,35 @@ def test_lti_commands_print_what_moodle_and_canvas_ask_for_and_store_the_platfor
     assert platform is not None and platform.deployment_ids == ("1", "2") and platform.client_id == "abc"
     bad = runner.invoke(app, [*args[:-1], "ftp://moodle.example.edu/token"])
     assert bad.exit_code == 2 and "--token-url 'ftp://moodle.example.edu/token' is not accepted" in bad.output
+
+
+# --- in a browser -----------------------------------------------------------------------------
+
+def test_the_full_launch_in_chromium_for_a_student_and_an_instructor(tool, tmp_path):
+    """The platform's launch link, its login initiation, the tool's redirect to the platform, the
+    platform's auto-submitted form, the tool's session: as Chromium follows them."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_serve_browser import CHROMIUM, CHROMIUM_ARGS
+
+    assert CHROMIUM.exists(), "Chromium is missing: `make browser` (or apt-get install -y chromium) installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            student = browser.new_context().new_page()
+            student.set_default_timeout(15_000)
+            student.goto(f"{tool.platform.url}/launch?user=u-alice")
+            student.wait_for_url(f"{tool.url}/")
+            expect(student.locator("h1")).to_contain_text("CIFAR-10 ConvNet")
+            expect(student.locator("body")).to_contain_text("Alice Martin")
+            refused_page = student.goto(f"{tool.url}/instructor")
+            assert refused_page is not None and refused_page.status == 403
+
+            teacher = browser.new_context().new_page()
+            teacher.set_default_timeout(15_000)
+            teacher.goto(f"{tool.platform.url}/launch?user=u-teacher")
+            teacher.wait_for_url(f"{tool.url}/instructor")
+            expect(teacher.locator("table.roster")).to_contain_text("Alice Martin")
+            teacher.screenshot(path=str(tmp_path / "lti-instructor.png"), full_page=True)
+        finally:
+            browser.close()
