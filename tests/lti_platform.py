@@ -254,7 +254,7 @@ class Platform:
                 "auth_login_url": f"{self.url}/authorize", "jwks_url": f"{self.url}/jwks",
                 "token_url": f"{self.url}/token"}
 
-    def __enter__(self) -> "Platform":
+    def __enter__(self) -> Platform:
         config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
         threading.Thread(target=self._server.run, daemon=True).start()

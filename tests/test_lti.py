@@ -28,7 +28,7 @@ from grader.options import RunOptions
 from grader.serve.lti import scores
 from grader.serve.lti.config import Platform as Registration
 from grader.serve.lti.config import save_platform
-from tests.lti_platform import CLIENT_ID, Platform, free_port, new_pem
+from tests.lti_platform import Platform, free_port, new_pem
 from tests.serve_kit import make_class
 
 ESSAY = Path(__file__).parent / "labs" / "essay"

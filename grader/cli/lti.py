@@ -4,7 +4,7 @@ tool, and storing what they give back (``grader.serve.lti``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -54,7 +54,7 @@ def register(
     auth_url: Annotated[str, typer.Option("--auth-url", help="Authentication request URL (the OIDC endpoint).")],
     jwks_url: Annotated[str, typer.Option("--jwks-url", help="The platform's public keyset URL.")],
     token_url: Annotated[str, typer.Option("--token-url", help="The access token URL.")],
-    token_audience: Annotated[Optional[str], typer.Option(
+    token_audience: Annotated[str | None, typer.Option(
         "--token-audience", help="The aud of the tool's assertions, when the LMS says one (default: the token URL).")] = None,
 ) -> None:
     """Store the platform's values given back by the LMS (one platform per class folder)."""

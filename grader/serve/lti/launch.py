@@ -57,6 +57,15 @@ _MEMBERS: dict[Path, Members] = {}
 _MEMBERS_LOCK = threading.Lock()
 
 
+def _obj(claims: dict[str, Any], key: str) -> dict[str, Any]:
+    value = claims.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 class LaunchRefused(HTTPException):
     def __init__(self, message: str) -> None:
         super().__init__(403, f"This LTI launch is refused: {message}.")
@@ -264,12 +273,11 @@ class LtiTool:
                 raise LaunchRefused("a service URL is not on the platform's hosts")
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise LaunchRefused("the token names no user")
-        return claims
+        return dict(claims)
 
     @staticmethod
     def _service_urls(claims: dict[str, Any]) -> list[Any]:
-        nrps = claims.get(NRPS_CLAIM) if isinstance(claims.get(NRPS_CLAIM), dict) else {}
-        ags = claims.get(AGS_CLAIM) if isinstance(claims.get(AGS_CLAIM), dict) else {}
+        nrps, ags = _obj(claims, NRPS_CLAIM), _obj(claims, AGS_CLAIM)
         urls = [nrps.get("context_memberships_url"), ags.get("lineitems"), ags.get("lineitem")]
         return [u for u in urls if u is not None]
 
@@ -283,8 +291,7 @@ class LtiTool:
         claims = self.validate(id_token, nonce)
         assert self.platform is not None
         role = role_of(claims.get(C + "roles") or [])
-        name = claims.get("name") if isinstance(claims.get("name"), str) else ""
-        email = claims.get("email") if isinstance(claims.get("email"), str) else ""
+        name, email = _str(claims.get("name")), _str(claims.get("email"))
         member = self.members.add(self.platform.issuer, claims["sub"], name, email, role, self.room.roster)
         self._keep_context(claims)
         target = "/instructor" if role == "instructor" else "/"
@@ -301,14 +308,12 @@ class LtiTool:
         return response
 
     def _keep_context(self, claims: dict[str, Any]) -> None:
-        nrps = claims.get(NRPS_CLAIM) if isinstance(claims.get(NRPS_CLAIM), dict) else {}
-        ags = claims.get(AGS_CLAIM) if isinstance(claims.get(AGS_CLAIM), dict) else {}
-        ctx = claims.get(C + "context") if isinstance(claims.get(C + "context"), dict) else {}
+        nrps, ags, ctx = _obj(claims, NRPS_CLAIM), _obj(claims, AGS_CLAIM), _obj(claims, C + "context")
         old = self.members.data.context
         new = Context(context_id=str(ctx.get("id", old.context_id)),
-                      memberships_url=nrps.get("context_memberships_url") or old.memberships_url,
-                      lineitems_url=ags.get("lineitems") or old.lineitems_url,
-                      lineitem_url=ags.get("lineitem") or old.lineitem_url,
+                      memberships_url=_str(nrps.get("context_memberships_url")) or old.memberships_url,
+                      lineitems_url=_str(ags.get("lineitems")) or old.lineitems_url,
+                      lineitem_url=_str(ags.get("lineitem")) or old.lineitem_url,
                       scopes=[s for s in ags.get("scope", []) if isinstance(s, str)] or old.scopes)
         if new != old:
             self.members.set_context(new)
@@ -339,7 +344,8 @@ class LtiTool:
 
 
 def tool(request: Request) -> LtiTool:
-    return request.app.state.lti
+    found: LtiTool = request.app.state.lti
+    return found
 
 
 async def _login(request: Request) -> Response:

@@ -115,7 +115,7 @@ def merge_into(roster: Roster, members: list[Member]) -> None:
     for m in members:
         if m.role != "student" or not valid_id(m.id) or m.id in roster.students:
             continue
-        roster.students[m.id] = RosterEntry(id=m.id, name=m.name or m.id, email=m.email)
+        roster.students[m.id] = RosterEntry(id=m.id, name=m.name or m.id, email=m.email, extension="")
 
 
 def members_of_nrps(doc: dict[str, Any]) -> list[tuple[str, str, str, Role]]:
@@ -126,7 +126,7 @@ def members_of_nrps(doc: dict[str, Any]) -> list[tuple[str, str, str, Role]]:
             continue
         if m.get("status", "Active") != "Active":
             continue
-        name = m.get("name") if isinstance(m.get("name"), str) else ""
-        email = m.get("email") if isinstance(m.get("email"), str) else ""
-        found.append((m["user_id"], name, email, role_of(m.get("roles") or [])))
+        name, email = m.get("name"), m.get("email")
+        found.append((str(m["user_id"]), name if isinstance(name, str) else "", email if isinstance(email, str) else "",
+                      role_of(m.get("roles") or [])))
     return found

@@ -22,9 +22,10 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel
@@ -53,7 +54,7 @@ class Request(BaseModel):
 
 
 def _journal(state_dir: Path, event: str, student: str, **fields: Any) -> None:
-    line = json.dumps({"at": datetime.now(timezone.utc).isoformat(), "event": event, "student": student, **fields})
+    line = json.dumps({"at": datetime.now(UTC).isoformat(), "event": event, "student": student, **fields})
     fd = os.open(Path(state_dir) / LTI_DIR / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, (line + "\n").encode())
@@ -93,7 +94,7 @@ def score_doc(user_id: str, result: SubmissionResult, full_points: float) -> dic
                if pending else f"{result.score:g} of {full_points:g} points.")
     return {"userId": user_id, "scoreGiven": result.score, "scoreMaximum": full_points,
             "activityProgress": "Submitted" if pending else "Completed", "gradingProgress": progress_of(result),
-            "timestamp": datetime.now(timezone.utc).isoformat(), "comment": comment}
+            "timestamp": datetime.now(UTC).isoformat(), "comment": comment}
 
 
 def scores_url(lineitem: str) -> str:

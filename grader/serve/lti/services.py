@@ -59,9 +59,10 @@ class Services:
                             {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
         if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
             raise ServiceError("the platform's token endpoint gave no access token")
-        expires = answer.get("expires_in") if isinstance(answer.get("expires_in"), int) else 3600
-        self._tokens[scope] = (time.time() + expires, answer["access_token"])
-        return answer["access_token"]
+        expires = answer.get("expires_in")
+        token = str(answer["access_token"])
+        self._tokens[scope] = (time.time() + (expires if isinstance(expires, int) else 3600), token)
+        return token
 
     def get(self, url: str, scopes: list[str], accept: str) -> Any:
         return self._call("GET", url, None, {"Accept": accept, "Authorization": f"Bearer {self.token(scopes)}"})
