@@ -374,3 +374,16 @@ def test_the_full_launch_in_chromium_for_a_student_and_an_instructor(tool, tmp_p
             teacher.screenshot(path=str(tmp_path / "lti-instructor.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_the_instructor_reads_the_course_members_on_demand_and_a_student_cannot(tool):
+    from tests.serve_kit import csrf_of
+
+    teacher = tool.launch("u-teacher")
+    csrf = csrf_of(teacher.get(f"{tool.url}/instructor", timeout=10).text)
+    tool.platform.members.append({"user_id": "u-new", "name": "New Comer", "email": "", "roles": [
+        "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"], "status": "Active"})
+    read = teacher.post(f"{tool.url}/lti/roster", data={"csrf": csrf}, headers={"Origin": tool.url}, timeout=10)
+    assert read.status_code == 200 and "New Comer" in read.text  # back on the roster page, the member on it
+    student = tool.launch("u-alice")
+    assert student.post(f"{tool.url}/lti/roster", data={"csrf": csrf}, timeout=10).status_code == 403

@@ -193,6 +193,7 @@ class LtiTool:
             raise LaunchRefused("the login names another client id")
         if not params.get("login_hint"):
             raise LaunchRefused("the login has no login_hint")
+        self._forget_old_states()
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         path = self._state_path(state)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -210,6 +211,16 @@ class LtiTool:
         response.set_cookie(STATE_COOKIE, state, max_age=STATE_TTL_S, path="/lti/", httponly=True, secure=secure,
                             samesite="none" if secure else "lax")
         return response
+
+    def _forget_old_states(self) -> None:
+        """States of logins never finished go after their time (a folder that cannot grow unbounded)."""
+        cutoff = time.time() - STATE_TTL_S
+        for old in (lti_dir(self.state) / STATES_DIR).glob("*.json"):
+            try:
+                if old.lstat().st_mtime < cutoff:
+                    old.unlink()
+            except FileNotFoundError:
+                continue
 
     def _platform(self) -> Platform:
         if self.platform is None:
