@@ -74,6 +74,7 @@ class Platform:
         self.scores: list[dict[str, t.Any]] = []
         self.fail_scores = 0
         self.score_calls = 0
+        self.linked: list[t.Any] = []
         self.members = [{"user_id": sub, "name": n, "email": e, "roles": [r], "status": "Active"}
                         for sub, (n, e, r) in USERS.items()]
         self.members.append({"user_id": "u-carl", "name": "Carl Old", "email": "carl@example.org",
@@ -94,6 +95,7 @@ class Platform:
                 reg.set_oidc_login_url(f"{platform.tool_url}/lti/login").set_launch_url(f"{platform.tool_url}/lti/launch")
                 reg.set_platform_private_key(platform.private).set_platform_public_key(platform.public)
                 reg.set_tool_key_set_url(f"{platform.tool_url}/lti/jwks.json")
+                reg.set_deeplink_launch_url(f"{platform.tool_url}/lti/launch")
                 return reg
 
         conf = Conf()
@@ -139,18 +141,21 @@ class Platform:
 
         class Login(OIDCLoginAbstract):
             def set_lti_message_hint(self, **kwargs: t.Any) -> None:
-                self._lti_message_hint = "link-1"
+                self._lti_message_hint = kwargs.get("hint", "link-1")
 
             def get_redirect(self, url: str) -> Response:
                 return RedirectResponse(url, 302)
 
         login = Login(Dict({}), platform.conf())
-        login.set_lti_message_hint()
+        login.set_lti_message_hint(hint="deep-link" if request.query_params.get("dl") else "link-1")
         return login.initiate_login(sub)  # type: ignore[no-any-return]
 
     async def authorize(self, request: Request) -> Response:
         params = dict(request.query_params)
         launch = self._launch(Dict({"get_data": params, "form_data": {}}), params["login_hint"])
+        if params.get("lti_message_hint") == "deep-link":
+            launch.set_dl(f"{self.url}/deep-link-return", title="Add a lab", accept_types={"ltiResourceLink"},
+                          extra_data={"data": "opaque-42"})
         return launch.lti_launch()  # type: ignore[no-any-return]
 
     async def jwks(self, request: Request) -> Response:
@@ -226,6 +231,14 @@ class Platform:
             return JSONResponse({"message": "Not found"}, status_code=404)
         return self._answer(ags.handle_resp(ags.handle_update_score, line_item_id=key))
 
+    async def deep_link_return(self, request: Request) -> Response:
+        """The package validates the tool's response (its signature by the tool's keyset) and
+        gives back the content items."""
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        conf = self.conf()
+        self.linked = conf.validate_deeplinking_resp(form)
+        return HTMLResponse(f"added {len(self.linked)}")
+
     async def members_route(self, request: Request) -> Response:
         platform = self
 
@@ -246,7 +259,8 @@ class Platform:
             Route("/jwks", self.jwks), Route("/token", self.token, methods=["POST"]),
             Route("/lineitems", self.lineitems, methods=["GET", "POST"]),
             Route("/lineitems/{key}/scores", self.score, methods=["POST"]),
-            Route("/members", self.members_route)])
+            Route("/members", self.members_route),
+            Route("/deep-link-return", self.deep_link_return, methods=["POST"])])
 
     def registration(self) -> dict[str, t.Any]:
         """What ``gradelab lti register`` is given for this platform."""

@@ -384,6 +384,29 @@ def test_the_instructor_reads_the_course_members_on_demand_and_a_student_cannot(
     tool.platform.members.append({"user_id": "u-new", "name": "New Comer", "email": "", "roles": [
         "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"], "status": "Active"})
     read = teacher.post(f"{tool.url}/lti/roster", data={"csrf": csrf}, headers={"Origin": tool.url}, timeout=10)
-    assert read.status_code == 200 and "New Comer" in read.text  # back on the roster page, the member on it
+    assert read.status_code == 200 and "New Comer" in read.text, re.sub(r"<[^>]+>", "", read.text)[-600:]  # back on the roster page, the member on it
     student = tool.launch("u-alice")
     assert student.post(f"{tool.url}/lti/roster", data={"csrf": csrf}, timeout=10).status_code == 403
+
+
+# --- deep linking -----------------------------------------------------------------------------
+
+def test_an_instructor_adds_the_lab_to_the_course_by_deep_linking_and_a_student_cannot(tool):
+    s = requests.Session()
+    page = s.get(f"{tool.platform.url}/launch", params={"user": "u-teacher", "dl": "1"}, timeout=10)
+    chosen = s.post(_ACTION.search(page.text).group(1), data=dict(_FIELD.findall(page.text)), timeout=10)
+    assert chosen.status_code == 200 and "Add CIFAR-10 ConvNet" in chosen.text
+    assert f"form-action {tool.platform.url}/deep-link-return" in chosen.headers["content-security-policy"]
+    form = dict(_FIELD.findall(chosen.text))
+    added = s.post(_ACTION.search(chosen.text).group(1), data=form, timeout=10)
+    assert added.status_code == 200, added.text
+    (item,) = tool.platform.linked  # verified by the platform against the tool's keyset
+    assert item["type"] == "ltiResourceLink" and item["url"] == f"{tool.url}/lti/launch"
+    assert item["lineItem"]["resourceId"] == "cifar-convnet"
+    assert jwt.decode(form["JWT"], options={"verify_signature": False})[
+        "https://purl.imsglobal.org/spec/lti-dl/claim/data"] == {"data": "opaque-42"}  # as the platform sent it
+
+    s2 = requests.Session()
+    page = s2.get(f"{tool.platform.url}/launch", params={"user": "u-alice", "dl": "1"}, timeout=10)
+    refused_ = s2.post(_ACTION.search(page.text).group(1), data=dict(_FIELD.findall(page.text)), timeout=10)
+    assert refused_.status_code == 403 and "only an instructor adds a lab" in refused_.text

@@ -35,7 +35,8 @@ def tool(
     for field, value in (("Tool name", title), ("Tool URL", urls["tool_url"]), ("LTI version", "LTI 1.3"),
                          ("Public key type", "Keyset URL"), ("Public keyset", urls["jwks_url"]),
                          ("Initiate login URL", urls["login_url"]), ("Redirection URI(s)", urls["redirect_uris"]),
-                         ("Supports Deep Linking", "no"),
+                         ("Supports Deep Linking (Content-Item Message)", "yes"),
+                         ("Content Selection URL", urls["deep_link_url"]),
                          ("IMS LTI Assignment and Grade Services", "Use this service for grade sync and column "
                                                                      "management"),
                          ("IMS LTI Names and Role Provisioning", "Use this service to retrieve members' information"),

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jwt
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -277,8 +278,8 @@ class LtiTool:
             raise LaunchRefused("the deployment is not registered with this course")
         if claims.get(C + "version") != "1.3.0":
             raise LaunchRefused("the LTI version is not 1.3.0")
-        if claims.get(C + "message_type") != "LtiResourceLinkRequest":
-            raise LaunchRefused("only resource link launches are accepted")
+        if claims.get(C + "message_type") not in ("LtiResourceLinkRequest", "LtiDeepLinkingRequest"):
+            raise LaunchRefused("only resource link and deep linking launches are accepted")
         for url in self._service_urls(claims):
             if not isinstance(url, str) or not allowed(platform, url):
                 raise LaunchRefused("a service URL is not on the platform's hosts")
@@ -299,10 +300,12 @@ class LtiTool:
         if not isinstance(state, str) or not isinstance(id_token, str):
             raise LaunchRefused("it carries no id_token and state")
         nonce = self._take_state(request, state)
-        claims = self.validate(id_token, nonce)
+        claims = await run_in_threadpool(self.validate, id_token, nonce)  # the keyset may be fetched
         assert self.platform is not None
         role = role_of(claims.get(C + "roles") or [])
         name, email = _str(claims.get("name")), _str(claims.get("email"))
+        if claims.get(C + "message_type") == "LtiDeepLinkingRequest":
+            return self._deep_link(request, claims, role)
         member = self.members.add(self.platform.issuer, claims["sub"], name, email, role, self.room.roster)
         self._keep_context(claims)
         target = "/instructor" if role == "instructor" else "/"
@@ -317,6 +320,24 @@ class LtiTool:
         if self.members.data.context.memberships_url:
             threading.Thread(target=self._roster_quietly, name="gradelab-lti-nrps", daemon=True).start()
         return response
+
+    def _deep_link(self, request: Request, claims: dict[str, Any], role: str) -> Response:
+        """An instructor adds this lab to the course (``grader.serve.lti.deeplink``)."""
+        from grader.serve.lti import deeplink
+        from grader.serve.security import CSP
+
+        back = deeplink.return_url(claims)
+        assert self.platform is not None and self.keys is not None
+        if role != "instructor":
+            raise LaunchRefused("only an instructor adds a lab to a course")
+        if back is None or not allowed(self.platform, back):
+            raise LaunchRefused("the deep linking return URL is not on the platform's hosts")
+        title = self.room.lab.manifest.title
+        token = deeplink.response_jwt(claims, self.keys, self.platform.client_id, self.platform.issuer, title=title,
+                                      url=f"{self._base(request)}/lti/launch", lab_id=self.room.lab.id,
+                                      full_points=self.full_points())
+        csp = CSP.replace("form-action 'self'", f"form-action {back.split('?')[0]}")
+        return deeplink.page(back, token, title, csp)
 
     def _keep_context(self, claims: dict[str, Any]) -> None:
         nrps, ags, ctx = _obj(claims, NRPS_CLAIM), _obj(claims, AGS_CLAIM), _obj(claims, C + "context")
@@ -347,7 +368,7 @@ class LtiTool:
         caller = deps.instructor(request)
         await deps.form(request, caller)
         try:
-            count = self.read_roster()
+            count = await run_in_threadpool(self.read_roster)  # the platform may call this server back
         except ServiceError as exc:
             raise HTTPException(502, f"The course's members could not be read: {exc}") from None
         log.info("NRPS: %d member(s) read", count)
