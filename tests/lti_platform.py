@@ -26,7 +26,10 @@ from lti1p3platform.oidc_login import OIDCLoginAbstract
 from lti1p3platform.registration import Registration
 from lti1p3platform.request import Request as LtiRequest
 from lti1p3platform.score import UpdateScoreStatus
-from lti1p3platform.service_connector import AssignmentsGradesService, NamesRoleProvisioningService
+from lti1p3platform.service_connector import (
+    AssignmentsGradesService,
+    NamesRoleProvisioningService,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -165,7 +168,7 @@ class Platform:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         try:
             return JSONResponse(dict(self.conf().get_access_token(form)))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return JSONResponse({"error": "invalid_client", "detail": str(exc)}, status_code=400)
 
     async def _lti_request(self, request: Request) -> Dict:

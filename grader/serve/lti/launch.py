@@ -41,7 +41,13 @@ from grader.results import SubmissionResult
 from grader.serve.lti import scores
 from grader.serve.lti.config import Platform, load_platform, lti_dir
 from grader.serve.lti.keys import ToolKeys
-from grader.serve.lti.roster import Context, Members, members_of_nrps, merge_into, role_of
+from grader.serve.lti.roster import (
+    Context,
+    Members,
+    members_of_nrps,
+    merge_into,
+    role_of,
+)
 from grader.serve.lti.services import ServiceError, Services, allowed
 
 log = logging.getLogger(__name__)

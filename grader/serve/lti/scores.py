@@ -130,7 +130,7 @@ class ScoreSender:
         while not self._stop.wait(self.poll_s):
             try:
                 self.send_due()
-            except Exception:  # noqa: BLE001  (the thread must outlive one bad pass)
+            except Exception:
                 log.exception("sending LTI scores failed")
 
     def pending(self) -> dict[str, list[tuple[Path, Request]]]:
