@@ -26,6 +26,7 @@ app = typer.Typer(
 
 from grader.cli import data as _data, grade as _grade, labs as _labs, lms as _lms, pack as _pack, report as _report  # noqa: E402,E501
 from grader.cli import serve as _serve  # noqa: E402
+from grader.cli import similarity as _similarity  # noqa: E402
 
 _labs.register(app)
 _grade.register(app)
@@ -34,6 +35,7 @@ _report.register(app)
 _data.register(app)
 _lms.register(app)
 _serve.register(app)
+_similarity.register(app)
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -190,6 +190,8 @@ def grade(
         "--ray", help="Grade on a Ray cluster at this address (e.g. ray://head:10001), or 'local' to start one "
                       "on this machine. Needs `pip install gradelab[ray]`.")] = None,
     layout: LayoutOpt = "auto",
+    similarity: Annotated[bool, typer.Option(
+        "--similarity", help="Then list pairs of hand-ins to look at together (as `gradelab similarity OUT`).")] = False,
 ) -> None:
     """Grade every submission under ROOT with **all** checks (public and hidden).
 
@@ -212,6 +214,12 @@ def grade(
                   f"Results: {out}/ (class: {out / CLASS_CSV})")
     _print_reports(batch)
     _warnings(batch)
+    if similarity:
+        from grader import api
+        from grader.cli.similarity import show
+
+        with user_errors():
+            show(api.similarity(out, lab, root=root, layout=layout), out)
     if batch.ungradable:
         err_console.print(Text(f"{len(batch.ungradable)} submission(s) had nothing to grade (exit status "
                                f"{UNGRADABLE_EXIT}).", style="bold yellow"))
