@@ -192,12 +192,17 @@ class SimilaritySettings(Strict):
     code_min_fingerprints: int = Field(12, ge=1, description="A hand-in with fewer fingerprints than this "
                                                               "counts as this many (a nearly empty hand-in "
                                                               "shares little by chance, not everything).")
+    code_enough: int = Field(150, ge=1, description="Shared fingerprints that are evidence by themselves, whatever "
+                                                     "the hand-ins' sizes (about 30 lines of code: a block "
+                                                     "pasted into a longer hand-in).")
     common_share: float = Field(0.1, gt=0, le=1, description="A fingerprint, value or phrase found in at "
                                                              "least this share of the class is common knowledge, "
                                                              "not evidence …")
     common_floor: int = Field(5, ge=2, description="… and in at least this many hand-ins, whatever the class's size.")
     wrong_weight: float = Field(3.0, ge=1, description="How much more a shared wrong answer weighs than a "
                                                         "shared right one of the same rarity.")
+    right_weight: float = Field(0.25, ge=0, le=1, description="How much a shared right answer weighs against its "
+                                                              "rarity: right answers agree by themselves.")
     answers_scale: float = Field(8.0, gt=0, description="Rarity-weighted shared answers (in nats) that make "
                                                          "the answer-sheet score 63 %.")
     phrase_words: int = Field(5, ge=2, le=20, description="Words per phrase compared in written answers.")

@@ -2,7 +2,9 @@
 
 A right value that most of the class found says nothing; a value few found says more; a *wrong*
 value few found (a parameter count off by the same bias, the same wrong receptive field) says the
-most, because independent mistakes rarely agree: its weight is multiplied by ``wrong_weight``.
+most, because independent mistakes rarely agree: its weight is multiplied by ``wrong_weight``, a
+right value's by ``right_weight`` (right answers agree by themselves), and a value that a large
+share of the class gave (``common_share``), right or wrong, is not counted.
 The weight of a value is its information, ``ln(answered / holding it)``; a pair's score is
 ``1 − exp(−Σ weights / answers_scale)``, so one shared rare value is a hint and several are a
 finding. Written answers (text fields) are the ``written`` signal's.
@@ -17,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from grader.lab.manifest import SimilaritySettings
+from grader.similarity.fingerprints import common_count
 
 
 class SharedValue(BaseModel):
@@ -69,7 +72,10 @@ class AnswerIndex:
                 continue
             holders, answered = self.holders[(key, a[key])], self.answered[key]
             wrong = key in self.reference and self.reference[key] != a[key]
-            weight = math.log(answered / holders) * (self.settings.wrong_weight if wrong else 1.0)
+            if holders >= common_count(answered, self.settings):
+                continue  # what many gave, right or wrong, is no one's own
+            factor = self.settings.wrong_weight if wrong else self.settings.right_weight
+            weight = math.log(answered / holders) * factor
             if weight > 0:
                 found.append(SharedValue(field=key, value=a[key], wrong=wrong, holders=holders, answered=answered,
                                          weight=round(weight, 3)))

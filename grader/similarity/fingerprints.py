@@ -5,7 +5,8 @@ another, drops comments and whitespace (so renaming, re-commenting and reformatt
 nothing), then keeps one hash of every ``k`` characters per window (winnowing, Schleimer et al.
 2003). A fingerprint is a set member, so reordered functions still match; dead code added to a
 copy and two sources merged into one still contain the original's fingerprints, so a pair's
-score is the share of the *smaller* hand-in's fingerprints found in the other.
+score is the share of the *smaller* hand-in's fingerprints found in the other (or, for a block
+pasted into a longer hand-in, the shared fingerprints over ``code_enough``).
 
 We use copydetect's fingerprinting and its comparison of two documents (for the matched spans
 to highlight), not its ``CopyDetector``, which reads files from disk and compares every pair;
@@ -97,9 +98,11 @@ class CodeIndex:
         return shared
 
     def score(self, i: int, j: int, shared: int) -> float:
-        """The share of the smaller hand-in's fingerprints found in the other."""
+        """The share of the smaller hand-in's fingerprints found in the other, or of ``code_enough``
+        (a long block pasted into a larger hand-in, half of another merged with other code)."""
         smaller = min(len(self.docs[i].hashes), len(self.docs[j].hashes))
-        return min(1.0, shared / max(smaller, self.settings.code_min_fingerprints))
+        return min(1.0, max(shared / max(smaller, self.settings.code_min_fingerprints),
+                            shared / self.settings.code_enough))
 
     def matched(self, i: int, j: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The spans of each hand-in's code that the other shares (character offsets), to highlight."""
