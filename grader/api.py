@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader.checks.registry import BoundLab, bind
-from grader.errors import GradelabError, ReportError, UsageError
+from grader.errors import GradelabError, LabError, ReportError, UsageError
 from grader.export.targets import ExportTarget, export_results, export_target
 from grader.intake.classes import Layout
 from grader.lab import loader
@@ -234,8 +234,8 @@ def similarity(out: Path, lab: "str | Path | BoundLab | None" = None, *, root: P
         label = f"{Path(folder).name or 'earlier'}" + (f"-{i + 1}" if i else "")
         works += read_class(bound, Path(folder), group=label)
     try:
-        reference = bound.reference_answers()
-    except Exception:  # noqa: BLE001  (a student edition has none: no value is known to be wrong)
+        reference = bound.reference_answers
+    except LabError:  # a student edition has none: no value is known to be wrong
         reference = {}
     try:
         extra = boilerplate_code(list(boilerplate), bound.manifest.intake)

@@ -35,8 +35,10 @@ def normal(value: Any) -> str:
     """A value as compared: ``2432`` and ``2432.0`` alike, lists by their items."""
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, (int, float)):
-        return f"{float(value):.6g}"
+    if isinstance(value, int) or isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.6g}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(normal(v) for v in value) + "]"
     return " ".join(str(value).split()).lower()

@@ -97,12 +97,15 @@ class CodeIndex:
             return Counter({p: n for p, n in shared.items() if p in comparable})
         return shared
 
+    def share(self, i: int, j: int, shared: int) -> float:
+        """The share of the smaller hand-in's fingerprints found in the other."""
+        smaller = min(len(self.docs[i].hashes), len(self.docs[j].hashes))
+        return min(1.0, shared / max(smaller, self.settings.code_min_fingerprints))
+
     def score(self, i: int, j: int, shared: int) -> float:
         """The share of the smaller hand-in's fingerprints found in the other, or of ``code_enough``
         (a long block pasted into a larger hand-in, half of another merged with other code)."""
-        smaller = min(len(self.docs[i].hashes), len(self.docs[j].hashes))
-        return min(1.0, max(shared / max(smaller, self.settings.code_min_fingerprints),
-                            shared / self.settings.code_enough))
+        return min(1.0, max(self.share(i, j, shared), shared / self.settings.code_enough))
 
     def matched(self, i: int, j: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The spans of each hand-in's code that the other shares (character offsets), to highlight."""

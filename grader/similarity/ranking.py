@@ -35,6 +35,7 @@ class Pair(BaseModel):
     answers: float = 0.0
     written: float = 0.0
     shared_fingerprints: int = 0
+    code_share: float = Field(0.0, description="The share of the smaller hand-in's code fingerprints in the other.")
     shared_values: list[SharedValue] = Field(default_factory=list)
     shared_phrases: list[SharedPhrases] = Field(default_factory=list)
     similar: bool = False
@@ -65,8 +66,8 @@ class SimilarityReport(BaseModel):
 def _reason(pair: Pair, settings: SimilaritySettings) -> str:
     parts = []
     if pair.code >= settings.threshold / 2:
-        parts.append(f"{pair.code:.0%} of the smaller hand-in's code beyond the template matches the other's "
-                     f"({pair.shared_fingerprints} fingerprints)")
+        parts.append(f"{pair.code_share:.0%} of the smaller hand-in's code beyond the template matches the "
+                     f"other's ({pair.shared_fingerprints} fingerprints)")
     rare = [v for v in pair.shared_values if v.holders < common_count(v.answered, settings)]
     if rare and pair.answers >= settings.threshold / 4:
         wrong = [v for v in rare if v.wrong]
@@ -118,7 +119,8 @@ def compare(works: list[Work], settings: SimilaritySettings, *, lab: str, lab_ti
             continue
         pair = Pair(a=works[i].name, b=works[j].name, student_a=works[i].student, student_b=works[j].student,
                     group_b=works[j].group, score=round(score, 4), code=round(c, 4), answers=round(a, 4),
-                    written=round(w, 4), shared_fingerprints=shared_code.get(key, 0), shared_values=values,
+                    written=round(w, 4), shared_fingerprints=shared_code.get(key, 0),
+                    code_share=round(code.share(i, j, shared_code.get(key, 0)), 4), shared_values=values,
                     shared_phrases=phrases, similar=score >= settings.threshold)
         pair.reason = _reason(pair, settings)
         if pair.similar and c > 0:
