@@ -25,11 +25,12 @@ if TYPE_CHECKING:
     from grader.intake.classes import ClassPlan
     from grader.serve.roster import Issued
     from grader.serve.settings import ServeSettings
+    from grader.similarity.handins import Work
     from grader.similarity.ranking import SimilarityReport
 
 __all__ = ["BoundLab", "ExportTarget", "Layout", "autograde", "check", "export", "export_results", "grade",
            "gradescope_bundle", "init", "labs", "load_lab", "pack", "plan", "read_results", "report", "roster_tokens",
-           "serve", "similarity", "write_report"]
+           "serve", "similarity", "similarity_of", "write_report"]
 
 
 def load_lab(name_or_path: str | Path) -> BoundLab:
@@ -208,8 +209,7 @@ def similarity(out: Path, lab: "str | Path | BoundLab | None" = None, *, root: P
     written to ``out/similarity/`` (CSV, JSON, HTML) and as a page of the class summary PDF. The
     hand-ins are read again as grading read them, from ``root`` (default: where the results say
     they were); ``against``: earlier classes, compared with this one."""
-    from grader.similarity.handins import boilerplate_code, read_class, template_work, written_questions
-    from grader.similarity.ranking import compare
+    from grader.similarity.handins import boilerplate_code, read_class
     from grader.similarity.view import write as write_view
 
     results = []
@@ -228,22 +228,18 @@ def similarity(out: Path, lab: "str | Path | BoundLab | None" = None, *, root: P
     for folder in (*boilerplate, *against):
         if not Path(folder).is_dir() and not Path(folder).is_file():
             raise UsageError(f"{folder}: not a folder")
-    works = read_class(bound, root, layout=str(Layout(layout).value),
+    if str(layout) not in {m.value for m in Layout}:
+        raise UsageError(f"--layout {layout!r} is not accepted: use {', '.join(m.value for m in Layout)}")
+    works = read_class(bound, root, layout=str(layout),
                        names={r.submission for r in results} if results else None)
     for i, folder in enumerate(against):
         label = f"{Path(folder).name or 'earlier'}" + (f"-{i + 1}" if i else "")
         works += read_class(bound, Path(folder), group=label)
     try:
-        reference = bound.reference_answers
-    except LabError:  # a student edition has none: no value is known to be wrong
-        reference = {}
-    try:
         extra = boilerplate_code(list(boilerplate), bound.manifest.intake)
     except GradelabError as exc:
         raise UsageError(f"--boilerplate: {exc}") from None
-    report = compare(works, bound.manifest.similarity, lab=bound.id, lab_title=bound.manifest.title,
-                     reference_answers=reference, template=template_work(bound), boilerplate=extra,
-                     questions={q: text for q, (_f, _c, text) in written_questions(bound).items()})
+    report = _compare(bound, works, extra)
     if write:
         write_view(report, Path(out))
         _summary_with_similarity(Path(out), bound, report)
@@ -270,3 +266,25 @@ def _summary_with_similarity(out: Path, lab: BoundLab, report: "SimilarityReport
     if path.exists():
         ReportRenderer().write_class(read_results(out, lab), lab.manifest.title, path,
                                      html=path.with_suffix(".html").exists(), similarity=report)
+
+
+def similarity_of(lab: "str | Path | BoundLab", hand_ins: list[tuple[Path, str, str]]) -> "SimilarityReport":
+    """The similarity of hand-ins given one by one, each as (path, name, student): the server's
+    latest attempts. Nothing is written."""
+    from grader.similarity.handins import read_work
+
+    bound = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    return _compare(bound, [read_work(bound, Path(p), name, student) for p, name, student in hand_ins], [])
+
+
+def _compare(lab: BoundLab, works: list["Work"], boilerplate: list[str]) -> "SimilarityReport":
+    from grader.similarity.handins import template_work, written_questions
+    from grader.similarity.ranking import compare
+
+    try:
+        reference = lab.reference_answers
+    except LabError:  # a student edition has none: no value is known to be wrong
+        reference = {}
+    return compare(works, lab.manifest.similarity, lab=lab.id, lab_title=lab.manifest.title,
+                   reference_answers=reference, template=template_work(lab), boilerplate=boilerplate,
+                   questions={q: text for q, (_f, _c, text) in written_questions(lab).items()})
