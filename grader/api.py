@@ -228,9 +228,11 @@ def similarity(out: Path, lab: "str | Path | BoundLab | None" = None, *, root: P
     for folder in (*boilerplate, *against):
         if not Path(folder).is_dir() and not Path(folder).is_file():
             raise UsageError(f"{folder}: not a folder")
-    if str(layout) not in {m.value for m in Layout}:
-        raise UsageError(f"--layout {layout!r} is not accepted: use {', '.join(m.value for m in Layout)}")
-    works = read_class(bound, root, layout=str(layout),
+    try:
+        layout = Layout(layout)
+    except ValueError:
+        raise UsageError(f"--layout {layout!r} is not accepted: use {', '.join(m.value for m in Layout)}") from None
+    works = read_class(bound, root, layout=layout.value,
                        names={r.submission for r in results} if results else None)
     for i, folder in enumerate(against):
         label = f"{Path(folder).name or 'earlier'}" + (f"-{i + 1}" if i else "")

@@ -83,6 +83,8 @@ def from_submission(sub: Submission, lab: BoundLab, name: str, student: str, gro
     questions = written_questions(lab)
     notes: list[str] = []
     code, files = _code(sub, notes)
+    if sub.module_problem:
+        notes.append(f"code not compared: {printable(sub.module_problem)[:300]}")
     fields = {q[0] for q in questions.values() if q[0]}
     written = {}
     for qid, (field, cell, _question) in questions.items():
