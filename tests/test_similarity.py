@@ -101,8 +101,10 @@ def test_a_right_answer_everyone_gave_is_no_evidence_but_a_shared_rare_wrong_one
     assert index.shared(0, 1) == []  # everyone's right answers
     rare = index.shared(8, 9)
     assert [(v.field, v.value, v.wrong, v.holders, v.answered) for v in rare] == [("b", "9", True, 2, 10)]
-    right_rare = AnswerIndex([{"b": 7}] * 2 + [{"b": 5}] * 8, {"b": 7}, SimilaritySettings())
-    assert right_rare.shared(0, 1)[0].weight < rare[0].weight / 10  # rare and right weighs far less
+    right_rare = AnswerIndex([{"b": 7}] * 2 + [{"b": 5}] * 28, {"b": 7}, SimilaritySettings())
+    assert 0 < right_rare.shared(0, 1)[0].weight < rare[0].weight / 5  # rare and right weighs far less
+    small = AnswerIndex([{"a": 1, "b": 9}, {"a": 1, "b": 9}, {"a": 1, "b": 7}], {"a": 1, "b": 7}, SimilaritySettings())
+    assert [(v.field, v.wrong) for v in small.shared(0, 1)] == [("b", True)]  # a class of 3: the right one says nothing
 
 
 def test_two_untouched_templates_are_not_similar_because_the_template_is_subtracted(tmp_path):
@@ -248,3 +250,29 @@ def test_the_command_refuses_an_empty_results_folder_in_one_line(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip() == (f"UsageError: {tmp_path}: no gradelab results here (run `gradelab grade … "
                                      f"--out {tmp_path}` first, or name the class with --class)")
+
+
+def test_grade_with_similarity_adds_a_page_to_the_class_summary_and_nothing_a_student_sees(tmp_path):
+    from pypdf import PdfReader
+
+    root = tmp_path / "class"
+    for name in ("kim", "lea", "olga"):
+        shutil.copytree(CORPUS / "cifar-convnet" / name, root / name)
+    out = tmp_path / "out"
+    result = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--similarity", "--wall-time", "8")
+    assert result.exit_code == 0, result.output
+    assert "similar: look at these together" in result.output
+    summary = "\n".join(page.extract_text() for page in PdfReader(out / "reports" / "class-summary.pdf").pages)
+    assert "Hand-ins to look at together" in summary and "lea" in summary.split("Hand-ins to look at together")[1]
+    for report in (out / "reports").glob("*.pdf"):
+        if report.name != "class-summary.pdf":
+            text = " ".join(page.extract_text() for page in PdfReader(report).pages).lower()
+            assert "similar" not in text and "look at these together" not in text, report.name
+    for path in out.glob("*.json"):
+        assert "look at these together" not in path.read_text() and "shared_fingerprints" not in path.read_text()
+    assert sorted(p.name for p in (out / "similarity").iterdir()) == ["similarity.csv", "similarity.html",
+                                                                      "similarity.json"]
+    # Run again on its own, after grading: the same pairs, found from where the results say the class is.
+    again = cli("similarity", str(out))
+    assert again.exit_code == 0, again.output
+    assert "1 pair(s) at or above 0.50 among 3 hand-ins" in again.output

@@ -203,6 +203,9 @@ class SimilaritySettings(Strict):
                                                         "shared right one of the same rarity.")
     right_weight: float = Field(0.25, ge=0, le=1, description="How much a shared right answer weighs against its "
                                                               "rarity: right answers agree by themselves.")
+    rarity_floor: int = Field(10, ge=1, description="A class smaller than this counts as this many when judging "
+                                                     "how rare an answer is (two of three students sharing a "
+                                                     "wrong value is still two students sharing a wrong value).")
     answers_scale: float = Field(8.0, gt=0, description="Rarity-weighted shared answers (in nats) that make "
                                                          "the answer-sheet score 63 %.")
     phrase_words: int = Field(5, ge=2, le=20, description="Words per phrase compared in written answers.")

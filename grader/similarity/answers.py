@@ -3,9 +3,11 @@
 A right value that most of the class found says nothing; a value few found says more; a *wrong*
 value few found (a parameter count off by the same bias, the same wrong receptive field) says the
 most, because independent mistakes rarely agree: its weight is multiplied by ``wrong_weight``, a
-right value's by ``right_weight`` (right answers agree by themselves), and a value that a large
-share of the class gave (``common_share``), right or wrong, is not counted.
-The weight of a value is its information, ``ln(answered / holding it)``; a pair's score is
+right value's by ``right_weight``. Not counted: a mistake that many made (``common_share`` of the
+class, and at least ``common_floor`` hand-ins), and a right value that a ``common_share`` of the
+class gave (right answers agree by themselves, however small the class).
+The weight of a value is its information, ``ln(answered / holding it)`` (a class smaller than
+``rarity_floor`` counted as that many); a pair's score is
 ``1 − exp(−Σ weights / answers_scale)``, so one shared rare value is a hint and several are a
 finding. Written answers (text fields) are the ``written`` signal's.
 """
@@ -74,10 +76,14 @@ class AnswerIndex:
                 continue
             holders, answered = self.holders[(key, a[key])], self.answered[key]
             wrong = key in self.reference and self.reference[key] != a[key]
-            if holders >= common_count(answered, self.settings):
-                continue  # what many gave, right or wrong, is no one's own
-            factor = self.settings.wrong_weight if wrong else self.settings.right_weight
-            weight = math.log(answered / holders) * factor
+            if wrong:
+                if holders >= common_count(answered, self.settings):
+                    continue  # a mistake many made is no one's own
+                weight = math.log(max(answered, self.settings.rarity_floor) / holders) * self.settings.wrong_weight
+            else:
+                if holders >= self.settings.common_share * answered:
+                    continue  # right answers agree by themselves: only a rare one says anything
+                weight = math.log(answered / holders) * self.settings.right_weight
             if weight > 0:
                 found.append(SharedValue(field=key, value=a[key], wrong=wrong, holders=holders, answered=answered,
                                          weight=round(weight, 3)))
