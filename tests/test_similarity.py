@@ -276,3 +276,33 @@ def test_grade_with_similarity_adds_a_page_to_the_class_summary_and_nothing_a_st
     again = cli("similarity", str(out))
     assert again.exit_code == 0, again.output
     assert "1 pair(s) at or above 0.50 among 3 hand-ins" in again.output
+
+
+def test_the_instructor_pages_show_similar_latest_attempts_and_students_cannot_reach_them(tmp_path):
+    from starlette.testclient import TestClient
+
+    from tests.serve_kit import login, make_class, upload, wait_graded
+
+    def files(name: str) -> list[tuple[str, bytes]]:
+        folder = CORPUS / "cifar-convnet" / name
+        return [(f, (folder / f).read_bytes()) for f in ("convnet.py", "answers.yaml")]
+
+    served = make_class(tmp_path)
+    with TestClient(served.app(workers=1)) as alice:
+        bob, carol, teacher = (TestClient(alice.app) for _ in range(3))
+        for client, who, name in ((alice, "alice", "lea"), (bob, "bob", "olga"), (carol, "carol", "kim")):
+            login(client, served.tokens[who])
+            assert upload(client, files(name)).status_code in (200, 303)
+        for client in (alice, bob, carol):
+            wait_graded(client, 1)
+        login(teacher, served.tokens["instructor"])
+        assert 'href="/instructor/similarity"' in teacher.get("/instructor").text
+        page = teacher.get("/instructor/similarity")
+        assert page.status_code == 200
+        assert "Hand-ins to look at together" in page.text and "Students never see this page." in page.text
+        assert "Alice Martin" in page.text and "Bob Chen" in page.text
+        assert "similar: look at these together: 2 answer(s) few others gave, 2 of them wrong" in page.text
+        for student in (alice, bob):
+            denied = student.get("/instructor/similarity", follow_redirects=False)
+            assert denied.status_code in (303, 403, 404) and "look at these together" not in denied.text
+            assert "similar" not in student.get("/attempts/1").text.lower()
