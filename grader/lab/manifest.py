@@ -189,7 +189,7 @@ class SimilaritySettings(Strict):
                                                        "noise threshold: shorter matches are ignored).")
     code_window: int = Field(4, ge=1, le=100, description="Winnowing window: one fingerprint is kept per "
                                                            "window of this many.")
-    code_min_fingerprints: int = Field(12, ge=1, description="A hand-in with fewer fingerprints than this "
+    code_min_fingerprints: int = Field(40, ge=1, description="A hand-in with fewer fingerprints than this "
                                                               "counts as this many (a nearly empty hand-in "
                                                               "shares little by chance, not everything).")
     code_enough: int = Field(150, ge=1, description="Shared fingerprints that are evidence by themselves, whatever "
@@ -203,10 +203,11 @@ class SimilaritySettings(Strict):
                                                         "shared right one of the same rarity.")
     right_weight: float = Field(0.25, ge=0, le=1, description="How much a shared right answer weighs against its "
                                                               "rarity: right answers agree by themselves.")
-    rarity_floor: int = Field(10, ge=1, description="A class smaller than this counts as this many when judging "
-                                                     "how rare an answer is (two of three students sharing a "
-                                                     "wrong value is still two students sharing a wrong value).")
-    answers_scale: float = Field(8.0, gt=0, description="Rarity-weighted shared answers (in nats) that make "
+    rarity_cap: int = Field(10, ge=2, description="A value's rarity counts up to one hand-in in this many, and "
+                                                  "a smaller class counts as this many: in a large class many pairs "
+                                                  "share some rare value by chance, so one shared value stays a "
+                                                  "hint; in a small one, two sharing a wrong value still count.")
+    answers_scale: float = Field(12.0, gt=0, description="Rarity-weighted shared answers (in nats) that make "
                                                          "the answer-sheet score 63 %.")
     phrase_words: int = Field(5, ge=2, le=20, description="Words per phrase compared in written answers.")
     phrase_min: int = Field(6, ge=1, description="A written answer with fewer phrases than this counts as this many.")

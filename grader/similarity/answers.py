@@ -6,8 +6,9 @@ most, because independent mistakes rarely agree: its weight is multiplied by ``w
 right value's by ``right_weight``. Not counted: a mistake that many made (``common_share`` of the
 class, and at least ``common_floor`` hand-ins), and a right value that a ``common_share`` of the
 class gave (right answers agree by themselves, however small the class).
-The weight of a value is its information, ``ln(answered / holding it)`` (a class smaller than
-``rarity_floor`` counted as that many); a pair's score is
+The weight of a value is its information, ``ln(answered / holding it)``, at most that of one in
+``rarity_cap`` (a class of 500 holds many pairs that share some rare value by chance; a class
+smaller than that counts as that many); a pair's score is
 ``1 − exp(−Σ weights / answers_scale)``, so one shared rare value is a hint and several are a
 finding. Written answers (text fields) are the ``written`` signal's.
 """
@@ -79,7 +80,8 @@ class AnswerIndex:
             if wrong:
                 if holders >= common_count(answered, self.settings):
                     continue  # a mistake many made is no one's own
-                weight = math.log(max(answered, self.settings.rarity_floor) / holders) * self.settings.wrong_weight
+                cap = self.settings.rarity_cap
+                weight = min(math.log(max(answered, cap) / holders), math.log(cap)) * self.settings.wrong_weight
             else:
                 if holders >= self.settings.common_share * answered:
                     continue  # right answers agree by themselves: only a rare one says anything
