@@ -93,8 +93,8 @@ def test_each_copy_is_found_by_the_signal_its_disguise_leaves_and_said_so(report
 
 
 def test_a_right_answer_everyone_gave_is_no_evidence_but_a_shared_rare_wrong_one_is(reports):
-    from grader.similarity.answers import AnswerIndex
     from grader.lab.manifest import SimilaritySettings
+    from grader.similarity.answers import AnswerIndex
 
     sheets = [{"a": 1, "b": 7}] * 8 + [{"a": 1, "b": 9}, {"a": 1, "b": 9}]
     index = AnswerIndex(sheets, {"a": 1, "b": 7}, SimilaritySettings())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from grader.similarity.ranking import SimilarityReport
 
 
-def show(report: "SimilarityReport", out: Path) -> None:
+def show(report: SimilarityReport, out: Path) -> None:
     """The ranked pairs as a table, and where the evidence is."""
     from rich.table import Table
     from rich.text import Text
@@ -42,13 +42,13 @@ def show(report: "SimilarityReport", out: Path) -> None:
 
 def similarity(
     out: Annotated[Path, typer.Argument(help="The results folder of `gradelab grade` (its --out).")],
-    lab: Annotated[Optional[str], typer.Option("--lab", "-l", help="The lab (default: the results' own).")] = None,
-    root: Annotated[Optional[Path], typer.Option(
+    lab: Annotated[str | None, typer.Option("--lab", "-l", help="The lab (default: the results' own).")] = None,
+    root: Annotated[Path | None, typer.Option(
         "--class", help="The class that was graded (default: where the results say its hand-ins were).")] = None,
-    boilerplate: Annotated[Optional[list[Path]], typer.Option(
+    boilerplate: Annotated[list[Path] | None, typer.Option(
         "--boilerplate", help="A folder of code handed out besides the template (repeat for several): "
                               "subtracted like the template.")] = None,
-    against: Annotated[Optional[list[Path]], typer.Option(
+    against: Annotated[list[Path] | None, typer.Option(
         "--against", help="An earlier year's class (a folder or LMS download; repeat for several): its "
                           "hand-ins are compared with this class's.")] = None,
     layout: Annotated[str, typer.Option("--layout", help="How --class and --against are laid out "

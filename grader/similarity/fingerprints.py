@@ -87,7 +87,7 @@ class CodeIndex:
             for h in d.hashes:
                 self.postings.setdefault(h, []).append(d.index)
 
-    def shared_counts(self, comparable: "set[tuple[int, int]] | None" = None) -> Counter[tuple[int, int]]:
+    def shared_counts(self, comparable: set[tuple[int, int]] | None = None) -> Counter[tuple[int, int]]:
         """Fingerprints shared by each pair that shares any (``comparable``: the pairs allowed)."""
         shared: Counter[tuple[int, int]] = Counter()
         for docs in self.postings.values():
@@ -124,4 +124,4 @@ class CodeIndex:
 def _spans(slices: np.ndarray) -> list[tuple[int, int]]:
     if len(slices) == 0 or len(slices[0]) == 0:
         return []
-    return [(int(s), int(e)) for s, e in zip(slices[0], slices[1])]
+    return [(int(s), int(e)) for s, e in zip(slices[0], slices[1], strict=True)]

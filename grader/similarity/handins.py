@@ -134,11 +134,11 @@ def template_work(lab: BoundLab) -> Work:
     return read_work(lab, folder, "template", "template", group="template")
 
 
-def boilerplate_code(folders: list[Path], limits: IntakeLimits = IntakeLimits()) -> list[str]:
+def boilerplate_code(folders: list[Path], limits: IntakeLimits | None = None) -> list[str]:
     """The Python files under each folder (code handed out, read safely), to be subtracted."""
     texts = []
     for folder in folders:
-        handin = read_hand_in(Path(folder), limits)
+        handin = read_hand_in(Path(folder), limits or IntakeLimits())
         for name, data in sorted(handin.files.items()):
             if name.endswith(".py") and b"\x00" not in data and len(data) <= MAX_FILE_KB * 1024:
                 texts.append(data.decode("utf-8", errors="replace"))

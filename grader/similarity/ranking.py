@@ -84,7 +84,7 @@ def _reason(pair: Pair, settings: SimilaritySettings) -> str:
 
 def compare(works: list[Work], settings: SimilaritySettings, *, lab: str, lab_title: str,
             reference_answers: dict[str, Any] | None = None, template: Work | None = None,
-            boilerplate: list[str] = (), questions: dict[str, str] | None = None) -> SimilarityReport:
+            boilerplate: tuple[str, ...] | list[str] = (), questions: dict[str, str] | None = None) -> SimilarityReport:
     """Rank the pairs of ``works`` (``group`` ``class``, and earlier classes against them)."""
     started = time.perf_counter()
     template = template or Work(name="template", student="template")

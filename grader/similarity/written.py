@@ -45,9 +45,9 @@ class WrittenIndex:
         self.tokens = [{q: words(t) for q, t in a.items()} for a in answers]
         handout = phrases(words(template_text), n)
         self.sets: list[dict[str, set[tuple[str, ...]]]] = []
-        for doc in self.tokens:
+        for tokens in self.tokens:
             self.sets.append({q: phrases(t, n) - phrases(words(given.get(q, "")), n) - handout
-                              for q, t in doc.items()})
+                              for q, t in tokens.items()})
         frequency = Counter((q, p) for doc in self.sets for q, ps in doc.items() for p in ps)
         limit = common_count(len(answers), settings)
         self.common = {k for k, c in frequency.items() if c >= limit}
@@ -61,7 +61,7 @@ class WrittenIndex:
                     self.postings.setdefault((q, p), []).append(i)
 
     def candidates(self) -> set[tuple[int, int]]:
-        found = set()
+        found: set[tuple[int, int]] = set()
         for docs in self.postings.values():
             found.update((a, b) for k, a in enumerate(docs) for b in docs[k + 1:])
         return found
@@ -91,7 +91,7 @@ def _runs(tokens: list[str], common: set[tuple[str, ...]], n: int) -> list[str]:
         if tuple(tokens[i:i + n]) in common:
             covered[i:i + n] = [True] * n
     runs, current = [], []
-    for word, hit in zip(tokens, covered):
+    for word, hit in zip(tokens, covered, strict=True):
         if hit:
             current.append(word)
         elif current:
