@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from grader.intake.classes import ClassPlan
     from grader.serve.roster import Issued
     from grader.serve.settings import ServeSettings
-    from grader.similarity.handins import Work
     from grader.similarity.ranking import SimilarityReport
 
 __all__ = ["BoundLab", "ExportTarget", "Layout", "autograde", "check", "export", "export_results", "grade",
@@ -210,6 +209,7 @@ def similarity(out: Path, lab: "str | Path | BoundLab | None" = None, *, root: P
     hand-ins are read again as grading read them, from ``root`` (default: where the results say
     they were); ``against``: earlier classes, compared with this one."""
     from grader.similarity.handins import boilerplate_code, read_class
+    from grader.similarity.lab import compare_works
     from grader.similarity.view import write as write_view
 
     results = []
@@ -241,7 +241,7 @@ def similarity(out: Path, lab: "str | Path | BoundLab | None" = None, *, root: P
         extra = boilerplate_code(list(boilerplate), bound.manifest.intake)
     except GradelabError as exc:
         raise UsageError(f"--boilerplate: {exc}") from None
-    report = _compare(bound, works, extra)
+    report = compare_works(bound, works, extra)
     if write:
         write_view(report, Path(out))
         _summary_with_similarity(Path(out), bound, report)
@@ -270,23 +270,10 @@ def _summary_with_similarity(out: Path, lab: BoundLab, report: "SimilarityReport
                                      html=path.with_suffix(".html").exists(), similarity=report)
 
 
+
 def similarity_of(lab: "str | Path | BoundLab", hand_ins: list[tuple[Path, str, str]]) -> "SimilarityReport":
-    """The similarity of hand-ins given one by one, each as (path, name, student): the server's
-    latest attempts. Nothing is written."""
-    from grader.similarity.handins import read_work
+    """The similarity of hand-ins given one by one, each as (path, name, student), e.g. a
+    server's latest attempts. Nothing is written."""
+    from grader.similarity.lab import compare_hand_ins
 
-    bound = lab if isinstance(lab, BoundLab) else load_lab(lab)
-    return _compare(bound, [read_work(bound, Path(p), name, student) for p, name, student in hand_ins], [])
-
-
-def _compare(lab: BoundLab, works: list["Work"], boilerplate: list[str]) -> "SimilarityReport":
-    from grader.similarity.handins import template_work, written_questions
-    from grader.similarity.ranking import compare
-
-    try:
-        reference = lab.reference_answers
-    except LabError:  # a student edition has none: no value is known to be wrong
-        reference = {}
-    return compare(works, lab.manifest.similarity, lab=lab.id, lab_title=lab.manifest.title,
-                   reference_answers=reference, template=template_work(lab), boilerplate=boilerplate,
-                   questions={q: text for q, (_f, _c, text) in written_questions(lab).items()})
+    return compare_hand_ins(lab if isinstance(lab, BoundLab) else load_lab(lab), hand_ins)

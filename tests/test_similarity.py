@@ -217,7 +217,9 @@ def test_a_higher_threshold_from_the_lab_lists_fewer_pairs(tmp_path):
     lab = api.load_lab("cifar-convnet")
     strict = lab.manifest.similarity.model_copy(update={"threshold": 0.9})
     lab.manifest = lab.manifest.model_copy(update={"similarity": strict})
-    report = api._compare(lab, read_class(lab, CORPUS / "cifar-convnet"), [])
+    from grader.similarity.lab import compare_works
+
+    report = compare_works(lab, read_class(lab, CORPUS / "cifar-convnet"))
     assert report.similar == [] and report.settings.threshold == 0.9
 
 

@@ -161,8 +161,8 @@ async def similarity(request: Request) -> Response:
     room = deps.classroom(request)
     from starlette.concurrency import run_in_threadpool
 
-    from grader import api
     from grader.serve.store import UPLOAD
+    from grader.similarity.lab import compare_hand_ins
     from grader.similarity.view import context
 
     hand_ins = []
@@ -171,5 +171,5 @@ async def similarity(request: Request) -> Response:
         if latest is not None:
             meta, result = latest
             hand_ins.append((room.store.attempt_path(sid, meta.number) / UPLOAD, sid, result.student.name))
-    report = await run_in_threadpool(api.similarity_of, room.lab, hand_ins)
+    report = await run_in_threadpool(compare_hand_ins, room.lab, hand_ins)
     return deps.page(request, "instructor/similarity.html.j2", {"caller": caller, **context(report)})
