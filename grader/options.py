@@ -64,6 +64,8 @@ class RunOptions(BaseModel):
     device: Device = Device.auto
     budget: Budget | None = Field(None, description="Training budget by name; None: gpu on a GPU, else cpu.")
     only: tuple[str, ...] = Field((), description="Run only these checks (ids).")
+    early_stop: bool = Field(True, description="A training check may stop as soon as its verdict is certain (the "
+                                               "lab's rule, `early_stop`); False: always the whole budget.")
     reports: bool = Field(True, description="Render a PDF report per submission and a class summary.")
     html: bool = Field(False, description="Also write each report as HTML.")
     force: bool = Field(False, description="Regrade submissions already graded in the output folder.")

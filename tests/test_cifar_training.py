@@ -114,10 +114,21 @@ def test_a_rerun_trains_the_same_network_to_the_same_verdict():
 
 def test_a_nan_loss_is_reported_as_diverged():
     result = json.loads(cli("check", str(SUBMISSIONS / "nan-loss"), "--lab", "cifar-training", "--train",
-                            "--budget", "smoke", "--only", "train-baseline", "--format", "json").output)
+                            "--budget", "smoke", "--only", "train-baseline", "--format", "json",
+                            "--full-budget").output)
     check = checks(result)["train-baseline"]
     assert check["status"] == "failed" and check["diagnosis"] == "diverged"
     assert "the training loss became nan after epoch 1" in check["message"]
+
+
+def test_a_nan_loss_stops_training_at_the_step_it_appears():
+    result = json.loads(cli("check", str(SUBMISSIONS / "nan-loss"), "--lab", "cifar-training", "--train",
+                            "--budget", "smoke", "--only", "train-baseline", "--format", "json").output)
+    check = checks(result)["train-baseline"]
+    assert check["status"] == "failed" and check["diagnosis"] == "diverged"
+    assert check["details"]["decided_at"] == {"step": 1, "of": 13, "reason": "diverged"}
+    assert "the training loss became nan at step 1 of 13" in check["message"]
+    assert check["message"].endswith("Training stopped there.")
 
 
 def test_an_unknown_budget_or_a_missing_gpu_is_one_clear_error():

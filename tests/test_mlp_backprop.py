@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision
 
-from grader.checks.outputs import relative_error, value_problem
+from grader.checks.values import relative_error, value_problem
 from grader.data.digits import write_digits
 from grader.results import Status
 from tests.conftest import ROOT, checks_by_id as checks, cli

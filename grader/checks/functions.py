@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from grader.checks.compare import show, values_match
 from grader.checks.raised import raised_feedback
-from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, register_check
+from grader.checks.values import show, values_match
+from grader.lab.manifest import Need, Reveal
 from grader.results import Disclosure, Feedback, Outcome
 
 

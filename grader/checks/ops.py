@@ -21,9 +21,9 @@ from pydantic import Field
 
 from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD, forbidden_uses
 from grader.checks.functions import FunctionMistake
-from grader.checks.outputs import as_array
-from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, LocalCheck, register_check
+from grader.checks.values import as_array
+from grader.lab.manifest import Need, Reveal
 from grader.results import Disclosure, Feedback, Outcome
 
 PRINTABLE = 150  # elements: larger tensors are described, not printed

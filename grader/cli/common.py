@@ -46,6 +46,9 @@ BudgetOpt = Annotated[Optional[str], typer.Option(
     "--budget", help="Training budget declared by the lab: cpu, gpu or smoke; default: gpu on a GPU, else cpu.")]
 LabOpt = Annotated[str, typer.Option(
     "--lab", "-l", help="Lab name (see `gradelab labs`) or path to a lab folder (a student edition too).")]
+FullBudgetOpt = Annotated[bool, typer.Option(
+    "--full-budget", help="Train each training check for its whole budget, even once its verdict is certain "
+                          "(by default a check stops as soon as the lab's early-stopping rule decides).")]
 
 
 def run_options(*, wall: float | None = None, cpu: float | None = None, memory: int | None = None,

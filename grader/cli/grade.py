@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from grader.cli.common import (
-    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, run_options,
+    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, FullBudgetOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, run_options,
     user_errors,
 )
 from rich.text import Text
@@ -42,7 +42,7 @@ def check(
     only: Annotated[Optional[list[str]], typer.Option(
         "--only", help="Run only this check (repeat for several); ids as in `gradelab labs`.")] = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Also run the training checks (minutes).")] = False,
-    device: DeviceOpt = "auto", budget: BudgetOpt = None,
+    device: DeviceOpt = "auto", budget: BudgetOpt = None, full_budget: FullBudgetOpt = False,
 ) -> None:
     """Self-check a submission against the lab's **public** checks.
 
@@ -62,7 +62,8 @@ def check(
 
     with user_errors():
         options = run_options(mode=Mode.check, seed=seed, wall=wall, cpu=cpu, memory=memory, data_root=data_root,
-                              only=tuple(only or ()), train=train, device=device, budget=budget)
+                              only=tuple(only or ()), train=train, device=device, budget=budget,
+                              early_stop=not full_budget)
         lab_obj = api.load_lab(lab)
         total = len(selected_checks(lab_obj, options))
         quiet = output_format == "json"
@@ -181,7 +182,7 @@ def grade(
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
     data_root: DataRootOpt = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Run the training checks (the default for grading).")] = True,
-    device: DeviceOpt = "auto", budget: BudgetOpt = None,
+    device: DeviceOpt = "auto", budget: BudgetOpt = None, full_budget: FullBudgetOpt = False,
     jobs: Annotated[Optional[int], typer.Option(
         "--jobs", "-j", help="Hand-ins graded at once, each in a worker process of its own. Default: what the "
                              "machine allows (cores per the lab's threads, memory, GPUs when training on them), "
@@ -206,7 +207,7 @@ def grade(
     with user_errors():
         options = run_options(mode=Mode.grade, force=force, reports=pdf, html=html, seed=seed, wall=wall, cpu=cpu,
                               memory=memory, data_root=data_root, train=train, device=device, budget=budget,
-                              jobs=jobs, ray=ray)
+                              jobs=jobs, ray=ray, early_stop=not full_budget)
         batch = run_batch(root, lab, out, options, layout)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""

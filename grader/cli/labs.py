@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from grader.cli.common import console, user_errors
+from grader.cli.common import DataRootOpt, console, user_errors
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -103,12 +103,16 @@ def calibrate(
     against: Annotated[list[Path], typer.Option(
         "--against", help="A hand-in known to be broken (repeat): trained under the same budget, and each "
                           "threshold says whether it would let it through.")] = [],  # noqa: B006
+    data_root: DataRootOpt = None,
 ) -> None:
     """Train the lab's reference under each budget and write the thresholds to its calibration.yaml.
 
     With --against, also train known-broken hand-ins (frozen layers, no ReLU, ...) and show which
     thresholds reject them: a threshold that lets one through needs a bigger budget, other data or
-    a structural check."""
+    a structural check.
+
+    With --data-root, the reference trains on that data (real CIFAR-10, say) and the thresholds are
+    recorded for it beside the bundled data's: grading with the same --data-root then uses them."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -129,19 +133,33 @@ def calibrate(
                       console=err_console, transient=True) as progress:
             task = progress.add_task("training the reference", total=None)
             rows = run(lab_obj, budgets, margin=margin, device=device_, seeds=seed, against=against, only=only,
+                       data_root=data_root,
                        on_check=lambda what: progress.update(task, description=f"trained {what}"))
     table = Table(title=f"{lab_obj.id}: calibrated thresholds ({lab_obj.folder / 'calibration.yaml'})")
-    for col in ("check", "budget", "reference accuracy", "threshold", "tells learning from chance"):
+    early = any(r.early_stop for r in rows)
+    for col in ("check", "budget", "data", "reference accuracy", "threshold", "tells learning from chance",
+                *(["stopping early"] if early else [])):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.check, r.budget, f"{r.reference_accuracy:.1%}", f"{r.threshold:.0%}",
-                      "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]")
+        table.add_row(r.check, r.budget, r.data, f"{r.reference_accuracy:.1%}", f"{r.threshold:.0%}",
+                      "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]",
+                      *([_early_cell(r.early_stop)] if early else []))
     console.print(table)
     banded = [r for r in rows if "max_level_ratio" in r.extras]
     if banded:
         console.print(_band_table(banded))
     if against:
         console.print(_against_table(rows))
+
+
+def _early_cell(early: dict | None) -> str:
+    """How often stopping early changed a verdict, and how much of the budget the runs used."""
+    if not early:
+        return "no rule"
+    changed = early["verdict_changes"]
+    colour = "green" if changed == 0 else "yellow"
+    return (f"[{colour}]{changed} of {early['runs']} verdicts changed[/{colour}]; "
+            f"{early['mean_share_of_budget']:.0%} of the budget used")
 
 
 def _band_table(rows) -> "Table":

@@ -58,6 +58,7 @@ class Run:
         self.sandbox = sandbox if sandbox is not None else Sandbox(preload=sandbox_preload(self.lab))
         self._datasets: dict[tuple[str, str, str | None], dict[str, Any]] = {}
         self._reference_values: dict[str, Any] = {}
+        self._identities: dict[tuple[str, str, str], str] = {}
 
     @property
     def limits(self) -> Limits:
@@ -84,6 +85,24 @@ class Run:
                                f"{f' from {data_root}' if data_root else ''}: {type(exc).__name__}: {exc}") from exc
         return self._datasets[key]
 
+    def data_identity(self, function: str, args: dict[str, Any]) -> str:
+        """What a calibration must have been measured on to judge this data set
+        (``grader.lab.calibration``): ``bundled`` for the lab's own data, else the digest of the
+        arrays from ``--data-root`` (``bundled`` too when they are the bundled set's)."""
+        from grader.lab.calibration import BUNDLED, digest
+
+        if not self.options.data_root:
+            return BUNDLED
+        key = ("identity", function, json.dumps(args, sort_keys=True))
+        if key not in self._identities:
+            ours = digest(self.dataset(function, args))
+            try:
+                bundled = digest(getattr(self.lab.reference, function)(data_root=None, **args))
+            except Exception:  # noqa: BLE001  (no bundled set to compare with: the data is the root's)
+                bundled = None
+            self._identities[key] = BUNDLED if ours == bundled else ours
+        return self._identities[key]
+
     def reference_value(self, key: str, compute: Callable[[], Any]) -> Any:
         """A value computed from the lab's reference in the grader, the same for every hand-in of
         the run (a check draws the same inputs for each): computed once. ``key`` must name all it
@@ -97,6 +116,7 @@ class Run:
             self.sandbox.close()
         self._datasets.clear()
         self._reference_values.clear()
+        self._identities.clear()
 
     def __enter__(self) -> "Run":
         self.sandbox.start()
