@@ -123,7 +123,7 @@ def compare(works: list[Work], settings: SimilaritySettings, *, lab: str, lab_ti
                     code_share=round(code.share(i, j, shared_code.get(key, 0)), 4), shared_values=values,
                     shared_phrases=phrases, similar=score >= settings.threshold)
         pair.reason = _reason(pair, settings)
-        if pair.similar and c > 0:
+        if pair.similar and c >= settings.threshold / 4:  # a few stray matches are not worth highlighting
             pair.spans_a, pair.spans_b = code.matched(i, j)
         pairs.append(pair)
     pairs.sort(key=lambda p: (-p.score, p.a, p.b))
