@@ -308,3 +308,19 @@ def test_the_instructor_pages_show_similar_latest_attempts_and_students_cannot_r
             denied = student.get("/instructor/similarity", follow_redirects=False)
             assert denied.status_code in (303, 403, 404) and "look at these together" not in denied.text
             assert "similar" not in student.get("/attempts/1").text.lower()
+
+
+def test_the_same_class_gives_the_same_scores_in_every_process(tmp_path):
+    """Winnowing keeps the smallest hash of each window: with Python's per-process string hash the
+    fingerprints, and so the scores, would change from run to run."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from pathlib import Path; from grader import api; "
+            "r = api.similarity(Path(sys.argv[1]), 'mlp-backprop', root=Path(sys.argv[2]), write=False); "
+            "print(json.dumps([(p.a, p.b, p.code, p.shared_fingerprints) for p in r.pairs]))")
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path), str(CORPUS / "mlp-backprop")],
+                           capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}, check=True,
+                           cwd=ROOT).stdout
+            for seed in ("1", "2")]
+    assert runs[0] == runs[1] and json.loads(runs[0])
