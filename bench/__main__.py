@@ -4,7 +4,17 @@ import logging
 
 from rich.console import Console
 
-from bench import lab_speed, report_speed, sandbox_overhead, scale, serve_load, similarity, startup, training, vgg
+from bench import (
+    lab_speed,
+    report_speed,
+    sandbox_overhead,
+    scale,
+    serve_load,
+    similarity,
+    startup,
+    training,
+    vgg,
+)
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()

@@ -112,7 +112,7 @@ def batches(copies: int = 24) -> tuple[Table, dict[str, float]]:
         runs = [("--jobs 1 (serial, in the batch's process)", ["--jobs", "1"]),
                 ("--jobs 2 (this process; a worker once worth its start)", ["--jobs", "2"])]
         try:
-            import ray  # noqa: F401
+            import ray  # noqa: F401  (only whether Ray is installed)
 
             runs.append(("--ray local (a Ray cluster on this machine)", ["--ray", "local"]))
         except ImportError:

@@ -19,9 +19,10 @@ narrower, because in 64 steps VGG-A sometimes learns nothing at any rate)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -36,7 +37,7 @@ from grader.lab.calibration import BUNDLED, store, stored
 from grader.lab.loader import CALIBRATION_NAME
 from grader.options import Budget, CheckFinished, Device, Mode, RunOptions
 from grader.results import SubmissionResult
-from grader.sandbox.runner import Sandbox
+from grader.sandbox.runner import opened
 
 CHANCE_MARGIN = 0.15  # a threshold this far above chance (1 / classes) tells learning from guessing
 
@@ -119,7 +120,7 @@ def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: 
     seed), recording each check's entry into ``data``; one row per check and budget."""
     out: list[Calibrated] = []
     reference = lab.path(lab.manifest.reference.module)
-    with Sandbox(preload=sandbox_preload(lab)) as sandbox:
+    with opened(sandbox_preload(lab)) as sandbox:
         def trained(budget: Budget, early: bool) -> tuple[list[SubmissionResult], dict[str, dict[str, Any]]]:
             """The reference under each seed, each broken hand-in under the first."""
             results = []
@@ -213,7 +214,7 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
             "discriminates": discriminates,
             "seed": seeds[0], "device": device, "epochs": check.details.get("epochs"),
             "train_size": check.details.get("train_size"), "gradelab": grader.__version__,
-            "calibrated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "calibrated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         })
         entry = stored(data, check.id, budget, identity)
         if len(seeds) > 1:
@@ -224,10 +225,10 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
                   if hasattr(kind, "calibration_extras") else {})
         entry.update(extras)
         theirs = {name: checks[check.id] for name, checks in broken.items() if check.id in checks}
-        accuracies = {name: _accuracy(c) for name, c in theirs.items()}
+        reached = {name: _accuracy(c) for name, c in theirs.items()}
         row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
-                         discriminates=discriminates, against=accuracies, extras=extras, data=identity,
-                         let_through=[n for n, c in theirs.items() if _passes(kind, c.details, accuracies[n], entry)])
+                         discriminates=discriminates, against=reached, extras=extras, data=identity,
+                         let_through=[n for n, c in theirs.items() if _passes(kind, c.details, reached[n], entry)])
         if against:
             entry["checked_against"] = {
                 name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through}

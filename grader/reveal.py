@@ -13,13 +13,35 @@ the verdict alone: safe by default.
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from grader.checks.registry import BoundCheck
 from grader.lab.manifest import Reveal, Visibility
-from grader.results import NOT_SCORED, CheckResult, Disclosure, Status, SubmissionResult, render, shown, tally
+from grader.results import (
+    NOT_SCORED,
+    CheckResult,
+    Disclosure,
+    Status,
+    SubmissionResult,
+    render,
+    shown,
+    tally,
+)
 
 HIDDEN = "is a hidden check, graded by your instructor"
+
+
+class Audience(str, Enum):
+    """Who reads an output. Only the instructor's view is whole; anything else reads what the lab
+    reveals (``Audience.of``): a misspelt or unexpected audience never shows the answers."""
+
+    instructor = "instructor"
+    student = "student"
+
+    @classmethod
+    def of(cls, value: object) -> Audience:
+        return cls.instructor if value == cls.instructor.value else cls.student
 
 
 def disclosure_for(check: BoundCheck) -> Disclosure:
@@ -65,8 +87,9 @@ def student_result(result: SubmissionResult) -> SubmissionResult:
     visible = [student_check(c) for c in result.checks if c.visibility == Visibility.public]
     if len(visible) == len(result.checks):
         return result.model_copy(update={"checks": visible})
-    score, max_score = tally(visible)
-    return result.model_copy(update={"checks": visible, "score": score, "max_score": max_score, "grade": ""})
+    score, max_score, pending = tally(visible)
+    return result.model_copy(update={"checks": visible, "score": score, "max_score": max_score,
+                                     "pending_points": pending, "grade": ""})
 
 
 def hidden_note(check_id: str) -> str:

@@ -17,6 +17,9 @@ import pytest
 
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
 
+# Production's lifecycle: each run here starts and ends its own fork server (tests/conftest.py).
+pytestmark = pytest.mark.own_sandbox
+
 HOSTILE = ROOT / "submissions" / "hostile"
 FAST = ["--wall-time", "4", "--cpu-time", "8", "--memory-mb", "1024"]
 HONEST = ["correct", "missing-floor", "in-channels-confusion", "syntax-error", "missing-class", "wrong-padding",
@@ -244,7 +247,7 @@ def test_a_hand_in_is_graded_in_one_child(monkeypatch):
     real = ForkServer.spawn
     monkeypatch.setattr(ForkServer, "spawn", lambda self, job: (spawned.append(1), real(self, job))[1])
     result = grade_one(load_lab("cifar-convnet"), CIFAR_SUBMISSIONS / "correct")
-    assert result.score == result.max_score == 17
+    assert (result.score, result.max_score) == (17, 20)
     assert len(spawned) == 1
 
 

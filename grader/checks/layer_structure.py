@@ -126,7 +126,7 @@ class LayerStructureCheck(_ModelKind):
             return Outcome.error(Feedback(f"the forward pass stopped after {len(have)} of the {len(want)} expected "
                                           f"layers: {_trace_error(trace)}"))
         if len(have) != len(want):
-            names = lambda ls: ", ".join(_describe(l) for l in ls)  # noqa: E731
+            names = lambda ls: ", ".join(_describe(l) for l in ls)
             message = Feedback(f"expected {len(want)} layers, the forward pass used {len(have)};")
             if len(have) < len(want):
                 message.add(f" missing after layer {len(have)}:").add(f" {names(want[len(have):])}", E)

@@ -10,7 +10,7 @@ student's code can rewrite it (twice the epochs, a made-up loss curve). So nothi
 taken on trust: the reply must fit the budget (one curve point and one set of test scores per
 epoch of the budget, accuracies between 0 and 1, scores of shape test examples × classes), or the
 check is zero; the verdict is the accuracy of the returned scores (or parameters) on labels the
-child never saw, computed here. What that certifies, and what it cannot, is in the README.
+child never saw, computed here. What that certifies, and what it cannot, is in docs/security.md.
 
 Students see their accuracy, their curves and the threshold (public: it is what they aim for).
 """
@@ -18,7 +18,8 @@ Students see their accuracy, their curves and the threshold (public: it is what 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import Field, field_validator
 
@@ -87,6 +88,25 @@ class TrainingParams(KindParams):
         return known_budget_names(v)
 
 
+class Planned(Protocol):
+    """What ``TrainingCheck.plan`` reads of a check's params (a training check's, a comparison's)."""
+
+    @property
+    def args(self) -> dict[str, Any]: ...
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def dataset_args(self) -> dict[str, Any]: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def budgets(self) -> Mapping[str, Budget]: ...
+    @property
+    def device_arg(self) -> bool: ...
+    @property
+    def seed_arg(self) -> bool: ...
+
+
 def known_budget_names(budgets: dict[str, Any]) -> dict[str, Any]:
     """A manifest's budgets, refused when one is not a budget a run can ask for."""
     known = [b.value for b in BudgetName]
@@ -116,7 +136,9 @@ def stop_of(reply: Any) -> dict[str, Any] | None:
     if not isinstance(stopped, dict) or stopped.get("reason") not in STOP_REASONS:
         return None
     step, of = stopped.get("step"), stopped.get("of")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (step, of)) or not 0 < step <= of:
+    if not (isinstance(step, int) and isinstance(of, int)) or isinstance(step, bool) or isinstance(of, bool):
+        return None
+    if not 0 < step <= of:
         return None
     return {"step": step, "of": of, "reason": stopped["reason"]}
 
@@ -197,7 +219,7 @@ class TrainingCheck(CheckKind):
         return OPERATOR_RECORD_PRELOAD if params.forbid_ops or params.forbid_autograd else []
 
     @staticmethod
-    def plan(ctx, params: TrainingParams) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
+    def plan(ctx, params: Planned) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
         """(budget name, harness args, data set args, threshold) for this run."""
         args, dataset_args, threshold, name = dict(params.args), dict(params.dataset_args), params.threshold, None
         if params.budgets:
@@ -277,7 +299,7 @@ class TrainingCheck(CheckKind):
         if params.predict and isinstance(result.get("params"), dict):
             try:
                 final = accuracy(getattr(ctx.reference, params.predict)(result["params"], data["test_x"]), test_y)
-            except Exception:  # noqa: BLE001  (parameters of the wrong shape: not a usable network)
+            except Exception:
                 final = None
         loss = curves.get("loss", [])
         panels = {"loss": {"train": loss},

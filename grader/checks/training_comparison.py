@@ -82,7 +82,7 @@ class ComparisonParams(KindParams):
         return known_budget_names(v)
 
     @model_validator(mode="after")
-    def _two_models(self) -> "ComparisonParams":
+    def _two_models(self) -> ComparisonParams:
         if self.baseline.cls == self.improved.cls:
             raise ValueError("baseline and improved must be different classes")
         return self
@@ -206,7 +206,8 @@ class TrainingComparisonCheck(CheckKind):
                                          f"{failure.message}.")
                 reply = reply.get("result") if isinstance(reply, dict) else None  # the probe's {"result": ...}
                 reply = reply if isinstance(reply, dict) else {}
-                scores = reply.get("test_scores") if isinstance(reply.get("test_scores"), list) else []
+                scores = reply.get("test_scores")
+                scores = scores if isinstance(scores, list) else []
                 runs.setdefault(model.label, {})[lr] = {
                     "losses": _numbers(reply.get("losses")),
                     "test_accuracy": [accuracy(s, test_y) for s in scores],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from grader.checks.registry import BoundLab
 
 
-def _lab_table(lab: "BoundLab") -> "Table":
+def _lab_table(lab: BoundLab) -> Table:
     """Each check: id and title, kind, points, visibility, and what students see of it besides its
     verdict, named mistakes and hint."""
     from rich.table import Table
@@ -42,7 +42,7 @@ def _lab_table(lab: "BoundLab") -> "Table":
     return table
 
 
-def _hand_in(lab: "BoundLab") -> str:
+def _hand_in(lab: BoundLab) -> str:
     """What a student hands in, and where to start from."""
     interface = lab.manifest.interface
     symbols = ", ".join(f"{s.name}({', '.join(s.params)})" for s in interface.symbols)
@@ -53,7 +53,7 @@ def _hand_in(lab: "BoundLab") -> str:
 
 
 def labs(
-    lab: Annotated[Optional[str], typer.Argument(help="Show this lab only (a name or a lab folder).")] = None,
+    lab: Annotated[str | None, typer.Argument(help="Show this lab only (a name or a lab folder).")] = None,
     kinds: Annotated[bool, typer.Option("--kinds", help="List the check kinds a manifest may use.")] = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the manifest's JSON Schema.")] = False,
 ) -> None:
@@ -92,17 +92,17 @@ def register(app: typer.Typer) -> None:
 
 def calibrate(
     lab: Annotated[str, typer.Argument(help="Lab name or folder.")],
-    budget: Annotated[list[str], typer.Option("--budget", help="Budget(s) to calibrate (repeat); default: the device's (gpu or cpu).")] = [],  # noqa: B006
+    budget: Annotated[list[str], typer.Option("--budget", help="Budget(s) to calibrate (repeat); default: the device's (gpu or cpu).")] = [],  # noqa: B006  (Typer reads the default list; nothing mutates it)
     margin: Annotated[float, typer.Option("--margin", help="How far below the reference's accuracy the threshold sits.")] = 0.2,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[list[int], typer.Option(
         "--seed", help="Seed(s) the reference trains with (repeat): each threshold and limit is set from the worst "
-                       "of them.")] = [0],  # noqa: B006
+                       "of them.")] = [0],  # noqa: B006  (Typer reads the default list; nothing mutates it)
     only: Annotated[list[str], typer.Option(
-        "--only", help="Calibrate only this training check (repeat); the others keep their thresholds.")] = [],  # noqa: B006
+        "--only", help="Calibrate only this training check (repeat); the others keep their thresholds.")] = [],  # noqa: B006  (Typer reads the default list; nothing mutates it)
     against: Annotated[list[Path], typer.Option(
         "--against", help="A hand-in known to be broken (repeat): trained under the same budget, and each "
-                          "threshold says whether it would let it through.")] = [],  # noqa: B006
+                          "threshold says whether it would let it through.")] = [],  # noqa: B006  (Typer reads the default list; nothing mutates it)
     data_root: DataRootOpt = None,
 ) -> None:
     """Train the lab's reference under each budget and write the thresholds to its calibration.yaml.
@@ -162,7 +162,7 @@ def _early_cell(early: dict | None) -> str:
             f"{early['mean_share_of_budget']:.0%} of the budget used")
 
 
-def _band_table(rows) -> "Table":
+def _band_table(rows) -> Table:
     """The loss-band limits of training_comparison checks: the reference's ratios and what passes."""
     from rich.table import Table
 
@@ -184,7 +184,7 @@ def _band_table(rows) -> "Table":
     return table
 
 
-def _against_table(rows) -> "Table":
+def _against_table(rows) -> Table:
     """One row per threshold and broken hand-in: its accuracy, and whether the threshold rejects it."""
     from rich.table import Table
 

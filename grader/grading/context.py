@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -43,7 +44,7 @@ class SubmissionSession:
     symbol_problems: dict[str, str] | None = None
     log_tail: str = ""
     _cache: dict[str, Any] = field(default_factory=dict)
-    _children: dict[tuple, ChildSession] = field(default_factory=dict)
+    _children: dict[tuple[Any, ...], ChildSession] = field(default_factory=dict)
 
     @property
     def lab(self) -> Lab:

@@ -24,9 +24,11 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from grader.checks.registry import BoundLab
 from grader.grading.executor import Job, grade_job
@@ -163,10 +165,10 @@ class ParallelExecutor:
         self.workers_started = 0
         # Hand-ins side by side, each with its threads: no more than the cores hold (two trainings
         # of two threads each on two cores take twice as long as one after the other, and more).
-        jobs = min(self.jobs, max(1, cpu_count() // threads_per_hand_in(run)))
+        slots = min(self.jobs, max(1, cpu_count() // threads_per_hand_in(run)))
         lock = threading.Lock()
-        done: queue.Queue[tuple[Job, Future]] = queue.Queue()
-        pace = {"started": time.monotonic(), "last": None, "graded": 0}
+        done: queue.Queue[tuple[Job, Future[str]]] = queue.Queue()
+        started, last, graded = [time.monotonic()], [0.0], [0]  # this process's pace, shared with the watcher
         pool: list[ProcessPoolExecutor] = []
         in_flight = [0]
         stop = threading.Event()
@@ -181,9 +183,9 @@ class ParallelExecutor:
                 job = todo.popleft()
                 future = pool[0].submit(_grade, job)
                 in_flight[0] += 1
-                future.add_done_callback(lambda f, job=job: finished(job, f))
+                future.add_done_callback(partial(finished, job))
 
-        def finished(job: Job, future: Future) -> None:
+        def finished(job: Job, future: Future[str]) -> None:
             done.put((job, future))
             with lock:
                 in_flight[0] -= 1
@@ -195,11 +197,11 @@ class ParallelExecutor:
                 left = len(todo)
                 if left == 0 or pool:
                     return False
-                elapsed = time.monotonic() - pace["started"]
-                if pace["graded"] == 0:
+                elapsed = time.monotonic() - started[0]
+                if graded[0] == 0:
                     return elapsed >= self.start_after_s
-                per_job = max(pace["last"] or 0.0, elapsed)
-            return per_job * left * (1 - 1 / min(jobs, left + 1)) >= self.start_after_s
+                per_job = max(last[0], elapsed)
+            return per_job * left * (1 - 1 / min(slots, left + 1)) >= self.start_after_s
 
         def start(workers: int) -> None:
             ctx = mp.get_context("spawn")  # a fresh interpreter: nothing of this process's threads or state
@@ -226,12 +228,12 @@ class ParallelExecutor:
             while not stop.wait(0.25):
                 if worth_starting():
                     with lock:
-                        workers = min(jobs - 1, len(todo))
+                        workers = min(slots - 1, len(todo))
                     if workers >= 1:
                         start(workers)
                     return
 
-        watcher = threading.Thread(target=watch, name="gradelab-workers", daemon=True) if jobs > 1 else None
+        watcher = threading.Thread(target=watch, name="gradelab-workers", daemon=True) if slots > 1 else None
         if watcher is not None:
             watcher.start()
         finished_all = False
@@ -242,10 +244,10 @@ class ParallelExecutor:
                 if job is None:
                     break
                 with lock:
-                    pace["started"] = time.monotonic()
+                    started[0] = time.monotonic()
                 result = grade_job(run, job)
                 with lock:
-                    pace["last"], pace["graded"] = time.monotonic() - pace["started"], pace["graded"] + 1
+                    last[0], graded[0] = time.monotonic() - started[0], graded[0] + 1
                 yield job, result
             stop.set()
             while True:
@@ -272,11 +274,11 @@ class ParallelExecutor:
                 relay.join(5)
 
 
-def _outcome(job: Job, future: Future) -> tuple[Job, SubmissionResult]:
+def _outcome(job: Job, future: Future[str]) -> tuple[Job, SubmissionResult]:
     return job, SubmissionResult.model_validate_json(future.result())
 
 
-def _drained(done: queue.Queue) -> Iterator[tuple[Job, SubmissionResult]]:
+def _drained(done: queue.Queue[tuple[Job, Future[str]]]) -> Iterator[tuple[Job, SubmissionResult]]:
     """The results workers finished while this process graded its own."""
     while True:
         try:
@@ -299,7 +301,7 @@ def _relay(events: Any, run: Run) -> None:
             return
         try:
             run.emit(event)
-        except Exception:  # noqa: BLE001  (a display that fails must not stop the grading)
+        except Exception:
             log.exception("event sink failed")
 
 

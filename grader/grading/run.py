@@ -8,8 +8,9 @@ every submission graded in it reads its settings from here, never from copies.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from grader.checks.registry import BoundLab, bind
 from grader.data.digits import cache_root as data_cache_root
@@ -17,7 +18,7 @@ from grader.errors import LabError, UsageError
 from grader.lab.loader import Lab, labs_root
 from grader.lab.manifest import Limits
 from grader.options import Device, EventSink, Mode, RunOptions, ignore
-from grader.sandbox.runner import Sandbox
+from grader.sandbox.runner import Sandbox, sandbox_for
 
 
 def resolve_device(device: Device) -> Device:
@@ -54,8 +55,11 @@ class Run:
         self.device = resolve_device(options.device)
         self.emit = on_event
         self.hide = tuple(Path(p) for p in hide)
-        self._owns_sandbox = sandbox is None
-        self.sandbox = sandbox if sandbox is not None else Sandbox(preload=sandbox_preload(self.lab))
+        if sandbox is None:
+            sandbox, self._owns_sandbox = sandbox_for(sandbox_preload(self.lab))
+        else:
+            self._owns_sandbox = False
+        self.sandbox = sandbox
         self._datasets: dict[tuple[str, str, str | None], dict[str, Any]] = {}
         self._reference_values: dict[str, Any] = {}
         self._identities: dict[tuple[str, str, str], str] = {}
@@ -98,7 +102,7 @@ class Run:
             ours = digest(self.dataset(function, args))
             try:
                 bundled = digest(getattr(self.lab.reference, function)(data_root=None, **args))
-            except Exception:  # noqa: BLE001  (no bundled set to compare with: the data is the root's)
+            except Exception:
                 bundled = None
             self._identities[key] = BUNDLED if ours == bundled else ours
         return self._identities[key]
@@ -112,13 +116,17 @@ class Run:
         return self._reference_values[key]
 
     def close(self) -> None:
+        """End the run: its own sandbox closed; one it was handed only settled (its children
+        gone, their uids and cgroups given back), for its owner to use again."""
         if self._owns_sandbox:
             self.sandbox.close()
+        else:
+            self.sandbox.settle()
         self._datasets.clear()
         self._reference_values.clear()
         self._identities.clear()
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         self.sandbox.start()
         return self
 

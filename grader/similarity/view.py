@@ -3,7 +3,7 @@
 each listed pair's matched code side by side, highlighted, its shared answers and phrases.
 
 Everything shown comes from hand-ins: names, code and phrases are escaped by the templates'
-autoescape, and every CSV cell goes through ``export.cells.csv_cell``.
+autoescape, and every CSV cell goes through ``export.cells.inert``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from markupsafe import Markup, escape
 
 from grader.atomic import write_atomic
-from grader.export.cells import csv_cell
+from grader.export.cells import inert
 from grader.similarity.ranking import Pair, SimilarityReport
 
 FOLDER = "similarity"
@@ -36,9 +36,9 @@ def csv_text(report: SimilarityReport) -> str:
     writer.writerow(["rank", "a", "student_a", "b", "student_b", "b_from", "score", "code", "answers", "written",
                      "similar", "reason"])
     for rank, p in enumerate(report.pairs, 1):
-        writer.writerow([rank, *map(csv_cell, (p.a, p.student_a, p.b, p.student_b, p.group_b)),
+        writer.writerow([rank, *map(inert, (p.a, p.student_a, p.b, p.student_b, p.group_b)),
                          f"{p.score:.3f}", f"{p.code:.3f}", f"{p.answers:.3f}", f"{p.written:.3f}",
-                         "yes" if p.similar else "no", csv_cell(p.reason)])
+                         "yes" if p.similar else "no", inert(p.reason)])
     return out.getvalue()
 
 
