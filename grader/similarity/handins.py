@@ -115,7 +115,8 @@ def read_class(lab: BoundLab, root: Path, *, layout: str = "auto", group: str = 
     """Every hand-in of the class at ``root`` (a folder or an LMS download), under the names its
     results have (``names``: only those)."""
     from grader.grading.batch import plan_jobs
-    from grader.intake.classes import Layout, plan_class
+    from grader.intake.classes import plan_class
+    from grader.options import Layout
 
     iface = lab.manifest.interface
     plan = plan_class(Path(root), Layout(layout), expected={iface.module, iface.answers_file})
