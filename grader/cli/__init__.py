@@ -32,6 +32,7 @@ from grader.cli import lti as _lti
 from grader.cli import pack as _pack
 from grader.cli import report as _report
 from grader.cli import serve as _serve
+from grader.cli import similarity as _similarity
 
 _labs.register(app)
 _grade.register(app)
@@ -41,6 +42,7 @@ _data.register(app)
 _lms.register(app)
 _serve.register(app)
 _lti.register_commands(app)
+_similarity.register(app)
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -225,6 +225,8 @@ def grade(
         "--ray", help="Grade on a Ray cluster at this address (e.g. ray://head:10001), or 'local' to start one "
                       "on this machine. Needs `pip install gradelab[ray]`.")] = None,
     layout: LayoutOpt = "auto",
+    similarity: Annotated[bool, typer.Option(
+        "--similarity", help="Then list pairs of hand-ins to look at together (as `gradelab similarity OUT`).")] = False,
 ) -> None:
     """Grade every submission under ROOT with **all** checks (public and hidden).
 
@@ -252,6 +254,12 @@ def grade(
                   f"Results: {out}/ (class: {out / CLASS_CSV})")
     _print_reports(batch)
     _warnings(batch)
+    if similarity:
+        from grader import api
+        from grader.cli.similarity import show
+
+        with user_errors():
+            show(api.similarity(out, lab, root=root, layout=layout), out)
     if batch.ungradable or batch.warnings:
         said = [f"{len(batch.ungradable)} submission(s) had nothing to grade"] if batch.ungradable else []
         said += [f"{len(batch.warnings)} entr{'y' if len(batch.warnings) == 1 else 'ies'} of the class left out"] \

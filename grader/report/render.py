@@ -12,7 +12,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -21,6 +21,9 @@ from grader.atomic import replacing
 from grader.errors import ReportError
 from grader.results import Kind, Status, SubmissionResult
 from grader.reveal import Audience, hidden_points, student_result
+
+if TYPE_CHECKING:
+    from grader.similarity.ranking import SimilarityReport
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -146,9 +149,12 @@ class ReportRenderer:
         return self.env.get_template("report.html.j2").render(
             **submission_context(result, audience), inline_css=self._inline_css(standalone))
 
-    def class_html(self, results: list[SubmissionResult], lab_title: str, standalone: bool = True) -> str:
+    def class_html(self, results: list[SubmissionResult], lab_title: str, standalone: bool = True,
+                   similarity: "SimilarityReport | None" = None) -> str:
+        """``similarity``: a page of pairs to look at together (``grader.similarity``), for the
+        instructor's summary only."""
         return self.env.get_template("class_summary.html.j2").render(
-            **class_context(results, lab_title), inline_css=self._inline_css(standalone))
+            **class_context(results, lab_title), similarity=similarity, inline_css=self._inline_css(standalone))
 
     def _inline_css(self, standalone: bool) -> str:
         return (self.templates / "report.css").read_text(encoding="utf-8") if standalone else ""
@@ -172,8 +178,10 @@ class ReportRenderer:
             path.with_suffix(".html").write_text(self.submission_html(result, audience), encoding="utf-8")
         return self.pdf(self.submission_html(result, audience, standalone=False), path)
 
-    def write_class(self, results: list[SubmissionResult], lab_title: str, path: Path, html: bool = False) -> Path:
+    def write_class(self, results: list[SubmissionResult], lab_title: str, path: Path, html: bool = False,
+                    similarity: "SimilarityReport | None" = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         if html:
-            path.with_suffix(".html").write_text(self.class_html(results, lab_title), encoding="utf-8")
-        return self.pdf(self.class_html(results, lab_title, standalone=False), path)
+            path.with_suffix(".html").write_text(self.class_html(results, lab_title, similarity=similarity),
+                                                 encoding="utf-8")
+        return self.pdf(self.class_html(results, lab_title, standalone=False, similarity=similarity), path)

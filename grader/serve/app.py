@@ -50,6 +50,7 @@ routes = [
     Route("/instructor", instructor.roster, name="roster"),
     Route("/instructor/class.csv", instructor.class_table, name="class_csv"),
     Route("/instructor/export", instructor.export, methods=["POST"], name="export"),
+    Route("/instructor/similarity", instructor.similarity, name="similarity"),
     Route("/instructor/students/{sid:str}", instructor.student, name="student"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}", instructor.attempt, name="student_attempt"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}/upload.zip", instructor.upload, name="upload_zip"),
