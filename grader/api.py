@@ -114,8 +114,13 @@ def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[Su
         return results
     try:
         the_lab = bound(lab if lab is not None else results[0].lab)
-    except LabError:
-        return results  # a lab no longer here: its results as they are
+    except LabError as exc:
+        from grader.review.store import ReviewStore
+
+        if ReviewStore.beside(Path(out)).folder.is_dir():  # grades given by hand that cannot be read without it
+            raise UsageError(f"{out}: written answers were graded by hand here, and their rubric is the lab's, which "
+                             f"cannot be loaded ({exc}): name the lab with --lab") from None
+        return results  # a lab no longer here, and nothing graded by hand: its results as they are
     return merged(results, the_lab, Path(out))
 
 
