@@ -108,6 +108,17 @@ def test_a_student_launch_lands_on_their_page_with_a_session_and_an_id_kept_from
     assert member is not None and member.stamp.startswith("lti:")
 
 
+def test_a_second_platform_user_with_a_classmates_email_does_not_get_her_id(tool):
+    tool.launch("u-alice")
+    s, action, form = tool.preflight("u-zoe")
+    claims = jwt.decode(form["id_token"], options={"verify_signature": False})
+    forged = tool.platform.sign({**claims, "email": "alice@example.org"})  # Zoé set Alice's email in the LMS
+    assert s.post(action, data={**form, "id_token": forged}, timeout=10).status_code == 200
+    home = s.get(f"{tool.url}/", timeout=10).text
+    assert "Zoé Nguyen" in home and "Alice Martin" not in home
+    assert tool.lti.members.by_id("alice").name == "Alice Martin"
+
+
 def test_a_student_of_the_course_not_in_the_roster_gets_a_stable_id(tool):
     s = tool.launch("u-zoe")
     assert "Zoé Nguyen" in s.get(f"{tool.url}/", timeout=10).text
