@@ -173,8 +173,8 @@ class LtiTool:
         doc = self.services().get(url, [NRPS_SCOPE], NRPS_TYPE)
         assert self.platform is not None
         found = members_of_nrps(doc)
-        for sub, name, email, role in found:
-            self.members.add(self.platform.issuer, sub, name, email, role, self.room.roster)
+        for sub, name, email, role, sourcedid in found:
+            self.members.add(self.platform.issuer, sub, name, email, role, self.room.roster, sourcedid)
         return len(found)
 
     # --- the launch ----------------------------------------------------------------------

@@ -127,15 +127,15 @@ def merge_into(roster: Roster, members: list[Member]) -> None:
         roster.students[m.id] = RosterEntry(id=m.id, name=m.name or m.id, email=m.email, extension="")
 
 
-def members_of_nrps(doc: dict[str, Any]) -> list[tuple[str, str, str, Role]]:
-    """(sub, name, email, role) of each active member of an NRPS membership container."""
+def members_of_nrps(doc: dict[str, Any]) -> list[tuple[str, str, str, Role, str]]:
+    """(sub, name, email, role, LIS sourcedid) of each active member of an NRPS membership container."""
     found = []
     for m in doc.get("members", []) if isinstance(doc, dict) else []:
         if not isinstance(m, dict) or not isinstance(m.get("user_id"), str):
             continue
         if m.get("status", "Active") != "Active":
             continue
-        name, email = m.get("name"), m.get("email")
+        name, email, sourcedid = m.get("name"), m.get("email"), m.get("lis_person_sourcedid")
         found.append((str(m["user_id"]), name if isinstance(name, str) else "", email if isinstance(email, str) else "",
-                      role_of(m.get("roles") or [])))
+                      role_of(m.get("roles") or []), sourcedid if isinstance(sourcedid, str) else ""))
     return found
