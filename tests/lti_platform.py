@@ -82,6 +82,8 @@ class Platform:
                         for sub, (n, e, r) in USERS.items()]
         self.members.append({"user_id": "u-carl", "name": "Carl Old", "email": "carl@example.org",
                              "roles": [LEARNER], "status": "Active"})
+        self.members.append({"user_id": "u-bob", "name": "Robert Chen", "email": "rc@other.example",
+                             "lis_person_sourcedid": "bob", "roles": [LEARNER], "status": "Active"})
         self._server: uvicorn.Server | None = None
 
     # the package's abstract classes, filled in

@@ -108,6 +108,17 @@ def test_a_student_launch_lands_on_their_page_with_a_session_and_an_id_kept_from
     assert member is not None and member.stamp.startswith("lti:")
 
 
+def test_a_second_platform_user_with_a_classmates_email_does_not_get_her_id(tool):
+    tool.launch("u-alice")
+    s, action, form = tool.preflight("u-zoe")
+    claims = jwt.decode(form["id_token"], options={"verify_signature": False})
+    forged = tool.platform.sign({**claims, "email": "alice@example.org"})  # Zoé set Alice's email in the LMS
+    assert s.post(action, data={**form, "id_token": forged}, timeout=10).status_code == 200
+    home = s.get(f"{tool.url}/", timeout=10).text
+    assert "Zoé Nguyen" in home and "Alice Martin" not in home
+    assert tool.lti.members.by_id("alice").name == "Alice Martin"
+
+
 def test_a_student_of_the_course_not_in_the_roster_gets_a_stable_id(tool):
     s = tool.launch("u-zoe")
     assert "Zoé Nguyen" in s.get(f"{tool.url}/", timeout=10).text
@@ -125,12 +136,14 @@ def test_an_instructor_launch_lands_on_the_instructor_pages(tool):
 
 def test_the_course_members_are_read_through_nrps_and_merged_with_the_roster(tool):
     tool.launch("u-teacher")  # names the membership service; the read runs after it, and again here
-    assert tool.lti.read_roster() == 4
+    assert tool.lti.read_roster() == 5
     roster = tool.room.roster
     assert {"alice", "bob", "carol"} <= set(roster.students)  # the CSV's rows stay
     carl = [s for s in roster if s.name == "Carl Old"]
     assert len(carl) == 1 and carl[0].id.startswith("lti-")
-    assert tool.lti.read_roster() == 4 and len([s for s in tool.room.roster if s.name == "Carl Old"]) == 1
+    assert tool.lti.read_roster() == 5 and len([s for s in tool.room.roster if s.name == "Carl Old"]) == 1
+    assert tool.lti.members.by_id("bob") is not None  # matched by student number: the CSV's id and row kept
+    assert roster.get("bob").name == "Bob Chen"
     assert not any(s.name == "Prof. Ada" for s in roster)  # an instructor is not a student
 
 
@@ -141,7 +154,7 @@ def test_the_tool_publishes_its_keyset_and_a_rotated_key_joins_it(tool):
     second = requests.get(f"{tool.url}/lti/jwks.json", timeout=10).json()["keys"]
     assert len(second) == 2 and first[0]["kid"] in {k["kid"] for k in second}
     tool.launch("u-teacher")
-    assert tool.lti.read_roster() == 4  # the platform verifies an assertion signed by the new key
+    assert tool.lti.read_roster() == 5  # the platform verifies an assertion signed by the new key
 
 
 # --- refusals ---------------------------------------------------------------------------------

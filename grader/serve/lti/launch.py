@@ -173,8 +173,8 @@ class LtiTool:
         doc = self.services().get(url, [NRPS_SCOPE], NRPS_TYPE)
         assert self.platform is not None
         found = members_of_nrps(doc)
-        for sub, name, email, role in found:
-            self.members.add(self.platform.issuer, sub, name, email, role, self.room.roster)
+        for sub, name, email, role, sourcedid in found:
+            self.members.add(self.platform.issuer, sub, name, email, role, self.room.roster, sourcedid)
         return len(found)
 
     # --- the launch ----------------------------------------------------------------------
@@ -312,7 +312,8 @@ class LtiTool:
         name, email = _str(claims.get("name")), _str(claims.get("email"))
         if claims.get(C + "message_type") == "LtiDeepLinkingRequest":
             return self._deep_link(request, claims, role)
-        member = self.members.add(self.platform.issuer, claims["sub"], name, email, role, self.room.roster)
+        sourcedid = _str(_obj(claims, C + "lis").get("person_sourcedid"))
+        member = self.members.add(self.platform.issuer, claims["sub"], name, email, role, self.room.roster, sourcedid)
         self._keep_context(claims)
         target = "/instructor" if role == "instructor" else "/"
         # A same-site page that moves on by itself: the session cookie (SameSite=Strict) is sent by

@@ -1,8 +1,9 @@
 """Who an LTI launch or the course's membership (NRPS) names, on the class's roster.
 
 A platform's user id (``sub``) is opaque and may be anything, so it never names a folder: a member
-gets the roster id of the CSV row with the same email when there is one, else ``lti-`` and 12 hex
-of the SHA-256 of the issuer and ``sub``. The mapping is kept in ``.gradelab/lti/members.json``
+gets the roster id of the CSV row whose id is their LIS ``person_sourcedid`` (the institution's
+student number) or, failing that, whose email is theirs, if no other platform user holds that row
+already; else ``lti-`` and 12 hex of the SHA-256 of the issuer and ``sub``. The mapping is kept in ``.gradelab/lti/members.json``
 and never changes once made (ids stay stable across launches, NRPS reads and restarts). Members
 are merged into the served roster; rows of the CSV keep their id and extension.
 """
@@ -86,15 +87,23 @@ class Members:
     def by_stamp(self, stamp: str) -> Member | None:
         return next((m for m in self.data.members.values() if m.stamp == stamp), None)
 
-    def add(self, issuer: str, sub: str, name: str, email: str, role: Role, roster: Roster) -> Member:
-        """The member for this user, made once (their id never changes), and on the roster."""
+    def add(self, issuer: str, sub: str, name: str, email: str, role: Role, roster: Roster,
+            sourcedid: str = "") -> Member:
+        """The member for this user, made once (their id never changes), and on the roster: the CSV
+        row whose id is their institution's student number (LIS ``person_sourcedid``), else the row
+        with their email, else a new id."""
         key = f"{issuer} {sub}"
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         with self._lock:
             found = self.data.members.get(key)
             if found is None:
-                by_email = next((s for s in roster if email and s.email.lower() == email.lower()), None)
-                sid = by_email.id if by_email is not None else f"lti-{digest[:12]}"
+                bound = {m.id for m in self.data.members.values()}
+                row = roster.get(sourcedid) if sourcedid else None
+                if row is None and email:
+                    row = next((r for r in roster if r.email.lower() == email.lower()), None)
+                # a row already bound to another platform user is not given to a second one (an
+                # email a student could edit in the LMS must not hand them a classmate's work)
+                sid = row.id if row is not None and row.id not in bound else f"lti-{digest[:12]}"
                 found = Member(id=sid, role=role, stamp=f"lti:{digest[:16]}", name=name[:200], email=email[:200])
             else:
                 found = found.model_copy(update={"role": role, "name": name[:200] or found.name,
@@ -118,15 +127,15 @@ def merge_into(roster: Roster, members: list[Member]) -> None:
         roster.students[m.id] = RosterEntry(id=m.id, name=m.name or m.id, email=m.email, extension="")
 
 
-def members_of_nrps(doc: dict[str, Any]) -> list[tuple[str, str, str, Role]]:
-    """(sub, name, email, role) of each active member of an NRPS membership container."""
+def members_of_nrps(doc: dict[str, Any]) -> list[tuple[str, str, str, Role, str]]:
+    """(sub, name, email, role, LIS sourcedid) of each active member of an NRPS membership container."""
     found = []
     for m in doc.get("members", []) if isinstance(doc, dict) else []:
         if not isinstance(m, dict) or not isinstance(m.get("user_id"), str):
             continue
         if m.get("status", "Active") != "Active":
             continue
-        name, email = m.get("name"), m.get("email")
+        name, email, sourcedid = m.get("name"), m.get("email"), m.get("lis_person_sourcedid")
         found.append((str(m["user_id"]), name if isinstance(name, str) else "", email if isinstance(email, str) else "",
-                      role_of(m.get("roles") or [])))
+                      role_of(m.get("roles") or []), sourcedid if isinstance(sourcedid, str) else ""))
     return found
