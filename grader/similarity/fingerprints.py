@@ -61,7 +61,7 @@ def _fingerprint(code: str, k: int, window: int, boilerplate: np.ndarray | None 
     import copydetect.utils
     from copydetect import CodeFingerprint
 
-    copydetect.utils.hashed_kgrams = stable_kgrams  # type: ignore[assignment]  (see stable_kgrams)
+    copydetect.utils.hashed_kgrams = stable_kgrams  # see stable_kgrams
 
     return CodeFingerprint("handin.py", k, window, boilerplate=boilerplate if boilerplate is not None else [],
                            fp=io.StringIO(code))
