@@ -19,8 +19,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 import grader
 from grader.atomic import replacing
 from grader.errors import ReportError
-from grader.results import Kind, Status, SubmissionResult, tally
-from grader.reveal import Audience, student_result
+from grader.results import Kind, Status, SubmissionResult
+from grader.reveal import Audience, hidden_points, student_result
 
 if TYPE_CHECKING:
     from grader.similarity.ranking import SimilarityReport
@@ -61,7 +61,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
     draw the training curves (matplotlib, imported only then; the server's pages do without)."""
     audience = Audience.of(audience)
     student = audience is Audience.student
-    hidden_count = sum(1 for c in result.checks if c.visibility != "public") if student else 0
+    hidden_count, hidden_max = hidden_points(result) if student else (0, 0.0)
     checks = student_result(result).checks if student else list(result.checks)
     answers, comparisons, drawn, counterexamples = [], [], [], []
     for c in checks:
@@ -87,7 +87,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
                                            str(bands.get("xlabel") or "step"))})
         if c.details.get("curves"):
             drawn.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
-    score, max_score, _ = tally(checks)
+    score, max_score = result.score, result.max_score  # the grade, hidden checks included, for every reader
     written = [{"title": c.title, "question": c.details.get("question", ""), "answer": c.details.get("answer"),
                 "status": c.status, "score": c.score, "max_score": c.max_score, "review": c.details.get("review"),
                 "truncated": c.details.get("truncated", False)} for c in checks if c.kind == Kind.written]
@@ -97,7 +97,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
         "r": result, "audience": audience, "checks": checks, "answers": answers,
         "comparisons": comparisons, "figures": drawn, "counterexamples": counterexamples, "score": score, "max_score": max_score,
         "percent": 100 * score / max_score if max_score else 0.0,
-        "hidden_count": hidden_count, "expected_column": any("expected" in a for a in answers),
+        "hidden_count": hidden_count, "hidden_max": hidden_max, "expected_column": any("expected" in a for a in answers),
     }
 
 
