@@ -102,7 +102,6 @@ def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[Su
     """The results a batch wrote in ``out`` (files that are not results are passed over), with the
     grades given by hand to written answers merged in (``grader.review``); ``lab``: default, the
     results' own, when it can be found."""
-    from grader.errors import LabError
     from grader.review.merge import merged
 
     results = []
@@ -115,8 +114,13 @@ def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[Su
         return results
     try:
         the_lab = bound(lab if lab is not None else results[0].lab)
-    except LabError:
-        return results  # a lab no longer here: its results as they are
+    except LabError as exc:
+        from grader.review.store import ReviewStore
+
+        if ReviewStore.beside(Path(out)).folder.is_dir():  # grades given by hand that cannot be read without it
+            raise UsageError(f"{out}: written answers were graded by hand here, and their rubric is the lab's, which "
+                             f"cannot be loaded ({exc}): name the lab with --lab") from None
+        return results  # a lab no longer here, and nothing graded by hand: its results as they are
     return merged(results, the_lab, Path(out))
 
 
@@ -176,7 +180,6 @@ def report(result_json: Path, out: Path, *, audience: Audience = Audience.instru
 
 def with_manual_grades(result: SubmissionResult, out: Path) -> SubmissionResult:
     """One result with the grades given by hand in its batch folder ``out``, if any."""
-    from grader.errors import LabError
     from grader.review.merge import merged
 
     try:
@@ -210,9 +213,9 @@ def serve(lab: str | Path | BoundLab, options: RunOptions, settings: ServeSettin
     run_server(bound(lab), options, settings)
 
 
-def similarity(out: Path, lab: "str | Path | BoundLab | None" = None, *, root: Path | None = None,
+def similarity(out: Path, lab: str | Path | BoundLab | None = None, *, root: Path | None = None,
                layout: Layout | str = Layout.auto, boilerplate: tuple[Path, ...] = (),
-               against: tuple[Path, ...] = (), write: bool = True) -> "SimilarityReport":
+               against: tuple[Path, ...] = (), write: bool = True) -> SimilarityReport:
     """Pairs of hand-ins of the class graded into ``out`` to look at together (``grader.similarity``),
     written to ``out/similarity/`` (CSV, JSON, HTML) and as a page of the class summary PDF. The
     hand-ins are read again as grading read them, from ``root`` (default: where the results say
@@ -267,7 +270,7 @@ def _class_root(results: list[SubmissionResult]) -> Path:
     return Counter(p.parent for p in paths).most_common(1)[0][0]
 
 
-def _summary_with_similarity(out: Path, lab: BoundLab, report: "SimilarityReport") -> None:
+def _summary_with_similarity(out: Path, lab: BoundLab, report: SimilarityReport) -> None:
     """The class summary PDF, written again with its similarity page (when the batch wrote one)."""
     from grader.grading.batch import REPORTS_DIR
     from grader.report import ReportRenderer
@@ -279,7 +282,7 @@ def _summary_with_similarity(out: Path, lab: BoundLab, report: "SimilarityReport
                                      html=path.with_suffix(".html").exists(), similarity=report)
 
 
-def similarity_of(lab: "str | Path | BoundLab", hand_ins: list[tuple[Path, str, str]]) -> "SimilarityReport":
+def similarity_of(lab: str | Path | BoundLab, hand_ins: list[tuple[Path, str, str]]) -> SimilarityReport:
     """The similarity of hand-ins given one by one, each as (path, name, student), e.g. a
     server's latest attempts. Nothing is written."""
     from grader.similarity.lab import compare_hand_ins

@@ -150,7 +150,7 @@ class ReportRenderer:
             **submission_context(result, audience), inline_css=self._inline_css(standalone))
 
     def class_html(self, results: list[SubmissionResult], lab_title: str, standalone: bool = True,
-                   similarity: "SimilarityReport | None" = None) -> str:
+                   similarity: SimilarityReport | None = None) -> str:
         """``similarity``: a page of pairs to look at together (``grader.similarity``), for the
         instructor's summary only."""
         return self.env.get_template("class_summary.html.j2").render(
@@ -179,7 +179,7 @@ class ReportRenderer:
         return self.pdf(self.submission_html(result, audience, standalone=False), path)
 
     def write_class(self, results: list[SubmissionResult], lab_title: str, path: Path, html: bool = False,
-                    similarity: "SimilarityReport | None" = None) -> Path:
+                    similarity: SimilarityReport | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         if html:
             path.with_suffix(".html").write_text(self.class_html(results, lab_title, similarity=similarity),

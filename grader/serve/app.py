@@ -29,6 +29,7 @@ from grader.options import RunOptions
 from grader.report.render import TEMPLATES, show_value
 from grader.serve import deps, instructor, review, student
 from grader.serve.classroom import Classroom
+from grader.serve.lti import launch as lti
 from grader.serve.security import BodyLimit, SecurityHeaders, Sessions
 from grader.serve.settings import ServeSettings
 from grader.serve.store import UnsafePath
@@ -55,6 +56,7 @@ routes = [
     Route("/instructor/students/{sid:str}/attempts/{number:int}/upload.zip", instructor.upload, name="upload_zip"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}/{name:str}", instructor.report, name="report"),
     *review.routes(),  # the grading pages of written answers (grader.serve.review)
+    *lti.routes(),  # LTI 1.3 login, launch, keyset, NRPS roster (grader.serve.lti)
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 UPLOAD_ROUTES = ("/upload", "/instructor/export")
@@ -109,11 +111,13 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         room.open()
+        app.state.lti.start()
         app.state.sessions = Sessions(room.secret, max_age_s=int(settings.session_hours * 3600),
                                       secure=settings.secure_cookies)
         try:
             yield
         finally:
+            app.state.lti.stop()
             room.close()
 
     app = Starlette(routes=routes, lifespan=lifespan,
@@ -123,6 +127,7 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
     app.state.templates = templates()
     app.state.review_desk = review.classroom_desk(room)
     app.state.review_auth = deps.instructor
+    app.state.lti = lti.LtiTool(room)
     return app
 
 

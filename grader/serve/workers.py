@@ -34,6 +34,7 @@ from grader.grading.executor import Job, unreadable
 from grader.options import RunOptions
 from grader.results import Student, SubmissionResult
 from grader.reveal import Audience
+from grader.serve.lti import scores as lti_scores
 from grader.serve.queue import MAX_TRIES, Claim, GradingQueue
 from grader.serve.store import INSTRUCTOR_PDF, STUDENT_PDF, UPLOAD, ClassStore
 
@@ -128,6 +129,8 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
         written = store.write_result_once(sid, number, result)
         grading_queue.journal.write("graded" if written else "duplicate", ticket,
                                     score=result.score, max_score=result.max_score)
+        if written:  # an LTI course gets the score (grader.serve.lti.scores' outbox)
+            lti_scores.note(store.state, sid, "graded")
     stored = store.result(sid, number)
     if stored is not None:
         render_reports(renderer, store, sid, number, stored)
