@@ -266,7 +266,9 @@ def test_grade_with_similarity_adds_a_page_to_the_class_summary_and_nothing_a_st
     assert "similar: look at these together" in result.output
     summary = "\n".join(page.extract_text() for page in PdfReader(out / "reports" / "class-summary.pdf").pages)
     assert "Hand-ins to look at together" in summary and "lea" in summary.split("Hand-ins to look at together")[1]
-    for report in (out / "reports").glob("*.pdf"):
+    reports = list((out / "reports").rglob("*.pdf"))
+    assert len(reports) > 3  # the class summary and each hand-in's reports
+    for report in reports:
         if report.name != "class-summary.pdf":
             text = " ".join(page.extract_text() for page in PdfReader(report).pages).lower()
             assert "similar" not in text and "look at these together" not in text, report.name
