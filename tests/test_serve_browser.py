@@ -4,7 +4,10 @@
 grading worker). A student logs in with their token, uploads a flawed hand-in (in-channels-
 confusion: conv1's weights counted with 32 input channels) through the page's file input, waits on
 the page that updates itself, reads the named mistake, downloads the PDF; then the instructor logs
-in and finds the score in the roster. Screenshots of both pages are kept with the test's files
+in and finds the score in the roster. The student's empty zip is refused with the grade kept;
+the instructor grades the written answer with the keyboard alone (Enter, Space, Tab) and reads
+the grade on the roster, in class.csv and in the export, the student on their attempt page: one
+number over the lab's 20 points. At 375 px no page scrolls sideways. Screenshots of both pages are kept with the test's files
 (and copied to ``$GRADELAB_SCREENSHOTS`` when set).
 
 Not skipped: ``make test`` installs Chromium when it is missing (the Makefile's ``browser``
@@ -123,6 +126,26 @@ def test_a_student_uploads_a_flawed_hand_in_reads_the_mistake_and_the_instructor
             assert download.value.suggested_filename == "cifar-convnet-attempt-1-feedback.pdf"
             score = page.locator(".scorebox .score").inner_text().split("/")[0].strip()
 
+            # An upload with nothing to grade is refused at the door: nothing stored, the grade kept.
+            empty = tmp_path / "empty.zip"
+            empty.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # a zip with no member
+            page.goto(f"{url}/")
+            page.set_input_files("#files", [str(empty)])
+            page.click("text=Upload and grade")
+            expect(page.locator(".banner.error")).to_contain_text("empty.zip is empty: no convnet.py")
+            expect(page.locator(".banner.error")).to_contain_text("Your earlier attempts and their grade are kept.")
+            assert page.locator("table tbody tr").count() == 1  # still one attempt
+
+            # At 375 px the home and attempt pages fit the screen: no sideways scroll.
+            page.set_viewport_size({"width": 375, "height": 800})
+            for path, name in ((f"{url}/", "home"), (f"{url}/attempts/1", "attempt")):
+                page.goto(path)
+                assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
+                shot = tmp_path / f"serve-375-{name}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                keep(shot)
+            page.set_viewport_size({"width": 1200, "height": 900})
+
             page.click("text=Log out")
             page.wait_for_url(re.compile(r".*/login$"))
             page.fill("#token", served.tokens["instructor"])
@@ -134,7 +157,59 @@ def test_a_student_uploads_a_flawed_hand_in_reads_the_mistake_and_the_instructor
             shot = tmp_path / "serve-instructor-roster.png"
             page.screenshot(path=str(shot), full_page=True)
             keep(shot)
-            assert errors == []  # no script error, no resource refused by the Content-Security-Policy
+
+            # The written answer graded by keyboard: Enter and Space press the focused rubric button
+            # (never "mark graded"), the focus stays on it, Tab moves to the next one.
+            page.goto(f"{url}/review/why-pooling")
+            group = page.locator(".answer-group").first
+            first = group.locator('button[data-toggle="invariance"]')
+            first.focus()
+            page.keyboard.press("Enter")
+            expect(group.locator("[data-score]")).to_have_text("1 / 3")
+            expect(first).to_be_focused()
+            page.keyboard.press(" ")
+            expect(group.locator("[data-score]")).to_have_text("0 / 3")
+            page.keyboard.press(" ")
+            expect(group.locator("[data-score]")).to_have_text("1 / 3")
+            expect(first).to_be_focused()
+            page.keyboard.press("Tab")
+            second = group.locator('button[data-toggle="smaller-maps"]')
+            expect(second).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(group.locator("[data-score]")).to_have_text("2 / 3")
+            expect(second).to_have_attribute("aria-pressed", "true")
+            crumb = page.locator("nav.crumbs a", has_text="Written answers")
+            crumb.focus()
+            page.keyboard.press("Enter")  # a link followed from the keyboard
+            page.wait_for_url(re.compile(r".*/review$"))
+            expect(page.locator(".progress .bar").first).to_have_attribute("style", re.compile(r"width: 100%"))
+
+            # The grade, read on the roster, in class.csv and in the export: one number.
+            page.goto(f"{url}/instructor")
+            graded_row = page.locator("table.roster tr", has_text="alice").locator(".score-cell").inner_text()
+            table = page.request.get(f"{url}/instructor/class.csv").text()
+            csv_score = float(table.splitlines()[1].split(",")[3])
+            page.select_option("#to", "csv")
+            with page.expect_download() as exported:
+                page.click("form[action='/instructor/export'] button[type=submit]")
+            export_text = Path(exported.value.path()).read_text(encoding="utf-8")
+            page.set_viewport_size({"width": 375, "height": 800})
+            assert page.evaluate("document.documentElement.scrollWidth") <= 375, "roster"
+            shot = tmp_path / "serve-375-roster.png"
+            page.screenshot(path=str(shot), full_page=True)
+            keep(shot)
+            page.set_viewport_size({"width": 1200, "height": 900})
+
+            page.click("text=Log out")
+            page.wait_for_url(re.compile(r".*/login$"))
+            page.fill("#token", served.tokens["alice"])
+            page.click("button[type=submit]")
+            page.goto(f"{url}/attempts/1")
+            student_after = page.locator(".scorebox .score").inner_text()
+            expect(page.locator(".parts")).to_contain_text("Written answers, graded by your instructor 2 / 3")
+            # no script error, no resource refused by the Content-Security-Policy (the empty zip's 422 page is
+            # the refusal this test asked for: Chromium logs any 4xx page as a console error)
+            assert [e for e in errors if "status of 422" not in e] == []
         finally:
             browser.close()
     from grader.results import SubmissionResult
@@ -142,4 +217,10 @@ def test_a_student_uploads_a_flawed_hand_in_reads_the_mistake_and_the_instructor
 
     result = SubmissionResult.model_validate_json((served.root / "alice" / "attempts" / "1" / "result.json").read_text())
     assert latest.split("/")[0].strip() == f"{result.score:g}"            # the instructor's: every check
+    assert latest.split("/")[1].strip() == "20"                            # over the lab's full points
     assert float(score) == student_result(result).score == result.score   # the student sees the same grade
+    written = result.score + 2  # the written answer's 2 of 3, given on the grading page
+    assert graded_row.split("/")[0].strip() == f"{written:g}" and csv_score == written
+    assert f"{written:g}" in export_text
+    assert student_after.split("/")[0].strip() == f"{student_result(result).score + 2:g}"
+    assert student_after.split("/")[1].strip() == "20"

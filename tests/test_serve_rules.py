@@ -83,7 +83,8 @@ def test_tokens_are_stored_hashed_only(served):
 
 def test_the_session_is_a_signed_httponly_samesite_cookie(client, served):
     response = login(client, served.tokens["alice"])
-    cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and "gradelab_session=" in v)
+    cookie = next(v for k, v in response.headers.multi_items()
+                  if k == "set-cookie" and "gradelab_session_serve_8000=" in v)  # the app's and port's own name
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
     assert client.get("/").status_code == 200
 
@@ -92,7 +93,7 @@ def test_a_forged_cookie_is_no_session(client, served):
     """A cookie naming the instructor, signed with any key but the class's, opens nothing."""
     forged = URLSafeTimedSerializer(b"k" * 32, salt="gradelab-session").dumps(
         {"role": "instructor", "student": "", "csrf": "x", "tv": "0" * 16})
-    client.cookies.set("gradelab_session", forged)
+    client.cookies.set("gradelab_session_serve_8000", forged)
     assert client.get("/instructor").headers["location"] == "/login"
 
 

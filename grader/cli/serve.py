@@ -50,6 +50,9 @@ def serve(
                       "machine's). A roster's extension column moves it per student.")] = None,
     public_url: Annotated[str | None, typer.Option(
         "--public-url", help="The address students use (https://… behind a proxy: cookies are then Secure).")] = None,
+    counts: Annotated[str, typer.Option(
+        "--counts", help="Which graded attempt counts: last (the newest) or best (the highest score); "
+                         "said on the student's page.")] = "last",
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
     data_root: DataRootOpt = None,
@@ -76,7 +79,7 @@ def serve(
                               device=device, budget=budget, reports=False)
         settings = ServeSettings.from_user(class_dir=class_dir, roster=roster, host=host, port=port, workers=workers,
                                            upload_mb=upload_mb, attempts_per_hour=per_hour, due=due_at,
-                                           public_url=public_url)
+                                           public_url=public_url, counts=counts)
         lab_obj = api.load_lab(lab)
         console.print(f"Serving [bold]{lab_obj.manifest.title}[/bold] for the class in {settings.class_dir} "
                       f"on http://{settings.host}:{settings.port} (instructor pages: /instructor). Ctrl-C stops.",

@@ -10,6 +10,7 @@ business and are kept.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from grader.export.cells import markdown
@@ -60,9 +61,54 @@ def _points(score: float, max_score: float) -> str:
     return f"{score:g}/{max_score:g}"
 
 
+_CODE = re.compile(r"`([^`\n]+)`")
+_STRONG = re.compile(r"\*\*([^*\n]+)\*\*")
+CUT_MARK = " […] (cut here: the PDF report has the rest)"
+
+
+def plain(text: str) -> str:
+    """A message's inline Markdown (`code`, **bold**) as plain text, for a comment box that shows
+    what it is given: the backticks and stars would print as they are."""
+    return _STRONG.sub(r"\1", _CODE.sub(r"\1", text))
+
+
+def sentence(text: str) -> str:
+    """``text`` ending with one full stop (not ``clearly put..``)."""
+    text = text.rstrip()
+    return text if not text or text[-1] in ".!?…" else text + "."
+
+
+def trim(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, cut at a word, its cut marked (``CUT_MARK``)."""
+    if len(text) <= limit:
+        return text
+    room = max(0, limit - len(CUT_MARK))
+    cut = text[:room]
+    space = cut.rfind(" ")
+    if space > room // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + CUT_MARK
+
+
+def _said_once(lines: list[FeedbackLine]) -> list[str]:
+    """Checks not passed, those with the same message (a syntax error that stopped four checks)
+    joined under it, said once."""
+    order: dict[str, list[FeedbackLine]] = {}
+    for f in lines:
+        order.setdefault(f.message or f"\0{f.title}", []).append(f)
+    parts = []
+    for message, group in order.items():
+        heads = ", ".join(f"{f.title} ({_points(f.score, f.max_score)}, {f.status.value})" for f in group)
+        hints = "; ".join(dict.fromkeys(f.hint for f in group if f.hint))
+        text = heads + (f": {plain(message)}" if not message.startswith("\0") else "")
+        parts.append(text.rstrip(".") + (f" — hint: {plain(hints).rstrip('.')}" if hints else ""))
+    return parts
+
+
 def summary_text(result: SubmissionResult, *, limit: int = 1000) -> str:
-    """A short plain-text comment: the total, then each check not passed with its hint, then the
-    notes; cut at ``limit`` characters (LMS comment boxes are small)."""
+    """A short plain-text comment: the total, then the checks not passed with their hints (a
+    message shared by several checks said once), then the notes; Markdown made plain, cut at a
+    word within ``limit`` characters with the cut marked (LMS comment boxes are small)."""
     reason = ungradable_reason(result)
     part = f" (so far: {result.pending_points:g} points pending)" if result.pending_points else ""
     lines = [f"gradelab {result.lab}: {_points(result.score, result.max_score)} ({result.percent:.0f} %){part}."]
@@ -71,20 +117,17 @@ def summary_text(result: SubmissionResult, *, limit: int = 1000) -> str:
     feedback = student_feedback(result)
     written = [f for f in feedback if f.written and not f.hidden and f.status != Status.awaiting_review]
     if written:
-        lines.append("Written answers: " + "; ".join(
-            f"{f.title} ({_points(f.score, f.max_score)})" + (f": {f.message}" if f.message else "") for f in written)
-            + ".")
+        lines.append(sentence("Written answers: " + "; ".join(
+            f"{f.title} ({_points(f.score, f.max_score)})" + (f": {plain(f.message).rstrip('.')}" if f.message else "")
+            for f in written)))
     missed = [f for f in feedback if f.status not in (Status.passed, Status.skipped, Status.awaiting_review)
               and f not in written]
     if missed:
-        lines.append("Not passed: " + "; ".join(
-            f"{f.title} ({_points(f.score, f.max_score)}, {f.status.value})" + (f": {f.message}" if f.message else "")
-            + (f" — hint: {f.hint}" if f.hint else "") for f in missed) + ".")
+        lines.append(sentence("Not passed: " + "; ".join(_said_once(missed))))
     elif not reason:
         lines.append("Every check passed.")
-    lines += [f"Note: {n}" for n in result.notes[:5]]
-    text = " ".join(lines)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    lines += [sentence(f"Note: {plain(n)}") for n in dict.fromkeys(result.notes[:5])]
+    return trim(" ".join(lines), limit)
 
 
 def markdown_text(result: SubmissionResult) -> str:

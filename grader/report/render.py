@@ -8,6 +8,7 @@ the parsed stylesheet are built once, which is most of what makes a report cheap
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 import grader
 from grader.atomic import replacing
@@ -38,6 +40,19 @@ def show_value(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}: {show_value(v)}" for k, v in value.items())
     return "—" if value is None else str(value)
+
+
+_MD_CODE = re.compile(r"`([^`\n]+)`")
+_MD_STRONG = re.compile(r"\*\*([^*\n]+)\*\*")
+
+
+def inline_markdown(value: Any) -> Markup:
+    """A message's inline Markdown (`code`, **bold**) as HTML, everything else escaped: messages
+    are written in Markdown for the terminal and Gradescope, and print their backticks raw on a
+    page or in a PDF otherwise. Escaped first, so a student's text inside a message stays text."""
+    text = str(escape("" if value is None else value))
+    text = _MD_CODE.sub(r"<code>\1</code>", text)
+    return Markup(_MD_STRONG.sub(r"<strong>\1</strong>", text))
 
 
 def _number(value: Any) -> float:
@@ -138,6 +153,7 @@ class ReportRenderer:
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.env.filters["fmt"] = show_value
         self.env.filters["sci"] = _sci
+        self.env.filters["md"] = inline_markdown
         self.font_config = FontConfiguration()
         self.css = CSS(filename=str(templates / "report.css"), font_config=self.font_config)
         self._lock = threading.Lock()  # WeasyPrint shares the font configuration: one layout at a time

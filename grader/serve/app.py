@@ -26,11 +26,19 @@ from starlette.types import Scope
 
 from grader.checks.registry import BoundLab
 from grader.options import RunOptions
-from grader.report.render import TEMPLATES, show_value
+from grader.report.render import TEMPLATES, inline_markdown, show_value
 from grader.serve import deps, instructor, review, student
 from grader.serve.classroom import Classroom
 from grader.serve.lti import launch as lti
-from grader.serve.security import BodyLimit, SecurityHeaders, Sessions
+from grader.serve.security import (
+    SESSIONS_FILE,
+    BodyLimit,
+    LoginLimiter,
+    SecurityHeaders,
+    SessionBook,
+    Sessions,
+    cookie_names,
+)
 from grader.serve.settings import ServeSettings
 from grader.serve.store import UnsafePath
 
@@ -100,6 +108,7 @@ def templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = show_value
+    env.filters["md"] = inline_markdown
     return Jinja2Templates(env=env)
 
 
@@ -113,7 +122,10 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
         room.open()
         app.state.lti.start()
         app.state.sessions = Sessions(room.secret, max_age_s=int(settings.session_hours * 3600),
-                                      secure=settings.secure_cookies)
+                                      secure=settings.secure_cookies,
+                                      book=SessionBook(room.store.state / SESSIONS_FILE),
+                                      names=cookie_names("serve", settings.port))
+        app.state.login_limiter = LoginLimiter()
         try:
             yield
         finally:

@@ -32,10 +32,12 @@ from grader.serve.roster import (
     load_tokens,
     tokens_path,
 )
+from grader.serve.scores import Score, counting, graded, score_of
 from grader.serve.security import load_secret
 from grader.serve.settings import ServeSettings, now
 from grader.serve.store import AttemptMeta, ClassStore
-from grader.serve.uploads import UploadRefused, accept
+from grader.serve.checker import UploadChecker
+from grader.serve.uploads import UploadRefused
 from grader.serve.workers import WorkerPool, default_workers
 
 log = logging.getLogger(__name__)
@@ -69,9 +71,10 @@ class AttemptStatus:
 class RosterRow:
     student: RosterEntry
     attempts: list[AttemptMeta]
-    latest: SubmissionResult | None        # the newest graded attempt's result, whole
+    latest: SubmissionResult | None        # the result of the attempt that counts, whole, grades merged
     latest_number: int | None
     newest_state: str | None               # of the newest attempt
+    score: Score | None = None             # ``latest``'s score over the lab's full points
 
 
 def upload_label(meta: AttemptMeta) -> str:
@@ -91,6 +94,9 @@ class Classroom:
         self._lock_fd: int | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._tokens: tuple[int, TokenFile] | None = None
+        self._refused: dict[str, list[datetime]] = {}
+        self.export_warnings: tuple[str, list[str]] | None = None
+        self.checker = UploadChecker()  # archives are unpacked in a process of its own  # the last export's target and warnings  # student → when an upload of theirs was refused
 
     # --- life ------------------------------------------------------------------------------
 
@@ -138,6 +144,7 @@ class Classroom:
                     self.queue.put(ticket)
 
     def close(self) -> None:
+        self.checker.close()
         if self.pool is not None:
             self.pool.stop()
             self.pool = None
@@ -192,13 +199,19 @@ class Classroom:
     def due_for(self, student: RosterEntry) -> datetime | None:
         return student.due(self.settings.due)
 
-    def recent(self, student: RosterEntry, at: datetime) -> list[AttemptMeta]:
-        """The student's uploads in the hour before ``at``."""
-        return [m for m in self.store.attempts(student.id) if m.uploaded_at > at - timedelta(hours=1)]
+    def recent(self, student: RosterEntry, at: datetime) -> list[datetime]:
+        """When the student uploaded in the hour before ``at``: stored attempts and uploads refused
+        for what they held (each was sent, and unpacked, so each costs one of the hour's uploads:
+        else refused uploads are a free way to make the server unpack 50 MB at a time)."""
+        since = at - timedelta(hours=1)
+        refused = self._refused.get(student.id, [])
+        refused[:] = [t for t in refused if t > since]
+        stored = [m.uploaded_at for m in self.store.attempts(student.id) if m.uploaded_at > since]
+        return sorted(stored + refused)
 
     def next_upload_at(self, student: RosterEntry, at: datetime) -> datetime | None:
         """When the rate limit lets this student upload again (None: now)."""
-        recent = sorted(m.uploaded_at for m in self.recent(student, at))
+        recent = self.recent(student, at)
         limit = self.settings.attempts_per_hour
         if len(recent) < limit:
             return None
@@ -217,11 +230,12 @@ class Classroom:
             if again is not None:
                 wait = max(1, int((again - at).total_seconds()) + 1)
                 raise Refused(429, f"You have uploaded {self.settings.attempts_per_hour} times in the last hour, "
-                                   f"the most this course allows. You can upload again at {when(again)} "
+                                   f"the most this course allows (uploads refused for what they held count too). You can upload again at {when(again)} "
                                    f"(in {max(1, round(wait / 60))} min).", retry_after=wait)
             try:
-                upload = await run_in_threadpool(accept, sent, self.lab.manifest.interface, self.lab.manifest.intake)
+                upload = await self.checker.check(sent, self.lab.manifest.interface, self.lab.manifest.intake)
             except UploadRefused as exc:
+                self._refused.setdefault(student.id, []).append(at)
                 raise Refused(exc.status, f"Not stored: {exc}") from None
             meta = await run_in_threadpool(self._store, student, upload.kind, upload.files, at)
         if self.pool is not None:
@@ -261,36 +275,40 @@ class Classroom:
         return student_result(result) if result is not None else None
 
     def with_grades(self, sid: str, result: SubmissionResult | None) -> SubmissionResult | None:
-        """A result of student ``sid`` with the grades given in the grading pages (a grade applies
-        to every attempt with the answer it was given to)."""
-        from grader.review.merge import load_books, merge_result, written_checks
-        from grader.review.store import ReviewStore
+        """A result of student ``sid`` as every page shows it (``grader.serve.scores.graded``)."""
+        return graded(self.lab, self.store.state, sid, result) if result is not None else None
 
-        if result is None or not written_checks(self.lab):
-            return result
-        return merge_result(result, self.lab, load_books(self.lab, ReviewStore(self.store.state / "review")), sid)
+    def score(self, result: SubmissionResult) -> Score:
+        return score_of(self.lab, result)
+
+    def graded_attempts(self, sid: str) -> list[tuple[AttemptMeta, SubmissionResult]]:
+        """The student's graded attempts, oldest first, each result with its written grades."""
+        found = []
+        for meta in self.store.attempts(sid):
+            result = self.store.result(sid, meta.number)
+            if result is not None:
+                found.append((meta, graded(self.lab, self.store.state, sid, result)))
+        return found
+
+    def counted(self, sid: str) -> tuple[AttemptMeta, SubmissionResult] | None:
+        """The attempt that counts (``--counts``: the last graded, or the best), grades merged."""
+        return counting(self.graded_attempts(sid), self.settings.counts)
 
     def roster_rows(self) -> list[RosterRow]:
         rows = []
         for student in self.roster:
             statuses = self.attempts(student.id)
-            latest = self.store.latest_result(student.id)
+            found = self.counted(student.id)
             rows.append(RosterRow(student=student, attempts=[s.meta for s in statuses],
-                                  latest=latest[1] if latest else None, latest_number=latest[0].number if latest else None,
-                                  newest_state=statuses[-1].state if statuses else None))
+                                  latest=found[1] if found else None, latest_number=found[0].number if found else None,
+                                  newest_state=statuses[-1].state if statuses else None,
+                                  score=score_of(self.lab, found[1]) if found else None))
         return rows
 
     def latest_results(self) -> list[SubmissionResult]:
-        """Each student's newest graded result, as the exports read them, with the grades given to
-        written answers in the grading pages (``grader.serve.review``)."""
-        from grader.review.merge import load_books, merge_result, written_checks
-        from grader.review.store import ReviewStore
-
-        found = [(s.id, latest[1]) for s in self.roster if (latest := self.store.latest_result(s.id)) is not None]
-        if not written_checks(self.lab):
-            return [r for _, r in found]
-        books = load_books(self.lab, ReviewStore(self.store.state / "review"))
-        return [merge_result(r, self.lab, books, key) for key, r in found]
+        """Each student's result that counts, as the exports and class.csv read them, with the
+        grades given to written answers in the grading pages."""
+        return [found[1] for s in self.roster if (found := self.counted(s.id)) is not None]
 
 
 def ticket_of(meta: AttemptMeta) -> Ticket:

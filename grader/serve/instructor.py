@@ -52,12 +52,14 @@ async def roster(request: Request) -> Response:
     caller = deps.instructor(request)
     room = deps.classroom(request)
     rows = room.roster_rows()
-    graded = [r.latest for r in rows if r.latest is not None]
+    scores = [r.score for r in rows if r.score is not None]
     counts = room.queue.counts() if room.queue else {}
     return deps.page(request, "instructor/roster.html.j2", {
-        "caller": caller, "rows": rows, "graded": len(graded), "queued": counts.get("pending", 0),
+        "caller": caller, "rows": rows, "graded": len(scores), "queued": counts.get("pending", 0),
         "grading": counts.get("claimed", 0), "targets": [t.value for t in ExportTarget],
-        "mean": sum(r.percent for r in graded) / len(graded) if graded else None})
+        "counts": room.settings.counts, "pending": sum(1 for sc in scores if sc.pending),
+        "export_warnings": room.export_warnings,
+        "mean": sum(sc.percent for sc in scores) / len(scores) if scores else None})
 
 
 async def student(request: Request) -> Response:
@@ -65,9 +67,11 @@ async def student(request: Request) -> Response:
     who = _student(request)
     room = deps.classroom(request)
     attempts = list(reversed(room.attempts(who.id)))
-    results = {s.meta.number: room.store.result(who.id, s.meta.number) for s in attempts}
+    results = {meta.number: result for meta, result in room.graded_attempts(who.id)}
+    counted = room.counted(who.id)
     return deps.page(request, "instructor/student.html.j2", {
-        "caller": caller, "student": who, "attempts": attempts, "results": results, "due": room.due_for(who)})
+        "caller": caller, "student": who, "attempts": attempts, "due": room.due_for(who),
+        "scores": {n: room.score(r) for n, r in results.items()}, "counted": counted[0].number if counted else None})
 
 
 async def attempt(request: Request) -> Response:
@@ -79,6 +83,7 @@ async def attempt(request: Request) -> Response:
     context = submission_context(result, Audience.instructor, figures=False) if result is not None else {}
     return deps.page(request, "instructor/attempt.html.j2", {
         "caller": caller, "student": who, "status": status, "result": result, "report": context,
+        "score": room.score(result) if result is not None else None,
         "reports": {name: room.store.read(who.id, status.meta.number, stored) is not None
                     for name, (stored, _) in REPORTS.items()}})
 
@@ -135,6 +140,7 @@ async def export(request: Request) -> Response:
         template = await template_file.read() if isinstance(template_file, UploadFile) else b""
         to = str(data.get("to", ""))
         assignment = str(data.get("assignment") or "") or None
+        partial = data.get("partial") == "1"
     finally:
         await data.close()
     room = deps.classroom(request)
@@ -142,19 +148,26 @@ async def export(request: Request) -> Response:
     if not results:
         raise HTTPException(409, "Nothing is graded yet: there is nothing to export.")
     try:
-        files, _warnings = export_results(results, to, template=template or None, assignment=assignment)
+        files, warnings = export_results(results, to, template=template or None, assignment=assignment,
+                                         partial=partial)
     except GradelabError as exc:
         raise HTTPException(400, str(exc)) from None
+    # What ``gradelab export`` prints (a student of the worksheet with no grade, an id not found):
+    # said on the roster until the next export, and counted in a header of the download.
+    room.export_warnings = (to, [str(w) for w in warnings])
+    headers = {"x-gradelab-warnings": str(len(warnings))}
     if len(files) == 1:
         (name, payload), = files.items()
         media = "text/csv; charset=utf-8" if name.endswith(".csv") else "application/octet-stream"
-        return Response(payload, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+        return Response(payload, media_type=media,
+                        headers={"content-disposition": f'attachment; filename="{name}"', **headers})
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, payload in files.items():
             zf.writestr(name, payload)
     return Response(buffer.getvalue(), media_type="application/zip",
-                    headers={"content-disposition": f'attachment; filename="{room.lab.id}-{to}.zip"'})
+                    headers={"content-disposition": f'attachment; filename="{room.lab.id}-{to}.zip"', **headers})
+
 
 
 async def similarity(request: Request) -> Response:

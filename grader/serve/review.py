@@ -71,14 +71,15 @@ class ReviewDesk:
 
 
 def classroom_desk(room: Any) -> ReviewDesk:
-    """The desk of a served class: each student's newest graded attempt, by student id; grades in
-    the server's state folder."""
+    """The desk of a served class: each student's attempt that counts (``--counts``), as stored,
+    by student id; grades in the server's state folder."""
     def load() -> dict[str, SubmissionResult]:
         found = {}
         for s in room.roster:
-            latest = room.store.latest_result(s.id)
-            if latest is not None:
-                found[s.id] = latest[1]
+            counted = room.counted(s.id)
+            stored = room.store.result(s.id, counted[0].number) if counted is not None else None
+            if stored is not None:
+                found[s.id] = stored
         return found
     return ReviewDesk(lab=room.lab, store=ReviewStore(room.store.state / "review"), results=load)
 
@@ -129,8 +130,7 @@ def progress(d: ReviewDesk) -> list[dict[str, Any]]:
                      if (g := book.grades.get(key)) is not None and g.answer_sha == c.details.get("answer_sha"))
         rows.append({"id": check.spec.id, "title": check.spec.title, "points": check.spec.points,
                      "answers": len(answers), "graded": graded,
-                     "blank": sum(1 for r in results.values() for c in r.checks if c.id == check.spec.id
-                                  and c.status != Status.awaiting_review)})
+                     "blank": sum(1 for _, c in answers.values() if not str(c.details.get("answer", "")).strip())})
     return rows
 
 
@@ -151,12 +151,12 @@ def question_context(d: ReviewDesk, qid: str) -> dict[str, Any]:
     groups = []
     for group in group_answers({key: c.details["answer"] for key, (_, c) in answers.items()}):
         members = []
-        for key, sim in zip(group.keys, group.similarity):
+        for key, sim, words in zip(group.keys, group.similarity, group.words):
             r, c = answers[key]
             grade = book.grades.get(key)
             current = grade if grade is not None and grade.answer_sha == c.details.get("answer_sha") else None
             members.append({"key": key, "name": r.student.name, "sha": c.details["answer_sha"],
-                            "version": grade.version if grade else 0, "grade": current, "similarity": sim,
+                            "version": grade.version if grade else 0, "grade": current, "similarity": sim, "words": words,
                             "text": c.details["answer"], "truncated": c.details.get("truncated", False)})
         graded = [m["grade"] for m in members if m["grade"] is not None]
         first = graded[0] if graded else None

@@ -32,6 +32,7 @@ from grader.serve.security import (
     SecurityHeaders,
     Session,
     Sessions,
+    cookie_names,
     same_token,
 )
 
@@ -76,9 +77,12 @@ def batch_results(out: Path) -> Callable[[], dict[str, SubmissionResult]]:
     return load
 
 
-def create_review_app(lab: BoundLab, out: Path) -> tuple[Starlette, LoginLink]:
+def create_review_app(lab: BoundLab, out: Path, port: int = 8001) -> tuple[Starlette, LoginLink]:
+    """The app and its one-time link; ``port`` names its cookies (``gradelab serve`` on the same
+    host keeps its own)."""
     link = LoginLink()
-    sessions = Sessions(secrets.token_bytes(32), max_age_s=12 * 3600, secure=False)
+    sessions = Sessions(secrets.token_bytes(32), max_age_s=12 * 3600, secure=False,
+                        names=cookie_names("review", port))
     desk = review.ReviewDesk(lab=lab, store=ReviewStore.beside(out), results=batch_results(out), out=Path(out))
 
     def auth(request: Request) -> Grader:
@@ -124,6 +128,6 @@ def run_review(lab: BoundLab, out: Path, port: int, on_ready: Callable[[str], No
     """Serve until Ctrl-C; ``on_ready(url)`` gets the login link."""
     import uvicorn
 
-    app, link = create_review_app(lab, out)
+    app, link = create_review_app(lab, out, port)
     on_ready(f"http://127.0.0.1:{port}/login?key={link.key}")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -34,6 +35,8 @@ class ServeSettings(BaseModel):
     public_url: str | None = Field(None, description="The address students use (https://… behind a proxy): "
                                                      "session cookies are marked Secure when it is https.")
     session_hours: float = Field(12.0, gt=0, description="How long a login lasts.")
+    counts: Literal["last", "best"] = Field("last", description="Which graded attempt counts: the last one, or "
+                                                                 "the best score (said on the student's page).")
     poll_seconds: float = Field(1.5, gt=0, description="How often a waiting page asks whether its result is in.")
 
     @field_validator("due")

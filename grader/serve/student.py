@@ -14,6 +14,7 @@ from grader.report.render import submission_context
 from grader.reveal import Audience
 from grader.serve import deps
 from grader.serve.classroom import AttemptStatus, Refused
+from grader.serve.scores import counting, student_parts, student_score
 from grader.serve.settings import now
 from grader.serve.store import STUDENT_PDF
 from grader.serve.uploads import MAX_FILES
@@ -35,11 +36,15 @@ def home_page(request: Request, caller: deps.Caller, *, error: str = "", status:
     assert student is not None
     at = now()
     due = room.due_for(student)
+    graded = room.graded_attempts(student.id)
+    counted = counting(graded, room.settings.counts)
     return deps.page(request, "home.html.j2", {
         "caller": caller, "student": student, "due": due, "extended": due != room.settings.due,
         "closed": due is not None and at > due, "attempts": list(reversed(room.attempts(student.id))),
         "used": len(room.recent(student, at)), "again": room.next_upload_at(student, at),
-        "interface": room.lab.manifest.interface, "error": error,
+        "interface": room.lab.manifest.interface, "error": error, "counts": room.settings.counts,
+        "scores": {meta.number: student_score(room.lab, result) for meta, result in graded},
+        "counted": counted[0].number if counted else None,
     }, status=status, headers=headers)
 
 
@@ -64,8 +69,18 @@ async def login(request: Request) -> Response:
     if not (expected := sessions.login_token_of(request)) or not deps.same_token(expected, data.get("csrf")):
         return login_page(request, error="This login form has expired: please log in again.", status=403)
     token = data.get("token")
-    found = deps.classroom(request).login(token if isinstance(token, str) else "")
+    token = token if isinstance(token, str) else ""
+    limiter = request.app.state.login_limiter
+    address = request.client.host if request.client else "?"
+    wait = limiter.wait_s(address, token)
+    if wait:
+        response = login_page(request, error=f"Too many login attempts: try again in {max(1, round(wait / 60))} min.",
+                              status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    found = deps.classroom(request).login(token)
     if found is None:
+        limiter.failed(address)
         return login_page(request, error="This is not a token of this class. Paste the token from the email you "
                                          "received (or ask your instructor for a new one).", status=401)
     who, stamp = found
@@ -79,7 +94,7 @@ async def logout(request: Request) -> Response:
     if found is not None:
         await deps.form(request, found)
     response = RedirectResponse("/login", 303)
-    deps.sessions(request).end(response)
+    deps.sessions(request).end(response, found.session if found is not None else None)
     return response
 
 
@@ -112,14 +127,19 @@ async def attempt(request: Request) -> Response:
     status = _status_or_404(request, caller, number)
     room = deps.classroom(request)
     view = room.student_view(caller.student_id, number) if status.state == "done" else None
-    # The context from the whole result, which it shows through the reveal policy itself: so it can
-    # say how many hidden checks the instructor grades (the student's view has none to count).
-    whole = room.store.result(caller.student_id, number) if view is not None else None
+    # The context from the whole result, grades merged, which it shows through the reveal policy
+    # itself: so it can say how many hidden checks the instructor grades (the student's view has
+    # none to count).
+    whole = room.with_grades(caller.student_id, room.store.result(caller.student_id, number)) if view else None
     context = submission_context(whole, Audience.student, figures=False) if whole is not None else {}
     has_pdf = view is not None and room.store.read(caller.student_id, number, STUDENT_PDF) is not None
+    counted = room.counted(caller.student_id)
     return deps.page(request, "attempt.html.j2", {
         "caller": caller, "status": status, "view": view, "report": context, "has_pdf": has_pdf,
-        "status_url": f"/attempts/{number}/status", "hidden_count": context.get("hidden_count", 0)})
+        "status_url": f"/attempts/{number}/status", "hidden_count": context.get("hidden_count", 0),
+        "score": student_score(room.lab, whole) if whole is not None else None,
+        "parts": student_parts(room.lab, view) if view is not None else [],
+        "counts": room.settings.counts, "counted": counted is not None and counted[0].number == number})
 
 
 async def attempt_status(request: Request) -> Response:

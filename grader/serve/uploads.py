@@ -37,6 +37,9 @@ class UploadRefused(Exception):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]  (it crosses from the checking process)
+        return (UploadRefused, (str(self), self.status))
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -77,12 +80,14 @@ def accept(sent: list[tuple[str, bytes]], interface: InterfaceSpec, intake: Inta
         name, data = sent[0]
         label = printable(name)
         try:
-            unpack_archive(data, label, intake)
+            unpacked = unpack_archive(data, label, intake)
         except ArchiveRefused as exc:
             raise UploadRefused(str(exc), status=422) from None
+        require_gradeable(label, list(unpacked.files.items()), interface)
         suffix = name[len(archive_stem(name)):].lower()
         return Upload("archive", {file_safe(archive_stem(name)) + suffix: data})
     if len(sent) == 1 and names[0].lower().endswith(".ipynb"):
+        require_gradeable(printable(names[0]), sent, interface)
         return Upload("notebook", {names[0]: sent[0][1]})
     declared = {interface.module, interface.answers_file}
     files: dict[str, bytes] = {}
@@ -97,4 +102,24 @@ def accept(sent: list[tuple[str, bytes]], interface: InterfaceSpec, intake: Inta
         if len(data) > intake.max_file_mb * 1024 * 1024:
             raise UploadRefused(f"{printable(name)} is larger than {intake.max_file_mb:g} MB", status=413)
         files[name] = data
+    require_gradeable("this upload", list(files.items()), interface)
     return Upload("files", files)
+
+
+def gradeable(path: str, data: bytes, interface: InterfaceSpec) -> bool:
+    """A file the grader grades: the lab's module, its answer sheet or a notebook, not empty
+    (a folder in an archive may hold it, as the grader finds it there)."""
+    name = path.rsplit("/", 1)[-1]
+    return bool(data.strip()) and (name in (interface.module, interface.answers_file)
+                                   or name.lower().endswith(".ipynb"))
+
+
+def require_gradeable(label: str, files: list[tuple[str, bytes]], interface: InterfaceSpec) -> None:
+    """``UploadRefused`` (422) when nothing in ``files`` would be graded: an empty archive, a
+    folder without the module, the sheet or a notebook. Such an upload would be graded 0 and
+    become the attempt that counts, so it is refused before it is stored, saying what was missing."""
+    if any(gradeable(path, data, interface) for path, data in files):
+        return
+    what = "is empty" if not files else "holds nothing to grade"
+    raise UploadRefused(f"{label} {what}: no {interface.module}, no {interface.answers_file} and no notebook "
+                        "(.ipynb) with something in it. Your earlier attempts and their grade are kept.", status=422)

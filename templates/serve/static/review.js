@@ -1,10 +1,17 @@
-// The grading page of one written question: rubric items as buttons and keys (1-9 toggle an item
-// on the selected answer group and save it at once; Enter marks it graded as is; j/k move; c
-// writes a comment, Esc saves it). A save names the versions the page was rendered with; a 409
-// (someone else graded it meanwhile) reloads the page at that answer. Served from /static: the
-// Content-Security-Policy allows no inline script.
+// The grading pages. The index: its progress bars. A question's page: rubric items as buttons and
+// keys (1-9 toggle an item on the selected answer group and save it at once; g marks it graded as
+// is; j/k move; c writes a comment, Esc saves it). Enter and Space are the browser's: they activate
+// the focused button, link or summary, never grade. A click on a rubric button leaves the focus on
+// it (a second Space toggles it back). A save names the versions the page was rendered with; a 409
+// (someone else graded it meanwhile, or the student handed in again) reloads the page at that
+// answer, says why, and puts the grader's items and comment back, unsaved. Served from /static:
+// the Content-Security-Policy allows no inline script.
 (function () {
   "use strict";
+  document.querySelectorAll(".progress .bar").forEach(function (bar) {
+    var total = parseFloat(bar.getAttribute("data-total"));
+    bar.style.width = (total ? 100 * parseFloat(bar.getAttribute("data-done")) / total : 0) + "%";
+  });
   var root = document.querySelector(".review[data-grade-url]");
   if (!root) { return; }
   var url = root.getAttribute("data-grade-url");
@@ -22,12 +29,24 @@
     return text ? text.split(",") : [];
   }
 
-  function select(index) {
+  function select(index, keepFocus) {
     if (!groups.length) { return; }
     current = Math.max(0, Math.min(groups.length - 1, index));
     groups.forEach(function (g, i) { g.classList.toggle("selected", i === current); });
+    if (keepFocus) { return; }
     groups[current].focus({ preventScroll: true });
     groups[current].scrollIntoView({ block: "nearest" });
+  }
+
+  var STASH = "gradelab-review-stale:" + url;
+
+  function setItems(group, now) {
+    group.setAttribute("data-items", now.join(","));
+    group.querySelectorAll("[data-toggle]").forEach(function (b) {
+      var on = now.indexOf(b.getAttribute("data-toggle")) >= 0;
+      b.classList.toggle("on", on);
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+    });
   }
 
   function say(text) {
@@ -60,9 +79,18 @@
                         headers: { "Accept": "application/json" } })
       .then(function (response) {
         if (response.status === 409) {
-          window.location.hash = group.id;
-          window.location.reload();
-          return null;
+          return response.json().catch(function () { return {}; }).then(function (refusal) {
+            try {
+              window.sessionStorage.setItem(STASH, JSON.stringify({
+                group: group.id, items: items(group), comment: group.querySelector("[data-comment]").value,
+                error: refusal.error || "This grade was refused: the answer changed since the page was shown."
+              }));
+            } catch (err) { /* no storage: the message below is all there is */ }
+            say((refusal.error || "This grade was refused.") + " Reloading…");
+            window.location.hash = group.id;
+            window.location.reload();
+            return null;
+          });
         }
         if (!response.ok) { throw new Error(String(response.status)); }
         return response.json();
@@ -93,17 +121,19 @@
     var now = items(group);
     var at = now.indexOf(id);
     if (at >= 0) { now.splice(at, 1); } else { now.push(id); }
-    group.setAttribute("data-items", now.join(","));
-    group.querySelectorAll("[data-toggle]").forEach(function (b) {
-      b.classList.toggle("on", now.indexOf(b.getAttribute("data-toggle")) >= 0);
-    });
+    setItems(group, now);
+    group.classList.remove("unsaved");
     return save(group);
   }
 
+  function control(el) {
+    return !!(el && el.closest && el.closest("a, button, summary, input, textarea, select, label, details form"));
+  }
+
   groups.forEach(function (group, i) {
-    group.addEventListener("click", function () { if (current !== i) { select(i); } });
+    group.addEventListener("click", function (e) { if (current !== i) { select(i, control(e.target)); } });
     group.querySelectorAll("[data-toggle]").forEach(function (b) {
-      b.addEventListener("click", function () { select(i); toggle(group, b.getAttribute("data-toggle")); });
+      b.addEventListener("click", function () { select(i, true); toggle(group, b.getAttribute("data-toggle")); });
     });
     var box = group.querySelector("[data-comment]");
     box.addEventListener("keydown", function (e) {
@@ -116,22 +146,32 @@
     var t = e.target;
     if (e.ctrlKey || e.metaKey || e.altKey) { return; }
     if (t && (t.tagName === "TEXTAREA" || t.tagName === "INPUT" || t.tagName === "SELECT")) { return; }
+    if (e.key === "Enter" || e.key === " ") { return; }  // the browser's: activate what has the focus
     if (!groups.length) { return; }
     var group = groups[current];
     if (e.key === "j") { e.preventDefault(); select(current + 1); }
     else if (e.key === "k") { e.preventDefault(); select(current - 1); }
     else if (e.key === "c") { e.preventDefault(); group.querySelector("[data-comment]").focus(); }
-    else if (e.key === "Enter") { e.preventDefault(); save(group); }
+    else if (e.key === "g") { e.preventDefault(); group.classList.remove("unsaved"); save(group); }
     else if (/^[1-9]$/.test(e.key)) {
       var id = rubric[parseInt(e.key, 10) - 1];
       if (id) { e.preventDefault(); toggle(group, id); }
     }
   });
 
-  document.querySelectorAll(".progress .bar").forEach(function (bar) {
-    var total = parseFloat(bar.getAttribute("data-total"));
-    bar.style.width = (total ? 100 * parseFloat(bar.getAttribute("data-done")) / total : 0) + "%";
-  });
+  var stale = null;
+  try { stale = JSON.parse(window.sessionStorage.getItem(STASH) || "null"); } catch (err) { stale = null; }
+  if (stale) {
+    window.sessionStorage.removeItem(STASH);
+    var back = document.getElementById(stale.group);
+    if (back) {
+      setItems(back, stale.items || []);
+      back.querySelector("[data-comment]").value = stale.comment || "";
+      back.classList.add("unsaved");
+    }
+    say(stale.error + " Your items and comment are back on the answer, not saved: read the grade now "
+        + "shown, then press a rubric key or g to save yours.");
+  }
   var start = window.location.hash ? groups.indexOf(document.querySelector(window.location.hash)) : -1;
   select(start >= 0 ? start : Math.max(0, groups.findIndex(function (g) { return !g.classList.contains("graded"); })));
 }());
