@@ -22,6 +22,7 @@ from grader.errors import UsageError
 from grader.options import Mode, RunOptions
 from grader.results import SubmissionResult
 from grader.reveal import student_result
+from grader.serve.checker import UploadChecker
 from grader.serve.queue import GradingQueue, Ticket
 from grader.serve.roster import (
     INSTRUCTOR,
@@ -36,7 +37,6 @@ from grader.serve.scores import Score, counting, graded, score_of
 from grader.serve.security import load_secret
 from grader.serve.settings import ServeSettings, now
 from grader.serve.store import AttemptMeta, ClassStore
-from grader.serve.checker import UploadChecker
 from grader.serve.uploads import UploadRefused
 from grader.serve.workers import WorkerPool, default_workers
 

@@ -37,7 +37,8 @@ class UploadRefused(Exception):
         super().__init__(message)
         self.status = status
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]  (it crosses from the checking process)
+    def __reduce__(self) -> tuple[type[UploadRefused], tuple[str, int]]:
+        """It crosses from the process that checks an upload back to the web process."""
         return (UploadRefused, (str(self), self.status))
 
 
