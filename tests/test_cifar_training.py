@@ -36,7 +36,7 @@ def test_the_correct_hand_in_passes_every_structural_check(structural):
 
 
 @pytest.mark.parametrize("name, check, diagnosis, words", [
-    ("dropout-after-fc5", "dropout-placement", None, "expected Dropout(), found Linear(1000→10)"),
+    ("dropout-after-fc5", "dropout-placement", None, "layer 12: expected Dropout(p=0.5), found Linear(1000→10)"),
     ("stats-from-test-set", "stats-from-train", "stats-from-test-set", "test set's statistics"),
     ("augment-at-test-time", "test-transform", "augmentation-at-test-time", "two different results for the same input"),
     ("no-nonlinearity", "activations", "no-nonlinearity", "applies 0 activation functions"),
