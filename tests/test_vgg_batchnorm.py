@@ -55,6 +55,14 @@ def test_the_correct_hand_in_passes_every_check_but_training_which_grade_runs_by
     ("missing-one-conv", "bn-structure", "failed", None,
      ["missing between layer 25 (ReLU()) and layer 26 (MaxPool2d(k2, s2, p0)): "
       "Conv2d(512→512, k3, s1, p1), BatchNorm2d(512), ReLU()"]),
+    # a stub earns nothing: the weights afterwards count only alongside right values (issue 28)
+    ("stub-bonus", "bonus-predictiveness", "failed", None,
+     ["The weights afterwards: counted only alongside right values of the gradient distances (a function that never "
+      "touches the model leaves them right too)."]),
+    ("stub-bonus", "bonus-beta", "failed", None, ["The weights afterwards: counted only alongside right values of β"]),
+    ("per-layer-norms", "bonus-predictiveness", "failed", "per-layer-norms-summed",
+     ["the gradient distances: you add up one norm per layer (or per parameter tensor); the distance is the ℓ2 norm "
+      "of the whole gradient difference"]),
     ("missing-one-conv", "bn-param-count", "failed", None,
      ["The lab's network has 2 more layer(s) with learnable parameters between `features.23` and `classifier.0`"]),
     ("bn-first-stage-only", "bn-param-count", "failed", None, ["9,751,050 learnable parameters; expected 9,756,426"]),
@@ -91,6 +99,8 @@ def test_each_mistake_gets_its_verdict_and_the_message_that_names_it(graded, nam
     ("stuck-in-eval", {"bn-behaviour"}),
     ("dropout-in-classifier", {"bn-structure"}),  # BatchNorm still normalises with batch statistics
     ("missing-one-conv", {"bn-structure", "bn-param-count"}),
+    ("stub-bonus", {"bonus-predictiveness", "bonus-beta"}),
+    ("per-layer-norms", {"bonus-predictiveness"}),
 ])
 def test_each_hand_in_loses_only_what_its_mistake_breaks(graded, name, lost):
     assert set(not_passed(graded[name])) == lost
