@@ -19,7 +19,7 @@ from grader.results import Disclosure, Feedback, Outcome
 
 class Expectation(KindParams):
     property: Literal["train_repeat_differs", "eval_repeat_differs", "train_batch_dependent",
-                      "eval_batch_dependent", "activation_calls"]
+                      "eval_batch_dependent", "activation_calls", "returns_probabilities"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Diagnosis when the student's model differs.")
     message: str
 
@@ -62,7 +62,7 @@ class ModeBehaviourCheck(CheckKind):
         have = ctx.probe("mode_behaviour", cls=params.cls, input=x, seed=0)
         problems, names = Feedback(), []
         for e in params.expect:
-            w, h = want[e.property], have.get(e.property) if isinstance(have, dict) else None
+            w, h = want.get(e.property), have.get(e.property) if isinstance(have, dict) else None
             wrong = (h is None or h < w) if e.property == "activation_calls" else h != w
             random = have.get("random_with_dropout_off") if isinstance(have, dict) else None
             if wrong and e.property == "train_batch_dependent" and random:

@@ -368,6 +368,15 @@ def first_random_module(model: torch.nn.Module, run: Callable[[], Any]) -> str |
     return None
 
 
+def _probabilities(out: Any) -> bool:
+    """Rows in [0, 1] that sum to 1: a softmax output, which CrossEntropyLoss would softmax again
+    (log-probabilities are harmless there: log-softmax of a log-softmax is itself)."""
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or not out.is_floating_point():
+        return False
+    sums = out.sum(dim=1)
+    return bool(out.min() >= 0 and out.max() <= 1 and torch.allclose(sums, torch.ones_like(sums), atol=1e-4))
+
+
 def mode_behaviour_of(model: torch.nn.Module, x: torch.Tensor, owner: Any = None) -> dict[str, Any]:
     """How a model behaves in train and eval mode (shared by the probe and the grader's reference).
     Whether an image's output depends on its batch is measured with dropout off, so a random
@@ -393,6 +402,7 @@ def mode_behaviour_of(model: torch.nn.Module, x: torch.Tensor, owner: Any = None
         "train_batch_dependent": not same(q1[:half], q_sub) and same(q1, q2),
         "eval_batch_dependent": not same(e1[:half], e_sub),
         "random_with_dropout_off": random_module,
+        "returns_probabilities": _probabilities(e1),
         "modules_in_eval_after_train": stuck,
         "activation_calls": wire.calls,
         "unregistered": unregistered_modules(model),
