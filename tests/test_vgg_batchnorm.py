@@ -70,7 +70,7 @@ def test_the_correct_hand_in_passes_every_check_but_training_which_grade_runs_by
      ["expected 2D or 3D input (got 4D input)", "BatchNorm2d normalises over the batch and both spatial"]),
     ("batchnorm1d-on-conv-maps", "bn-output-shape", "error", None, ["raised ValueError: expected 2D or 3D input"]),
     ("band-along-steps", "loss-band", "failed", "band-along-steps",
-     ["the lower curve has shape (4), expected shape (30)", "one number per step"]),
+     ["the lower curve has shape (4,), expected shape (30,)", "one number per step"]),
     ("accuracy-batch-mean", "get-accuracy", "failed", "accuracy-batch-mean",
      ["the accuracy differs from the reference", "the last batch is smaller"]),
     ("accuracy-in-train-mode", "get-accuracy", "failed", "accuracy-in-train-mode",
