@@ -46,6 +46,7 @@ SWEEP: dict[str, dict[str, list[tuple[str, str]]]] = {
     "mlp-backprop": {
         "autograd-in-backward": [("backward", "autograd")],
         "dtanh-of-htilde": [("backward", "(1 − h̃²) in place of (1 − h²)")],
+        "dtanh-missing": [("backward", "these match the gradient without tanh′")],
         "gradient-summed": [("backward", "exactly N times autograd's")],
         "missing-bias-gradient": [("backward", "bias gradients are zero")],
         "training-diverges": [("sgd", "climbs the loss")],
