@@ -401,3 +401,14 @@ def test_a_module_random_with_dropout_off_is_named_instead_of_blaming_batchnorm(
     assert ("In train mode, two passes over the same batch differ even with dropout off: classifier.4 (Noise) draws "
             "random numbers") in result["message"]
     assert "not normalising" not in result["message"]
+
+
+def test_the_bands_rubric_has_the_misconception_students_write_and_a_partial_reading():
+    from grader.api import load_lab
+
+    lab = load_lab("vgg-batchnorm")
+    rubric = {i.id: i for i in next(c for c in lab.checks if c.spec.id == "read-the-bands").params.rubric}
+    assert rubric["reads-half-the-figure"].points == 0.5 and "but not that it is also narrower" in \
+        rubric["reads-half-the-figure"].comment
+    assert rubric["larger-gradient-change"].points == 0
+    assert "BatchNorm makes the gradient change less, not more" in rubric["larger-gradient-change"].comment
