@@ -172,3 +172,27 @@ def test_a_training_loop_at_top_level_is_not_run(tmp_path):
     assert loop.score == quiet_result.score == 17
     assert elapsed < 60  # one epoch of the loop alone is 60 s
     assert any("top-level code not run by the grader (line 2: model = ConvNet())" in n for n in loop.notes)
+
+
+def test_what_a_kept_definition_runs_at_import_is_said_per_cell():
+    """Definitions only means no top-level statement runs; a decorator, a metaclass, a class body,
+    an annotation or a default argument that calls something still runs at import, and the notes
+    say where (issue 26)."""
+    nb = {"cells": [
+        cell("import torch"),
+        cell("@register\ndef f(x):\n    return x"),
+        cell("class A(metaclass=Meta):\n    pass"),
+        cell("class B:\n    table = load()\n    def g(self):\n        return 1"),
+        cell("def h(x: annotate()) -> int:\n    return 1"),
+        cell("def k(x=torch.zeros(3)):\n    return x"),
+        cell("class C:\n    SIZE = 3\n    def g(self, n=SIZE):\n        return n"),
+        cell("def plain(x, y=2):\n    return x"),
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    built = notebook_module(json.dumps(nb).encode(), "lab2.ipynb", "convnet.py")
+    assert built.notes == [
+        "cell 2: runs when the grader imports the module (line 1: @register)",
+        "cell 3: runs when the grader imports the module (line 1: class A(metaclass=Meta):)",
+        "cell 4: runs when the grader imports the module (line 2: table = load())",
+        "cell 5: runs when the grader imports the module (line 1: def h(x: annotate()) -> int:)",
+        "cell 6: runs when the grader imports the module (line 1: def k(x=torch.zeros(3)):)",
+    ]
