@@ -23,7 +23,7 @@ def test_a_notebook_whose_cell_python_cannot_build_does_not_end_the_batch(tmp_pa
     (tmp_path / "chain" / "lab2.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
                                                                "nbformat_minor": 5}))
     (tmp_path / "chain" / "answers.yaml").write_text((CORRECT / "answers.yaml").read_text())
-    batch = api.grade(tmp_path, "cifar-convnet", tmp_path / "out", RunOptions(reports=False),
+    batch = api.grade(tmp_path, "cifar-convnet", tmp_path / "out", RunOptions(reports=False, jobs=1),
                       paths=[tmp_path / "chain", CORRECT])
     chain, correct = (next(r for r in batch.results if r.submission == n) for n in ("chain", "correct"))
     assert correct.score == correct.max_score
@@ -46,7 +46,7 @@ def test_any_exception_while_reading_one_hand_in_is_that_hand_ins_result(tmp_pat
     monkeypatch.setattr(engine, "load_submission", load)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "convnet.py").write_text("x = 1\n")
-    batch = api.grade(tmp_path, "cifar-convnet", tmp_path / "out", RunOptions(reports=False),
+    batch = api.grade(tmp_path, "cifar-convnet", tmp_path / "out", RunOptions(reports=False, jobs=1),
                       paths=[tmp_path / "broken", CORRECT])
     broken, correct = (next(r for r in batch.results if r.submission == n) for n in ("broken", "correct"))
     assert correct.score == correct.max_score
