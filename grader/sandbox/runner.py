@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from pydantic import ValidationError
 
+from grader.errors import SandboxError
 from grader.intake.reader import HandIn, read_hand_in
 from grader.lab.manifest import Limits
 from grader.sandbox import codec, policy
@@ -260,6 +261,10 @@ class Sandbox:
             return child.call(probe, payload, limits, on_progress)
 
 
+class _Refused(Exception):
+    """The child could not isolate itself and ran no student code (its own words)."""
+
+
 class ChildSession:
     """One hand-in's child, as the grader holds it. A probe that crashes the child, hangs past its
     wall time or runs out of memory ends that child; the next probe starts a fresh one (a new
@@ -275,6 +280,7 @@ class ChildSession:
         self._groups: ChildCgroups | None = None
         self._lease: UidLease | None = None
         self._isolation_read = False
+        self._refusals: list[str] = []  # what isolation failed, per child that refused to run the code
 
     def __enter__(self) -> "ChildSession":
         return self
@@ -326,7 +332,20 @@ class ChildSession:
 
     def call(self, probe: str, payload: dict[str, Any], limits: Limits, on_progress: Any = None) -> ProbeReply:
         """One probe, answered by this hand-in's child (started first if it has none): its raw
-        value, or a ``ProbeFailure`` saying how the student's code failed to give one."""
+        value, or a ``ProbeFailure`` saying how the student's code failed to give one. A child
+        that could not isolate itself ran nothing: a fresh one is tried once, then
+        ``SandboxError`` names what failed (every later call of this hand-in says it at once)."""
+        while True:
+            if len(self._refusals) >= 2:
+                raise SandboxError(f"the sandbox could not isolate this hand-in's code, so it was not run "
+                                   f"(tried twice): {self._refusals[-1]}")
+            try:
+                return self._call(probe, payload, limits, on_progress)
+            except _Refused as refused:
+                self._refusals.append(str(refused))
+                log.warning("sandbox: refused to run %s: %s", self.module_file, refused)
+
+    def _call(self, probe: str, payload: dict[str, Any], limits: Limits, on_progress: Any = None) -> ProbeReply:
         if self._child is None:
             self.close()
             self._start()
@@ -340,9 +359,12 @@ class ChildSession:
         try:
             poll = _progress_reader(progress, on_progress) if on_progress else None
             if not self._isolation_read:
-                report = _read_reply(child.reply_fd, deadline, poll)  # sent before any student code ran
-                self.sandbox.warn(IsolationReport.parse(report).isolation_missing)
+                report = IsolationReport.parse(_read_reply(child.reply_fd, deadline, poll))  # before any student code
+                self.sandbox.warn(report.isolation_missing)
                 self._isolation_read = True
+                if report.isolation_refused is not None:
+                    self._end()
+                    raise _Refused(report.isolation_refused)
             raw = _read_reply(child.reply_fd, deadline, poll)
             if poll:
                 poll()  # the last epoch, when it ended between two polls
