@@ -261,6 +261,16 @@ class Sandbox:
             return child.call(probe, payload, limits, on_progress)
 
 
+def _settled_out_of_memory(groups: ChildCgroups, settle_s: float = 0.5) -> bool:
+    """After a child was killed at its wall time: whether the kernel's record says it ran out of
+    memory. Read once more after a short wait, since on a loaded machine the OOM kill and the
+    wall-time kill race, and the kernel's counter is the verdict, not which one the grader saw."""
+    if groups.out_of_memory():
+        return True
+    time.sleep(settle_s)
+    return groups.out_of_memory()
+
+
 class _Refused(Exception):
     """The child could not isolate itself and ran no student code (its own words)."""
 
@@ -370,6 +380,9 @@ class ChildSession:
                 poll()  # the last epoch, when it ended between two polls
         except TimeoutError:
             self._end()
+            if groups.memory_path and _settled_out_of_memory(groups):
+                raise ProbeFailure(ProbeStatus.error, f"ran out of memory: stopped at the memory limit "
+                                   f"({limits.memory_mb} MiB)", out_of_memory=True, log_tail=tail()) from None
             raise ProbeFailure(ProbeStatus.timeout, f"did not finish within the {limits.wall_s:g} s wall-time limit",
                                log_tail=tail()) from None
         except codec.CodecError as exc:  # a length no reply can have: the child wrote on its own pipe
@@ -378,7 +391,7 @@ class ChildSession:
                                log_tail=tail()) from None
         except (EOFError, struct.error):
             exitcode = wait_for_exit(child, 5)
-            oom = groups.oom_killed() if groups.memory_path else None
+            oom = groups.out_of_memory() if groups.memory_path else None
             self._end()
             status, message = _death_message(exitcode, limits, oom)
             raise ProbeFailure(status, message, out_of_memory=bool(oom) or (oom is None and exitcode == -signal.SIGKILL),
