@@ -55,3 +55,24 @@ def test_the_kernels_record_is_read_from_the_memory_cgroup(tmp_path):
     assert groups.out_of_memory() and groups.oom_killed()
     (folder / "memory.oom_control").write_text("oom_kill_disable 1\nunder_oom 1\noom_kill 0\n")
     assert groups.out_of_memory() and not groups.oom_killed()
+
+
+def test_a_child_that_reached_its_memory_limit_is_held_at_it(tmp_path):
+    folder = tmp_path / "memory" / "child"
+    folder.mkdir(parents=True)
+    groups = cgroup.ChildCgroups.__new__(cgroup.ChildCgroups)
+    groups.paths, groups.missing = {"memory": folder}, []
+    (folder / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    (folder / "memory.failcnt").write_text("0\n")
+    assert not groups.held_at_limit()
+    (folder / "memory.failcnt").write_text("17\n")
+    assert groups.held_at_limit() and not groups.out_of_memory()
+
+
+def test_a_plain_timeout_is_still_a_timeout(tmp_path):
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "student.py").write_text("def f(x):\n    while True:\n        pass\n")
+    with Sandbox() as sandbox, pytest.raises(ProbeFailure) as info:
+        sandbox.run_probe(tmp_path / "h", "student.py", "call", {"function": "f", "cases": [[1]]},
+                          Limits(wall_s=1.5, cpu_s=30))
+    assert info.value.status == "timeout" and not info.value.out_of_memory

@@ -242,6 +242,20 @@ class ChildCgroups:
         record = self.memory_record()
         return record.get("oom_kill", 0) > 0 or record.get("under_oom", 0) > 0 or record.get("oom", 0) > 0
 
+    def held_at_limit(self) -> bool:
+        """Whether this child's memory reached its limit at least once (v1 ``memory.failcnt``,
+        v2 ``max`` events), or it ran out of memory outright: a child killed at its wall time
+        after that was slowed by its memory limit (reclaim, swap), not by its own loop."""
+        if self.out_of_memory():
+            return True
+        path = self.paths.get("memory")
+        if path is None:
+            return False
+        if MemoryFiles.of(path.parent).events == "memory.events":
+            return self.memory_record().get("max", 0) > 0
+        failcnt = _read(path / "memory.failcnt").strip()
+        return failcnt.isdigit() and int(failcnt) > 0
+
     def memory_record(self) -> dict[str, int]:
         """The memory controller's event counters for this child (``oom_kill``, v1 ``under_oom``,
         v2 ``oom`` and ``max``); empty without a memory cgroup."""

@@ -264,11 +264,13 @@ class Sandbox:
 def _settled_out_of_memory(groups: ChildCgroups, settle_s: float = 0.5) -> bool:
     """After a child was killed at its wall time: whether the kernel's record says it ran out of
     memory. Read once more after a short wait, since on a loaded machine the OOM kill and the
-    wall-time kill race, and the kernel's counter is the verdict, not which one the grader saw."""
-    if groups.out_of_memory():
+    wall-time kill race, and the kernel's counter is the verdict, not which one the grader saw.
+    A child whose memory reached its limit before the wall time fired (reclaim and swap slow it
+    down on a busy machine) ran out of memory too."""
+    if groups.held_at_limit():
         return True
     time.sleep(settle_s)
-    return groups.out_of_memory()
+    return groups.held_at_limit()
 
 
 class _Refused(Exception):
