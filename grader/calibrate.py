@@ -68,7 +68,11 @@ def _passes(kind: Any, details: dict[str, Any], accuracy: float | None, entry: d
 
 def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, device: Device = Device.auto,
               seeds: Sequence[int] = (0,), classes: int = 10, against: Sequence[Path] = (), only: Sequence[str] = (),
-              on_check: Callable[[str], None] | None = None) -> list[Calibrated]:
+              on_check: Callable[[str], None] | None = None, options: RunOptions | None = None) -> list[Calibrated]:
+    """Each training check's threshold under each budget (see the module's docstring). ``options``:
+    the run options grading will use (``--data-root``, limits …), so that the reference trains on
+    the same data and under the same limits as the class; the mode, seed, checks, device and
+    budget are calibration's own."""
     training = [c for c in lab.checks if c.spec.training]
     if not training:
         raise LabError(f"lab {lab.id!r} has no training checks to calibrate")
@@ -97,9 +101,10 @@ def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, devi
         for budget in map(Budget, budgets):
             results, run = [], None
             for seed in seeds:
-                options = RunOptions(mode=Mode.grade, seed=seed, only=ids, train=True, device=device, budget=budget,
-                                     reports=False)
-                run = Run(lab, options, sandbox=sandbox, on_event=progress)
+                run_options = (options or RunOptions()).model_copy(update={
+                    "mode": Mode.grade, "seed": seed, "only": ids, "train": True, "device": device, "budget": budget,
+                    "reports": False, "jobs": None, "ray": None})
+                run = Run(lab, run_options, sandbox=sandbox, on_event=progress)
                 label[0] = f"{budget.value}, seed {seed}: "
                 results.append(grade_submission(run, reference))  # the reference, staged as a hand-in
             broken = {}
