@@ -76,3 +76,32 @@ def test_a_plain_timeout_is_still_a_timeout(tmp_path):
         sandbox.run_probe(tmp_path / "h", "student.py", "call", {"function": "f", "cases": [[1]]},
                           Limits(wall_s=1.5, cpu_s=30))
     assert info.value.status == "timeout" and not info.value.out_of_memory
+
+
+def test_a_child_starved_of_cpu_by_the_machine_gets_the_time_it_waited(tmp_path):
+    """The wall-time limit counts the time a child could run: two busy processes on the child's
+    only CPU triple its wall time, which used to turn 0.6 s of work under a 1.5 s limit into a
+    timeout (the list bomb was called `timeout` on a loaded machine)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "student.py").write_text(
+        "import time\ndef f(x):\n    end = time.process_time() + 0.6\n    while time.process_time() < end:\n"
+        "        pass\n    return x\n")
+    cpu = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        for proc in busy:
+            os.sched_setaffinity(proc.pid, {cpu})
+        os.sched_setaffinity(0, {cpu})  # the fork server and its children inherit it
+        with Sandbox() as sandbox:
+            reply = sandbox.run_probe(tmp_path / "h", "student.py", "call", {"function": "f", "cases": [[5]]},
+                                      Limits(wall_s=1.5, cpu_s=30))
+    finally:
+        os.sched_setaffinity(0, before)
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    assert reply.value == [{"ok": True, "value": 5}]

@@ -39,6 +39,7 @@ from grader.sandbox.uids import UidLease
 from grader.sandbox.untrusted import clean_text, clean_tree
 
 log = logging.getLogger(__name__)
+LOAD_GRACE = 2.0  # a starved child may get up to this many times its wall time again (``Deadline``)
 
 MAX_REPLY_BYTES = 512 * 1024 * 1024
 _CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
@@ -69,18 +70,69 @@ class ProbeReply:
     log_tail: str
 
 
-def _read_exact(fd: int, n: int, deadline: float, on_wait: Any = None) -> bytes:
+class Deadline:
+    """A probe's wall-time deadline that does not depend on the machine's load: when it passes,
+    the time the child's threads spent runnable but waiting for a CPU (the kernel's own record,
+    ``/proc/<pid>/task/<tid>/schedstat``) is added, up to ``cap_s`` in all. A child that sleeps
+    or loops is stopped on time; one starved by other work on the machine gets the seconds it
+    was denied, so a verdict (a timeout, or the out-of-memory it was heading for) is the same on
+    a busy machine as on an idle one."""
+
+    def __init__(self, at: float, groups: "ChildCgroups | None" = None, cap_s: float = 0.0) -> None:
+        self.at, self.groups, self.cap_s = at, groups, cap_s
+        self.granted = 0.0
+        self._baseline = _run_delays(groups) if groups is not None else {}
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def extend(self) -> bool:
+        """Past the deadline: add the child's waiting time not yet granted; False when none is left."""
+        if self.groups is None or self.granted >= self.cap_s:
+            return False
+        delays = _run_delays(self.groups)
+        starved = max((d - self._baseline.get(t, 0) for t, d in delays.items()), default=0) / 1e9
+        extra = min(starved, self.cap_s) - self.granted
+        if extra < 0.05:
+            return False
+        self.granted += extra
+        self.at = time.monotonic() + extra
+        return True
+
+
+def _run_delays(groups: "ChildCgroups") -> dict[str, int]:
+    """Nanoseconds each thread of the child's processes waited on a run queue (schedstat's
+    second field)."""
+    out = {}
+    for pid in groups.members():
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+                out[tid] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def _read_exact(fd: int, n: int, deadline: "float | Deadline", on_wait: Any = None) -> bytes:
+    if not isinstance(deadline, Deadline):
+        deadline = Deadline(deadline)
     chunks, got = [], 0
     while got < n:
-        remaining = deadline - time.monotonic()
+        remaining = deadline.remaining()
         if remaining <= 0:
+            if deadline.extend():
+                continue
             raise TimeoutError
         ready, _, _ = select.select([fd], [], [], min(remaining, 0.5) if on_wait else remaining)
         if not ready:
-            if on_wait and time.monotonic() < deadline:
+            if on_wait and deadline.remaining() > 0:
                 on_wait()
-                continue
-            raise TimeoutError
+            continue
         chunk = os.read(fd, min(n - got, 1 << 20))
         if not chunk:
             raise EOFError
@@ -89,8 +141,10 @@ def _read_exact(fd: int, n: int, deadline: float, on_wait: Any = None) -> bytes:
     return b"".join(chunks)
 
 
-def _read_reply(fd: int, deadline: float, on_wait: Any = None) -> bytes:
+def _read_reply(fd: int, deadline: "float | Deadline", on_wait: Any = None) -> bytes:
     """One message (a u64 length, then the bytes), read with a deadline and a size cap."""
+    if not isinstance(deadline, Deadline):
+        deadline = Deadline(deadline)
     (size,) = struct.unpack("!Q", _read_exact(fd, 8, deadline, on_wait))
     if size > MAX_REPLY_BYTES:
         raise codec.CodecError(f"reply of {size} bytes refused")
@@ -365,7 +419,7 @@ class ChildSession:
         assert child is not None and folder is not None and groups is not None
         log_file, progress = folder / LOG_NAME, folder / PROGRESS_NAME
         started = time.monotonic()  # the server's (re)start is not the hand-in's time
-        deadline = started + limits.wall_s
+        deadline = Deadline(started + limits.wall_s, groups, cap_s=LOAD_GRACE * limits.wall_s)
         tail = lambda: _tail(log_file, limits.output_kb * 1024)  # noqa: E731
         child.send(Request(probe=probe, payload=payload, cpu_s=limits.cpu_s).encode())
         try:
