@@ -275,7 +275,7 @@ def _chunks(lines: list[str]) -> list[tuple[int, int]]:
         previous = line
     if not starts:
         return []
-    return [(a, b) for a, b in zip(starts, [*starts[1:], len(lines)])]
+    return [(a, b) for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
 
 
 @dataclass

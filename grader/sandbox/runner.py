@@ -78,7 +78,7 @@ class Deadline:
     was denied, so a verdict (a timeout, or the out-of-memory it was heading for) is the same on
     a busy machine as on an idle one."""
 
-    def __init__(self, at: float, groups: "ChildCgroups | None" = None, cap_s: float = 0.0) -> None:
+    def __init__(self, at: float, groups: ChildCgroups | None = None, cap_s: float = 0.0) -> None:
         self.at, self.groups, self.cap_s = at, groups, cap_s
         self.granted = 0.0
         self._baseline = _run_delays(groups) if groups is not None else {}
@@ -100,7 +100,7 @@ class Deadline:
         return True
 
 
-def _run_delays(groups: "ChildCgroups") -> dict[str, int]:
+def _run_delays(groups: ChildCgroups) -> dict[str, int]:
     """Nanoseconds each thread of the child's processes waited on a run queue (schedstat's
     second field)."""
     out = {}
@@ -118,7 +118,7 @@ def _run_delays(groups: "ChildCgroups") -> dict[str, int]:
     return out
 
 
-def _read_exact(fd: int, n: int, deadline: "float | Deadline", on_wait: Any = None) -> bytes:
+def _read_exact(fd: int, n: int, deadline: float | Deadline, on_wait: Any = None) -> bytes:
     if not isinstance(deadline, Deadline):
         deadline = Deadline(deadline)
     chunks, got = [], 0
@@ -141,7 +141,7 @@ def _read_exact(fd: int, n: int, deadline: "float | Deadline", on_wait: Any = No
     return b"".join(chunks)
 
 
-def _read_reply(fd: int, deadline: "float | Deadline", on_wait: Any = None) -> bytes:
+def _read_reply(fd: int, deadline: float | Deadline, on_wait: Any = None) -> bytes:
     """One message (a u64 length, then the bytes), read with a deadline and a size cap."""
     if not isinstance(deadline, Deadline):
         deadline = Deadline(deadline)
