@@ -4,7 +4,16 @@ import logging
 
 from rich.console import Console
 
-from bench import lab_speed, report_speed, sandbox_overhead, scale, serve_load, startup, training, vgg
+from bench import (
+    lab_speed,
+    report_speed,
+    sandbox_overhead,
+    scale,
+    serve_load,
+    startup,
+    training,
+    vgg,
+)
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from grader.checks.registry import BoundLab, bind
 from grader.errors import ReportError, UsageError
 from grader.export.targets import ExportTarget, export_results, export_target
-from grader.intake.classes import Layout
 from grader.lab import loader
-from grader.options import EventSink, Mode, RunOptions, ignore
-from grader.results import CheckResult, SubmissionResult  # noqa: F401
+from grader.options import EventSink, Layout, Mode, RunOptions, ignore
+from grader.results import CheckResult, SubmissionResult  # noqa: F401  (re-exported for callers of the API)
+from grader.reveal import Audience
 
 if TYPE_CHECKING:
     from grader.edition import Edition
@@ -41,28 +41,34 @@ def labs() -> list[BoundLab]:
     return [bind(lab) for lab in loader.find_labs()]
 
 
+def bound(lab: str | Path | BoundLab) -> BoundLab:
+    """A lab as every function here takes it: bound already, or loaded by name or folder."""
+    return lab if isinstance(lab, BoundLab) else load_lab(lab)
+
+
 def check(path: Path, lab: str | Path | BoundLab, options: RunOptions = RunOptions(mode=Mode.check), *,
           on_event: EventSink = ignore) -> SubmissionResult:
     """A student's self-check: the public checks only (or the named ones among them); training
     checks only when ``options.train``."""
     from grader.grading.run import Run, sandbox_preload
-    from grader.sandbox.runner import Sandbox
+    from grader.sandbox.runner import opened
 
-    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    lab = bound(lab)
     # The fork server imports torch on another core while this process imports it (and the lab's
     # reference): a self-check pays for one import of torch, not two in a row.
-    with Sandbox(preload=sandbox_preload(lab)) as sandbox:
+    with opened(sandbox_preload(lab)) as sandbox:
+        sandbox.start()
         from grader.grading.engine import grade_submission
 
         with Run(lab, options.model_copy(update={"mode": Mode.check}), on_event=on_event, sandbox=sandbox) as run:
             return grade_submission(run, Path(path))
 
 
-def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.auto) -> "ClassPlan":
+def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.auto) -> ClassPlan:
     """The hand-ins of a class (a folder, or an LMS download zipped or not), each with its student."""
     from grader.intake.classes import plan_class
 
-    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    lab = bound(lab)
     try:
         layout = Layout(layout)
     except ValueError:
@@ -73,23 +79,25 @@ def plan(root: Path, lab: str | Path | BoundLab, layout: Layout | str = Layout.a
 
 def grade(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions = RunOptions(), *,
           on_event: EventSink = ignore, paths: list[Path] | None = None,
-          executor: "Executor | None" = None, plan: "ClassPlan | None" = None,
-          layout: Layout = Layout.auto) -> "BatchResult":
+          executor: Executor | None = None, plan: ClassPlan | None = None) -> BatchResult:
     """An instructor's batch: every check on every hand-in of the class at ``root`` (a folder, or
-    an LMS download; see ``plan``), with a PDF report per submission and a class summary
-    (rendered while grading goes on). The results and the class are hidden from every child."""
+    an LMS download laid out as ``options.layout`` says; see ``plan``), with a PDF report per
+    submission and a class summary (rendered while grading goes on). The results and the class
+    are hidden from every child. What to grade may be given instead of found: ``paths`` (these
+    hand-ins) or ``plan`` (a class already read); ``executor``: how, where the options' choice
+    (``jobs``, ``ray``) is not wanted (tests, a server's workers)."""
     from grader.grading.batch import class_plan, grade_batch
     from grader.grading.run import Run
 
-    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    lab = bound(lab)
     hide = (Path(out), Path(root) if Path(root).is_dir() else Path(root).parent)
     with Run(lab, options, on_event=on_event, hide=hide) as run:
         if plan is None and paths is None:
-            plan = class_plan(run, Path(root), layout)
+            plan = class_plan(run, Path(root), options.layout)
         return grade_batch(run, Path(root), Path(out), paths=paths, executor=executor, plan=plan)
 
 
-def read_results(out: Path, lab: "str | Path | BoundLab | None" = None) -> list[SubmissionResult]:
+def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[SubmissionResult]:
     """The results a batch wrote in ``out`` (files that are not results are passed over), with the
     grades given by hand to written answers merged in (``grader.review``); ``lab``: default, the
     results' own, when it can be found."""
@@ -105,14 +113,14 @@ def read_results(out: Path, lab: "str | Path | BoundLab | None" = None) -> list[
     if not results:
         return results
     try:
-        bound = lab if isinstance(lab, BoundLab) else load_lab(lab if lab is not None else results[0].lab)
+        the_lab = bound(lab if lab is not None else results[0].lab)
     except LabError:
         return results  # a lab no longer here: its results as they are
-    return merged(results, bound, Path(out))
+    return merged(results, the_lab, Path(out))
 
 
-def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
-           assignment: str | None = None, lab: "str | Path | BoundLab | None" = None) -> tuple[dict[str, bytes], list[str]]:
+def export(out: Path, to: ExportTarget | str, *, template: Path | None = None, assignment: str | None = None,
+           lab: str | Path | BoundLab | None = None, partial: bool = False) -> tuple[dict[str, bytes], list[str]]:
     """The files an LMS imports (name → bytes), made from the results in ``out`` (with the grades
     given by hand, see ``read_results``), and warnings (students graded but not in the template)."""
     to = export_target(to)
@@ -123,14 +131,14 @@ def export(out: Path, to: ExportTarget | str, *, template: Path | None = None,
         data = Path(template).read_bytes() if template is not None else None
     except OSError as exc:
         raise UsageError(f"--template {template}: cannot be read ({exc.strerror})") from None
-    return export_results(results, to, template=data, assignment=assignment)
+    return export_results(results, to, template=data, assignment=assignment, partial=partial)
 
 
 def init(lab: str | Path | BoundLab, target: Path, *, notebook: bool = False) -> list[Path]:
     """Write a lab's template for a student into ``target`` (as a notebook with ``notebook``)."""
     from grader.starter import write_template
 
-    lab = lab if isinstance(lab, BoundLab) else load_lab(lab)
+    lab = bound(lab)
     return write_template(lab, Path(target), notebook=notebook)
 
 
@@ -138,24 +146,24 @@ def gradescope_bundle(lab: str | Path | BoundLab) -> bytes:
     """The Gradescope autograder zip for a lab."""
     from grader.export.autograder import bundle
 
-    return bundle(lab if isinstance(lab, BoundLab) else load_lab(lab))
+    return bundle(bound(lab))
 
 
 def autograde(lab: str | Path | BoundLab, root: Path, options: RunOptions = RunOptions(reports=False)) -> Path:
     """Inside Gradescope: grade ``root/submission``, write ``root/results/results.json``."""
     from grader.export.autograder import autograde as run_autograder
 
-    return run_autograder(lab if isinstance(lab, BoundLab) else load_lab(lab), Path(root), options)
+    return run_autograder(bound(lab), Path(root), options)
 
 
-def pack(lab: str | Path | BoundLab, folder: Path) -> "Edition":
+def pack(lab: str | Path | BoundLab, folder: Path) -> Edition:
     """The lab's student edition, written into ``folder``: what students self-check with."""
     from grader.edition import pack as write
 
-    return write(lab if isinstance(lab, BoundLab) else load_lab(lab), Path(folder))
+    return write(bound(lab), Path(folder))
 
 
-def report(result_json: Path, out: Path, *, audience: str = "instructor", html: bool = False) -> Path:
+def report(result_json: Path, out: Path, *, audience: Audience = Audience.instructor, html: bool = False) -> Path:
     """Render a report from a result JSON written earlier."""
     try:
         result = SubmissionResult.model_validate_json(Path(result_json).read_text(encoding="utf-8"))
@@ -176,14 +184,15 @@ def with_manual_grades(result: SubmissionResult, out: Path) -> SubmissionResult:
         return result
 
 
-def write_report(result: SubmissionResult, out: Path, *, audience: str = "student", html: bool = False) -> Path:
+def write_report(result: SubmissionResult, out: Path, *, audience: Audience = Audience.student,
+                 html: bool = False) -> Path:
     from grader.report import ReportRenderer
 
     return ReportRenderer().write(result, Path(out), audience, html)
 
 
 def roster_tokens(roster: Path, class_dir: Path, *, reissue: tuple[str, ...] = (), every: bool = False,
-                  instructor: bool = False) -> "Issued":
+                  instructor: bool = False) -> Issued:
     """Tokens for the roster's students who have none (or those named), their hashes kept in the
     class folder; the tokens themselves are returned once, to be mailed."""
     from grader.serve.roster import Roster, issue
@@ -192,9 +201,9 @@ def roster_tokens(roster: Path, class_dir: Path, *, reissue: tuple[str, ...] = (
                  instructor=instructor)
 
 
-def serve(lab: str | Path | BoundLab, options: RunOptions, settings: "ServeSettings") -> None:
+def serve(lab: str | Path | BoundLab, options: RunOptions, settings: ServeSettings) -> None:
     """Serve a class until stopped: students upload and read their feedback, the instructor reads
     everything (``grader.serve``)."""
     from grader.serve.app import run_server
 
-    run_server(lab if isinstance(lab, BoundLab) else load_lab(lab), options, settings)
+    run_server(bound(lab), options, settings)

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from grader.checks.compare import show, values_match
-from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, register_check
+from grader.checks.values import show, values_match
+from grader.lab.manifest import Need, Reveal
 from grader.results import Disclosure, Feedback, Outcome
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import Any
+
+from grader.results import Feedback, Outcome
 
 MAX_SOURCE = 1_000_000
 # The sandbox records forbidden operators with a TorchDispatchMode (``sandbox.watch``); the first
@@ -67,7 +70,8 @@ def forbidden_uses(source: str, function: str, forbidden: list[str]) -> list[Use
     except (SyntaxError, ValueError):
         return []
     aliases = _aliases(tree)
-    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef] = {
+        n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
         functions.setdefault(cls.name, cls)  # a class called as a helper is searched whole
     reachable, todo = [], [function]
@@ -86,3 +90,19 @@ def forbidden_uses(source: str, function: str, forbidden: list[str]) -> list[Use
                     hit = next(b for b in banned if dotted == b or dotted.startswith(b + "."))
                     uses.setdefault((hit, node.lineno), Use(hit, node.lineno, name))
     return sorted(uses.values(), key=lambda u: (u.line, u.name))
+
+
+def forbidden_use(name: str, replies: list[Any]) -> Outcome | None:
+    """A zero for a function that ran a forbidden operator or used autograd where it must not
+    (the sandbox recorded it at the dispatcher, whatever name the code used to get there)."""
+    autograd = list(dict.fromkeys(a for r in replies for a in r.autograd))
+    operators = list(dict.fromkeys(o for r in replies for o in r.operators))
+    if autograd:
+        return Outcome.failed(Feedback(f"{name} uses autograd ({'; '.join(autograd)}). It must compute these values "
+                                       "by hand, as the lab asks; the verdict for this check is zero."),
+                              diagnosis="autograd-used", details={"autograd": autograd})
+    if operators:
+        return Outcome.failed(Feedback(f"{name} runs the operator{'s' * (len(operators) > 1)} {', '.join(operators)}, "
+                                       "which the lab asks you to write by hand; the verdict for this check is zero."),
+                              diagnosis="forbidden-call", details={"operators": operators})
+    return None

@@ -21,9 +21,9 @@ from pydantic import Field
 
 from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD, forbidden_uses
 from grader.checks.functions import FunctionMistake
-from grader.checks.outputs import as_array
-from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, LocalCheck, register_check
+from grader.checks.values import as_array
+from grader.lab.manifest import Need, Reveal
 from grader.results import Disclosure, Feedback, Outcome
 
 PRINTABLE = 150  # elements: larger tensors are described, not printed
@@ -261,7 +261,7 @@ class OpEquivalenceCheck(CheckKind):
             for case, reply in zip(cases, replies):
                 try:
                     wrong = to_raw(fn(*to_tensors(list(case.args))))
-                except Exception:  # noqa: BLE001
+                except Exception:
                     agrees = False
                     break
                 if not reply.ok or _disagreement(reply.value, wrong, params) is not None:

@@ -21,11 +21,12 @@ import zipfile
 from pathlib import Path
 
 from grader.export.gradescope import results_json, to_bytes
-from grader.grading.run import Run
 from grader.grading.executor import Job, grade_job
+from grader.grading.run import Run
 from grader.lab.loader import Lab
 from grader.options import Mode, RunOptions
 from grader.results import Student, SubmissionResult
+from grader.reveal import Audience
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parents[2]
@@ -106,7 +107,7 @@ def _pdf_link(result: SubmissionResult, results_dir: Path) -> str:
     try:
         from grader.report import ReportRenderer
 
-        pdf = ReportRenderer().write(result, results_dir / "report.pdf", "student", False)
+        pdf = ReportRenderer().write(result, results_dir / "report.pdf", Audience.student, False)
     except Exception as exc:  # fonts, cairo …: grading stands without its report
         log.warning("the PDF report could not be rendered: %s", exc)
         return "(The PDF report could not be rendered on this machine.)"

@@ -54,7 +54,7 @@ class Limits(Strict):
     gpu_share: float = Field(1.0, gt=0, le=1, description="Share of one GPU a hand-in's training needs: "
                                                            "0.25 lets four hand-ins train on one GPU at once.")
 
-    def merged(self, override: "LimitsOverride | None") -> "Limits":
+    def merged(self, override: LimitsOverride | None) -> Limits:
         if override is None:
             return self
         return self.model_copy(update=override.model_dump(exclude_none=True))
@@ -76,6 +76,8 @@ class LimitsOverride(Strict):
 class IntakeLimits(Strict):
     """How much of a hand-in the grader reads. Past a cap, what is left out is named on the
     hand-in's result; a hand-in is never a reason for the grader to block or run out of memory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a default instance is shared by every reader
 
     max_depth: int = Field(8, ge=1, description="Folder levels read below the hand-in.")
     max_entries: int = Field(2000, ge=1, description="Files and folders read, in all.")
@@ -107,7 +109,7 @@ class AnswerFieldSpec(Strict):
     description: str = ""
 
     @model_validator(mode="after")
-    def _choices_match_type(self) -> "AnswerFieldSpec":
+    def _choices_match_type(self) -> AnswerFieldSpec:
         if (self.type == "choice") != bool(self.choices):
             raise ValueError("'choices' must be given exactly when type is 'choice'")
         return self
@@ -137,11 +139,11 @@ class Need:
     answer: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "Need":
+    def parse(cls, text: str) -> Need:
         return cls(text.removeprefix(cls.ANSWERS), answer=True) if text.startswith(cls.ANSWERS) else cls(text)
 
     @classmethod
-    def field(cls, path: str) -> "Need":
+    def field(cls, path: str) -> Need:
         return cls(path, answer=True)
 
     def __str__(self) -> str:
@@ -231,7 +233,7 @@ class LabManifest(Strict):
         return v
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "LabManifest":
+    def _unique_ids(self) -> LabManifest:
         seen: set[str] = set()
         for check in self.checks:
             if check.id in seen:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.applications import Starlette
@@ -26,7 +26,7 @@ from starlette.types import Scope
 
 from grader.checks.registry import BoundLab
 from grader.options import RunOptions
-from grader.report.render import TEMPLATES, _fmt
+from grader.report.render import TEMPLATES, show_value
 from grader.serve import deps, instructor, review, student
 from grader.serve.classroom import Classroom
 from grader.serve.security import BodyLimit, SecurityHeaders, Sessions
@@ -59,7 +59,7 @@ routes = [
 UPLOAD_ROUTES = ("/upload", "/instructor/export")
 
 
-def body_limit(settings: ServeSettings):
+def body_limit(settings: ServeSettings) -> Callable[[Scope], int]:
     def limit_for(scope: Scope) -> int:
         return settings.upload_bytes if scope.get("path") in UPLOAD_ROUTES else FORM_BYTES
     return limit_for
@@ -75,7 +75,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     try:
         return deps.page(request, "error.html.j2", {"status": exc.status_code, "message": exc.detail},
                          status=exc.status_code)
-    except Exception:  # noqa: BLE001  (an error page that fails must still answer)
+    except Exception:
         return Response(str(exc.detail), status_code=exc.status_code, media_type="text/plain")
 
 
@@ -96,7 +96,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["fmt"] = _fmt
+    env.filters["fmt"] = show_value
     return Jinja2Templates(env=env)
 
 

@@ -23,7 +23,15 @@ from grader.options import Mode, RunOptions
 from grader.results import SubmissionResult
 from grader.reveal import student_result
 from grader.serve.queue import GradingQueue, Ticket
-from grader.serve.roster import INSTRUCTOR, Roster, RosterEntry, TokenFile, identify, load_tokens, tokens_path
+from grader.serve.roster import (
+    INSTRUCTOR,
+    Roster,
+    RosterEntry,
+    TokenFile,
+    identify,
+    load_tokens,
+    tokens_path,
+)
 from grader.serve.security import load_secret
 from grader.serve.settings import ServeSettings, now
 from grader.serve.store import AttemptMeta, ClassStore
@@ -86,7 +94,7 @@ class Classroom:
 
     # --- life ------------------------------------------------------------------------------
 
-    def open(self) -> "Classroom":
+    def open(self) -> Classroom:
         """Take the class folder (one server at a time), repair what a crash left, start grading."""
         self.store.open(self.lab.id)
         self._lock_fd = os.open(self.store.state / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

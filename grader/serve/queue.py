@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,7 +141,7 @@ class GradingQueue:
     def age(self, claim: Claim) -> float:
         """Seconds since the claim was taken (0 when its file is gone: it was just finished)."""
         try:
-            return max(0.0, datetime.now(timezone.utc).timestamp() - claim.path.stat().st_mtime)
+            return max(0.0, time.time() - claim.path.stat().st_mtime)
         except OSError:
             return 0.0
 
@@ -174,7 +175,7 @@ class Journal:
         self.path = Path(path)
 
     def write(self, event: str, ticket: Ticket, **fields: Any) -> None:
-        line = json.dumps({"at": datetime.now(timezone.utc).isoformat(), "event": event, "student": ticket.student,
+        line = json.dumps({"at": datetime.now(UTC).isoformat(), "event": event, "student": ticket.student,
                            "attempt": ticket.attempt, "pid": os.getpid(), **fields})
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:

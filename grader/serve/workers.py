@@ -36,6 +36,7 @@ from typing import Any
 from grader.grading.executor import Job, unreadable
 from grader.options import RunOptions
 from grader.results import Student, SubmissionResult
+from grader.reveal import Audience
 from grader.serve.queue import MAX_TRIES, Claim, GradingQueue
 from grader.serve.store import INSTRUCTOR_PDF, STUDENT_PDF, UPLOAD, ClassStore
 
@@ -130,7 +131,7 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
         grading_queue.journal.write("started", ticket)
         try:
             result = grade_attempt(run, store, sid, number)
-        except Exception as exc:  # noqa: BLE001  (the grader's fault: LabError, SandboxError, a bug)
+        except Exception as exc:
             log.exception("grading %s attempt %d failed", sid, number)
             if ticket.tries + 1 < MAX_TRIES:
                 grading_queue.release(claim, count=True)
@@ -173,7 +174,7 @@ def render_reports(renderer: Any, store: ClassStore, sid: str, number: int, resu
     atomically into the attempt; a report that cannot be rendered, whatever the error (a
     ``ReportError``, or one raised while building its HTML), is logged, the result stays and the
     ticket is finished: a report never sends an attempt back to the queue."""
-    for name, audience in ((STUDENT_PDF, "student"), (INSTRUCTOR_PDF, "instructor")):
+    for name, audience in ((STUDENT_PDF, Audience.student), (INSTRUCTOR_PDF, Audience.instructor)):
         if store.read(sid, number, name) is not None:
             continue
         with tempfile.TemporaryDirectory(prefix="gradelab-serve-report-") as tmp:

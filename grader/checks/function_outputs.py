@@ -26,11 +26,20 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD, forbidden_use
 from grader.checks.functions import FunctionMistake
-from grader.checks.forbidden import OPERATOR_RECORD_PRELOAD
 from grader.checks.raised import raised_feedback
-from grader.lab.manifest import Need, Reveal
 from grader.checks.registry import CheckKind, KindParams, register_check
+from grader.checks.values import (
+    as_array,
+    fit_shape,
+    percent_ratio,
+    pick,
+    shape_words,
+    value_feedback,
+    value_problem,
+)
+from grader.lab.manifest import Need, Reveal
 from grader.results import Disclosure, Feedback, Outcome
 from grader.sandbox.replies import CallReply, ProbeFailure, ProbeStatus, Stage
 
@@ -74,117 +83,11 @@ class FunctionOutputsParams(KindParams):
         "function stands in for the reference's. A case's args are then keyword arguments."))
 
     @model_validator(mode="after")
-    def _harness_calls_once(self) -> "FunctionOutputsParams":
+    def _harness_calls_once(self) -> FunctionOutputsParams:
         if self.harness and self.nondeterministic:
             raise ValueError("nondeterministic asks each input twice, which a harness case does not")
         return self
 
-
-def relative_error(got: np.ndarray, expected: np.ndarray, equal_nan: bool = False) -> float:
-    """‖got − expected‖ / max(‖got‖, ‖expected‖); 0 when both are zero, inf when a NaN or inf
-    appears where the other has a number (or anywhere, unless ``equal_nan`` and both agree)."""
-    import numpy as np
-
-    g_bad, e_bad = ~np.isfinite(got), ~np.isfinite(expected)
-    if g_bad.any() or e_bad.any():
-        if not (equal_nan and np.array_equal(g_bad, e_bad)):
-            return float("inf")
-        got, expected = np.where(g_bad, 0.0, got), np.where(e_bad, 0.0, expected)
-    scale = max(float(np.linalg.norm(got)), float(np.linalg.norm(expected)))
-    return 0.0 if scale == 0.0 else float(np.linalg.norm(got - expected)) / scale
-
-
-def pick(value: Any, path: str) -> tuple[bool, Any]:
-    """Follow a dotted path through lists (by index) and dicts (by key)."""
-    for part in path.split(".") if path else []:
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return False, None
-    return True, value
-
-
-def as_array(value: Any) -> np.ndarray | None:
-    """A number, numeric list or array as a float array; ``None`` for anything else."""
-    import numpy as np
-
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError):
-        return None
-    if arr.dtype.kind not in "fiub":
-        return None
-    return arr.astype(float)
-
-
-def _fit(got: np.ndarray, expected: np.ndarray) -> np.ndarray | None:
-    """The student's array in the reference's shape, forgiving only size-1 axes ((1, n) for (n,))."""
-    import numpy as np
-
-    if got.shape == expected.shape:
-        return got
-    if got.size == expected.size and np.squeeze(got).shape == np.squeeze(expected).shape:
-        return got.reshape(expected.shape)
-    return None
-
-
-def _shape(a: np.ndarray) -> str:
-    return "a scalar" if a.ndim == 0 else f"shape ({', '.join(map(str, a.shape))})"
-
-
-def value_feedback(got: Any, expected: Any, rel_tol: float, equal_nan: bool = False,
-                   against: str = "the reference") -> tuple[Feedback | None, float]:
-    """Why ``got`` is not ``expected`` (``None`` when it is), as parts that each start with a space
-    (" has shape (4, 3)", ", expected shape (3, 4)"), and the relative error."""
-    import numpy as np
-
-    G, E = Reveal.got, Reveal.expected
-    e, g = as_array(expected), as_array(got)
-    if e is None:
-        if got == expected:
-            return None, 0.0
-        return Feedback().add(f" is {got!r}", G).instead(" is wrong", G).add(f", expected {expected!r}", E), float("inf")
-    if g is None:
-        return Feedback().add(f" is {type(got).__name__ if got is not None else 'None'}, not numbers"), float("inf")
-    fitted = _fit(g, e)
-    if fitted is None:
-        return (Feedback().add(f" has {_shape(g)}", G).instead(" has the wrong shape", G)
-                .add(f", expected {_shape(e)}", E)), float("inf")
-    err = relative_error(fitted, e, equal_nan)
-    if err <= rel_tol:
-        return None, err
-    if not np.isfinite(fitted).all() and np.isfinite(e).all():
-        return Feedback().add(f" contains NaN or inf where {against} is finite"), err
-    return Feedback().add(f" differs from {against} (relative error {err:.2e}, tolerance {rel_tol:.0e})"), err
-
-
-def value_problem(got: Any, expected: Any, rel_tol: float, equal_nan: bool = False,
-                  against: str = "the reference") -> tuple[str | None, float]:
-    """Why ``got`` is not ``expected`` (or ``None``), as the instructor reads it, and the relative error."""
-    problem, err = value_feedback(got, expected, rel_tol, equal_nan, against)
-    return (problem.text() if problem is not None else None), err
-
-
-def percent_ratio(got: Any, expected: Any, rel_tol: float) -> str | None:
-    """"×100" when the student's values are the reference's times 100 (a percentage where a
-    fraction is asked for), "÷100" the other way round; ``None`` otherwise."""
-    import numpy as np
-
-    g, e = as_array(got), as_array(expected)
-    if g is None or e is None or g.size != e.size or not np.isfinite(g).all() or not np.isfinite(e).all():
-        return None
-    g, e = g.reshape(-1), e.reshape(-1)
-    if not np.any(e):
-        return None
-    tolerance = max(rel_tol, 1e-6) * 10
-    for factor, name in ((100.0, "×100"), (0.01, "÷100")):
-        if relative_error(g, factor * e) <= tolerance:
-            return name
-    return None
 
 
 def _reference_values(fn: Any, args: list[list[Any]], tensors: bool, seed: int) -> list[Any]:
@@ -220,7 +123,7 @@ def _harness_values(ctx, entry: str, module: Any, cases: list[dict[str, Any]]) -
     from grader.sandbox.probes import to_raw, to_tensors
 
     namespace: dict[str, Any] = {"__name__": "gradelab_harness"}
-    exec(compile(ctx.lab.harness_source, "harness.py", "exec"), namespace)  # noqa: S102  (the lab's code)
+    exec(compile(ctx.lab.harness_source, "harness.py", "exec"), namespace)
     with torch.random.fork_rng(devices=[]):  # the grader's own generator is left as it was
         return [to_raw(namespace[entry](module, **to_tensors(case))) for case in cases]
 
@@ -292,21 +195,6 @@ def _sentences(problems: dict[str, _Problem], errors: dict[str, float], params: 
     return out
 
 
-def forbidden_use(name: str, replies: list[Any]) -> Outcome | None:
-    """A zero for a function that ran a forbidden operator or used autograd where it must not
-    (the sandbox recorded it at the dispatcher, whatever name the code used to get there)."""
-    autograd = list(dict.fromkeys(a for r in replies for a in r.autograd))
-    operators = list(dict.fromkeys(o for r in replies for o in r.operators))
-    if autograd:
-        return Outcome.failed(Feedback(f"{name} uses autograd ({'; '.join(autograd)}). It must compute these values "
-                                       "by hand, as the lab asks; the verdict for this check is zero."),
-                              diagnosis="autograd-used", details={"autograd": autograd})
-    if operators:
-        return Outcome.failed(Feedback(f"{name} runs the operator{'s' * (len(operators) > 1)} {', '.join(operators)}, "
-                                       "which the lab asks you to write by hand; the verdict for this check is zero."),
-                              diagnosis="forbidden-call", details={"operators": operators})
-    return None
-
 
 @register_check("function_outputs")
 class FunctionOutputsCheck(CheckKind):
@@ -325,7 +213,7 @@ class FunctionOutputsCheck(CheckKind):
         reference = getattr(ref_module, params.reference or params.function)
         cases = [c if isinstance(c, dict) else {"args": c} for c in getattr(ref_module, params.cases)(ctx.rng())]
         labels = [c.get("label") or f"case {i + 1}" for i, c in enumerate(cases)]
-        args = [dict(c["args"]) if params.harness else list(c["args"]) for c in cases]
+        args: list[Any] = [dict(c["args"]) if params.harness else list(c["args"]) for c in cases]
 
         seed = int(ctx.rng().integers(2**31))
         expected = ctx.reference_value("expected", [args, seed], lambda: (
@@ -360,6 +248,7 @@ class FunctionOutputsCheck(CheckKind):
                 found, got = pick(reply.value, out.path)
                 _, want = pick(exp, out.path)
                 got_parts.setdefault(out.name, []).append(got if found else None)
+                problem: Feedback | None
                 if not found:
                     problem = Feedback().add(f" is missing from what {name} returned (expected at `{out.path}`)")
                 elif "values" in out.compare:
@@ -412,8 +301,8 @@ class FunctionOutputsCheck(CheckKind):
         g, e = as_array(got), as_array(want)
         if g is None or e is None:
             return Feedback().add(f" is {type(got).__name__}, not an array") if g is None else None
-        if "shape" in out.compare and _fit(g, e) is None:
-            return Feedback().add(f" has {_shape(g)}", G).instead(" has the wrong shape", G).add(f", expected {_shape(e)}", E)
+        if "shape" in out.compare and fit_shape(g, e) is None:
+            return Feedback().add(f" has {shape_words(g)}", G).instead(" has the wrong shape", G).add(f", expected {shape_words(e)}", E)
         if "dtype" in out.compare:
             got_kind = np.asarray(got).dtype.kind
             if got_kind != np.asarray(want).dtype.kind:
@@ -436,10 +325,10 @@ class FunctionOutputsCheck(CheckKind):
         for mistake in params.mistakes:
             fn = getattr(ref_module, mistake.reference)
             try:
-                values = ctx.reference_value(f"mistake {mistake.reference}", [args, seed], lambda: (
+                values = ctx.reference_value(f"mistake {mistake.reference}", [args, seed], lambda fn=fn: (
                     _harness_values(ctx, params.harness, _WithMistake(ref_module, params.function, fn), args)
                     if params.harness else _reference_values(fn, args, params.tensors, seed)))
-            except Exception:  # noqa: BLE001  (a mistake that does not apply to these inputs)
+            except Exception:
                 continue
             for out in params.outputs:
                 if out.name not in wrong or out.name in found:
