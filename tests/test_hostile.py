@@ -15,8 +15,8 @@ import pytest
 
 from grader.sandbox import cgroup
 from grader.sandbox.uids import FIRST_UID, LAST_UID
-from tests.own_processes import own_child_uid_processes
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
+from tests.own_processes import own_child_uid_processes
 
 HOSTILE = ROOT / "submissions" / "hostile"
 HONEST = ["correct", "in-channels-confusion", "spatial-as-kernel", "missing-plus-one", "missing-floor",

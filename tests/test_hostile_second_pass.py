@@ -24,9 +24,9 @@ from grader.sandbox import cgroup
 from grader.sandbox.replies import ProbeFailure
 from grader.sandbox.runner import Sandbox
 from grader.sandbox.uids import FIRST_UID, LAST_UID, UidLease
-from tests.own_processes import own_child_uid_processes
 from grader.sandbox.untrusted import clean_line, clean_text
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, checks_by_id, cli
+from tests.own_processes import own_child_uid_processes
 
 HOSTILE = ROOT / "submissions" / "hostile"
 REFERENCE = ROOT / "reference" / "cifar-convnet"

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,7 +25,7 @@ def attempt(tmp_path):
     store = ClassStore(tmp_path / "class")
     grading_queue = GradingQueue(store.state)
     meta = store.create_attempt("carol", dict(hand_in("correct")), {
-        "uploaded_at": datetime.now(timezone.utc), "kind": "files", "files": ["answers.yaml", "convnet.py"],
+        "uploaded_at": datetime.now(UTC), "kind": "files", "files": ["answers.yaml", "convnet.py"],
         "bytes": 1, "name": "Carol Diaz", "email": ""})
     grading_queue.put(Ticket(student="carol", attempt=meta.number, queued_at=meta.uploaded_at))
     return store, grading_queue, meta

@@ -124,9 +124,10 @@ def calibrate(
     from grader.options import Budget, Device
 
     with user_errors():
-        common = {"device": device, "seed": seed[0], "wall": wall, "cpu": cpu, "memory": memory,
-                  "data_root": data_root}  # the options `gradelab grade` takes for the same run
-        options = [run_options(budget=b, **common) for b in budget] or [run_options(**common)]
+        asked: list[str | None] = [*budget] or [None]
+        options = [run_options(device=device, seed=seed[0], wall=wall, cpu=cpu, memory=memory, data_root=data_root,
+                               budget=b)  # the options `gradelab grade` takes for the same run
+                   for b in asked]
         lab_obj = api.load_lab(lab)
         device_ = options[0].device
         budgets = [o.budget for o in options if o.budget] or [

@@ -61,7 +61,7 @@ def grade_job(run: Run, job: Job) -> SubmissionResult:
         raise
     except GradelabError as exc:
         return unreadable(run, job, exc)
-    except Exception as exc:  # noqa: BLE001 - one hand-in's fault, whatever its kind
+    except Exception as exc:
         log.exception("hand-in %s could not be graded", job.name)
         return unreadable(run, job, f"the grader could not read this hand-in ({type(exc).__name__}); "
                                     f"the course staff can see why in the grader's log")

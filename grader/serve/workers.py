@@ -182,7 +182,7 @@ def render_reports(renderer: Any, store: ClassStore, sid: str, number: int, resu
             try:
                 renderer.write(result, path, audience)
                 data = path.read_bytes()
-            except Exception:  # noqa: BLE001 - the result stands without its report
+            except Exception:
                 log.exception("%s attempt %d: the %s report could not be rendered", sid, number, audience)
                 continue
             store.write_report(sid, number, name, data)
