@@ -103,10 +103,12 @@ def test_a_scratch_cell_that_does_not_parse_is_set_aside_and_costs_nothing(tmp_p
                                             (folder / "answers.yaml").read_text(), "cifar-convnet"))
     write_notebook(tmp_path / "scratch" / "lab2.ipynb", *template["cells"][:3], cell("print(x.shape"),
                    *template["cells"][3:])
+    write_notebook(tmp_path / "clean" / "lab2.ipynb", *template["cells"])
     batch = api.grade(tmp_path, "cifar-convnet", tmp_path / "out", RunOptions(reports=False),
-                      paths=[tmp_path / "scratch"])
-    result = batch.results[0]
-    assert result.score == result.max_score
+                      paths=[tmp_path / "scratch", tmp_path / "clean"])
+    result, clean = (next(r for r in batch.results if r.submission == n) for n in ("scratch", "clean"))
+    assert [(c.id, c.score) for c in result.checks] == [(c.id, c.score) for c in clean.checks]
+    assert clean.score > 0
     assert "cell 4: code that does not parse, not run by the grader (line 1: print(x.shape — " \
            "'(' was never closed)" in result.notes
     assert not any("SyntaxError" in c.message for c in result.checks)

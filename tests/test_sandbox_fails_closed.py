@@ -8,6 +8,7 @@ import os
 import pytest
 
 from grader.errors import SandboxError
+from grader.intake.reader import read_hand_in
 from grader.lab.manifest import Limits
 from grader.sandbox import runner
 from grader.sandbox.runner import Sandbox
@@ -30,7 +31,7 @@ def test_a_child_that_cannot_drop_root_runs_no_student_code(tmp_path, monkeypatc
     (tmp_path / "h").mkdir()
     (tmp_path / "h" / "student.py").write_text("import os\ndef f(x):\n    return os.geteuid()\n")
     monkeypatch.setattr(runner, "UidLease", _UnusableUid)
-    with Sandbox() as sandbox, sandbox.session(tmp_path / "h", "student.py", Limits(wall_s=20, cpu_s=20)) as child:
+    with Sandbox() as sandbox, sandbox.session(read_hand_in(tmp_path / "h", module_name="student.py"), "student.py", Limits(wall_s=20, cpu_s=20)) as child:
         with pytest.raises(SandboxError) as info:
             child.call("call", {"function": "f", "cases": [[1]]}, Limits(wall_s=20, cpu_s=20))
         assert child.children == 2  # retried once with a fresh child

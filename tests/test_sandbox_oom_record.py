@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.intake.reader import read_hand_in
 from grader.lab.manifest import Limits
 from grader.sandbox import cgroup, runner
 from grader.sandbox.replies import ProbeFailure
@@ -38,7 +39,7 @@ def test_a_child_stalled_at_its_memory_limit_is_out_of_memory_not_a_timeout(tmp_
     limits = Limits(wall_s=4, cpu_s=30, memory_mb=200)
     started = time.monotonic()
     with Sandbox() as sandbox, pytest.raises(ProbeFailure) as info:
-        sandbox.run_probe(tmp_path / "h", "student.py", "call", {"function": "f", "cases": [[1]]}, limits)
+        sandbox.run_probe(read_hand_in(tmp_path / "h", module_name="student.py"), "student.py", "call", {"function": "f", "cases": [[1]]}, limits)
     assert info.value.status == "error" and info.value.out_of_memory
     assert info.value.message == "ran out of memory: stopped at the memory limit (200 MiB)"
     assert time.monotonic() - started < 30
@@ -73,7 +74,7 @@ def test_a_plain_timeout_is_still_a_timeout(tmp_path):
     (tmp_path / "h").mkdir()
     (tmp_path / "h" / "student.py").write_text("def f(x):\n    while True:\n        pass\n")
     with Sandbox() as sandbox, pytest.raises(ProbeFailure) as info:
-        sandbox.run_probe(tmp_path / "h", "student.py", "call", {"function": "f", "cases": [[1]]},
+        sandbox.run_probe(read_hand_in(tmp_path / "h", module_name="student.py"), "student.py", "call", {"function": "f", "cases": [[1]]},
                           Limits(wall_s=1.5, cpu_s=30))
     assert info.value.status == "timeout" and not info.value.out_of_memory
 
@@ -97,7 +98,7 @@ def test_a_child_starved_of_cpu_by_the_machine_gets_the_time_it_waited(tmp_path)
             os.sched_setaffinity(proc.pid, {cpu})
         os.sched_setaffinity(0, {cpu})  # the fork server and its children inherit it
         with Sandbox() as sandbox:
-            reply = sandbox.run_probe(tmp_path / "h", "student.py", "call", {"function": "f", "cases": [[5]]},
+            reply = sandbox.run_probe(read_hand_in(tmp_path / "h", module_name="student.py"), "student.py", "call", {"function": "f", "cases": [[5]]},
                                       Limits(wall_s=1.5, cpu_s=30))
     finally:
         os.sched_setaffinity(0, before)

@@ -183,7 +183,7 @@ def render_reports(renderer: Any, store: ClassStore, sid: str, number: int, resu
                 renderer.write(result, path, audience)
                 data = path.read_bytes()
             except Exception:
-                log.exception("%s attempt %d: the %s report could not be rendered", sid, number, audience)
+                log.exception("%s attempt %d: the %s report could not be rendered", sid, number, audience.value)
                 continue
             store.write_report(sid, number, name, data)
 
