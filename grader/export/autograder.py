@@ -20,10 +20,8 @@ import logging
 import zipfile
 from pathlib import Path
 
-from grader.errors import SubmissionError
 from grader.export.gradescope import results_json, to_bytes
-from grader.grading.engine import grade_submission
-from grader.grading.executor import Job, unreadable
+from grader.grading.executor import Job, grade_job
 from grader.grading.run import Run
 from grader.lab.loader import Lab
 from grader.options import Mode, RunOptions
@@ -144,10 +142,7 @@ def autograde(lab: Lab, root: Path, options: RunOptions = RunOptions(mode=Mode.g
     student = student_from_metadata(root)
     submission = root / "submission"
     with Run(lab, options, hide=(root / "source", results_dir)) as run:
-        try:
-            result = grade_submission(run, submission, name="submission", student=student)
-        except SubmissionError as exc:
-            result = unreadable(run, Job(path=submission, name="submission", student=student), exc)
+        result = grade_job(run, Job(path=submission, name="submission", student=student))
     link = _pdf_link(result, results_dir)
     target = results_dir / "results.json"
     target.write_bytes(to_bytes(results_json(result, extra_output=link)))

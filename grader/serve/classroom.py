@@ -38,7 +38,7 @@ from grader.serve.security import load_secret
 from grader.serve.settings import ServeSettings, now
 from grader.serve.store import AttemptMeta, ClassStore
 from grader.serve.uploads import UploadRefused
-from grader.serve.workers import WorkerPool, default_workers
+from grader.serve.workers import WorkerPool, claim_deadline, default_workers
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "server.lock"
@@ -130,7 +130,8 @@ class Classroom:
             from grader.grading.parallel import cpu_count
 
             self.pool = WorkerPool(self.lab.folder, self.options, self.store, self.queue, workers,
-                                   threads=max(1, cpu_count() // workers))
+                                   threads=max(1, cpu_count() // workers),
+                                   deadline_s=claim_deadline(self.lab.manifest, self.options))
             self.pool.start()
         return self
 
