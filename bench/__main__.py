@@ -10,6 +10,7 @@ from bench import (
     sandbox_overhead,
     scale,
     serve_load,
+    similarity,
     startup,
     training,
     vgg,
@@ -29,3 +30,4 @@ for table in training.main():
 for table in vgg.main():
     console.print(table)
 console.print(serve_load.main())
+console.print(similarity.main())

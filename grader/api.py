@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader.checks.registry import BoundLab, bind
-from grader.errors import ReportError, UsageError
+from grader.errors import GradelabError, LabError, ReportError, UsageError
 from grader.export.targets import ExportTarget, export_results, export_target
 from grader.lab import loader
 from grader.options import EventSink, Layout, Mode, RunOptions, ignore
@@ -25,10 +25,11 @@ if TYPE_CHECKING:
     from grader.intake.classes import ClassPlan
     from grader.serve.roster import Issued
     from grader.serve.settings import ServeSettings
+    from grader.similarity.ranking import SimilarityReport
 
 __all__ = ["BoundLab", "ExportTarget", "Layout", "autograde", "check", "export", "export_results", "grade",
            "gradescope_bundle", "init", "labs", "load_lab", "pack", "plan", "read_results", "report", "roster_tokens",
-           "serve", "write_report"]
+           "serve", "similarity", "similarity_of", "write_report"]
 
 
 def load_lab(name_or_path: str | Path) -> BoundLab:
@@ -101,7 +102,6 @@ def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[Su
     """The results a batch wrote in ``out`` (files that are not results are passed over), with the
     grades given by hand to written answers merged in (``grader.review``); ``lab``: default, the
     results' own, when it can be found."""
-    from grader.errors import LabError
     from grader.review.merge import merged
 
     results = []
@@ -114,8 +114,13 @@ def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[Su
         return results
     try:
         the_lab = bound(lab if lab is not None else results[0].lab)
-    except LabError:
-        return results  # a lab no longer here: its results as they are
+    except LabError as exc:
+        from grader.review.store import ReviewStore
+
+        if ReviewStore.beside(Path(out)).folder.is_dir():  # grades given by hand that cannot be read without it
+            raise UsageError(f"{out}: written answers were graded by hand here, and their rubric is the lab's, which "
+                             f"cannot be loaded ({exc}): name the lab with --lab") from None
+        return results  # a lab no longer here, and nothing graded by hand: its results as they are
     return merged(results, the_lab, Path(out))
 
 
@@ -175,7 +180,6 @@ def report(result_json: Path, out: Path, *, audience: Audience = Audience.instru
 
 def with_manual_grades(result: SubmissionResult, out: Path) -> SubmissionResult:
     """One result with the grades given by hand in its batch folder ``out``, if any."""
-    from grader.errors import LabError
     from grader.review.merge import merged
 
     try:
@@ -207,3 +211,80 @@ def serve(lab: str | Path | BoundLab, options: RunOptions, settings: ServeSettin
     from grader.serve.app import run_server
 
     run_server(bound(lab), options, settings)
+
+
+def similarity(out: Path, lab: str | Path | BoundLab | None = None, *, root: Path | None = None,
+               layout: Layout | str = Layout.auto, boilerplate: tuple[Path, ...] = (),
+               against: tuple[Path, ...] = (), write: bool = True) -> SimilarityReport:
+    """Pairs of hand-ins of the class graded into ``out`` to look at together (``grader.similarity``),
+    written to ``out/similarity/`` (CSV, JSON, HTML) and as a page of the class summary PDF. The
+    hand-ins are read again as grading read them, from ``root`` (default: where the results say
+    they were); ``against``: earlier classes, compared with this one."""
+    from grader.similarity.handins import boilerplate_code, read_class
+    from grader.similarity.lab import compare_works
+    from grader.similarity.view import write as write_view
+
+    results = []
+    for path in sorted(Path(out).glob("*.json")):
+        try:
+            results.append(SubmissionResult.model_validate_json(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    if not results and root is None:
+        raise UsageError(f"{out}: no gradelab results here (run `gradelab grade … --out {out}` first, or name "
+                         "the class with --class)")
+    lab_obj = bound(lab if lab is not None else results[0].lab)
+    root = Path(root) if root is not None else _class_root(results)
+    if not root.exists():
+        raise UsageError(f"{root}: the class graded into {out} is no longer there (name it with --class)")
+    for folder in (*boilerplate, *against):
+        if not Path(folder).is_dir() and not Path(folder).is_file():
+            raise UsageError(f"{folder}: not a folder")
+    try:
+        layout = Layout(layout)
+    except ValueError:
+        raise UsageError(f"--layout {layout!r} is not accepted: use {', '.join(m.value for m in Layout)}") from None
+    works = read_class(lab_obj, root, layout=layout.value,
+                       names={r.submission for r in results} if results else None)
+    for i, folder in enumerate(against):
+        label = f"{Path(folder).name or 'earlier'}" + (f"-{i + 1}" if i else "")
+        works += read_class(lab_obj, Path(folder), group=label)
+    try:
+        extra = boilerplate_code(list(boilerplate), lab_obj.manifest.intake)
+    except GradelabError as exc:
+        raise UsageError(f"--boilerplate: {exc}") from None
+    report = compare_works(lab_obj, works, extra)
+    if write:
+        write_view(report, Path(out))
+        _summary_with_similarity(Path(out), lab_obj, report)
+    return report
+
+
+def _class_root(results: list[SubmissionResult]) -> Path:
+    """Where a batch's hand-ins were: the class zip every result names, else their common folder."""
+    from collections import Counter
+
+    paths = [Path(r.path) for r in results]
+    if len(results) > 1 and len(set(paths)) == 1:
+        return paths[0]
+    return Counter(p.parent for p in paths).most_common(1)[0][0]
+
+
+def _summary_with_similarity(out: Path, lab: BoundLab, report: SimilarityReport) -> None:
+    """The class summary PDF, written again with its similarity page (when the batch wrote one)."""
+    from grader.grading.batch import REPORTS_DIR
+    from grader.report import ReportRenderer
+    from grader.report.writer import CLASS_SUMMARY
+
+    path = out / REPORTS_DIR / CLASS_SUMMARY
+    if path.exists():
+        ReportRenderer().write_class(read_results(out, lab), lab.manifest.title, path,
+                                     html=path.with_suffix(".html").exists(), similarity=report)
+
+
+def similarity_of(lab: str | Path | BoundLab, hand_ins: list[tuple[Path, str, str]]) -> SimilarityReport:
+    """The similarity of hand-ins given one by one, each as (path, name, student), e.g. a
+    server's latest attempts. Nothing is written."""
+    from grader.similarity.lab import compare_hand_ins
+
+    return compare_hand_ins(bound(lab), hand_ins)

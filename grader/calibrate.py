@@ -73,10 +73,14 @@ def _passes(kind: Any, details: dict[str, Any], accuracy: float | None, entry: d
 
 def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, device: Device = Device.auto,
               seeds: Sequence[int] = (0,), classes: int = 10, against: Sequence[Path] = (), only: Sequence[str] = (),
-              data_root: Path | None = None, on_check: Callable[[str], None] | None = None) -> list[Calibrated]:
+              data_root: Path | None = None, on_check: Callable[[str], None] | None = None,
+              options: RunOptions | None = None) -> list[Calibrated]:
     """Train the reference (and the ``against`` hand-ins) under each budget and write each training
     check's thresholds to the lab's calibration.yaml, as measured on the data it trained on: the
-    bundled data, or ``data_root``'s (``grader.lab.calibration``)."""
+    bundled data, or ``data_root``'s (``grader.lab.calibration``). ``options``: the run options
+    grading will use (limits …, as ``gradelab grade`` takes them), so that the reference trains
+    under the same limits as the class; the mode, seed, checks, device, budget and data root are
+    calibration's own."""
     training = [c for c in lab.checks if c.spec.training]
     if not training:
         raise LabError(f"lab {lab.id!r} has no training checks to calibrate")
@@ -103,7 +107,8 @@ def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, devi
     # yet (``--data-root``), and what is measured is accuracy, not a verdict.
     lab.__dict__["calibration"] = {}
     try:
-        out = _measure(lab, budgets, ids, seeds, against, data, margin, device, classes, data_root, progress, label)
+        out = _measure(lab, budgets, ids, seeds, against, data, margin, device, classes, data_root, progress, label,
+                       options or RunOptions())
     finally:
         lab.__dict__.pop("calibration", None)  # read again from the file written below
     header = ("# Written by `gradelab calibrate`: thresholds of the training checks per budget, measured on the\n"
@@ -115,7 +120,7 @@ def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, devi
 
 def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: list[int], against: list[Path],
              data: dict, margin: float, device: Device, classes: int, data_root: Path | None,
-             progress: Callable[[object], None], label: list[str]) -> list[Calibrated]:
+             progress: Callable[[object], None], label: list[str], options: RunOptions) -> list[Calibrated]:
     """Train the reference under each budget and seed (and each broken hand-in under the first
     seed), recording each check's entry into ``data``; one row per check and budget."""
     out: list[Calibrated] = []
@@ -125,15 +130,16 @@ def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: 
             """The reference under each seed, each broken hand-in under the first."""
             results = []
             for seed in seeds:
-                options = RunOptions(mode=Mode.grade, seed=seed, only=ids, train=True, device=device,
-                                     budget=budget, reports=False, data_root=data_root, early_stop=early)
+                run_options = options.model_copy(update={
+                    "mode": Mode.grade, "seed": seed, "only": ids, "train": True, "device": device, "budget": budget,
+                    "reports": False, "data_root": data_root, "early_stop": early, "jobs": None, "ray": None})
                 label[0] = f"{budget.value}, seed {seed}{', stopping early' if early else ''}: "
-                run = Run(lab, options, sandbox=sandbox, on_event=progress)
+                run = Run(lab, run_options, sandbox=sandbox, on_event=progress)
                 results.append(grade_submission(run, reference))  # the reference, staged as a hand-in
             broken = {}
             for path in against:
                 label[0] = f"{budget.value}: {path.name}{', stopping early' if early else ''}: "
-                run = Run(lab, options.model_copy(update={"seed": seeds[0]}), sandbox=sandbox, on_event=progress)
+                run = Run(lab, run_options.model_copy(update={"seed": seeds[0]}), sandbox=sandbox, on_event=progress)
                 broken[path.name] = {c.id: c for c in grade_submission(run, path).checks}
             return results, broken
 

@@ -296,6 +296,12 @@ class SubmissionResult(BaseModel):
         return all(c.status in (Status.passed, *NOT_SCORED) for c in self.checks)
 
     @property
+    def unanswered(self) -> list[CheckResult]:
+        """Written questions with no answer found: awaiting review, yet nothing to review, so a
+        self-check must not say all is well."""
+        return [c for c in self.checks if c.status == Status.awaiting_review and not (c.details or {}).get("answer")]
+
+    @property
     def awaiting_review(self) -> list[CheckResult]:
         """Written answers no person has graded yet: their points are pending in the total."""
         return [c for c in self.checks if c.status == Status.awaiting_review]

@@ -275,6 +275,8 @@ def load_submission(path: Path, interface: InterfaceSpec, limits: IntakeLimits =
                                     run_all=notebook == "run-all")
         except SubmissionError as exc:
             sub.module_problem = str(exc)
+        except (RecursionError, MemoryError) as exc:  # a bound missed: still this hand-in's fault only
+            sub.module_problem = f"{printable(located.notebook)} could not be read ({type(exc).__name__})"
         else:
             handin.files.pop(located.notebook)  # the child gets the module built from it, not the JSON
             handin.files[interface.module] = built.source.encode("utf-8")

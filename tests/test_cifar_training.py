@@ -38,7 +38,7 @@ def test_the_correct_hand_in_passes_every_structural_check(structural):
 
 
 @pytest.mark.parametrize("name, check, diagnosis, words", [
-    ("dropout-after-fc5", "dropout-placement", None, "expected Dropout(), found Linear(1000→10)"),
+    ("dropout-after-fc5", "dropout-placement", None, "layer 12: expected Dropout(p=0.5), found Linear(1000→10)"),
     ("stats-from-test-set", "stats-from-train", "stats-from-test-set", "test set's statistics"),
     ("augment-at-test-time", "test-transform", "augmentation-at-test-time", "two different results for the same input"),
     ("no-nonlinearity", "activations", "no-nonlinearity", "applies 0 activation functions"),
@@ -48,6 +48,14 @@ def test_the_correct_hand_in_passes_every_structural_check(structural):
     ("layers-in-a-list", "param-count", "unregistered-modules",
      "keeps modules in a plain list or dict (self.blocks): PyTorch does not register them"),
     ("layers-in-a-list", "batchnorm-behaviour", "unregistered-modules", "model.train() and model.eval() do not reach them"),
+    ("bn-after-relu", "batchnorm-placement", "batchnorm-after-relu",
+     "layer 2: expected BatchNorm2d(32), found ReLU(). Your BatchNorm comes after the ReLU"),
+    ("dropout-p-0.2", "dropout-placement", None, "layer 12: expected Dropout(p=0.5), found Dropout(p=0.2)"),
+    ("augment-per-batch", "train-transform", "augmentation-per-batch",
+     "every image of a batch of 64 copies of one image the same crop and flip"),
+    ("softmax-output", "activations", "softmax-output",
+     "The forward pass returns probabilities (each row is positive and sums to 1): nn.CrossEntropyLoss applies "
+     "log-softmax itself"),
 ])
 def test_each_improvement_done_wrong_fails_the_check_that_names_it(structural, name, check, diagnosis, words):
     result = checks(structural[name])[check]
@@ -60,14 +68,44 @@ def test_each_improvement_done_wrong_fails_the_check_that_names_it(structural, n
     ("dropout-after-fc5", {"dropout-placement"}),
     ("stats-from-test-set", {"stats-from-train"}),
     ("augment-at-test-time", {"test-transform"}),
-    ("no-nonlinearity", {"activations"}),
+    # ReLU is typed by the structure checks (issue 28): without it the network differs from the lab's there too
+    ("no-nonlinearity", {"activations", "dropout-placement", "batchnorm-placement"}),
     ("stuck-in-eval", {"dropout-behaviour", "batchnorm-behaviour"}),
     ("dropout-always-on", {"dropout-behaviour"}),  # a functional dropout between fc4 and fc5 is in its place
     ("layers-in-a-list", {"param-count", "batchnorm-behaviour"}),  # the layers are right, and run in order
     ("nan-loss", set()),
+    ("bn-after-relu", {"batchnorm-placement"}),
+    ("dropout-p-0.2", {"dropout-placement"}),
+    ("stacked-improvements", set()),
+    ("softmax-output", {"activations"}),
+    ("augment-per-batch", {"train-transform"}),  # the BatchNorm model keeps its dropout, as real reports do
 ])
 def test_structural_checks_lose_only_what_the_mistake_breaks(structural, name, lost):
     assert {c["id"] for c in structural[name]["checks"] if c["status"] not in ("passed", "skipped")} == lost
+
+
+def test_stacked_improvements_pass_batchnorms_checks_with_a_note_in_the_students_words(structural):
+    from grader.results import SubmissionResult
+    from grader.reveal import student_result
+
+    shown = {c.id: c for c in student_result(SubmissionResult.model_validate(structural["stacked-improvements"])).checks}
+    assert shown["batchnorm-placement"].status.value == "passed"
+    assert shown["batchnorm-placement"].message == (
+        "All 15 layers match (the BatchNorm model keeps the dropout of the previous step: the improvements stacked, "
+        "as the lab allows).")
+    assert shown["batchnorm-behaviour"].status.value == "passed"
+
+
+def test_the_labs_own_model_with_every_improvement_uses_batch_statistics_in_training():
+    """ConvNet(dropout=True, batchnorm=True): dropout does not hide BatchNorm from the probe."""
+    from grader.lab.loader import load_lab
+    from grader.sandbox.probes import mode_behaviour_of
+
+    reference = load_lab("cifar-training").reference
+    torch.manual_seed(0)
+    seen = mode_behaviour_of(reference.ConvNet(dropout=True, batchnorm=True), torch.randn(8, 3, 32, 32))
+    assert seen["train_batch_dependent"] is True and seen["train_repeat_differs"] is True
+    assert seen["eval_batch_dependent"] is False and seen["random_with_dropout_off"] is None
 
 
 def test_a_students_check_skips_training_unless_asked(tmp_path):

@@ -141,7 +141,7 @@ def test_help_and_listing_labs_import_neither_torch_nor_the_grading_machinery(tm
     Torch is imported by the commands that grade, and only when they grade."""
     commands = [["--help"], ["labs"], ["labs", "cifar-convnet"], ["labs", "--kinds"], ["pack", "layers-from-scratch",
                 "--students", str(tmp_path / "packed")]]
-    commands += [[name, "--help"] for name in ("check", "grade", "demo", "labs", "calibrate", "pack", "report", "data")]
+    commands += [[name, "--help"] for name in ("check", "grade", "demo", "labs", "calibrate", "pack", "report", "data", "similarity")]
     code = (
         "import json, sys\n"
         "from typer.testing import CliRunner\n"

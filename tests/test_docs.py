@@ -25,18 +25,36 @@ RUN: list[tuple[str, set[int], str, list[str]]] = [
     (".venv/bin/gradelab check submissions/cifar-convnet/correct --lab cifar-convnet --pdf report.pdf", {0},
      "model-output-shape", ["report.pdf"]),
     (".venv/bin/gradelab grade submissions/cifar-convnet --lab cifar-convnet --out results/cifar", {0, 3},
-     "Graded", ["results/cifar/class.csv", "results/cifar/reports/class-summary.pdf"]),
-    (".venv/bin/gradelab export results/cifar --to csv", {0}, "grades.csv", ["results/cifar/export/grades.csv"]),
+     "Graded", ["results/cifar/class.csv", "results/cifar/reports/class-summary.pdf",
+                "results/cifar/reports/students/correct.pdf", "results/cifar/reports/instructor/correct.pdf"]),
+    (".venv/bin/gradelab export results/cifar --to csv --partial", {0}, "grades.csv",
+     ["results/cifar/export/grades.csv"]),
     (".venv/bin/gradelab pack cifar-convnet --students handout/cifar-convnet", {0}, "handout",
      ["handout/cifar-convnet/lab.yaml"]),
     (".venv/bin/gradelab grade submissions/lms/moodle-cifar-convnet --lab cifar-convnet --out results/moodle --no-pdf",
      {3}, "moodle layout", ["results/moodle/class.csv"]),
-    (".venv/bin/gradelab export results/moodle --to moodle", {0}, "moodle-grading-worksheet.csv",
+    (".venv/bin/gradelab export results/moodle --to moodle --partial", {0}, "partial export",
      ["results/moodle/export/moodle-grading-worksheet.csv"]),
     (".venv/bin/gradelab roster tokens roster.csv --class classes/lab2 > tokens.csv", {0}, "token", []),
+    ("gradelab lti tool --url https://grader.example.edu", {0}, "https://grader.example.edu/lti/launch", []),
+    ("gradelab lti tool --url https://grader.example.edu --canvas", {0}, '"oidc_initiation_url"', []),
 ]
 
 NOT_RUN = {
+    "gradelab lti register --class ./class --issuer https://moodle.example.edu --client-id <Client ID> "
+    "--deployment-id <Deployment ID> --auth-url https://moodle.example.edu/mod/lti/auth.php "
+    "--jwks-url https://moodle.example.edu/mod/lti/certs.php --token-url https://moodle.example.edu/mod/lti/token.php":
+        "placeholders for the values Moodle gives on registration; registering is tested in test_lti.py",
+    "gradelab lti register --class ./class --issuer https://canvas.instructure.com --client-id <Client ID> "
+    "--deployment-id <Deployment ID> --auth-url https://sso.canvaslms.com/api/lti/authorize_redirect "
+    "--jwks-url https://sso.canvaslms.com/api/lti/security/jwks "
+    "--token-url https://<your-school>.instructure.com/login/oauth2/token":
+        "placeholders for the values Canvas gives on registration; registering is tested in test_lti.py",
+    "gradelab grade class/ --lab cifar-convnet --out results/ --similarity":
+        "a placeholder class; test_similarity.py grades its corpus with --similarity",
+    "gradelab similarity results/": "a placeholder results folder; test_similarity.py runs it on its corpus",
+    "gradelab similarity results/ --against ../2025/class/ --boilerplate handout/extra-code/":
+        "placeholder folders of another year; test_similarity.py runs --against and --boilerplate",
     ".venv/bin/gradelab check path/to/my-handin --lab cifar-convnet":
         "a placeholder path; the same command runs above on my-lab2 and on the correct hand-in",
     ".venv/bin/gradelab review results/cifar":

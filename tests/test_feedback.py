@@ -139,3 +139,33 @@ def test_every_lab_has_a_template_with_each_symbol_and_its_parameters(lab_id):
                 assert isinstance(node, dict) and part in node, field.path
                 node = node[part]
             assert node in (None, []), field.path
+
+
+def test_only_hidden_checks_is_one_line_and_exit_status_2():
+    """`--only` a hidden id alone: nothing would run, so no empty table and no "0 / 0"."""
+    result = cli("check", str(CIFAR_SUBMISSIONS / "correct"), "--lab", "cifar-convnet", "--only", "total-params")
+    assert result.exit_code == 2
+    assert result.output.strip() == ("`total-params` is a hidden check, graded by your instructor: nothing to run in "
+                                     "a self-check.")
+
+
+def test_at_80_columns_the_table_never_cuts_the_ids_only_takes():
+    from tests.conftest import ROOT as root
+
+    result = cli("check", str(root / "submissions" / "cifar-training" / "correct"), "--lab", "cifar-training",
+                 "--only", "batchnorm-behaviour", "--only", "dropout-placement", env={"COLUMNS": "80"})
+    cells = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
+    assert "batchnorm-behaviour" in cells and "dropout-placement" in cells, result.output
+
+
+def test_a_missing_written_answer_makes_check_exit_non_zero(tmp_path):
+    hand_in = tmp_path / "no-written"
+    shutil.copytree(ROOT / "submissions" / "vgg-batchnorm" / "correct", hand_in)
+    sheet = (hand_in / "answers.yaml").read_text()
+    (hand_in / "answers.yaml").write_text(sheet[:sheet.index("written:")])
+    result = cli("check", str(hand_in), "--lab", "vgg-batchnorm", "--only", "read-the-bands", "--only", "answers-band")
+    assert result.exit_code == 1, result.output
+    assert "No answer found" in words(result.output)
+    answered = cli("check", str(ROOT / "submissions" / "vgg-batchnorm" / "correct"), "--lab", "vgg-batchnorm",
+                   "--only", "read-the-bands", "--only", "answers-band")
+    assert answered.exit_code == 0, answered.output  # an answer awaiting review is not a failure

@@ -140,3 +140,24 @@ def test_a_canvas_re_upload_is_graded_and_the_earlier_upload_named(tmp_path):
     assert next(c for c in jane.checks if c.id == "conv-output-size").status.value == "passed"  # the newest file
     assert ("an earlier upload of convnet.py (Canvas attachment 100) was left out: the newest (attachment 101) "
             "is graded") in jane.notes
+
+
+def test_an_export_whose_lab_cannot_be_found_never_drops_the_grades_given_by_hand(tmp_path):
+    """Results of a lab of the instructor's own, graded by hand: without the lab, the rubric's points
+    cannot be read, so the export refuses and asks for --lab instead of exporting without them."""
+    from grader.review.store import ReviewStore
+
+    essay = ROOT / "tests" / "labs" / "essay"
+    root, out = tmp_path / "class", tmp_path / "out"
+    folder = root / "ada"
+    folder.mkdir(parents=True)
+    (folder / "answers.yaml").write_text("n: 3\nwritten:\n  pooling: Invariance.\n  lr: It sets the step size.\n")
+    api.grade(root, api.load_lab(essay), out, FAST)
+    (ada,) = api.read_results(out, essay)
+    for check in ada.awaiting_review:
+        ReviewStore.beside(out).grade(check.id, {ada.submission: (check.details["answer_sha"], 0)}, [], "Seen.")
+    refused = cli("export", str(out), "--to", "csv", "--partial")
+    assert refused.exit_code == 2 and "written answers were graded by hand here" in refused.output
+    assert "name the lab with --lab" in " ".join(refused.output.split())
+    named = cli("export", str(out), "--to", "csv", "--lab", str(essay))
+    assert named.exit_code == 0, named.output

@@ -16,6 +16,7 @@ import pytest
 from grader.sandbox import cgroup
 from grader.sandbox.uids import FIRST_UID, LAST_UID
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
+from tests.own_processes import own_child_uid_processes
 
 HOSTILE = ROOT / "submissions" / "hostile"
 HONEST = ["correct", "in-channels-confusion", "spatial-as-kernel", "missing-plus-one", "missing-floor",
@@ -27,10 +28,9 @@ needs_isolation = pytest.mark.skipif(not ISOLATED, reason="needs root and a writ
 
 
 def _child_processes() -> list[str]:
-    """Processes running as a child's uid (the leased range; another gradelab run at the same
-    moment may have some: rerun before chasing)."""
-    out = subprocess.run(["ps", "-e", "-o", "uid=,pid=,cmd="], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if line.split() and FIRST_UID <= int(line.split()[0]) <= LAST_UID]
+    """Processes running as a child's uid that this process's runs made (another suite's, or a
+    real grading job's, on the same machine are not counted: ``own_processes``)."""
+    return own_child_uid_processes()
 
 
 def _sandbox_dirs() -> set[str]:

@@ -26,6 +26,7 @@ from grader.sandbox.runner import Sandbox
 from grader.sandbox.uids import FIRST_UID, LAST_UID, UidLease
 from grader.sandbox.untrusted import clean_line, clean_text
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, checks_by_id, cli
+from tests.own_processes import own_child_uid_processes
 
 HOSTILE = ROOT / "submissions" / "hostile"
 REFERENCE = ROOT / "reference" / "cifar-convnet"
@@ -52,14 +53,12 @@ def _control_characters(value) -> set[str]:
 def _leftovers() -> dict[str, object]:
     """What this process's runs could leave: sandbox folders, cgroups, processes of a child's uid."""
     roots = {cgroup.base("pids"), cgroup.base("memory")} - {None}
-    ps = subprocess.run(["ps", "-e", "-o", "uid=,pid=,cmd="], capture_output=True, text=True).stdout
     return {"dirs": sorted(p.name for p in Path("/tmp").glob(f"gradelab-{os.getpid()}-*")),
             "cgroups": sorted(str(p) for r in roots for p in r.glob(f"gradelab-{os.getpid()}-*")),
             "leases": sorted(os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
                              if os.path.exists(f"/proc/self/fd/{fd}")
                              and os.readlink(f"/proc/self/fd/{fd}").startswith("/run/gradelab/uids")),
-            "children": [line for line in ps.splitlines()
-                         if line.split() and FIRST_UID <= int(line.split()[0]) <= LAST_UID]}
+            "children": own_child_uid_processes()}
 
 
 def _reader_attacks(root: Path, secret: Path) -> None:

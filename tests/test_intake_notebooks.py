@@ -79,12 +79,39 @@ def test_an_error_points_at_the_notebooks_cell_and_line(tmp_path):
     assert "convnet.py" not in json.dumps(result["checks"])
 
 
-def test_a_syntax_error_is_located_in_its_cell(tmp_path):
+def test_a_definition_that_does_not_parse_is_said_once_and_the_rest_of_its_cell_is_kept(tmp_path):
+    """Changed on purpose (issue 25/26): a cell that does not parse is no longer kept as written (its
+    SyntaxError failed every check); its broken definition is said once, the rest is read."""
     write_notebook(tmp_path / "h" / "lab2.ipynb", cell("import torch"), cell("# note", "markdown"),
                    cell("def conv_output_size(x, k, p, s):\n    return (x +\n\nclass ConvNet: pass"))
     result = json.loads(cli("check", str(tmp_path / "h"), "--lab", "cifar-convnet", "--format", "json").output)
+    assert [n for n in result["notes"] if "does not parse" in n] == [
+        "cell 3: def conv_output_size(x, k, p, s): does not parse (line 2: '(' was never closed); "
+        "conv_output_size is not defined and the checks that need it cannot run"]
     message = next(c for c in result["checks"] if c["id"] == "model-output-shape")["message"]
-    assert "SyntaxError" in message and "lab2.ipynb, cell 3, line 2" in message
+    assert "SyntaxError" not in message and "ConvNet" in message  # the class in the same cell was read
+
+
+def test_a_scratch_cell_that_does_not_parse_is_set_aside_and_costs_nothing(tmp_path):
+    """Issue 25: one top-level `print(x.shape` cell took a correct notebook from full marks to 2
+    points, the SyntaxError repeated in every code check."""
+    from grader import api
+    from grader.options import RunOptions
+
+    folder = CORRECT["cifar-convnet"]
+    template = json.loads(template_notebook("t", "convnet.py", (folder / "convnet.py").read_text(),
+                                            (folder / "answers.yaml").read_text(), "cifar-convnet"))
+    write_notebook(tmp_path / "scratch" / "lab2.ipynb", *template["cells"][:3], cell("print(x.shape"),
+                   *template["cells"][3:])
+    write_notebook(tmp_path / "clean" / "lab2.ipynb", *template["cells"])
+    batch = api.grade(tmp_path, "cifar-convnet", tmp_path / "out", RunOptions(reports=False),
+                      paths=[tmp_path / "scratch", tmp_path / "clean"])
+    result, clean = (next(r for r in batch.results if r.submission == n) for n in ("scratch", "clean"))
+    assert [(c.id, c.score) for c in result.checks] == [(c.id, c.score) for c in clean.checks]
+    assert clean.score > 0
+    assert "cell 4: code that does not parse, not run by the grader (line 1: print(x.shape — " \
+           "'(' was never closed)" in result.notes
+    assert not any("SyntaxError" in c.message for c in result.checks)
 
 
 def test_answers_come_from_the_cell_tagged_answers_or_the_sheet_beside_the_notebook(tmp_path):
@@ -147,3 +174,27 @@ def test_a_training_loop_at_top_level_is_not_run(tmp_path):
     assert loop.score == quiet_result.score == 17
     assert elapsed < 60  # one epoch of the loop alone is 60 s
     assert any("top-level code not run by the grader (line 2: model = ConvNet())" in n for n in loop.notes)
+
+
+def test_what_a_kept_definition_runs_at_import_is_said_per_cell():
+    """Definitions only means no top-level statement runs; a decorator, a metaclass, a class body,
+    an annotation or a default argument that calls something still runs at import, and the notes
+    say where (issue 26)."""
+    nb = {"cells": [
+        cell("import torch"),
+        cell("@register\ndef f(x):\n    return x"),
+        cell("class A(metaclass=Meta):\n    pass"),
+        cell("class B:\n    table = load()\n    def g(self):\n        return 1"),
+        cell("def h(x: annotate()) -> int:\n    return 1"),
+        cell("def k(x=torch.zeros(3)):\n    return x"),
+        cell("class C:\n    SIZE = 3\n    def g(self, n=SIZE):\n        return n"),
+        cell("def plain(x, y=2):\n    return x"),
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    built = notebook_module(json.dumps(nb).encode(), "lab2.ipynb", "convnet.py")
+    assert built.notes == [
+        "cell 2: runs when the grader imports the module (line 1: @register)",
+        "cell 3: runs when the grader imports the module (line 1: class A(metaclass=Meta):)",
+        "cell 4: runs when the grader imports the module (line 2: table = load())",
+        "cell 5: runs when the grader imports the module (line 1: def h(x: annotate()) -> int:)",
+        "cell 6: runs when the grader imports the module (line 1: def k(x=torch.zeros(3)):)",
+    ]

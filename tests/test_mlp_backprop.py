@@ -50,6 +50,8 @@ def test_the_correct_hand_in_gets_full_marks(mlp_class):
     ("gradient-summed", "backward", "failed", "gradient-summed-not-averaged", "exactly N times autograd's"),
     ("dtanh-of-htilde", "backward", "partial", "dtanh-of-htilde", "(1 − h̃²) in place of (1 − h²)"),
     ("transposed-gradient", "backward", "partial", "gradient-transposed", "transpose of autograd's gradient"),
+    ("dtanh-missing", "backward", "partial", "dtanh-missing",
+     "∇Wh and ∇bh: these match the gradient without tanh′: δh = (δy·Wy) ⊙ (1 − h²)"),
     ("missing-bias-gradient", "backward", "partial", "bias-gradient-missing", "bias gradients are zero"),
     ("unstable-softmax", "softmax-stable", "failed", "unstable-softmax", "without subtracting the maximum"),
     ("training-diverges", "sgd", "failed", "sgd-uphill", "climbs the loss"),
@@ -204,3 +206,15 @@ def test_an_initialisation_without_the_0_3_scale_is_caught_by_its_spread(tmp_pat
     init = checks(json.loads(result.output))["init"]
     assert init["status"] == "partial" and init["score"] == 0.75
     assert re.search(r"Wy has standard deviation (0\.9|1\.0)\d*, expected about 0\.(29|30)", init["message"])
+
+
+def test_a_transposed_hidden_gradient_is_told_the_hidden_layers_shape(tmp_path):
+    """The transpose diagnosis on ∇Wh cites ∇Wh's own shape, not only ∇Wy's formula."""
+    from tests.conftest import check_only, variant
+
+    hand_in = variant(SUBMISSIONS / "correct", tmp_path / "wh-transposed",
+                      ('grads["Wh"] = torch.mm(delta_h.t(), outputs["X"])', 'grads["Wh"] = torch.mm(outputs["X"].t(), delta_h)'))
+    result = check_only(hand_in, "mlp-backprop", "backward")["backward"]
+    assert result["diagnosis"] == "gradient-transposed"
+    assert "∇Wh: these are the transpose of autograd's gradient" in result["message"]
+    assert "∇Wh = δhᵀ·x is (n_h, n_x)" in result["message"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
+from tests.own_processes import descends_from
 
 # Production's lifecycle: each run here starts and ends its own fork server (tests/conftest.py).
 pytestmark = pytest.mark.own_sandbox
@@ -169,7 +170,8 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
 
 def _kill_one_ray_worker_running_a_task(stop: threading.Event, killed: list[int]) -> None:
-    """Kill -9 the first Ray worker seen grading a hand-in (its process title names the task)."""
+    """Kill -9 the first Ray worker of this test's own cluster seen grading a hand-in (its process
+    title names the task; another suite's Ray workers on the machine are not ours to kill)."""
     while not stop.is_set() and not killed:
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -178,7 +180,7 @@ def _kill_one_ray_worker_running_a_task(stop: threading.Event, killed: list[int]
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if cmdline.startswith(b"ray::gradelab-grade"):
+            if cmdline.startswith(b"ray::gradelab-grade") and descends_from(int(pid), os.getpid()):
                 time.sleep(1.0)  # mid-task: its fork server is up, a hand-in is being graded
                 try:
                     os.kill(int(pid), signal.SIGKILL)

@@ -124,7 +124,7 @@ def test_self_check_writes_a_student_report(tmp_path):
                                       "--pdf", str(target), "--wall-time", "4"])
     assert result.exit_code == 1
     text = pdf_text(target)
-    assert "self-check (public checks)" in text and "12 / 14" in text and "without the floor" in text
+    assert "self-check (public checks)" in text and "12 / 17" in text and "without the floor" in text
 
 
 def test_report_renders_from_a_result_file_and_refuses_other_files(cifar_class, tmp_path):

@@ -218,7 +218,7 @@ def test_a_student_uploads_a_flawed_hand_in_reads_the_mistake_and_the_instructor
     result = SubmissionResult.model_validate_json((served.root / "alice" / "attempts" / "1" / "result.json").read_text())
     assert latest.split("/")[0].strip() == f"{result.score:g}"            # the instructor's: every check
     assert latest.split("/")[1].strip() == "20"                            # over the lab's full points
-    assert float(score) == student_result(result).score                    # the student's: the public ones
+    assert float(score) == student_result(result).score == result.score   # the student sees the same grade
     written = result.score + 2  # the written answer's 2 of 3, given on the grading page
     assert graded_row.split("/")[0].strip() == f"{written:g}" and csv_score == written
     assert f"{written:g}" in export_text

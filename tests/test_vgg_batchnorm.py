@@ -12,7 +12,7 @@ import math
 import pytest
 import yaml
 
-from tests.conftest import ROOT, cli, variant
+from tests.conftest import ROOT, check_only, cli, variant
 from tests.conftest import checks_by_id as checks
 
 LAB = ROOT / "reference" / "vgg-batchnorm"
@@ -40,20 +40,38 @@ def test_the_correct_hand_in_passes_every_check_but_training_which_grade_runs_by
     bands = checks(result)["read-the-bands"]  # the written question waits for the instructor, answer kept
     assert bands["status"] == "awaiting review" and "smoother" in bands["details"]["answer"]
     assert checks(result)["train-landscape"]["status"] == "skipped"
-    assert (result["score"], result["max_score"], result["pending_points"]) == (16, 23, 7)  # written, training
+    # one scale: the written answer (3) and the training comparison not run (4) are pending
+    assert (result["score"], result["max_score"] - result["pending_points"], result["pending_points"]) == (17, 17, 7)
 
 
 @pytest.mark.parametrize("name, check, status, diagnosis, words", [
     ("bn-after-relu", "bn-structure", "failed", "batchnorm-after-relu",
      ["layer 2: expected BatchNorm2d(64), found ReLU()", "Put it between the conv and its ReLU"]),
+    # aligned layer lists (issue 28): the missing BatchNorm is named where it is missing
     ("bn-first-stage-only", "bn-structure", "failed", "batchnorm-first-stage-only",
-     ["layer 6: expected BatchNorm2d(128), found ReLU()", "Only the first stage is normalised"]),
+     ["missing between layer 5 (Conv2d(64→128, k3, s1, p1)) and layer 6 (ReLU()): BatchNorm2d(128)",
+      "Only the first stage is normalised"]),
+    ("dropout-in-classifier", "bn-structure", "failed", None,
+     ["unexpected layer after layer 31 (ReLU()): Dropout() (the lab's network has no Dropout)"]),
+    ("missing-one-conv", "bn-structure", "failed", None,
+     ["missing between layer 25 (ReLU()) and layer 26 (MaxPool2d(k2, s2, p0)): "
+      "Conv2d(512→512, k3, s1, p1), BatchNorm2d(512), ReLU()"]),
+    # a stub earns nothing: the weights afterwards count only alongside right values (issue 28)
+    ("stub-bonus", "bonus-predictiveness", "failed", None,
+     ["The weights afterwards: counted only alongside right values of the gradient distances (a function that never "
+      "touches the model leaves them right too)."]),
+    ("stub-bonus", "bonus-beta", "failed", None, ["The weights afterwards: counted only alongside right values of β"]),
+    ("per-layer-norms", "bonus-predictiveness", "failed", "per-layer-norms-summed",
+     ["the gradient distances: you add up one norm per layer (or per parameter tensor); the distance is the ℓ2 norm "
+      "of the whole gradient difference"]),
+    ("missing-one-conv", "bn-param-count", "failed", None,
+     ["The lab's network has 2 more layer(s) with learnable parameters between `features.23` and `classifier.0`"]),
     ("bn-first-stage-only", "bn-param-count", "failed", None, ["9,751,050 learnable parameters; expected 9,756,426"]),
     ("batchnorm1d-on-conv-maps", "bn-structure", "error", "batchnorm1d-on-conv-maps",
      ["expected 2D or 3D input (got 4D input)", "BatchNorm2d normalises over the batch and both spatial"]),
     ("batchnorm1d-on-conv-maps", "bn-output-shape", "error", None, ["raised ValueError: expected 2D or 3D input"]),
     ("band-along-steps", "loss-band", "failed", "band-along-steps",
-     ["the lower curve has shape (4), expected shape (30)", "one number per step"]),
+     ["the lower curve has shape (4,), expected shape (30,)", "one number per step"]),
     ("accuracy-batch-mean", "get-accuracy", "failed", "accuracy-batch-mean",
      ["the accuracy differs from the reference", "the last batch is smaller"]),
     ("accuracy-in-train-mode", "get-accuracy", "failed", "accuracy-in-train-mode",
@@ -80,9 +98,36 @@ def test_each_mistake_gets_its_verdict_and_the_message_that_names_it(graded, nam
     ("accuracy-in-train-mode", {"get-accuracy"}),
     ("loss-tensor-kept", {"train-loop"}),
     ("stuck-in-eval", {"bn-behaviour"}),
+    ("dropout-in-classifier", {"bn-structure"}),  # BatchNorm still normalises with batch statistics
+    ("missing-one-conv", {"bn-structure", "bn-param-count"}),
+    ("stub-bonus", {"bonus-predictiveness", "bonus-beta"}),
+    ("per-layer-norms", {"bonus-predictiveness"}),
 ])
 def test_each_hand_in_loses_only_what_its_mistake_breaks(graded, name, lost):
     assert set(not_passed(graded[name])) == lost
+
+
+def test_a_random_layer_beside_batchnorm_is_not_read_as_batchnorm_not_normalising(graded):
+    """Dropout in the classifier: the behaviour probe measures BatchNorm with dropout off, and the
+    student hears about the dropout from the structure check, never that BatchNorm is broken."""
+    from grader.results import SubmissionResult
+    from grader.reveal import student_result
+
+    shown = {c.id: c for c in student_result(SubmissionResult.model_validate(graded["dropout-in-classifier"])).checks}
+    assert shown["bn-behaviour"].status.value == "passed"
+    assert "Dropout()" in shown["bn-structure"].message and "no Dropout" in shown["bn-structure"].message
+    assert "not normalising" not in " ".join(c.message for c in shown.values())
+
+
+def test_a_missing_conv_is_named_where_it_is_missing_and_the_student_never_sees_the_count(graded):
+    from grader.results import SubmissionResult
+    from grader.reveal import student_result
+
+    shown = {c.id: c for c in student_result(SubmissionResult.model_validate(graded["missing-one-conv"])).checks}
+    assert shown["bn-param-count"].message == (
+        "VGG_A_BatchNorm has 7,395,594 learnable parameters; it has fewer than the lab's model. "
+        "The lab's network has 2 more layer(s) with learnable parameters between `features.23` and `classifier.0`.")
+    assert "Conv2d(512→512, k3, s1, p1)" in shown["bn-structure"].message  # the architecture is the handout's
 
 
 def test_a_wrong_parameter_count_says_which_way_without_giving_the_count(graded):
@@ -336,3 +381,35 @@ def test_on_the_cpu_budget_the_correct_hand_in_passes_and_a_model_stuck_in_eval_
     assert good["status"] == "passed", good["message"]
     assert stuck["status"] != "passed", stuck["message"]
     assert stuck["details"]["test_accuracy"] < stuck["details"]["threshold"]  # BatchNorm that never normalises
+
+
+NOISE = '''
+
+class Noise(nn.Module):
+    """Gaussian noise in training: random, but no dropout."""
+
+    def forward(self, x):
+        return x + 0.1 * torch.randn_like(x) if self.training else x
+'''
+
+
+def test_a_module_random_with_dropout_off_is_named_instead_of_blaming_batchnorm(tmp_path):
+    hand_in = variant(CORRECT, tmp_path / "noise", (
+        "            nn.Linear(512, 512), nn.ReLU(True),\n            nn.Linear(512, num_classes))\n        init_weights_(self)\n\n    def forward(self, x):\n        x = self.features(x)\n        return self.classifier(x.view(-1, 512 * 1 * 1))\n\n\ndef get_accuracy",
+        "            nn.Linear(512, 512), nn.ReLU(True), Noise(),\n            nn.Linear(512, num_classes))\n        init_weights_(self)\n\n    def forward(self, x):\n        x = self.features(x)\n        return self.classifier(x.view(-1, 512 * 1 * 1))\n" + NOISE + "\n\ndef get_accuracy"))
+    result = check_only(hand_in, "vgg-batchnorm", "bn-behaviour")["bn-behaviour"]
+    assert result["status"] == "failed" and result["diagnosis"] == "random-module"
+    assert ("In train mode, two passes over the same batch differ even with dropout off: classifier.4 (Noise) draws "
+            "random numbers") in result["message"]
+    assert "not normalising" not in result["message"]
+
+
+def test_the_bands_rubric_has_the_misconception_students_write_and_a_partial_reading():
+    from grader.api import load_lab
+
+    lab = load_lab("vgg-batchnorm")
+    rubric = {i.id: i for i in next(c for c in lab.checks if c.spec.id == "read-the-bands").params.rubric}
+    assert rubric["reads-half-the-figure"].points == 0.5 and "but not that it is also narrower" in \
+        rubric["reads-half-the-figure"].comment
+    assert rubric["larger-gradient-change"].points == 0
+    assert "BatchNorm makes the gradient change less, not more" in rubric["larger-gradient-change"].comment

@@ -19,6 +19,7 @@ from grader.checks import (  # noqa: F401  (importing a kind's module registers 
     ops,
     output_shape,
     param_count,
+    random_augmentation,
     training,
     training_comparison,
     written,

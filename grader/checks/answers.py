@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from grader.checks.answer_slips import likely_slip
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.checks.values import show, values_match
 from grader.lab.manifest import Need, Reveal
@@ -87,6 +88,10 @@ class AnswerCheck(CheckKind):
                 credits.append(0.0)
                 diagnoses.append(mistake.name)
                 notes.add(f": wrong — {mistake.message}")
+            elif slip := likely_slip(rule.path, answer, truth):
+                credits.append(0.0)
+                diagnoses.append(slip[0])
+                notes.add(f": wrong — {slip[1]}")
             else:
                 credits.append(0.0)
                 notes.add(": wrong").add(f" (expected {show(truth)})", Reveal.expected).add(".")

@@ -52,6 +52,9 @@ class OutputSpec(KindParams):
     compare: list[Compare] = Field(["values"], min_length=1,
                                    description="values: relative error; shape; dtype (its kind: float, int); "
                                                "std: spread within std_rel_tol of the reference's.")
+    requires: list[str] = Field(default_factory=list, description=(
+        "Paths of other outputs this part earns with only when they are right: 'the weights afterwards' "
+        "of a function that never touches the model are right for a stub too."))
 
     @property
     def name(self) -> str:
@@ -278,7 +281,14 @@ class FunctionOutputsCheck(CheckKind):
         for (_, message), named in by_mistake.items():
             parts.say(f"{_join(named)}: {message}")
         names = sorted({n for n, _ in diagnoses.values()})
-        fraction = 1 - len(problems) / len(params.outputs)
+        by_path = {o.path: o.name for o in params.outputs}
+        unearned = [o for o in params.outputs if o.name not in problems
+                    and any(by_path.get(r, r) in problems for r in o.requires)]
+        for out in unearned:
+            wrong = _join([by_path.get(r, r) for r in out.requires if by_path.get(r, r) in problems])
+            parts.say(f"{out.name[0].upper()}{out.name[1:]}: counted only alongside right values of {wrong} "
+                      "(a function that never touches the model leaves them right too).")
+        fraction = 1 - (len(problems) + len(unearned)) / len(params.outputs)
         return Outcome.graded(fraction if len(params.outputs) > 1 else 0.0, parts,
                               diagnoses=names if names and len(diagnoses) == len(problems) else [],
                               details={"comparisons": comparisons, "cases": len(cases)})

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
+from grader.checks.alignment import first_gap
 from grader.checks.model_probe import (
     E,
     G,
@@ -58,21 +59,27 @@ def _by_layer(tensors: list[dict[str, Any]]) -> list[tuple[str, int, list[str]]]
 
 def _first_difference(want: list[tuple[str, int, list[str]]], have: list[tuple[str, int, list[str]]],
                       what: str) -> Feedback:
-    """Layers are matched in order (names differ from hand-in to hand-in): the first whose count
-    differs from the reference's layer at the same place is where to look."""
-    for i, ((_, w, _), (name, h, shapes)) in enumerate(zip(want, have)):
-        if w != h:
-            out = Feedback(f"The count first differs at `{name}` (layer {i + 1} with {what})")
-            out.add(f": {', '.join(shapes)}, {h:,} in all", G).add(f"; the lab's network has {w:,} there", G, E)
-            return out.add(".")
-    if len(have) < len(want):
-        after = f"after `{have[-1][0]}`" if have else "at all"
-        return Feedback(f"Every layer with {what} matches the lab's network, but it has "
-                        f"{len(want) - len(have)} more such layer(s) {after}.")
-    if len(have) > len(want):
-        return Feedback(f"`{have[len(want)][0]}` and what follows it are layers with {what} the lab's network "
-                        "does not have.")
-    return Feedback()
+    """Layers are aligned by the shapes of their tensors (names differ from hand-in to hand-in), so
+    a missing layer is named where it is missing, not as a shift of every layer after it."""
+    key = lambda layer: tuple(s.split(" ", 1)[1] for s in layer[2])
+    gap = first_gap([key(w) for w in want], [key(h) for h in have])
+    if gap is None:
+        return Feedback()
+    if gap.kind == "changed":
+        (_, w, _), (name, h, shapes) = want[gap.i], have[gap.k]
+        out = Feedback(f"The count first differs at `{name}` (layer {gap.k + 1} with {what})")
+        out.add(f": {', '.join(shapes)}, {h:,} in all", G).add(f"; the lab's network has {w:,} there", G, E)
+        return out.add(".")
+    if gap.kind == "missing":
+        n = gap.j - gap.i
+        where = (f"between `{have[gap.k - 1][0]}` and `{have[gap.k][0]}`" if 0 < gap.k < len(have)
+                 else f"after `{have[gap.k - 1][0]}`" if gap.k else f"before `{have[0][0]}`" if have else "at all")
+        out = Feedback(f"The lab's network has {n} more layer(s) with {what} {where}")
+        shapes = [s.split(" ", 1)[1] for layer in want[gap.i:gap.j] for s in layer[2]]
+        return out.add(f": {', '.join(shapes)}", E).add(".")
+    after = f" after `{have[gap.k - 1][0]}`" if gap.k else ""
+    return Feedback(f"`{have[gap.k][0]}`{after} is a layer with {what} the lab's network does not have there"
+                    f"{'' if gap.l - gap.k == 1 else f' (and {gap.l - gap.k - 1} more after it)'}.")
 
 
 @register_check("param_count")

@@ -102,7 +102,8 @@ def fit_shape(got: np.ndarray, expected: np.ndarray) -> np.ndarray | None:
 
 
 def shape_words(a: np.ndarray) -> str:
-    return "a scalar" if a.ndim == 0 else f"shape ({', '.join(map(str, a.shape))})"
+    # Python's own spelling, as torch prints it: (4,) is one axis of 4, never "(4)", which reads as a number
+    return "a scalar" if a.ndim == 0 else f"shape {tuple(int(n) for n in a.shape)}"
 
 
 def value_feedback(got: Any, expected: Any, rel_tol: float, equal_nan: bool = False,

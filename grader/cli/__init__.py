@@ -28,9 +28,11 @@ from grader.cli import data as _data
 from grader.cli import grade as _grade
 from grader.cli import labs as _labs
 from grader.cli import lms as _lms
+from grader.cli import lti as _lti
 from grader.cli import pack as _pack
 from grader.cli import report as _report
 from grader.cli import serve as _serve
+from grader.cli import similarity as _similarity
 
 _labs.register(app)
 _grade.register(app)
@@ -39,6 +41,8 @@ _report.register(app)
 _data.register(app)
 _lms.register(app)
 _serve.register(app)
+_lti.register_commands(app)
+_similarity.register(app)
 
 
 def _terminate(signum: int, _frame: object) -> None:

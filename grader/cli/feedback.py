@@ -28,7 +28,10 @@ def status_text(status: Status) -> Text:
 def result_table(result: SubmissionResult) -> Table:
     """One row per check: its id (what ``--only`` takes) above its title, points, status, message, hint."""
     table = Table(title=f"{result.lab_title} — {result.submission}", show_lines=True, expand=True)
-    table.add_column("Check", ratio=3)
+    # the id is what --only takes: never cut, however narrow the terminal (a ratio column ignores
+    # min_width in rich, so this one is sized by its content, ids never broken, titles wrapped)
+    widest = max((len(c.id) for c in result.checks), default=5) + 2  # + padding
+    table.add_column("Check", min_width=widest, max_width=max(50, widest))
     table.add_column("Points", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Message", ratio=6)

@@ -61,7 +61,8 @@ def check(
 
     You see each check's verdict, the mistake it recognised and the hint, your own values and the
     input a check failed on; never the reference answers. Exit status 0 only if every public check
-    passes.
+    passes and every written question has an answer; 2 when --only names only checks your
+    instructor grades (nothing to run).
     """
     if output_format not in ("table", "json"):
         raise typer.BadParameter("use 'table' or 'json'", param_hint="--format")
@@ -75,9 +76,9 @@ def check(
 
     from grader import api
     from grader.cli.feedback import student_report
-    from grader.grading.engine import selected_checks
+    from grader.grading.engine import hidden_requested, selected_checks
     from grader.options import CheckFinished, Event, Mode, TrainingProgress
-    from grader.reveal import Audience, student_result
+    from grader.reveal import HIDDEN, Audience, student_result
 
     with user_errors():
         options = run_options(mode=Mode.check, seed=seed, wall=wall, cpu=cpu, memory=memory, data_root=data_root,
@@ -85,6 +86,12 @@ def check(
                               early_stop=not full_budget)
         lab_obj = api.load_lab(lab)
         total = len(selected_checks(lab_obj, options))
+        hidden = hidden_requested(lab_obj, options)
+        if options.only and not total and hidden:
+            said = " and ".join(f"`{h}`" for h in hidden)
+            are = HIDDEN if len(hidden) == 1 else "are hidden checks, graded by your instructor"
+            err_console.print(Text(f"{said} {are}: nothing to run in a self-check."), soft_wrap=True)
+            raise typer.Exit(2)
         quiet = output_format == "json"
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=err_console, transient=True, disable=quiet) as progress:
@@ -107,7 +114,7 @@ def check(
         typer.echo(shown.to_json())
     else:
         console.print(student_report(shown))
-    raise typer.Exit(0 if shown.all_passed else 1)
+    raise typer.Exit(0 if shown.all_passed and not shown.unanswered else 1)
 
 
 class EpochBar:
@@ -225,6 +232,8 @@ def grade(
         "--ray", help="Grade on a Ray cluster at this address (e.g. ray://head:10001), or 'local' to start one "
                       "on this machine. Needs `pip install gradelab[ray]`.")] = None,
     layout: LayoutOpt = "auto",
+    similarity: Annotated[bool, typer.Option(
+        "--similarity", help="Then list pairs of hand-ins to look at together (as `gradelab similarity OUT`).")] = False,
 ) -> None:
     """Grade every submission under ROOT with **all** checks (public and hidden).
 
@@ -252,6 +261,12 @@ def grade(
                   f"Results: {out}/ (class: {out / CLASS_CSV})")
     _print_reports(batch)
     _warnings(batch)
+    if similarity:
+        from grader import api
+        from grader.cli.similarity import show
+
+        with user_errors():
+            show(api.similarity(out, lab, root=root, layout=layout), out)
     if batch.ungradable or batch.warnings:
         said = [f"{len(batch.ungradable)} submission(s) had nothing to grade"] if batch.ungradable else []
         said += [f"{len(batch.warnings)} entr{'y' if len(batch.warnings) == 1 else 'ies'} of the class left out"] \

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from grader.cli.common import DataRootOpt, console, user_errors
+from grader.cli.common import CpuOpt, DataRootOpt, MemOpt, WallOpt, console, user_errors
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -103,6 +103,7 @@ def calibrate(
     against: Annotated[list[Path], typer.Option(
         "--against", help="A hand-in known to be broken (repeat): trained under the same budget, and each "
                           "threshold says whether it would let it through.")] = [],  # noqa: B006  (Typer reads the default list; nothing mutates it)
+    wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
     data_root: DataRootOpt = None,
 ) -> None:
     """Train the lab's reference under each budget and write the thresholds to its calibration.yaml.
@@ -123,8 +124,10 @@ def calibrate(
     from grader.options import Budget, Device
 
     with user_errors():
-        options = [run_options(device=device, budget=b, seed=seed[0]) for b in budget] or [
-            run_options(device=device, seed=seed[0])]
+        asked: list[str | None] = [*budget] or [None]
+        options = [run_options(device=device, seed=seed[0], wall=wall, cpu=cpu, memory=memory, data_root=data_root,
+                               budget=b)  # the options `gradelab grade` takes for the same run
+                   for b in asked]
         lab_obj = api.load_lab(lab)
         device_ = options[0].device
         budgets = [o.budget for o in options if o.budget] or [
@@ -133,7 +136,7 @@ def calibrate(
                       console=err_console, transient=True) as progress:
             task = progress.add_task("training the reference", total=None)
             rows = run(lab_obj, budgets, margin=margin, device=device_, seeds=seed, against=against, only=only,
-                       data_root=data_root,
+                       data_root=data_root, options=options[0],
                        on_check=lambda what: progress.update(task, description=f"trained {what}"))
     table = Table(title=f"{lab_obj.id}: calibrated thresholds ({lab_obj.folder / 'calibration.yaml'})")
     early = any(r.early_stop for r in rows)

@@ -39,6 +39,8 @@ def export(
                              "column's header, e.g. 'Lab 2 (12345)').")] = None,
     dest: Annotated[Path | None, typer.Option(
         "--file", help="Where to write (default: OUT/export/…). For gradescope, a folder.")] = None,
+    lab: Annotated[str | None, typer.Option(
+        "--lab", help="The lab, by name or folder, when the results' own cannot be found (a lab of your own).")] = None,
     partial: Annotated[bool, typer.Option(
         "--partial", help="Export although points are pending (written answers awaiting review, checks not run): "
                           "they count as not yet earned, and each row says so. Without it, such a class is refused.")
@@ -49,7 +51,7 @@ def export(
     Feedback comments name each check not passed, its points and the lab's hint, never an
     expected value."""
     with user_errors():
-        files, warnings = api.export(out, to, template=template, assignment=assignment, partial=partial)
+        files, warnings = api.export(out, to, template=template, assignment=assignment, partial=partial, lab=lab)
         written = []
         for name, data in files.items():
             if dest is None:

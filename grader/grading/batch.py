@@ -186,10 +186,10 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
             todo.append(job)
             continue
         batch.skipped.append(job.name)
-        earlier = with_grades(earlier)
-        batch.results.append(earlier)
-        if writer:
-            writer.submit(earlier, job.name, only_if_missing=True)
+        graded = with_grades(earlier)
+        batch.results.append(graded)
+        if writer:  # a written answer graded since: its reports are rendered again, with the grade
+            writer.submit(graded, job.name, only_if_missing=graded is earlier)
         run.emit(SubmissionFinished(earlier, skipped=True))
 
     finished = False

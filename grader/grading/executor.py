@@ -10,6 +10,7 @@ processes or on other nodes for the others.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from grader.grading.scoring import build_result
 from grader.intake.sources import HandInSource
 from grader.options import SubmissionStarted
 from grader.results import CheckResult, Kind, Part, Status, Student, SubmissionResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,10 @@ def unreadable(run: Run, job: Job, error: Exception | str) -> SubmissionResult:
 
 def grade_job(run: Run, job: Job) -> SubmissionResult:
     """One job, as every executor grades it: a hand-in that cannot be read is its own result; a
-    broken lab (or data set) stops the batch (``LabError``), said once."""
+    broken lab (or data set) stops the batch (``LabError``), said once. Any other exception while
+    reading or grading one hand-in (a parser's ``RecursionError``, ``MemoryError``, a bug met by
+    this hand-in only) is that hand-in's result too, logged for the staff: the batch, ``--jobs``,
+    Ray and the server never end because of one hand-in."""
     run.emit(SubmissionStarted(job.name))
     try:
         return grade_submission(run, job.path, name=job.name, student=job.student, source=job.source)
@@ -55,6 +61,10 @@ def grade_job(run: Run, job: Job) -> SubmissionResult:
         raise
     except GradelabError as exc:
         return unreadable(run, job, exc)
+    except Exception as exc:
+        log.exception("hand-in %s could not be graded", job.name)
+        return unreadable(run, job, f"the grader could not read this hand-in ({type(exc).__name__}); "
+                                    f"the course staff can see why in the grader's log")
 
 
 class Executor(Protocol):

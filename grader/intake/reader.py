@@ -36,8 +36,9 @@ IGNORED = {"__MACOSX", ".DS_Store", "__pycache__", ".ipynb_checkpoints", ".git"}
 
 def printable(name: str) -> str:
     """A name from a hand-in, fit to print: bytes that are not UTF-8 replaced, control
-    characters (terminal escape sequences) shown escaped."""
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    characters (terminal escape sequences) shown escaped; a lone surrogate (a notebook's JSON may
+    hold ``\\ud800``) replaced too, never an exception."""
+    text = name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 

@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
@@ -21,8 +21,11 @@ from markupsafe import Markup, escape
 import grader
 from grader.atomic import replacing
 from grader.errors import ReportError
-from grader.results import Kind, Status, SubmissionResult, tally
-from grader.reveal import Audience, student_result
+from grader.results import Kind, Status, SubmissionResult
+from grader.reveal import Audience, hidden_points, student_result
+
+if TYPE_CHECKING:
+    from grader.similarity.ranking import SimilarityReport
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -73,7 +76,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
     draw the training curves (matplotlib, imported only then; the server's pages do without)."""
     audience = Audience.of(audience)
     student = audience is Audience.student
-    hidden_count = sum(1 for c in result.checks if c.visibility != "public") if student else 0
+    hidden_count, hidden_max = hidden_points(result) if student else (0, 0.0)
     checks = student_result(result).checks if student else list(result.checks)
     answers, comparisons, drawn, counterexamples = [], [], [], []
     for c in checks:
@@ -99,7 +102,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
                                            str(bands.get("xlabel") or "step"))})
         if c.details.get("curves"):
             drawn.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
-    score, max_score, _ = tally(checks)
+    score, max_score = result.score, result.max_score  # the grade, hidden checks included, for every reader
     written = [{"title": c.title, "question": c.details.get("question", ""), "answer": c.details.get("answer"),
                 "status": c.status, "score": c.score, "max_score": c.max_score, "review": c.details.get("review"),
                 "truncated": c.details.get("truncated", False)} for c in checks if c.kind == Kind.written]
@@ -109,7 +112,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
         "r": result, "audience": audience, "checks": checks, "answers": answers,
         "comparisons": comparisons, "figures": drawn, "counterexamples": counterexamples, "score": score, "max_score": max_score,
         "percent": 100 * score / max_score if max_score else 0.0,
-        "hidden_count": hidden_count, "expected_column": any("expected" in a for a in answers),
+        "hidden_count": hidden_count, "hidden_max": hidden_max, "expected_column": any("expected" in a for a in answers),
     }
 
 
@@ -162,9 +165,12 @@ class ReportRenderer:
         return self.env.get_template("report.html.j2").render(
             **submission_context(result, audience), inline_css=self._inline_css(standalone))
 
-    def class_html(self, results: list[SubmissionResult], lab_title: str, standalone: bool = True) -> str:
+    def class_html(self, results: list[SubmissionResult], lab_title: str, standalone: bool = True,
+                   similarity: SimilarityReport | None = None) -> str:
+        """``similarity``: a page of pairs to look at together (``grader.similarity``), for the
+        instructor's summary only."""
         return self.env.get_template("class_summary.html.j2").render(
-            **class_context(results, lab_title), inline_css=self._inline_css(standalone))
+            **class_context(results, lab_title), similarity=similarity, inline_css=self._inline_css(standalone))
 
     def _inline_css(self, standalone: bool) -> str:
         return (self.templates / "report.css").read_text(encoding="utf-8") if standalone else ""
@@ -188,8 +194,10 @@ class ReportRenderer:
             path.with_suffix(".html").write_text(self.submission_html(result, audience), encoding="utf-8")
         return self.pdf(self.submission_html(result, audience, standalone=False), path)
 
-    def write_class(self, results: list[SubmissionResult], lab_title: str, path: Path, html: bool = False) -> Path:
+    def write_class(self, results: list[SubmissionResult], lab_title: str, path: Path, html: bool = False,
+                    similarity: SimilarityReport | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         if html:
-            path.with_suffix(".html").write_text(self.class_html(results, lab_title), encoding="utf-8")
-        return self.pdf(self.class_html(results, lab_title, standalone=False), path)
+            path.with_suffix(".html").write_text(self.class_html(results, lab_title, similarity=similarity),
+                                                 encoding="utf-8")
+        return self.pdf(self.class_html(results, lab_title, standalone=False, similarity=similarity), path)

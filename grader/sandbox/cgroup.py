@@ -234,14 +234,42 @@ class ChildCgroups:
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed a process of this child for exceeding its memory limit."""
+        return self.memory_record().get("oom_kill", 0) > 0
+
+    def out_of_memory(self) -> bool:
+        """The kernel's own record, whichever limit fired first in the grader's eyes: a process
+        of this child was OOM-killed, the cgroup is stalled in an OOM (v1 ``under_oom``), or the
+        OOM killer was invoked for it (v2 ``oom``). A child killed at its wall time on a loaded
+        machine after (or while) the kernel did that ran out of memory, not out of time."""
+        record = self.memory_record()
+        return record.get("oom_kill", 0) > 0 or record.get("under_oom", 0) > 0 or record.get("oom", 0) > 0
+
+    def held_at_limit(self) -> bool:
+        """Whether this child's memory reached its limit at least once (v1 ``memory.failcnt``,
+        v2 ``max`` events), or it ran out of memory outright: a child killed at its wall time
+        after that was slowed by its memory limit (reclaim, swap), not by its own loop."""
+        if self.out_of_memory():
+            return True
         path = self.paths.get("memory")
         if path is None:
             return False
+        if MemoryFiles.of(path.parent).events == "memory.events":
+            return self.memory_record().get("max", 0) > 0
+        failcnt = _read(path / "memory.failcnt").strip()
+        return failcnt.isdigit() and int(failcnt) > 0
+
+    def memory_record(self) -> dict[str, int]:
+        """The memory controller's event counters for this child (``oom_kill``, v1 ``under_oom``,
+        v2 ``oom`` and ``max``); empty without a memory cgroup."""
+        path = self.paths.get("memory")
+        if path is None:
+            return {}
+        record = {}
         for line in _read(path / MemoryFiles.of(path.parent).events).splitlines():
             key, _, value = line.partition(" ")
-            if key == "oom_kill" and value.strip().isdigit():
-                return int(value) > 0
-        return False
+            if value.strip().isdigit():
+                record[key] = int(value)
+        return record
 
     def kill_all_and_remove(self, timeout_s: float = 5.0) -> int:
         killed = 0

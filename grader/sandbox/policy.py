@@ -26,9 +26,14 @@ From the fork server to the student's first line, a child
 8. drops to a **uid of its own** (leased from 210000–219999, never shared by two live children,
    across runs too: ``uids``), with no supplementary groups, ``no_new_privs``, ``RLIMIT_NPROC``
    and a parent-death signal, after setting its memory limit to what it holds plus ``memory_mb``.
-Without root, or where the kernel refuses a step, the child runs with what could be applied
-(rlimits at least), and the grader warns once with what is missing; the verdict never depends on
-isolation being present.
+As root (the instructor's and the server's case) isolation is all or nothing where it is
+promised: a child that cannot enter its mount namespace, cover what it must not see, or drop root
+(``setuid`` to a uid that is not 0, checked after) runs no student code: ``contain`` raises
+``IsolationRefused`` naming what failed, the child says so and exits, and the grader treats it as
+an infrastructure error (retried once with a fresh child, then reported on the check). The other
+steps (network, IPC and pid namespaces, the memory cgroup, the chown of the working folder) cost
+only themselves and are warned about once. Without root (a student's own self-check) the child
+runs with rlimits only, and says so.
 """
 
 from __future__ import annotations
@@ -119,6 +124,10 @@ def plan(hide: list[Path], *, uid: int | None = None, disk_mb: int = 256, progre
                          progress_file=progress_file)
 
 
+class IsolationRefused(Exception):
+    """Raised in the child, before any student code, when isolation promised as root failed."""
+
+
 # --- child side --------------------------------------------------------------------------------
 
 _libc = None
@@ -171,7 +180,9 @@ def contain(plan: IsolationPlan, workdir: str, stage: Callable[[str], None], *, 
             memory_cgroup: str | None, memory_mb: int, keep_fds: tuple[int, ...] = ()) -> list[str]:
     """Isolate this (child) process as the module says; ``stage(workdir)`` writes the hand-in into
     the working folder once it exists. Returns, in the process that will run the student's code,
-    what could not be done, in words; never raises. ``keep_fds``: descriptors the relaying
+    what could not be done (and costs only itself), in words. Raises ``IsolationRefused`` when
+    running as root and the mount namespace, the covers or the privilege drop failed: the student's
+    code must then not run at all. ``keep_fds``: descriptors the relaying
     processes close (the reply pipe), so that the grader sees the end of the reply when the
     student's process ends."""
     missing: list[str] = []
@@ -181,13 +192,13 @@ def contain(plan: IsolationPlan, workdir: str, stage: Callable[[str], None], *, 
         return ["not running as root: no namespaces, no privilege drop, no tmpfs folder (rlimits only)"]
     _oom_score(-1000)  # the processes that relay are never the ones the memory cgroup kills
     namespaces = _unshare(plan, missing)
-    if "mount" in namespaces:
-        try:
-            _build_filesystem(plan, workdir)
-        except OSError as exc:
-            missing.append(f"filesystem isolation incomplete ({exc})")
-    else:
-        os.makedirs(workdir, exist_ok=True)
+    if "mount" not in namespaces:
+        raise IsolationRefused(next((m for m in missing if m.startswith("no mount namespace")),
+                                    "no mount namespace"))
+    try:
+        _build_filesystem(plan, workdir)
+    except OSError as exc:
+        raise IsolationRefused(f"what the child must not see could not be covered ({exc})") from None
     if "pid" in namespaces:
         _fork_into_pid_namespace(missing, keep_fds)  # returns in the student's process, pid 2
     try:
@@ -203,16 +214,7 @@ def contain(plan: IsolationPlan, workdir: str, stage: Callable[[str], None], *, 
     uid = plan.uid if plan.uid is not None else NOBODY
     if plan.uid is None:
         missing.append("no uid of its own: the child runs as nobody, like children of other runs")
-    try:
-        for root, dirs, files in os.walk(workdir):
-            for name in [*dirs, *files]:
-                os.lchown(os.path.join(root, name), uid, uid)
-        os.chown(workdir, uid, uid)
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-    except OSError as exc:
-        missing.append(f"could not drop privileges ({exc.strerror})")
+    drop_privileges(workdir, uid, missing)
     die_with_parent()  # changing credentials cleared it
     try:
         resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
@@ -220,6 +222,28 @@ def contain(plan: IsolationPlan, workdir: str, stage: Callable[[str], None], *, 
     except (OSError, ValueError) as exc:
         missing.append(f"process limit not set ({exc})")
     return missing
+
+
+def drop_privileges(workdir: str, uid: int, missing: list[str]) -> None:
+    """Give the working folder to ``uid`` and become it, for good. The chown costs only itself (a
+    note in ``missing``); the drop is on its own and checked after: a child still root raises
+    ``IsolationRefused`` (before, one ``try`` held both, and a failed chown skipped ``setuid``)."""
+    try:
+        for root, dirs, files in os.walk(workdir):
+            for name in [*dirs, *files]:
+                os.lchown(os.path.join(root, name), uid, uid)
+        os.chown(workdir, uid, uid)
+    except OSError as exc:
+        missing.append(f"the working folder could not be given to the child's uid ({exc.strerror})")
+    try:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    except (OSError, OverflowError) as exc:
+        raise IsolationRefused(f"could not drop privileges to uid {uid} "
+                               f"({getattr(exc, 'strerror', None) or exc})") from None
+    if 0 in (os.getuid(), os.geteuid(), os.getgid(), os.getegid()) or os.getgroups():
+        raise IsolationRefused("still root after the privilege drop")
 
 
 def _unshare(plan: IsolationPlan, missing: list[str]) -> set[str]:

@@ -267,7 +267,7 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
         attrs = {a: _plain(getattr(mod, a)) for a in _LAYER_ATTRS if hasattr(mod, a)}
         shape = list(out.shape) if isinstance(out, torch.Tensor) else None
         calls.append({"name": names.get(mod, "?"), "type": type(mod).__name__, "attrs": attrs,
-                      "out_shape": shape})
+                      "out_shape": shape, "torch": torch_layer(mod)})
 
     # Modules held in a plain list are not the model's (param_count says so), but the forward pass
     # runs them where they belong: trace them too, so the structure is judged on what runs.
@@ -324,24 +324,87 @@ ACTIVATIONS = ["torch.relu", "torch.nn.functional.relu", "torch.Tensor.relu", "t
                "torch.tanh", "torch.sigmoid", "torch.nn.functional.silu"]
 
 
+RANDOM_LAYERS = ["torch.nn.functional.dropout", "torch.nn.functional.dropout1d", "torch.nn.functional.dropout2d",
+                 "torch.nn.functional.dropout3d", "torch.nn.functional.alpha_dropout",
+                 "torch.nn.functional.feature_alpha_dropout", "torch.dropout", "torch.alpha_dropout",
+                 "torch.feature_dropout", "torch.feature_alpha_dropout"]
+
+
+class _QuietRandomness(Tripwire):
+    """Dropout as at test time (the identity), however it is written: nn.Dropout calls F.dropout,
+    and ``F.dropout(x, p, training=self.training)`` is patched where the student bound it. A probe
+    of BatchNorm's batch statistics then sees BatchNorm alone, whatever random layers the model
+    also holds (the lab's own ConvNet with dropout and BatchNorm)."""
+
+    def __init__(self, module: Any) -> None:
+        super().__init__(module, RANDOM_LAYERS)
+
+    def _wrap(self, name: str, original: Any) -> Any:
+        def identity(*args: Any, **kwargs: Any) -> Any:
+            return args[0] if args else kwargs.get("input")
+        return identity
+
+
+def first_random_module(model: torch.nn.Module, run: Callable[[], Any]) -> str | None:
+    """The first module, in the order the forward pass calls them, whose output differs between
+    two passes over the same input: the one that draws random numbers (``classifier.2 (Noise)``)."""
+    passes: list[list[tuple[str, torch.Tensor]]] = []
+    names = {m: n for n, m in model.named_modules()}
+
+    def hook(mod: torch.nn.Module, _inp: Any, out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            passes[-1].append((f"{names.get(mod, '?') or 'the model'} ({type(mod).__name__})", out.detach().clone()))
+
+    leaves = [m for m in model.modules() if not list(m.children())] or [model]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        for _ in range(2):
+            passes.append([])
+            run()
+    finally:
+        for h in handles:
+            h.remove()
+    for (name, a), (_, b) in zip(*passes):
+        if a.shape != b.shape or not torch.allclose(a, b, atol=1e-5, rtol=1e-4, equal_nan=True):
+            return name
+    return None
+
+
+def _probabilities(out: Any) -> bool:
+    """Rows in [0, 1] that sum to 1: a softmax output, which CrossEntropyLoss would softmax again
+    (log-probabilities are harmless there: log-softmax of a log-softmax is itself)."""
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or not out.is_floating_point():
+        return False
+    sums = out.sum(dim=1)
+    return bool(out.min() >= 0 and out.max() <= 1 and torch.allclose(sums, torch.ones_like(sums), atol=1e-4))
+
+
 def mode_behaviour_of(model: torch.nn.Module, x: torch.Tensor, owner: Any = None) -> dict[str, Any]:
-    """How a model behaves in train and eval mode (shared by the probe and the grader's reference)."""
+    """How a model behaves in train and eval mode (shared by the probe and the grader's reference).
+    Whether an image's output depends on its batch is measured with dropout off, so a random
+    layer beside BatchNorm does not hide it; a module that is random all the same is named."""
     def same(a: torch.Tensor, b: torch.Tensor) -> bool:
         return bool(torch.allclose(a, b, atol=1e-5, rtol=1e-4, equal_nan=True))
 
+    half = len(x) // 2
     with torch.no_grad():
         model.train()
         stuck = [type(m).__name__ for m in model.modules() if not m.training]
-        t1, t2, t_sub = model(x), model(x), model(x[: len(x) // 2])
+        t1, t2 = model(x), model(x)
+        with _QuietRandomness(owner or model):
+            q1, q2, q_sub = model(x), model(x), model(x[:half])
+            random_module = None if same(q1, q2) else first_random_module(model, lambda: model(x))
         model.eval()
-        e1, e2, e_sub = model(x), model(x), model(x[: len(x) // 2])
+        e1, e2, e_sub = model(x), model(x), model(x[:half])
         with Tripwire(owner or model, ACTIVATIONS) as wire:
             model(x)
     return {
         "train_repeat_differs": not same(t1, t2),
         "eval_repeat_differs": not same(e1, e2),
-        "train_batch_dependent": not same(t1[: len(x) // 2], t_sub) and same(t1, t2),
-        "eval_batch_dependent": not same(e1[: len(x) // 2], e_sub),
+        "train_batch_dependent": not same(q1[:half], q_sub) and same(q1, q2),
+        "eval_batch_dependent": not same(e1[:half], e_sub),
+        "random_with_dropout_off": random_module,
+        "returns_probabilities": _probabilities(e1),
         "modules_in_eval_after_train": stuck,
         "activation_calls": wire.calls,
         "unregistered": unregistered_modules(model),

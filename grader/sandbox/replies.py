@@ -74,6 +74,13 @@ class IsolationReport(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     isolation_missing: list[str] = Field(default_factory=list)
+    isolation_refused: str | None = Field(None, description="what isolation promised as root failed: the "
+                                                                  "child ran no student code")
+
+    @field_validator("isolation_refused", mode="before")
+    @classmethod
+    def _reason(cls, v: Any) -> Any:
+        return clean_line(str(v))[:_TEXT_CAP] if v is not None else None
 
     @field_validator("isolation_missing", mode="before")
     @classmethod

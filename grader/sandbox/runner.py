@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from grader.errors import SandboxError
 from grader.lab.manifest import Limits
 from grader.sandbox import codec, policy
 from grader.sandbox.cgroup import ChildCgroups
@@ -48,6 +49,7 @@ from grader.sandbox.uids import UidLease
 from grader.sandbox.untrusted import clean_text, clean_tree
 
 log = logging.getLogger(__name__)
+LOAD_GRACE = 2.0  # a starved child may get up to this many times its wall time again (``Deadline``)
 
 MAX_REPLY_BYTES = 512 * 1024 * 1024
 _CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
@@ -78,18 +80,69 @@ class ProbeReply:
     log_tail: str
 
 
-def _read_exact(fd: int, n: int, deadline: float, on_wait: Any = None) -> bytes:
+class Deadline:
+    """A probe's wall-time deadline that does not depend on the machine's load: when it passes,
+    the time the child's threads spent runnable but waiting for a CPU (the kernel's own record,
+    ``/proc/<pid>/task/<tid>/schedstat``) is added, up to ``cap_s`` in all. A child that sleeps
+    or loops is stopped on time; one starved by other work on the machine gets the seconds it
+    was denied, so a verdict (a timeout, or the out-of-memory it was heading for) is the same on
+    a busy machine as on an idle one."""
+
+    def __init__(self, at: float, groups: ChildCgroups | None = None, cap_s: float = 0.0) -> None:
+        self.at, self.groups, self.cap_s = at, groups, cap_s
+        self.granted = 0.0
+        self._baseline = _run_delays(groups) if groups is not None else {}
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def extend(self) -> bool:
+        """Past the deadline: add the child's waiting time not yet granted; False when none is left."""
+        if self.groups is None or self.granted >= self.cap_s:
+            return False
+        delays = _run_delays(self.groups)
+        starved = max((d - self._baseline.get(t, 0) for t, d in delays.items()), default=0) / 1e9
+        extra = min(starved, self.cap_s) - self.granted
+        if extra < 0.05:
+            return False
+        self.granted += extra
+        self.at = time.monotonic() + extra
+        return True
+
+
+def _run_delays(groups: ChildCgroups) -> dict[str, int]:
+    """Nanoseconds each thread of the child's processes waited on a run queue (schedstat's
+    second field)."""
+    out = {}
+    for pid in groups.members():
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+                out[tid] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def _read_exact(fd: int, n: int, deadline: float | Deadline, on_wait: Any = None) -> bytes:
+    if not isinstance(deadline, Deadline):
+        deadline = Deadline(deadline)
     chunks, got = [], 0
     while got < n:
-        remaining = deadline - time.monotonic()
+        remaining = deadline.remaining()
         if remaining <= 0:
+            if deadline.extend():
+                continue
             raise TimeoutError
         ready, _, _ = select.select([fd], [], [], min(remaining, 0.5) if on_wait else remaining)
         if not ready:
-            if on_wait and time.monotonic() < deadline:
+            if on_wait and deadline.remaining() > 0:
                 on_wait()
-                continue
-            raise TimeoutError
+            continue
         chunk = os.read(fd, min(n - got, 1 << 20))
         if not chunk:
             raise EOFError
@@ -98,8 +151,10 @@ def _read_exact(fd: int, n: int, deadline: float, on_wait: Any = None) -> bytes:
     return b"".join(chunks)
 
 
-def _read_reply(fd: int, deadline: float, on_wait: Any = None) -> bytes:
+def _read_reply(fd: int, deadline: float | Deadline, on_wait: Any = None) -> bytes:
     """One message (a u64 length, then the bytes), read with a deadline and a size cap."""
+    if not isinstance(deadline, Deadline):
+        deadline = Deadline(deadline)
     (size,) = struct.unpack("!Q", _read_exact(fd, 8, deadline, on_wait))
     if size > MAX_REPLY_BYTES:
         raise codec.CodecError(f"reply of {size} bytes refused")
@@ -306,6 +361,22 @@ class Sandbox:
             return child.call(probe, payload, limits, on_progress)
 
 
+def _settled_out_of_memory(groups: ChildCgroups, settle_s: float = 0.5) -> bool:
+    """After a child was killed at its wall time: whether the kernel's record says it ran out of
+    memory. Read once more after a short wait, since on a loaded machine the OOM kill and the
+    wall-time kill race, and the kernel's counter is the verdict, not which one the grader saw.
+    A child whose memory reached its limit before the wall time fired (reclaim and swap slow it
+    down on a busy machine) ran out of memory too."""
+    if groups.held_at_limit():
+        return True
+    time.sleep(settle_s)
+    return groups.held_at_limit()
+
+
+class _Refused(Exception):
+    """The child could not isolate itself and ran no student code (its own words)."""
+
+
 class ChildSession:
     """One hand-in's child, as the grader holds it. A probe that crashes the child, hangs past its
     wall time or runs out of memory ends that child; the next probe starts a fresh one (a new
@@ -321,6 +392,7 @@ class ChildSession:
         self._groups: ChildCgroups | None = None
         self._lease: UidLease | None = None
         self._isolation_read = False
+        self._refusals: list[str] = []  # what isolation failed, per child that refused to run the code
 
     def __enter__(self) -> ChildSession:
         return self
@@ -372,7 +444,20 @@ class ChildSession:
 
     def call(self, probe: str, payload: dict[str, Any], limits: Limits, on_progress: Any = None) -> ProbeReply:
         """One probe, answered by this hand-in's child (started first if it has none): its raw
-        value, or a ``ProbeFailure`` saying how the student's code failed to give one."""
+        value, or a ``ProbeFailure`` saying how the student's code failed to give one. A child
+        that could not isolate itself ran nothing: a fresh one is tried once, then
+        ``SandboxError`` names what failed (every later call of this hand-in says it at once)."""
+        while True:
+            if len(self._refusals) >= 2:
+                raise SandboxError(f"the sandbox could not isolate this hand-in's code, so it was not run "
+                                   f"(tried twice): {self._refusals[-1]}")
+            try:
+                return self._call(probe, payload, limits, on_progress)
+            except _Refused as refused:
+                self._refusals.append(str(refused))
+                log.warning("sandbox: refused to run %s: %s", self.module_file, refused)
+
+    def _call(self, probe: str, payload: dict[str, Any], limits: Limits, on_progress: Any = None) -> ProbeReply:
         if self._child is None:
             self.close()
             self._start()
@@ -380,20 +465,26 @@ class ChildSession:
         assert child is not None and folder is not None and groups is not None
         log_file, progress = folder / LOG_NAME, folder / PROGRESS_NAME
         started = time.monotonic()  # the server's (re)start is not the hand-in's time
-        deadline = started + limits.wall_s
+        deadline = Deadline(started + limits.wall_s, groups, cap_s=LOAD_GRACE * limits.wall_s)
         tail = lambda: _tail(log_file, limits.output_kb * 1024)
         child.send(Request(probe=probe, payload=payload, cpu_s=limits.cpu_s).encode())
         try:
             poll = _progress_reader(progress, on_progress) if on_progress else None
             if not self._isolation_read:
-                report = _read_reply(child.reply_fd, deadline, poll)  # sent before any student code ran
-                self.sandbox.warn(IsolationReport.parse(report).isolation_missing)
+                report = IsolationReport.parse(_read_reply(child.reply_fd, deadline, poll))  # before any student code
+                self.sandbox.warn(report.isolation_missing)
                 self._isolation_read = True
+                if report.isolation_refused is not None:
+                    self._end()
+                    raise _Refused(report.isolation_refused)
             raw = _read_reply(child.reply_fd, deadline, poll)
             if poll:
                 poll()  # the last epoch, when it ended between two polls
         except TimeoutError:
             self._end()
+            if groups.memory_path and _settled_out_of_memory(groups):
+                raise ProbeFailure(ProbeStatus.error, f"ran out of memory: stopped at the memory limit "
+                                   f"({limits.memory_mb} MiB)", out_of_memory=True, log_tail=tail()) from None
             raise ProbeFailure(ProbeStatus.timeout, f"did not finish within the {limits.wall_s:g} s wall-time limit",
                                log_tail=tail()) from None
         except codec.CodecError as exc:  # a length no reply can have: the child wrote on its own pipe
@@ -402,7 +493,7 @@ class ChildSession:
                                log_tail=tail()) from None
         except (EOFError, struct.error):
             exitcode = wait_for_exit(child, 5)
-            oom = groups.oom_killed() if groups.memory_path else None
+            oom = groups.out_of_memory() if groups.memory_path else None
             self._end()
             status, message = _death_message(exitcode, limits, oom)
             raise ProbeFailure(status, message, out_of_memory=bool(oom) or (oom is None and exitcode == -signal.SIGKILL),

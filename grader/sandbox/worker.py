@@ -121,9 +121,13 @@ def child_main() -> None:
     os.environ.clear()
     os.environ.update(job.env)
     if job.isolation:
-        missing = policy.contain(job.isolation, job.workdir, _stage(job), max_processes=job.max_processes,
-                                 memory_cgroup=job.memory_cgroup, memory_mb=job.memory_mb,
-                                 keep_fds=(REPLY_FD, JOB_FD))
+        try:
+            missing = policy.contain(job.isolation, job.workdir, _stage(job), max_processes=job.max_processes,
+                                     memory_cgroup=job.memory_cgroup, memory_mb=job.memory_mb,
+                                     keep_fds=(REPLY_FD, JOB_FD))
+        except policy.IsolationRefused as refused:  # fail closed: no student code runs
+            _send({"isolation_missing": [], "isolation_refused": str(refused)})
+            _exit()
     else:
         _stage(job)(job.workdir)
         missing = ["isolation disabled"]

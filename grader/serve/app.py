@@ -29,6 +29,7 @@ from grader.options import RunOptions
 from grader.report.render import TEMPLATES, inline_markdown, show_value
 from grader.serve import deps, instructor, review, student
 from grader.serve.classroom import Classroom
+from grader.serve.lti import launch as lti
 from grader.serve.security import (
     SESSIONS_FILE,
     BodyLimit,
@@ -57,11 +58,13 @@ routes = [
     Route("/instructor", instructor.roster, name="roster"),
     Route("/instructor/class.csv", instructor.class_table, name="class_csv"),
     Route("/instructor/export", instructor.export, methods=["POST"], name="export"),
+    Route("/instructor/similarity", instructor.similarity, name="similarity"),
     Route("/instructor/students/{sid:str}", instructor.student, name="student"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}", instructor.attempt, name="student_attempt"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}/upload.zip", instructor.upload, name="upload_zip"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}/{name:str}", instructor.report, name="report"),
     *review.routes(),  # the grading pages of written answers (grader.serve.review)
+    *lti.routes(),  # LTI 1.3 login, launch, keyset, NRPS roster (grader.serve.lti)
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 UPLOAD_ROUTES = ("/upload", "/instructor/export")
@@ -117,6 +120,7 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         room.open()
+        app.state.lti.start()
         app.state.sessions = Sessions(room.secret, max_age_s=int(settings.session_hours * 3600),
                                       secure=settings.secure_cookies,
                                       book=SessionBook(room.store.state / SESSIONS_FILE),
@@ -125,6 +129,7 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
         try:
             yield
         finally:
+            app.state.lti.stop()
             room.close()
 
     app = Starlette(routes=routes, lifespan=lifespan,
@@ -134,6 +139,7 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
     app.state.templates = templates()
     app.state.review_desk = review.classroom_desk(room)
     app.state.review_auth = deps.instructor
+    app.state.lti = lti.LtiTool(room)
     return app
 
 

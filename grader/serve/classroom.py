@@ -38,7 +38,7 @@ from grader.serve.security import load_secret
 from grader.serve.settings import ServeSettings, now
 from grader.serve.store import AttemptMeta, ClassStore
 from grader.serve.uploads import UploadRefused
-from grader.serve.workers import WorkerPool, default_workers
+from grader.serve.workers import WorkerPool, claim_deadline, default_workers
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "server.lock"
@@ -131,7 +131,8 @@ class Classroom:
             from grader.grading.parallel import cpu_count
 
             self.pool = WorkerPool(self.lab.folder, self.options, self.store, self.queue, workers,
-                                   threads=max(1, cpu_count() // workers))
+                                   threads=max(1, cpu_count() // workers),
+                                   deadline_s=claim_deadline(self.lab.manifest, self.options))
             self.pool.start()
         return self
 
@@ -183,6 +184,10 @@ class Classroom:
 
     def who(self, role: str, sid: str, stamp: str) -> Who | None:
         """A session's owner, if its token is still the one it was opened with."""
+        if stamp.startswith("lti:"):  # opened by an LTI launch (grader.serve.lti)
+            from grader.serve.lti.launch import lti_who
+
+            return lti_who(self, role, sid, stamp)  # type: ignore[no-any-return]
         record = self.tokens().record(role, sid)  # type: ignore[arg-type]
         if record is None or record.sha256[:16] != stamp:
             return None

@@ -167,3 +167,25 @@ async def export(request: Request) -> Response:
             zf.writestr(name, payload)
     return Response(buffer.getvalue(), media_type="application/zip",
                     headers={"content-disposition": f'attachment; filename="{room.lab.id}-{to}.zip"', **headers})
+
+
+
+async def similarity(request: Request) -> Response:
+    """Pairs of students' latest graded attempts to look at together (``grader.similarity``),
+    computed when asked: for the instructor only, never linked from a student's page."""
+    caller = deps.instructor(request)
+    room = deps.classroom(request)
+    from starlette.concurrency import run_in_threadpool
+
+    from grader.serve.store import UPLOAD
+    from grader.similarity.lab import compare_hand_ins
+    from grader.similarity.view import context
+
+    hand_ins = []
+    for sid in room.store.students():
+        latest = room.store.latest_result(sid)
+        if latest is not None:
+            meta, result = latest
+            hand_ins.append((room.store.attempt_path(sid, meta.number) / UPLOAD, sid, result.student.name))
+    report = await run_in_threadpool(compare_hand_ins, room.lab, hand_ins)
+    return deps.page(request, "instructor/similarity.html.j2", {"caller": caller, **context(report)})

@@ -13,9 +13,14 @@ grades an attempt only when it has no result yet, and a result is written once (
 ticket claimed again after a crash is graded if it was not finished and never graded twice.
 
 At start (the server holds the class folder's lock, so no worker of another server is alive) every
-claimed ticket goes back to ``pending``: those are the attempts a stopped server had not
-finished. When a worker process dies, its claims go back the same way, with ``tries`` counted,
-so a hand-in that keeps killing its worker is given up after ``MAX_TRIES`` (an error result).
+claimed ticket goes back to ``pending``, with one try counted: those are the attempts a crashed
+server had not finished (a server that stops cleanly gives its claims back itself, uncounted, unless
+they were past their deadline), and a hand-in that takes the server down with it must not be
+claimed again forever. When a worker process dies, or is stopped because its claim ran past its
+deadline, its claims go back the same way, with ``tries`` counted and the reason kept, so a
+hand-in that keeps killing or hanging its worker is given up after ``MAX_TRIES`` (a "could not be
+graded" result the instructor sees). A claim's file is touched when it is taken: its age is how
+long it has been graded.
 
 The journal (``.gradelab/journal.jsonl``, one line per event, appended) records what happened to
 each attempt: queued, started, graded, requeued. The load benchmark and the tests read it to
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +50,9 @@ class Ticket(BaseModel):
     student: str
     attempt: int = Field(ge=1)
     queued_at: datetime
-    tries: int = Field(0, description="Times a worker died holding it.")
+    tries: int = Field(0, description="Times a worker died, hung past the deadline or was lost in a crash "
+                                      "holding it.")
+    fault: str = Field("", description="Why it last went back to the queue with a try counted.")
 
     @property
     def name(self) -> str:
@@ -87,15 +95,20 @@ class GradingQueue:
                 os.rename(self._dir(PENDING) / entry, target)
             except FileNotFoundError:
                 continue  # another worker took it first
+            os.utime(target)  # the claim's age is from now, not from the upload
             return Claim(Ticket.model_validate_json(target.read_text(encoding="utf-8")), target)
         return None
 
     def finish(self, claim: Claim) -> None:
         os.rename(claim.path, self._dir(DONE) / f"{claim.ticket.name}.json")
 
-    def release(self, claim: Claim, *, count: bool) -> Ticket:
-        """Back to pending (``count``: its worker died: one more try spent)."""
-        ticket = claim.ticket.model_copy(update={"tries": claim.ticket.tries + (1 if count else 0)})
+    def release(self, claim: Claim, *, count: bool, fault: str = "") -> Ticket:
+        """Back to pending (``count``: its worker died or hung: one more try spent, ``fault`` says
+        how)."""
+        update: dict[str, Any] = {"tries": claim.ticket.tries + (1 if count else 0)}
+        if count and fault:
+            update["fault"] = fault
+        ticket = claim.ticket.model_copy(update=update)
         write_atomic(self._dir(PENDING) / f"{ticket.name}.json", ticket.model_dump_json())
         claim.path.unlink(missing_ok=True)
         self.journal.write("requeued", ticket)
@@ -122,8 +135,15 @@ class GradingQueue:
             if (self._dir(PENDING) / f"{claim.ticket.name}.json").exists():
                 claim.path.unlink(missing_ok=True)
                 continue
-            back.append(self.release(claim, count=False))
+            back.append(self.release(claim, count=True, fault="the server stopped while grading it"))
         return back
+
+    def age(self, claim: Claim) -> float:
+        """Seconds since the claim was taken (0 when its file is gone: it was just finished)."""
+        try:
+            return max(0.0, time.time() - claim.path.stat().st_mtime)
+        except OSError:
+            return 0.0
 
     def known(self, name: str) -> bool:
         return self.state(name)[0] != "unknown"

@@ -44,6 +44,7 @@ from grader.review.merge import (
     written_checks,
 )
 from grader.review.store import COMMENT_MAX, ReviewStore, StaleGrade
+from grader.serve.lti.scores import note as lti_note
 from grader.serve.security import same_origin, same_token
 
 
@@ -211,6 +212,8 @@ async def grade(request: Request) -> Response:
     except StaleGrade as exc:
         return JSONResponse({"error": "Someone else graded this answer meanwhile: it was reloaded with their grade.",
                              "keys": exc.keys}, status_code=409)
+    for key in keys:  # an LTI course gets the new score (grader.serve.lti.scores' outbox)
+        lti_note(d.store.folder.parent, str(key), "written answer graded")
     rubric = rubric_of(check, book)
     grade = book.grades[str(keys[0])]
     score = points_of(check, rubric, grade)[0]

@@ -280,7 +280,7 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
-                headers += HEADERS
+                headers += [h for h in HEADERS if h[0] not in {k.lower() for k, _ in headers}]  # a page's own CSP kept
                 headers.append((b"cache-control", b"public, max-age=3600" if static else b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)

@@ -38,7 +38,7 @@ class UploadRefused(Exception):
         self.status = status
 
     def __reduce__(self) -> tuple[type[UploadRefused], tuple[str, int]]:
-        """Pickled with its status: it crosses back from the checking process."""
+        """It crosses from the process that checks an upload back to the web process."""
         return (UploadRefused, (str(self), self.status))
 
 

@@ -11,8 +11,11 @@ instructor's PDFs, and marks the ticket done. The class folder is hidden from ev
 
 The web process keeps a ``WorkerPool``: it starts the workers from a supervising thread, wakes one
 when an upload is queued, replaces a worker that died (its claims go back to the queue with one
-try counted) and stops them all when the server stops (what they held is graded at the next
-start). A worker dies with the web process (a parent-death signal), so a killed server leaves no
+try counted) or that holds a claim past its deadline (the lab's time limits, summed, doubled: it
+is killed, and its claim counts a try too), and stops them all when the server stops (what they
+held is graded at the next start). After ``MAX_TRIES`` an attempt gets a "could not be graded"
+result saying why, which the instructor sees; a report that cannot render, for any reason, is
+logged and the ticket finished with its result kept. A worker dies with the web process (a parent-death signal), so a killed server leaves no
 worker grading behind its back.
 """
 
@@ -34,12 +37,15 @@ from grader.grading.executor import Job, unreadable
 from grader.options import RunOptions
 from grader.results import Student, SubmissionResult
 from grader.reveal import Audience
+from grader.serve.lti import scores as lti_scores
 from grader.serve.queue import MAX_TRIES, Claim, GradingQueue
 from grader.serve.store import INSTRUCTOR_PDF, STUDENT_PDF, UPLOAD, ClassStore
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 STARTUP_S = 30.0  # a worker that dies sooner than this after its start is not restarted at once
+DEFAULT_DEADLINE_S = 3600.0  # a pool not told its lab's deadline (``claim_deadline``)
+DEADLINE_MARGIN_S = 300.0  # added to a claim's deadline: the import, the reports, a busy machine
 _RUN: Any = None
 GRADER_FAULT = ("The grader could not grade this hand-in (a fault of the grader, not of your work); "
                 "your instructor can see what happened. You may upload it again.")
@@ -108,9 +114,17 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
     ``MAX_TRIES`` it gets an error result saying so."""
     ticket = claim.ticket
     sid, number = ticket.student, ticket.attempt
+    if store.has_result(sid, number) and ticket.tries >= MAX_TRIES:
+        # graded, but its worker died or hung this many times after: rendering its reports is
+        # what kills it, so they are not tried again (the result stands; the pages say so)
+        log.error("%s attempt %d: reports not rendered after %d tries (%s)", sid, number, ticket.tries,
+                  ticket.fault or "the worker died")
+        grading_queue.finish(claim)
+        return
     if not store.has_result(sid, number) and ticket.tries >= MAX_TRIES:
-        # its worker died this many times while grading it (the pool requeued it each time)
-        result = _fault(run, store, sid, number, RuntimeError("the grading worker died while grading it"))
+        # its worker died or hung this many times while grading it (the pool requeued it each time)
+        result = _fault(run, store, sid, number, RuntimeError(ticket.fault or "the grading worker died while "
+                                                                             "grading it"))
         written = store.write_result_once(sid, number, result)
         grading_queue.journal.write("graded" if written else "duplicate", ticket, score=result.score,
                                     max_score=result.max_score, given_up=True)
@@ -128,6 +142,8 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
         written = store.write_result_once(sid, number, result)
         grading_queue.journal.write("graded" if written else "duplicate", ticket,
                                     score=result.score, max_score=result.max_score)
+        if written:  # an LTI course gets the score (grader.serve.lti.scores' outbox)
+            lti_scores.note(store.state, sid, "graded")
     stored = store.result(sid, number)
     if stored is not None:
         render_reports(renderer, store, sid, number, stored)
@@ -158,9 +174,9 @@ def _fault(run: Any, store: ClassStore, sid: str, number: int, exc: Exception) -
 
 def render_reports(renderer: Any, store: ClassStore, sid: str, number: int, result: SubmissionResult) -> None:
     """The student's report (the reveal policy applied) and the instructor's, each written
-    atomically into the attempt; a report that cannot be rendered is logged, the result stays."""
-    from grader.errors import ReportError
-
+    atomically into the attempt; a report that cannot be rendered, whatever the error (a
+    ``ReportError``, or one raised while building its HTML), is logged, the result stays and the
+    ticket is finished: a report never sends an attempt back to the queue."""
     for name, audience in ((STUDENT_PDF, Audience.student), (INSTRUCTOR_PDF, Audience.instructor)):
         if store.read(sid, number, name) is not None:
             continue
@@ -168,13 +184,31 @@ def render_reports(renderer: Any, store: ClassStore, sid: str, number: int, resu
             path = Path(tmp) / name
             try:
                 renderer.write(result, path, audience)
-            except ReportError as exc:
-                log.error("%s attempt %d: %s", sid, number, exc)
+                data = path.read_bytes()
+            except Exception:
+                log.exception("%s attempt %d: the %s report could not be rendered", sid, number, audience.value)
                 continue
-            store.write_report(sid, number, name, path.read_bytes())
+            store.write_report(sid, number, name, data)
 
 
 # --- the web process's side ------------------------------------------------------------------
+
+def claim_deadline(manifest: Any, options: RunOptions) -> float:
+    """How long a worker may hold a claim: every check's wall time (the lab's limits, the
+    check's, the server's options, in that precedence) summed, doubled, plus a margin. Past it the
+    worker is stopped: a hang in the worker's own process (not a student's child, which has its
+    own deadline) must not hold a worker for hours."""
+    total = 0.0
+    for check in manifest.checks:
+        total += manifest.limits.merged(check.limits).merged(options.limits).wall_s
+    return 2 * total + DEADLINE_MARGIN_S
+
+
+def overdue(grading_queue: GradingQueue, pids: list[int], deadline_s: float) -> list[tuple[int, Claim]]:
+    """The claims of these workers held longer than ``deadline_s``."""
+    return [(pid, claim) for pid in pids for claim in grading_queue.claims(pid)
+            if grading_queue.age(claim) > deadline_s]
+
 
 def default_workers(threads: int) -> int:
     """One per core (per the lab's ``threads`` cores), at least one."""
@@ -185,8 +219,10 @@ def default_workers(threads: int) -> int:
 
 class WorkerPool:
     def __init__(self, lab_folder: Path, options: RunOptions, store: ClassStore, grading_queue: GradingQueue,
-                 count: int, threads: int = 1) -> None:
+                 count: int, threads: int = 1, deadline_s: float | None = None) -> None:
         self.lab_folder = str(lab_folder)
+        self.deadline_s = DEFAULT_DEADLINE_S if deadline_s is None else deadline_s
+        self._faults: dict[int, str] = {}  # pid → why the pool stopped it
         self.options_json = options.model_dump_json()
         self.store, self.queue = store, grading_queue
         self.count = count
@@ -227,10 +263,11 @@ class WorkerPool:
             self._spawn(slot)
         failures = 0
         while not self._stopping.wait(1.0):
+            self._stop_overdue()
             for slot, process in list(self._processes.items()):
                 if process.is_alive():
                     continue
-                back = [self.queue.release(claim, count=True) for claim in self.queue.claims(process.pid)]
+                back = self._reap(process)
                 lived = time.monotonic() - self._started.get(slot, 0.0)
                 failures = failures + 1 if lived < STARTUP_S else 0
                 log.warning("grading worker %s ended (exit %s) after %.0f s; %d attempt(s) back in the queue; "
@@ -250,7 +287,32 @@ class WorkerPool:
                 process.join(5)
         for process in self._processes.values():
             for claim in self.queue.claims(process.pid):
-                self.queue.release(claim, count=False)  # not its fault: the server stopped
+                late = self.queue.age(claim) > self.deadline_s or process.pid in self._faults
+                self.queue.release(claim, count=late, fault=self._faults.get(process.pid, self._late()))
+                # not its fault when the server stopped it in time; a claim past its deadline is
+
+    def _reap(self, process: Any) -> list[Any]:
+        """A worker that ended: its claims back in the queue, one try counted, with why (it died,
+        or the pool stopped it past the deadline)."""
+        fault = self._faults.pop(process.pid, f"the grading worker died (exit {process.exitcode})")
+        return [self.queue.release(claim, count=True, fault=fault) for claim in self.queue.claims(process.pid)]
+
+    def _late(self) -> str:
+        return f"not graded within {self.deadline_s:.0f} s: the grading worker was stopped"
+
+    def _stop_overdue(self) -> None:
+        """Kill the workers holding a claim past the deadline; their claims go back, counted, when
+        the loop sees them dead."""
+        for pid, claim in overdue(self.queue, self.pids(), self.deadline_s):
+            if pid in self._faults:
+                continue
+            log.error("grading worker %s held %s attempt %d past %.0f s: stopping it", pid, claim.ticket.student,
+                      claim.ticket.attempt, self.deadline_s)
+            self._faults[pid] = self._late()
+            try:
+                os.kill(pid, signal.SIGKILL)  # its fork server and children follow (parent-death signals)
+            except ProcessLookupError:
+                pass
 
     def stop(self) -> None:
         self._stopping.set()

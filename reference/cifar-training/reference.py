@@ -57,6 +57,25 @@ class ConvNetBN(ConvNet):
         super().__init__(batchnorm=True)
 
 
+class ConvNetBNDropout(ConvNet):
+    """The improvements stacked, as every real report does: the BatchNorm model keeps its dropout."""
+
+    def __init__(self):
+        super().__init__(dropout=True, batchnorm=True)
+
+
+class ConvNetBNAfterReLU(ConvNet):
+    """A real hand-in's mistake: conv → ReLU → BatchNorm, where the handout says immediately after
+    each convolution."""
+
+    def __init__(self):
+        super().__init__(batchnorm=True)
+        layers = list(self.features)
+        for i in range(0, len(layers), 4):  # conv, bn, relu, pool → conv, relu, bn, pool
+            layers[i + 1], layers[i + 2] = layers[i + 2], layers[i + 1]
+        self.features = nn.Sequential(*layers)
+
+
 def normalization_stats(train_images, test_images):
     """Per-channel mean and standard deviation of the training images (never the test images)."""
     return train_images.mean(dim=(0, 2, 3)), train_images.std(dim=(0, 2, 3))

@@ -102,13 +102,13 @@ def predict(params, X):
 
 # --- mistakes made on purpose ----------------------------------------------------------------
 
-def _backward(params, outputs, Y, *, mean=True, dtanh_of_htilde=False):
+def _backward(params, outputs, Y, *, mean=True, dtanh_of_htilde=False, dtanh=True):
     N = Y.shape[0] if mean else 1
     delta_y = (outputs["yhat"] - Y) / N
     grad_Wy = delta_y.T @ outputs["h"]
     grad_by = delta_y.sum(0)
     act = outputs["htilde"] if dtanh_of_htilde else outputs["h"]
-    delta_h = (delta_y @ params["Wy"]) * (1 - act ** 2)
+    delta_h = (delta_y @ params["Wy"]) * ((1 - act ** 2) if dtanh else 1)
     grad_Wh = delta_h.T @ outputs["X"]
     grad_bh = delta_h.sum(0)
     return {"Wh": grad_Wh, "bh": grad_bh, "Wy": grad_Wy, "by": grad_by}
@@ -120,6 +120,11 @@ def backward_sum(params, outputs, Y):
 
 def backward_dtanh_of_htilde(params, outputs, Y):
     return _backward(params, outputs, Y, dtanh_of_htilde=True)
+
+
+def backward_without_dtanh(params, outputs, Y):
+    """A real hand-in's mistake: δh = δy·Wy, the tanh′ factor (1 − h²) left out."""
+    return _backward(params, outputs, Y, dtanh=False)
 
 
 def backward_transposed(params, outputs, Y):

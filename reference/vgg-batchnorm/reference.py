@@ -283,6 +283,32 @@ def beta_over_distance(model, criterion, x, y, distances):
     return max(float((g - g0).norm() / float(d)) for g, d in zip(grads, distances))
 
 
+def _per_layer_norm(model, v):
+    """Σ over parameter tensors of the norm of v's slice for it: a real hand-in's measure."""
+    sizes = [p.numel() for p in model.parameters() if p.requires_grad]
+    return float(sum(chunk.norm() for chunk in torch.split(v, sizes)))
+
+
+def predictiveness_per_layer_norms(model, criterion, x, y, distances):
+    g0, grads = _along_gradient(model, criterion, x, y, distances)
+    return [_per_layer_norm(model, g - g0) for g in grads]
+
+
+def predictiveness_squared_norm(model, criterion, x, y, distances):
+    g0, grads = _along_gradient(model, criterion, x, y, distances)
+    return [float((g - g0).norm() ** 2) for g in grads]
+
+
+def beta_per_layer_norms(model, criterion, x, y, distances):
+    g0, grads = _along_gradient(model, criterion, x, y, distances)
+    return max(_per_layer_norm(model, g - g0) / (float(d) * _per_layer_norm(model, g0)) for g, d in zip(grads, distances))
+
+
+def beta_squared_norms(model, criterion, x, y, distances):
+    g0, grads = _along_gradient(model, criterion, x, y, distances)
+    return max(float((g - g0).norm() ** 2 / (float(d) * g0.norm()) ** 2) for g, d in zip(grads, distances))
+
+
 # --- inputs the grader draws ------------------------------------------------------------------------
 
 def band_cases(rng):
