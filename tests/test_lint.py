@@ -60,3 +60,29 @@ def test_mypy_refuses_an_untyped_function_at_the_seams(tmp_path, mypy_cache):
     found = run("mypy", "--cache-dir", str(mypy_cache), cwd=copy)
     assert found.returncode == 1
     assert "grader/grading/scoring.py" in found.stdout and "Function is missing a type annotation" in found.stdout
+
+
+def _imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) of each ``from grader… import name`` in a file, at any depth."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+            and node.module and node.module.startswith("grader") for alias in node.names]
+
+
+def test_no_module_imports_a_private_name_from_another_package():
+    crossing = []
+    for path in sorted((ROOT / "grader").rglob("*.py")):
+        package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:2])
+        for module, name in _imports(path):
+            if name.startswith("_") and not module.startswith(package):
+                crossing.append(f"{path.relative_to(ROOT)}: {module}.{name}")
+    assert crossing == []
+
+
+def test_the_sandbox_imports_nothing_from_intake():
+    """Intake reads hand-ins; the sandbox takes any hand-in with a source and files (staging.Staged)."""
+    found = [f"{path.name}: {module}" for path in sorted((ROOT / "grader" / "sandbox").rglob("*.py"))
+             for module, _ in _imports(path) if module.startswith("grader.intake")]
+    assert found == []

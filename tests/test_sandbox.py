@@ -13,7 +13,7 @@ from grader.intake.reader import read_hand_in
 from grader.lab.manifest import Limits
 from grader.sandbox import cgroup
 from grader.sandbox.replies import ProbeFailure
-from grader.sandbox.runner import Sandbox
+from grader.sandbox.runner import LOAD_GRACE, Sandbox
 
 LIMITS = Limits(wall_s=3, cpu_s=10, memory_mb=512)
 
@@ -51,7 +51,8 @@ def test_an_infinite_loop_is_killed_at_the_wall_time_limit(tmp_path):
         call(path, limits=Limits(wall_s=1.5, cpu_s=30))
     assert info.value.status == "timeout"
     assert "1.5 s wall-time limit" in info.value.message
-    assert time.monotonic() - started < 4
+    # On a loaded machine the time the loop waited for a CPU is added, up to LOAD_GRACE × 1.5 s (issue 26)
+    assert time.monotonic() - started < 4 + LOAD_GRACE * 1.5
 
 
 def test_the_cpu_time_limit_stops_a_busy_child(tmp_path):

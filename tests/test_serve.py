@@ -108,7 +108,8 @@ def test_the_student_sees_the_named_mistake_and_no_answer_or_hidden_check(served
     assert failed, "the flawed hand-in must fail a public check"
     for check in failed:
         assert check.title in shown
-    assert f"{result.score:g} / {result.max_score:g}" not in shown  # the instructor's total includes hidden checks
+    # one scale: the student's page shows the grade itself (hidden checks' points in it), not which cost what
+    assert f"{result.score:g} / {result.max_score:g}" in shown
     for title in HIDDEN_TITLES:
         assert title not in shown
     assert "hidden check(s) are graded by your instructor" in shown

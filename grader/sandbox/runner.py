@@ -49,7 +49,7 @@ from grader.sandbox.uids import UidLease
 from grader.sandbox.untrusted import clean_text, clean_tree
 
 log = logging.getLogger(__name__)
-LOAD_GRACE = 2.0  # a starved child may get up to this many times its wall time again (``Deadline``)
+LOAD_GRACE = 1.0  # a starved child may get up to this many times its wall time again (``Deadline``)
 
 MAX_REPLY_BYTES = 512 * 1024 * 1024
 _CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
@@ -361,15 +361,11 @@ class Sandbox:
             return child.call(probe, payload, limits, on_progress)
 
 
-def _settled_out_of_memory(groups: ChildCgroups, settle_s: float = 0.5) -> bool:
+def _settled_out_of_memory(groups: ChildCgroups) -> bool:
     """After a child was killed at its wall time: whether the kernel's record says it ran out of
-    memory. Read once more after a short wait, since on a loaded machine the OOM kill and the
-    wall-time kill race, and the kernel's counter is the verdict, not which one the grader saw.
-    A child whose memory reached its limit before the wall time fired (reclaim and swap slow it
-    down on a busy machine) ran out of memory too."""
-    if groups.held_at_limit():
-        return True
-    time.sleep(settle_s)
+    memory (OOM-killed, stalled in an OOM, or its memory reached the limit before the wall time
+    fired: reclaim slows such a child down on a busy machine). The kernel's counters are the
+    verdict, not which limit the grader saw fire first."""
     return groups.held_at_limit()
 
 
@@ -481,8 +477,9 @@ class ChildSession:
             if poll:
                 poll()  # the last epoch, when it ended between two polls
         except TimeoutError:
+            out_of_memory = bool(groups.memory_path) and _settled_out_of_memory(groups)  # before the kill
             self._end()
-            if groups.memory_path and _settled_out_of_memory(groups):
+            if out_of_memory or (groups.memory_path and _settled_out_of_memory(groups)):
                 raise ProbeFailure(ProbeStatus.error, f"ran out of memory: stopped at the memory limit "
                                    f"({limits.memory_mb} MiB)", out_of_memory=True, log_tail=tail()) from None
             raise ProbeFailure(ProbeStatus.timeout, f"did not finish within the {limits.wall_s:g} s wall-time limit",
