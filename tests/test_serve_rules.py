@@ -216,13 +216,14 @@ def test_a_zip_a_notebook_or_the_files_one_by_one_are_each_an_attempt(client, se
     from grader.serve.store import ClassStore
 
     as_student(client, served)
-    assert upload(client, [zipped(hand_in("correct"), "My Work.zip")]).status_code == 303
+    archive = zipped(hand_in("correct"), "My Work.zip")  # made once: a zip holds the time it was made
+    assert upload(client, [archive]).status_code == 303
     notebook = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
     assert upload(client, [("convnet.ipynb", notebook)]).status_code == 303
     assert upload(client, hand_in("correct")).status_code == 303
     store = ClassStore(served.root)
     assert [(m.number, m.kind) for m in store.attempts("alice")] == [(1, "archive"), (2, "notebook"), (3, "files")]
-    assert store.upload_files("alice", 1) == {"My_Work.zip": zipped(hand_in("correct"), "My Work.zip")[1]}
+    assert store.upload_files("alice", 1) == {"My_Work.zip": archive[1]}
     # the top of the student's folder holds the latest upload, what `gradelab grade DIR` reads
     assert sorted(p.name for p in (served.root / "alice").iterdir()) == ["answers.yaml", "attempts", "convnet.py"]
 

@@ -151,8 +151,8 @@ def test_the_attempt_that_counts_is_a_class_setting_said_on_the_students_page(se
         assert said in home
         rows = re.findall(r"<tr>.*?</tr>", client.get("/").text, re.S)[1:]
         by_number = {int(re.search(r"/attempts/(\d+)", r).group(1)): text_of(r) for r in rows}
-        assert f"14 / {FULL}" in by_number[1] and f"7 / {FULL}" in by_number[2]
-        assert "3 pending review" in by_number[1] and "3 hidden" in by_number[1]
+        assert f"17 / {FULL}" in by_number[1] and f"10 / {FULL}" in by_number[2]  # hidden points in the total
+        assert "3 pending review" in by_number[1] and "incl. 3 hidden" in by_number[1]
         assert "counts" in by_number[counted] and "counts" not in by_number[3 - counted]
         page = text_of(client.get(f"/attempts/{counted}").text)
         assert "This attempt counts" in page
@@ -171,7 +171,7 @@ def test_a_written_grade_reaches_the_students_page_the_roster_the_class_csv_and_
         login(client, served.tokens["alice"])
         number = graded_attempt(client, served, crafted("alice"))
         before = text_of(client.get(f"/attempts/{number}").text)
-        assert f"14 / {FULL}" in before and "3 points pending review" in before
+        assert f"17 / {FULL}" in before and "3 points pending review" in before
         assert "Public checks, graded on upload 14 / 14" in before
         assert "Written answers, graded by your instructor pending review / 3" in before
         teacher = TestClient(client.app, follow_redirects=False)
@@ -180,11 +180,11 @@ def test_a_written_grade_reaches_the_students_page_the_roster_the_class_csv_and_
         grade_written(teacher, ["invariance", "smaller-maps"], "Clearly put.")
 
         after = text_of(client.get(f"/attempts/{number}").text)
-        assert f"16 / {FULL}" in after and "pending review" not in after
+        assert f"19 / {FULL}" in after and "pending review" not in after
         assert "Written answers, graded by your instructor 2 / 3" in after and "Clearly put." in after
-        assert f"16 / {FULL}" in text_of(client.get("/").text)  # the attempts table
+        assert f"19 / {FULL}" in text_of(client.get("/").text)  # the attempts table
         roster = text_of(teacher.get("/instructor").text)
-        assert f"19 / {FULL}" in roster and "(95 %)" in roster  # 16 seen by alice + 3 hidden points
+        assert f"19 / {FULL}" in roster and "(95 %)" in roster  # the same number as alice reads
         assert "pending review" not in roster
         assert f"19 / {FULL}" in text_of(teacher.get(f"/instructor/students/alice/attempts/{number}").text)
         assert f"19 / {FULL}" in text_of(teacher.get("/instructor/students/alice").text)
@@ -204,7 +204,7 @@ def test_the_same_grade_survives_a_restart(served):
         grade_written(teacher, ["invariance"], "")
     with TestClient(served.app(), follow_redirects=False) as client:
         login(client, served.tokens["alice"])
-        assert f"15 / {FULL}" in text_of(client.get(f"/attempts/{number}").text)
+        assert f"18 / {FULL}" in text_of(client.get(f"/attempts/{number}").text)
 
 
 # --- the grading pages ------------------------------------------------------------------------

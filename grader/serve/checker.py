@@ -43,6 +43,10 @@ class UploadChecker:
                                              initializer=_cap_memory)
         return self._pool
 
+    def warm(self) -> None:
+        """Start the checking process now (not on the first upload, which would wait for it)."""
+        self._executor().submit(int)
+
     async def check(self, sent: list[tuple[str, bytes]], interface: InterfaceSpec, intake: IntakeLimits) -> Upload:
         """``accept`` run in the checking process: the upload to store, or ``UploadRefused``."""
         loop = asyncio.get_running_loop()

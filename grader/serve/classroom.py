@@ -127,6 +127,7 @@ class Classroom:
         if workers is None:
             workers = default_workers(self.lab.manifest.limits.merged(self.options.limits).threads)
         if workers:
+            self.checker.warm()  # a server that grades: its checking process starts with it
             from grader.grading.parallel import cpu_count
 
             self.pool = WorkerPool(self.lab.folder, self.options, self.store, self.queue, workers,

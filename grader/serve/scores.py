@@ -34,7 +34,7 @@ class Score(BaseModel):
     score: float
     full: float
     pending: float = 0.0
-    hidden: float = 0.0  # points of checks its reader may not see (a student's view), not in ``score``
+    hidden: float = 0.0  # points of checks its reader may not see (a student's view), in ``score`` all the same
 
     @property
     def percent(self) -> float:
@@ -67,9 +67,9 @@ def score_of(lab: BoundLab, result: SubmissionResult) -> Score:
 
 
 def student_score(lab: BoundLab, merged: SubmissionResult) -> Score:
-    """What a student sees of a merged result's score: the checks they may see (public checks,
-    their written answers once graded), over the lab's full points; the hidden checks' points
-    named as such, never their score (the reveal policy)."""
+    """What a student sees of a merged result's score: the total on the one scale (hidden checks
+    included, as in the gradebook: ``reveal.student_result``), over the lab's full points; the
+    hidden checks' points named, never which of them cost what."""
     from grader.reveal import student_result
 
     seen = student_result(merged)
