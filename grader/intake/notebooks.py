@@ -146,10 +146,13 @@ def _fenced(source: str) -> str | None:
     return None if closing is None else "\n".join(lines[opening + 1:closing])
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _text(value: str) -> str:
     """A cell's text as UTF-8 can hold it: JSON may escape a lone surrogate (``\\ud800``), which
     no encoder downstream accepts; it becomes U+FFFD here, once."""
-    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _SURROGATE.sub("\ufffd", value)
 
 
 def _strip_magics(lines: list[str]) -> tuple[list[str], list[str]]:

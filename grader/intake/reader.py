@@ -34,11 +34,16 @@ _OPEN_DIR = _OPEN_FILE | os.O_DIRECTORY
 IGNORED = {"__MACOSX", ".DS_Store", "__pycache__", ".ipynb_checkpoints", ".git"}
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
 def printable(name: str) -> str:
     """A name from a hand-in, fit to print: bytes that are not UTF-8 replaced, control
     characters (terminal escape sequences) shown escaped; a lone surrogate (a notebook's JSON may
     hold ``\\ud800``) replaced too, never an exception."""
-    text = name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    # bytes that were not UTF-8 come as surrogate escapes (U+DC80–U+DCFF): one U+FFFD each; any
+    # other lone surrogate is replaced first, so that nothing can fail to encode
+    text = _LONE_SURROGATE.sub("\ufffd", name).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
