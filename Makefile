@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -qq -c constraints.txt
 DEMO_OUT ?= results/demo
 
-.PHONY: venv demo test test-slow bench clean browser
+.PHONY: venv demo test test-slow lint bench clean browser
 
 venv: $(STAMP)
 
@@ -22,8 +22,14 @@ demo: $(STAMP)
 
 # Tests marked `slow` train on a real budget (minutes each): they are benchmarks' company, run by
 # `make test-slow`, not by CI; tests marked `gpu` skip themselves without a GPU (bench/gpu.sh).
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# ruff (rules in pyproject.toml) and mypy (strict at the seams: api, options, results, grading,
+# serve), both with zero findings; `make test` runs them first.
+lint: $(STAMP)
+	$(BIN)/ruff check grader tests bench
+	$(BIN)/mypy
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

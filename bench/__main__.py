@@ -4,7 +4,17 @@ import logging
 
 from rich.console import Console
 
-from bench import lab_speed, report_speed, sandbox_overhead, scale, serve_load, startup, training, vgg
+from bench import (
+    lab_speed,
+    report_speed,
+    sandbox_overhead,
+    scale,
+    serve_load,
+    similarity,
+    startup,
+    training,
+    vgg,
+)
 
 logging.getLogger("weasyprint").setLevel(logging.ERROR)
 console = Console()
@@ -20,3 +30,4 @@ for table in training.main():
 for table in vgg.main():
     console.print(table)
 console.print(serve_load.main())
+console.print(similarity.main())

@@ -33,6 +33,7 @@ def main(repeat_fresh: int = 5, repeat_fork: int = 30) -> Table:
     from grader.api import load_lab
     from grader.grading.engine import grade_submission
     from grader.grading.run import Run
+    from grader.intake.reader import read_hand_in
 
     lab = load_lab("cifar-convnet")
     code = f"import sys, torch; sys.path.insert(0, {str(SUBMISSION)!r}); import convnet"
@@ -40,7 +41,8 @@ def main(repeat_fresh: int = 5, repeat_fork: int = 30) -> Table:
     run = Run(lab)
     started = time.perf_counter()
     run.sandbox.start()
-    probe = lambda: run.sandbox.run_probe(SUBMISSION, "convnet.py", "describe", {"symbols": ["ConvNet"]},  # noqa: E731
+    handin = read_hand_in(SUBMISSION)
+    probe = lambda: run.sandbox.run_probe(handin, "convnet.py", "describe", {"symbols": ["ConvNet"]},
                                           lab.manifest.limits)
     probe()  # waits for the fork server's imports
     server_start = time.perf_counter() - started

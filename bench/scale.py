@@ -1,5 +1,6 @@
 """How fast a class is graded: a student's single self-check end to end, static hand-ins per
-second, one worker against two, the Ray path's overhead, and a projection for a 500-student class.
+second, one job against two on a static class and on a training class, the Ray path's overhead,
+and a projection for a 500-student class.
 
 Everything is measured in this one run, on this machine; the projection multiplies measured
 per-hand-in times and says which ones it used. ``python -m bench.scale`` (also part of
@@ -47,9 +48,9 @@ def _class(root: Path, copies: int) -> Path:
     return root
 
 
-def _grade(root: Path, out: Path, *args: str) -> float:
+def _grade(root: Path, out: Path, *args: str, lab: str = "cifar-convnet") -> float:
     started = time.perf_counter()
-    subprocess.run([*GRADELAB, "grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--no-pdf",
+    subprocess.run([*GRADELAB, "grade", str(root), "--lab", lab, "--out", str(out), "--no-pdf",
                     "--force", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     return time.perf_counter() - started
 
@@ -109,9 +110,9 @@ def batches(copies: int = 24) -> tuple[Table, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         root = _class(Path(tmp) / "class", copies)
         runs = [("--jobs 1 (serial, in the batch's process)", ["--jobs", "1"]),
-                ("--jobs 2 (two worker processes)", ["--jobs", "2"])]
+                ("--jobs 2 (this process; a worker once worth its start)", ["--jobs", "2"])]
         try:
-            import ray  # noqa: F401
+            import ray  # noqa: F401  (only whether Ray is installed)
 
             runs.append(("--ray local (a Ray cluster on this machine)", ["--ray", "local"]))
         except ImportError:
@@ -125,6 +126,23 @@ def batches(copies: int = 24) -> tuple[Table, dict[str, float]]:
         table.caption = (f"Ray's overhead per hand-in on this machine: {overhead:+.3f} s against serial "
                          f"({measured['local'] / measured['2']:.2f}× the time of --jobs 2 with the same 2 cores)")
     return table, measured
+
+
+def training_batches(copies: int = 4, budget: str = "smoke") -> Table:
+    """A class that trains (cifar-training, every check), with one job and with two: a worker
+    starts once a hand-in's cost outweighs its start-up, so two jobs are never slower than one."""
+    table = Table(title=f"A training class of {copies} cifar-training hand-ins ({budget} budget, every check, no reports)")
+    for col in ("how", "wall s", "s per hand-in"):
+        table.add_column(col, justify="right" if col != "how" else "left")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "class"
+        root.mkdir()
+        for i in range(copies):
+            shutil.copytree(ROOT / "submissions" / "cifar-training" / "correct", root / f"student-{i:03d}")
+        for label, jobs in (("--jobs 1", "1"), ("--jobs 2", "2")):
+            seconds = _grade(root, Path(tmp) / "out", "--jobs", jobs, "--budget", budget, lab="cifar-training")
+            table.add_row(label, f"{seconds:.1f}", f"{seconds / copies:.1f}")
+    return table
 
 
 def projection(gpu_seconds: dict[str, float], students: int = 500) -> Table:
@@ -144,7 +162,7 @@ def projection(gpu_seconds: dict[str, float], students: int = 500) -> Table:
 def main(gpu_times: Path | None = None) -> list[Table]:
     tables = [self_check(), children()]
     table, _ = batches()
-    tables.append(table)
+    tables += [table, training_batches()]
     measured = json.loads(gpu_times.read_text()) if gpu_times and gpu_times.exists() else {}
     tables.append(projection(measured))
     return tables

@@ -19,9 +19,10 @@ narrower, because in 64 steps VGG-A sometimes learns nothing at any rate)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -32,9 +33,11 @@ from grader.checks.registry import BoundLab
 from grader.errors import LabError
 from grader.grading.engine import grade_submission
 from grader.grading.run import Run, resolve_device, sandbox_preload
+from grader.lab.calibration import BUNDLED, store, stored
 from grader.lab.loader import CALIBRATION_NAME
 from grader.options import Budget, CheckFinished, Device, Mode, RunOptions
-from grader.sandbox.runner import Sandbox
+from grader.results import SubmissionResult
+from grader.sandbox.runner import opened
 
 CHANCE_MARGIN = 0.15  # a threshold this far above chance (1 / classes) tells learning from guessing
 
@@ -49,6 +52,8 @@ class Calibrated(BaseModel):
     against: dict[str, float | None] = {}
     let_through: list[str] = []  # the broken hand-ins this calibration would pass
     extras: dict[str, Any] = {}  # what the check's kind adds (band limits ...)
+    data: str = "bundled"  # what it was measured on (``grader.lab.calibration``)
+    early_stop: dict[str, Any] | None = None  # how often stopping early changed a verdict (runs, verdict_changes)
 
 
 def _accuracy(check) -> float | None:
@@ -68,7 +73,10 @@ def _passes(kind: Any, details: dict[str, Any], accuracy: float | None, entry: d
 
 def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, device: Device = Device.auto,
               seeds: Sequence[int] = (0,), classes: int = 10, against: Sequence[Path] = (), only: Sequence[str] = (),
-              on_check: Callable[[str], None] | None = None) -> list[Calibrated]:
+              data_root: Path | None = None, on_check: Callable[[str], None] | None = None) -> list[Calibrated]:
+    """Train the reference (and the ``against`` hand-ins) under each budget and write each training
+    check's thresholds to the lab's calibration.yaml, as measured on the data it trained on: the
+    bundled data, or ``data_root``'s (``grader.lab.calibration``)."""
     training = [c for c in lab.checks if c.spec.training]
     if not training:
         raise LabError(f"lab {lab.id!r} has no training checks to calibrate")
@@ -82,10 +90,8 @@ def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, devi
         if not path.exists():
             raise LabError(f"--against {path}: no such hand-in")
     device = resolve_device(device)
-    reference = lab.path(lab.manifest.reference.module)
     ids = tuple(c.spec.id for c in training)
     data = dict(lab.calibration)
-    out = []
     label = [""]  # which hand-in is training, for the progress line
 
     def progress(event: object) -> None:
@@ -93,26 +99,96 @@ def calibrate(lab: BoundLab, budgets: list[Budget], *, margin: float = 0.2, devi
             on_check(f"{label[0]}{event.result.id}")
 
     seeds = list(dict.fromkeys(seeds)) or [0]
-    with Sandbox(preload=sandbox_preload(lab)) as sandbox:
-        for budget in map(Budget, budgets):
-            results, run = [], None
+    # While it measures, the lab has no thresholds: the reference trains on data that may have none
+    # yet (``--data-root``), and what is measured is accuracy, not a verdict.
+    lab.__dict__["calibration"] = {}
+    try:
+        out = _measure(lab, budgets, ids, seeds, against, data, margin, device, classes, data_root, progress, label)
+    finally:
+        lab.__dict__.pop("calibration", None)  # read again from the file written below
+    header = ("# Written by `gradelab calibrate`: thresholds of the training checks per budget, measured on the\n"
+              "# lab's reference under the same harness, budget, seed and device, on the data named by `data`\n"
+              "# (`bundled`, or a digest of --data-root's arrays under `other_data`). Rerun after changing a recipe.\n")
+    write_atomic(lab.path(CALIBRATION_NAME), header + yaml.safe_dump(data, sort_keys=True))
+    return out
+
+
+def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: list[int], against: list[Path],
+             data: dict, margin: float, device: Device, classes: int, data_root: Path | None,
+             progress: Callable[[object], None], label: list[str]) -> list[Calibrated]:
+    """Train the reference under each budget and seed (and each broken hand-in under the first
+    seed), recording each check's entry into ``data``; one row per check and budget."""
+    out: list[Calibrated] = []
+    reference = lab.path(lab.manifest.reference.module)
+    with opened(sandbox_preload(lab)) as sandbox:
+        def trained(budget: Budget, early: bool) -> tuple[list[SubmissionResult], dict[str, dict[str, Any]]]:
+            """The reference under each seed, each broken hand-in under the first."""
+            results = []
             for seed in seeds:
-                options = RunOptions(mode=Mode.grade, seed=seed, only=ids, train=True, device=device, budget=budget,
-                                     reports=False)
+                options = RunOptions(mode=Mode.grade, seed=seed, only=ids, train=True, device=device,
+                                     budget=budget, reports=False, data_root=data_root, early_stop=early)
+                label[0] = f"{budget.value}, seed {seed}{', stopping early' if early else ''}: "
                 run = Run(lab, options, sandbox=sandbox, on_event=progress)
-                label[0] = f"{budget.value}, seed {seed}: "
                 results.append(grade_submission(run, reference))  # the reference, staged as a hand-in
             broken = {}
-            for path in against:  # under the first seed
-                label[0] = f"{budget.value}: {path.name}: "
-                run = Run(lab, run.options.model_copy(update={"seed": seeds[0]}), sandbox=sandbox, on_event=progress)
+            for path in against:
+                label[0] = f"{budget.value}: {path.name}{', stopping early' if early else ''}: "
+                run = Run(lab, options.model_copy(update={"seed": seeds[0]}), sandbox=sandbox, on_event=progress)
                 broken[path.name] = {c.id: c for c in grade_submission(run, path).checks}
-            out += _record(data, lab, results, broken, budget.value, margin, seeds, device.value, classes, bool(against))
-    header = ("# Written by `gradelab calibrate`: thresholds of the training checks per budget, measured on the\n"
-              "# lab's reference under the same harness, budget, seed and device. Rerun after changing a recipe.\n")
-    write_atomic(lab.path(CALIBRATION_NAME), header + yaml.safe_dump(data, sort_keys=True))
-    lab.__dict__.pop("calibration", None)  # the cached copy is stale now
+            return results, broken
+
+        for budget in map(Budget, budgets):
+            # Thresholds come from the whole budget; then, under them, the same runs stopping early
+            # say how often the rule changes a verdict.
+            results, broken = trained(budget, early=False)
+            rows = _record(data, lab, results, broken, budget.value, margin, seeds, device.value, classes,
+                           bool(against))
+            if any(_stops_early(lab, r.check) for r in rows):
+                lab.__dict__["calibration"] = data
+                try:
+                    early_results, early_broken = trained(budget, early=True)
+                finally:
+                    lab.__dict__["calibration"] = {}
+                rows = _record_early(data, lab, rows, results, broken, early_results, early_broken, budget.value)
+            out += rows
     return out
+
+
+def _bound(lab: BoundLab, check: str) -> Any:
+    return next(c for c in lab.checks if c.spec.id == check)
+
+
+def _stops_early(lab: BoundLab, check: str) -> bool:
+    return getattr(_bound(lab, check).params, "early_stop", None) is not None
+
+
+def _record_early(data: dict, lab: BoundLab, rows: list[Calibrated], results: list[SubmissionResult],
+                  broken: dict[str, dict[str, Any]], early_results: list[SubmissionResult],
+                  early_broken: dict[str, dict[str, Any]], budget: str) -> list[Calibrated]:
+    """How often stopping early changed a verdict against the whole budget (the reference under
+    each seed, each broken hand-in), and at which step each run was decided, per check."""
+    out = []
+    for row in rows:
+        if not _stops_early(lab, row.check):
+            out.append(row)
+            continue
+        entry = stored(data, row.check, budget, row.data)
+        kind = _bound(lab, row.check).kind
+        pairs = [(_by_id(whole)[row.check], _by_id(early)[row.check]) for whole, early in zip(results, early_results)]
+        pairs += [(broken[name][row.check], early_broken[name][row.check]) for name in broken
+                  if row.check in broken[name] and row.check in early_broken.get(name, {})]
+        verdicts = [(_passes(kind, w.details, _accuracy(w), entry), _passes(kind, e.details, _accuracy(e), entry))
+                    for w, e in pairs]
+        decided = [e.details.get("decided_at") for _, e in pairs]
+        share = [d["step"] / d["of"] if isinstance(d, dict) else 1.0 for d in decided]
+        entry["early_stop"] = {"runs": len(pairs), "verdict_changes": sum(a != b for a, b in verdicts),
+                               "decided_at": decided, "mean_share_of_budget": round(sum(share) / len(share), 3)}
+        out.append(row.model_copy(update={"early_stop": entry["early_stop"]}))
+    return out
+
+
+def _by_id(result: SubmissionResult) -> dict[str, Any]:
+    return {c.id: c for c in result.checks}
 
 
 def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str, Any]], budget: str, margin: float,
@@ -132,14 +208,15 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
         accuracy = min(accuracies)
         threshold = round(max(0.0, accuracy - margin), 2)  # the reference always passes its own, under every seed
         discriminates = threshold >= 1 / classes + CHANCE_MARGIN
-        data.setdefault(check.id, {})[budget] = {
+        identity = str(check.details.get("data") or BUNDLED)
+        store(data, check.id, budget, identity, {
             "threshold": threshold, "reference_accuracy": round(float(accuracy), 4), "margin": margin,
             "discriminates": discriminates,
             "seed": seeds[0], "device": device, "epochs": check.details.get("epochs"),
             "train_size": check.details.get("train_size"), "gradelab": grader.__version__,
-            "calibrated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        }
-        entry = data[check.id][budget]
+            "calibrated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        })
+        entry = stored(data, check.id, budget, identity)
         if len(seeds) > 1:
             entry["seeds"] = seeds
             entry["reference_accuracies"] = [round(a, 4) for a in accuracies]
@@ -148,12 +225,12 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
                   if hasattr(kind, "calibration_extras") else {})
         entry.update(extras)
         theirs = {name: checks[check.id] for name, checks in broken.items() if check.id in checks}
-        accuracies = {name: _accuracy(c) for name, c in theirs.items()}
+        reached = {name: _accuracy(c) for name, c in theirs.items()}
         row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
-                         discriminates=discriminates, against=accuracies, extras=extras,
-                         let_through=[n for n, c in theirs.items() if _passes(kind, c.details, accuracies[n], entry)])
+                         discriminates=discriminates, against=reached, extras=extras, data=identity,
+                         let_through=[n for n, c in theirs.items() if _passes(kind, c.details, reached[n], entry)])
         if against:
-            data[check.id][budget]["checked_against"] = {
+            entry["checked_against"] = {
                 name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through}
                 for name, acc in row.against.items()}
         out.append(row)

@@ -172,7 +172,7 @@ def pack(lab: BoundLab, folder: Path) -> Edition:
         write(lab.manifest.reference.module, public_source(source_path.read_text(encoding="utf-8"), names,
                                                            source_path.name))
         edition.reference_names = names
-    if harness:
+    if harness and lab.manifest.reference.harness:
         write(lab.manifest.reference.harness, lab.harness_source)
     calibrated = [i for i, how in local.items() if how.calibration]
     thresholds = _thresholds(lab.calibration, calibrated) if calibrated else {}

@@ -13,10 +13,11 @@ progress bars from them, the server (later) its queue page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,6 +52,23 @@ class Budget(str, Enum):
     smoke = "smoke"
 
 
+class ReportsFor(str, Enum):
+    """Whose PDF reports a batch writes: each student's (the student's view), the instructor's, or both."""
+
+    students = "students"
+    instructor = "instructor"
+    both = "both"
+
+
+class Layout(str, Enum):
+    """How a class folder is laid out: recognised (``auto``) or named."""
+
+    auto = "auto"
+    moodle = "moodle"
+    canvas = "canvas"
+    folders = "folders"
+
+
 class RunOptions(BaseModel):
     """Every setting of a grading run. Frozen: nothing downstream changes what was asked."""
 
@@ -64,7 +82,11 @@ class RunOptions(BaseModel):
     device: Device = Device.auto
     budget: Budget | None = Field(None, description="Training budget by name; None: gpu on a GPU, else cpu.")
     only: tuple[str, ...] = Field((), description="Run only these checks (ids).")
+    layout: Layout = Field(Layout.auto, description="How the class folder is laid out (a batch's).")
+    early_stop: bool = Field(True, description="A training check may stop as soon as its verdict is certain (the "
+                                               "lab's rule, `early_stop`); False: always the whole budget.")
     reports: bool = Field(True, description="Render a PDF report per submission and a class summary.")
+    reports_for: ReportsFor = Field(ReportsFor.both, description="Whose reports: students/ and instructor/ folders.")
     html: bool = Field(False, description="Also write each report as HTML.")
     force: bool = Field(False, description="Regrade submissions already graded in the output folder.")
     jobs: int | None = Field(None, ge=1, description="Hand-ins graded at once; None: what the machine and the lab allow.")
@@ -76,7 +98,7 @@ class RunOptions(BaseModel):
         return self.mode == Mode.grade if self.train is None else self.train
 
     @classmethod
-    def from_user(cls, **values: object) -> "RunOptions":
+    def from_user(cls, **values: object) -> RunOptions:
         """Options typed by a person: a value of the wrong kind is one line naming the option and
         what it accepts (``UsageError``, exit status 2), never a traceback."""
         try:
@@ -111,7 +133,7 @@ class SubmissionStarted:
 @dataclass(frozen=True)
 class CheckFinished:
     submission: str
-    result: "CheckResult"
+    result: CheckResult
 
 
 @dataclass(frozen=True)
@@ -125,11 +147,11 @@ class TrainingProgress:
 
 @dataclass(frozen=True)
 class SubmissionFinished:
-    result: "SubmissionResult"
+    result: SubmissionResult
     skipped: bool    # graded by an earlier run and kept
 
 
-Event = Union[SubmissionStarted, CheckFinished, TrainingProgress, SubmissionFinished]
+Event = SubmissionStarted | CheckFinished | TrainingProgress | SubmissionFinished
 EventSink = Callable[[Event], None]
 
 

@@ -13,19 +13,23 @@ parts and fields the policy can drop, never only inside free text.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
 
 from grader.lab.manifest import Limits, Reveal, Visibility
+from grader.options import Device, Mode
 
 # 2: diagnoses as a list, the student's identity. 3: messages in parts, and what a student may see
 # of each check. Results of earlier schemas are read and upgraded, so a batch graded by an earlier
 # gradelab resumes (their messages, without parts, are shown to instructors only). 4: written answers, "awaiting
 # review" until a person grades them (their grades live beside the results: ``grader.review``).
-RESULT_SCHEMA_VERSION = 4
+# 5: one scale: the maximum holds every point at stake, the pending ones named (``pending_points``);
+# an earlier result is rescored from its checks when read.
+RESULT_SCHEMA_VERSION = 5
 
 
 class Status(str, Enum):
@@ -39,9 +43,22 @@ class Status(str, Enum):
     awaiting_review = "awaiting review"  # a written answer no person has graded yet (``grader.review``)
 
 
-# Not counted in a total: a total is that of the checks graded, and says so ("auto-graded part")
-# while written answers await review.
-NOT_SCORED = (Status.skipped, Status.deferred, Status.awaiting_review)
+class Kind(str, Enum):
+    """The kinds a grader compares by name: ``submission`` is no check of the lab but the hand-in
+    itself, when it could not be read at all; ``written`` is a written answer, graded by a person."""
+
+    submission = "submission"
+    written = "written"
+
+
+# One scale: a total is out of every point at stake, graded or not. A check not graded yet (a
+# written answer awaiting review, a training check not run) scores nothing so far and is pending:
+# its points are in the maximum and named as pending, never dropped from it (which would show
+# 17/17 where 17/20 is owed). Only a student edition's format check, which the edition cannot
+# grade at all, is not at stake there.
+PENDING = (Status.skipped, Status.awaiting_review)
+NOT_AT_STAKE = (Status.deferred,)
+NOT_SCORED = (*PENDING, *NOT_AT_STAKE)
 
 
 class Part(BaseModel):
@@ -75,19 +92,19 @@ class Feedback:
         if text:
             self.say(text, *shows)
 
-    def say(self, text: str, *shows: Reveal) -> "Feedback":
+    def say(self, text: str, *shows: Reveal) -> Feedback:
         self.parts.append(Part(text=(" " if self.parts else "") + text, shows=list(shows)))
         return self
 
-    def add(self, text: str, *shows: Reveal, unless: tuple[Reveal, ...] = ()) -> "Feedback":
+    def add(self, text: str, *shows: Reveal, unless: tuple[Reveal, ...] = ()) -> Feedback:
         self.parts.append(Part(text=text, shows=list(shows), unless=list(unless)))
         return self
 
-    def instead(self, text: str, *of: Reveal) -> "Feedback":
+    def instead(self, text: str, *of: Reveal) -> Feedback:
         """Wording shown only where the last parts, which show ``of``, are left out (no space added)."""
         return self.add(text, unless=of)
 
-    def extend(self, other: "Feedback") -> "Feedback":
+    def extend(self, other: Feedback) -> Feedback:
         """Another message's sentences after this one's."""
         for i, part in enumerate(other.parts):
             space = " " if i == 0 and self.parts and not part.text.startswith(" ") else ""
@@ -115,13 +132,11 @@ class Disclosure(BaseModel):
 
 def jsonable(value: Any) -> Any:
     """Make a value safe for JSON: numpy scalars and arrays become lists, NaN/inf strings."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        np = None
-    if np is not None and isinstance(value, np.ndarray):
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
-    if np is not None and isinstance(value, np.generic):
+    if isinstance(value, np.generic):
         return jsonable(value.item())
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -147,7 +162,7 @@ class _Diagnosed(BaseModel):
         return data
 
 
-def _message(message: "str | Feedback") -> dict[str, Any]:
+def _message(message: str | Feedback) -> dict[str, Any]:
     if isinstance(message, Feedback):
         return {"message": message.text(), "parts": message.parts}
     return {"message": message}
@@ -170,19 +185,19 @@ class Outcome(_Diagnosed):
         return jsonable(v)
 
     @classmethod
-    def passed(cls, message: "str | Feedback" = "", **kw: Any) -> "Outcome":
+    def passed(cls, message: str | Feedback = "", **kw: Any) -> Outcome:
         return cls(status=Status.passed, fraction=1.0, **_message(message), **kw)
 
     @classmethod
-    def failed(cls, message: "str | Feedback", **kw: Any) -> "Outcome":
+    def failed(cls, message: str | Feedback, **kw: Any) -> Outcome:
         return cls(status=Status.failed, fraction=0.0, **_message(message), **kw)
 
     @classmethod
-    def error(cls, message: "str | Feedback", **kw: Any) -> "Outcome":
+    def error(cls, message: str | Feedback, **kw: Any) -> Outcome:
         return cls(status=Status.error, fraction=0.0, **_message(message), **kw)
 
     @classmethod
-    def graded(cls, fraction: float, message: "str | Feedback", **kw: Any) -> "Outcome":
+    def graded(cls, fraction: float, message: str | Feedback, **kw: Any) -> Outcome:
         """Passed, partial or failed according to the credit earned."""
         status = Status.passed if fraction >= 1.0 else Status.partial if fraction > 0 else Status.failed
         return cls(status=status, fraction=min(max(fraction, 0.0), 1.0), **_message(message), **kw)
@@ -227,6 +242,8 @@ class Student(BaseModel):
     source: str = Field("", description="Where the hand-in was found (path in the class folder).")
     email: str | None = None
     late: bool = Field(False, description="The LMS marked the hand-in late (Canvas's _LATE).")
+    lms: str | None = Field(None, description="The LMS whose download named the student (its id is that LMS's): "
+                                             "'moodle', 'canvas'; None for a folder's name.")
 
 
 class SubmissionResult(BaseModel):
@@ -238,13 +255,15 @@ class SubmissionResult(BaseModel):
     lab_title: str
     lab_version: str
     grader_version: str
-    mode: str = Field(description="'grade' (every check) or 'check' (public checks only).")
-    graded_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    mode: Mode = Field(description="'grade' (every check) or 'check' (public checks only).")
+    graded_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     seed: int = 0
-    device: str = "cpu"
+    device: Device = Device.cpu
     limits: Limits
     score: float = 0.0
-    max_score: float = 0.0
+    max_score: float = Field(0.0, description="Every point at stake, graded or pending: the lab's full points.")
+    pending_points: float = Field(0.0, description="Of max_score, the points not graded yet (written answers "
+                                                   "awaiting review, checks not run): the score is partial.")
     grade: str = ""
     checks: list[CheckResult] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list,
@@ -252,6 +271,10 @@ class SubmissionResult(BaseModel):
                                          "(files left out and why).")
     log_tail: str = Field("", description="The last lines the student's code printed, capped.")
     duration_s: float = 0.0
+    handin_sha: str | None = Field(None, description="Digest of the hand-in's files as read (None: unreadable).")
+    graded_with: dict[str, Any] = Field(default_factory=dict, description=(
+        "What decided the grade besides the hand-in (lab and its digest, mode, seed, training, budget, device, "
+        "checks, data): a rerun keeps this result only when all of it is the same (grading.resume)."))
 
     @model_validator(mode="before")
     @classmethod
@@ -261,7 +284,7 @@ class SubmissionResult(BaseModel):
             data = {**data, "student": {"id": data["submission"], "name": data["submission"],
                                         "source": data.get("path", "")}}
         if isinstance(data, dict) and data.get("schema_version", RESULT_SCHEMA_VERSION) < RESULT_SCHEMA_VERSION:
-            data = {**data, "schema_version": RESULT_SCHEMA_VERSION}
+            data = {**data, "schema_version": RESULT_SCHEMA_VERSION, **_rescored(data.get("checks"))}
         return data
 
     @property
@@ -280,17 +303,31 @@ class SubmissionResult(BaseModel):
 
     @property
     def awaiting_review(self) -> list[CheckResult]:
-        """Written answers no person has graded yet: the total is then the auto-graded part's."""
+        """Written answers no person has graded yet: their points are pending in the total."""
         return [c for c in self.checks if c.status == Status.awaiting_review]
 
     @property
-    def full_max_score(self) -> float:
-        """The points the total will be out of once every written answer is graded (exports, like
-        ``max_score``, count the graded part only: grade the written part before exporting)."""
-        return self.max_score + sum(c.max_score for c in self.awaiting_review)
+    def pending(self) -> list[CheckResult]:
+        """The checks not graded yet: the total is partial while there are any (``pending_points``)."""
+        return [c for c in self.checks if c.status in PENDING]
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
+
+
+def _rescored(checks: Any) -> dict[str, float]:
+    """An earlier schema's maximum left pending points out: the maximum and pending points of its
+    checks as read (nothing, for a hand-in that could not be read: its maximum is the lab's)."""
+    if not isinstance(checks, list) or not checks or not all(isinstance(c, dict) for c in checks) \
+            or all(c.get("kind") == Kind.submission.value for c in checks):
+        return {}
+    at_stake = [c for c in checks if c.get("status") not in {s.value for s in NOT_AT_STAKE}]
+    pending = [c for c in at_stake if c.get("status") in {s.value for s in PENDING}]
+    return {"max_score": _points(at_stake), "pending_points": _points(pending)}
+
+
+def _points(checks: list[dict[str, Any]]) -> float:
+    return float(sum(float(c.get("max_score") or 0) for c in checks))
 
 
 class Tally(NamedTuple):
@@ -298,6 +335,7 @@ class Tally(NamedTuple):
 
     score: float
     max_score: float
+    pending: float = 0.0
 
     @property
     def percent(self) -> float:
@@ -305,7 +343,9 @@ class Tally(NamedTuple):
 
 
 def tally(checks: Iterable[CheckResult]) -> Tally:
-    """Points earned and points at stake; a skipped check (training in a quick self-check) is
-    not a lost one, nor is a check that a student edition can only grade on hand-in."""
-    counted = [c for c in checks if c.status not in NOT_SCORED]
-    return Tally(round(sum(c.score for c in counted), 2), sum(c.max_score for c in counted))
+    """Points earned, points at stake (every check's but a student edition's format checks), and
+    of those the points still pending (written answers awaiting review, checks not run)."""
+    at_stake = [c for c in checks if c.status not in NOT_AT_STAKE]
+    pending = [c for c in at_stake if c.status in PENDING]
+    return Tally(round(sum(c.score for c in at_stake if c.status not in PENDING), 2),
+                 sum(c.max_score for c in at_stake), sum(c.max_score for c in pending))

@@ -13,13 +13,34 @@ the verdict alone: safe by default.
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from grader.checks.registry import BoundCheck
 from grader.lab.manifest import Reveal, Visibility
-from grader.results import NOT_SCORED, CheckResult, Disclosure, Status, SubmissionResult, render, shown, tally
+from grader.results import (
+    NOT_SCORED,
+    CheckResult,
+    Disclosure,
+    Status,
+    SubmissionResult,
+    render,
+    shown,
+)
 
 HIDDEN = "is a hidden check, graded by your instructor"
+
+
+class Audience(str, Enum):
+    """Who reads an output. Only the instructor's view is whole; anything else reads what the lab
+    reveals (``Audience.of``): a misspelt or unexpected audience never shows the answers."""
+
+    instructor = "instructor"
+    student = "student"
+
+    @classmethod
+    def of(cls, value: object) -> Audience:
+        return cls.instructor if value == cls.instructor.value else cls.student
 
 
 def disclosure_for(check: BoundCheck) -> Disclosure:
@@ -60,13 +81,18 @@ def student_check(check: CheckResult) -> CheckResult:
 
 
 def student_result(result: SubmissionResult) -> SubmissionResult:
-    """A result as its student may see it: public checks only, each through ``student_check``;
-    the score is that of the checks shown (the letter grade only when none was left out)."""
+    """A result as its student may see it: public checks only, each through ``student_check``.
+    The total stays the result's own, hidden checks included: one grade on one scale wherever
+    it is shown, the student's report and page as the gradebook (which hidden checks cost what is
+    not said, only that the total counts them: ``hidden_points``)."""
     visible = [student_check(c) for c in result.checks if c.visibility == Visibility.public]
-    if len(visible) == len(result.checks):
-        return result.model_copy(update={"checks": visible})
-    score, max_score = tally(visible)
-    return result.model_copy(update={"checks": visible, "score": score, "max_score": max_score, "grade": ""})
+    return result.model_copy(update={"checks": visible})
+
+
+def hidden_points(result: SubmissionResult) -> tuple[int, float]:
+    """How many checks a student's view leaves out, and their points (in the total all the same)."""
+    hidden = [c for c in result.checks if c.visibility != Visibility.public]
+    return len(hidden), sum(c.max_score for c in hidden)
 
 
 def hidden_note(check_id: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,13 @@ from grader.errors import SubmissionError
 from grader.intake.archives import is_archive
 from grader.intake.layouts import locate
 from grader.intake.notebooks import LineMap, notebook_module
-from grader.intake.reader import HandIn, file_safe, printable, read_hand_in
+from grader.intake.reader import (
+    HandIn,
+    file_safe,
+    handin_digest,
+    printable,
+    read_hand_in,
+)
 from grader.intake.sources import HandInSource, open_hand_in
 from grader.lab.manifest import AnswerFieldSpec, IntakeLimits, InterfaceSpec
 from grader.results import Student
@@ -54,6 +59,7 @@ class Submission:
     line_map: LineMap | None = None     # the generated module's lines → the notebook's cells
     sheet_notes: list[str] = field(default_factory=list)  # keys of the sheet the lab does not know
     written: dict[str, str] = field(default_factory=dict)  # a notebook's markdown cells by tag (written answers)
+    handin_sha: str | None = None       # digest of the files as read (grading.resume)
 
     @property
     def module_path(self) -> Path | None:
@@ -201,7 +207,7 @@ def _parse_sheet(data: bytes | None, interface: InterfaceSpec, problem: str | No
     if len(data) > max_kb * 1024:
         return all_fail(f"{sheet} is larger than {max_kb} KiB")
     try:
-        parsed = yaml.load(data.decode("utf-8", errors="replace"), Loader=_NoAliasLoader)  # noqa: S506
+        parsed = yaml.load(data.decode("utf-8", errors="replace"), Loader=_NoAliasLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -254,11 +260,12 @@ def load_submission(path: Path, interface: InterfaceSpec, limits: IntakeLimits =
     path = Path(path)
     source = source or HandInSource(path=path)
     read = open_hand_in(source, limits, interface.module)
+    digest = handin_digest(read)
     located = locate(read, interface, limits)
     handin = located.handin
     handin.notes[:] = list(dict.fromkeys(read.notes + located.notes))
     sub = Submission(name=display_name(path) if source.kind == "path" else source.stem, path=path, handin=handin,
-                     root=located.root)
+                     root=located.root, handin_sha=digest)
     sheet, sheet_problem = located.sheet_data, None
     if located.module:
         sub.module_file = located.module

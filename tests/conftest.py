@@ -42,75 +42,43 @@ def pytest_collection_modifyitems(config, items):
 #
 # Every run in production starts its own fork server (seconds: it imports torch and the lab's
 # modules), and a batch shares it between its hand-ins. The suite makes well over a hundred runs
-# in this process; starting a server for each was most of its time. Here a run made without a
-# sandbox gets the session's server for its preload set; closing the run settles its children
-# (their uids, cgroups and folders are given back, as the leftover tests check) and leaves the
-# server up for the next test. Tests that make their own ``Sandbox()``, worker processes (spawned)
-# and Ray tasks are untouched; a test marked ``own_sandbox`` gets fresh servers, as production does.
+# in this process; starting a server for each was most of its time. So a test's runs are handed
+# the session's server for their preload set, through the sandbox's own seam
+# (``grader.sandbox.runner.sharing``, nothing patched): closing a run settles its children (their
+# uids, cgroups and folders are given back, as the leftover tests check) and leaves the server up
+# for the next test. Tests marked ``own_sandbox`` (the CLI's, the batch's, the server's modules,
+# and tests that watch a server's life) run as production does: each run starts and ends its own.
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "own_sandbox: runs in this test start their own fork servers")
+    config.addinivalue_line("markers", "own_sandbox: runs in this test start their own fork servers, as in production")
 
 
-_shared_sandboxes: dict = {}
-_real_sandbox: list = []  # the class itself, while the session's factory stands in its place
-
-
-def _shared_sandbox_class():
+@pytest.fixture(scope="session")
+def session_sandboxes():
+    """The session's warm sandboxes, one per preload set, closed at the end."""
     from grader.sandbox.runner import Sandbox
 
-    class SessionSandbox(Sandbox):
-        def close(self) -> None:
-            self.settle()  # the server stays for the next run; the session closes it
+    shared: dict[tuple[str, ...], Sandbox] = {}
 
-    def make(preload=("grader.sandbox.worker",), *, child_per_probe: bool = False):
-        if child_per_probe:
-            return Sandbox(preload, child_per_probe=True)
-        key = tuple(preload)
-        if key not in _shared_sandboxes:
-            _shared_sandboxes[key] = SessionSandbox(key)
-        return _shared_sandboxes[key]
+    def provide(preload: tuple[str, ...]) -> Sandbox:
+        if preload not in shared:
+            shared[preload] = Sandbox(preload)
+        return shared[preload]
 
-    return Sandbox, make
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _session_sandboxes():
-    import grader.calibrate
-    import grader.grading.run
-    import grader.sandbox.runner
-
-    real, make = _shared_sandbox_class()
-    _real_sandbox.append(real)
-    patched = (grader.grading.run, grader.calibrate, grader.sandbox.runner)
-    for module in patched:
-        module.Sandbox = make
-    yield
-    for module in patched:
-        module.Sandbox = real
-    for sandbox in _shared_sandboxes.values():
-        real.close(sandbox)
-    _shared_sandboxes.clear()
+    yield provide
+    for sandbox in shared.values():
+        sandbox.close()
 
 
 @pytest.fixture(autouse=True)
-def _own_sandbox(request):
-    """``own_sandbox``: this test's runs start (and end) fork servers of their own."""
-    if request.node.get_closest_marker("own_sandbox") is None:
+def _shared_sandbox(request, session_sandboxes):
+    if request.node.get_closest_marker("own_sandbox") is not None:
         yield
         return
-    import grader.calibrate
-    import grader.grading.run
-    import grader.sandbox.runner
+    from grader.sandbox.runner import sharing
 
-    shared = {m: m.Sandbox for m in (grader.grading.run, grader.calibrate, grader.sandbox.runner)}
-    for module in shared:
-        module.Sandbox = _real_sandbox[0]
-    try:
+    with sharing(session_sandboxes):
         yield
-    finally:
-        for module, value in shared.items():
-            module.Sandbox = value
 
 
 @pytest.fixture(scope="session")

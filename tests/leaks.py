@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?:[,\u00a0\u202f\u2009 ]\d{3})+(?![\d.])|(?<![\d.])\d+(?:\.\d+)?")
 MIN_NUMBER = 100
@@ -84,14 +85,14 @@ class Secrets:
             for v in value.values():
                 self.add(v)
 
-    def without(self, public: str) -> "Secrets":
+    def without(self, public: str) -> Secrets:
         """These secrets less what ``public`` (the lab's public text, a hand-in's files) states."""
         seen, flat = numbers(public), _flat(public)
         return Secrets(numbers={n for n in self.numbers if n not in seen},
                        lists=[run for run in self.lists if not _runs(seen, run)],
                        texts={t for t in self.texts if t not in flat})
 
-    def __or__(self, other: "Secrets") -> "Secrets":
+    def __or__(self, other: Secrets) -> Secrets:
         return Secrets(self.numbers | other.numbers, self.lists + [r for r in other.lists if r not in self.lists],
                        self.texts | other.texts)
 

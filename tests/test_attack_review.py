@@ -21,7 +21,7 @@ import nbformat
 from grader import api
 from grader.options import RunOptions
 from grader.results import Status
-from tests.test_review_pages import Q, graded_once, login, pages  # noqa: F401  (fixtures)
+from tests.test_review_pages import Q, graded_once, login, pages  # noqa: F401  (fixtures: pytest injects them by name)
 
 ESSAY = Path(__file__).parent / "labs" / "essay"
 
@@ -41,7 +41,7 @@ def test_an_answer_with_a_lone_surrogate_still_awaits_review(tmp_path):
     pooling.details["answer"].encode("utf-8")  # storable, hashable, renderable
 
 
-def test_a_grade_for_an_answer_replaced_since_the_page_was_shown_is_refused(pages):
+def test_a_grade_for_an_answer_replaced_since_the_page_was_shown_is_refused(pages):  # noqa: F811  (the fixture)
     client, link, out = pages
     csrf = login(client, link)
     page = client.get(f"/review/{Q}").text

@@ -18,11 +18,11 @@ def not_passed(result):
     return {c.id: c.status.value for c in result.checks if c.status not in (Status.passed, Status.awaiting_review)}
 
 
-def test_the_written_question_awaits_review_and_the_total_is_the_auto_graded_part(cifar_class):
+def test_the_written_question_awaits_review_and_its_points_are_pending_in_the_total(cifar_class):
     correct = cifar_class["correct"]
     pooling = next(c for c in correct.checks if c.id == "why-pooling")
     assert pooling.status == Status.awaiting_review and "invariance" in pooling.details["answer"]
-    assert (correct.score, correct.max_score, correct.full_max_score) == (17, 17, 20)
+    assert (correct.score, correct.max_score, correct.pending_points) == (17, 20, 3)
 
 
 def test_the_reference_answer_sheet_agrees_with_the_reference_model(cifar_lab):
@@ -49,7 +49,7 @@ def test_the_reference_answer_sheet_agrees_with_the_reference_model(cifar_lab):
 def test_the_correct_hand_in_gets_full_marks(cifar_class):
     result = cifar_class["correct"]
     assert not_passed(result) == {}
-    assert result.score == result.max_score == 17
+    assert (result.score, result.max_score, result.pending_points) == (17, 20, 3)  # the written answer pending
 
 
 def test_a_single_py_file_is_a_submission_and_its_missing_answers_are_named(cifar_class):

@@ -12,7 +12,8 @@ import pytest
 import torch
 import torchvision
 
-from tests.conftest import ROOT, check_only, checks_by_id as checks, cli, variant
+from tests.conftest import ROOT, check_only, cli, variant
+from tests.conftest import checks_by_id as checks
 
 SUBMISSIONS = ROOT / "submissions" / "cifar-training"
 TRAINING = {"train-baseline", "train-normalized", "train-augmented", "train-momentum", "train-dropout",
@@ -32,7 +33,8 @@ def test_the_correct_hand_in_passes_every_structural_check(structural):
     result = structural["correct"]
     assert {c["id"]: c["status"] for c in result["checks"] if c["status"] != "passed"} == \
         {t: "skipped" for t in TRAINING}
-    assert result["score"] == result["max_score"] == 10  # skipped training checks are not counted
+    # one scale: the training checks not run are pending, their points in the maximum
+    assert (result["score"], result["max_score"], result["pending_points"]) == (10, 22, 12)
 
 
 @pytest.mark.parametrize("name, check, diagnosis, words", [
@@ -109,7 +111,8 @@ def test_the_labs_own_model_with_every_improvement_uses_batch_statistics_in_trai
 def test_a_students_check_skips_training_unless_asked(tmp_path):
     quick = json.loads(cli("check", str(SUBMISSIONS / "correct"), "--lab", "cifar-training", "--only", "train-baseline",
                            "--format", "json").output)
-    assert checks(quick)["train-baseline"]["status"] == "skipped" and quick["max_score"] == 0
+    assert checks(quick)["train-baseline"]["status"] == "skipped"
+    assert (quick["score"], quick["max_score"], quick["pending_points"]) == (0, 2, 2)
     assert "--train" in checks(quick)["train-baseline"]["message"]
 
 
@@ -152,10 +155,21 @@ def test_a_rerun_trains_the_same_network_to_the_same_verdict():
 
 def test_a_nan_loss_is_reported_as_diverged():
     result = json.loads(cli("check", str(SUBMISSIONS / "nan-loss"), "--lab", "cifar-training", "--train",
-                            "--budget", "smoke", "--only", "train-baseline", "--format", "json").output)
+                            "--budget", "smoke", "--only", "train-baseline", "--format", "json",
+                            "--full-budget").output)
     check = checks(result)["train-baseline"]
     assert check["status"] == "failed" and check["diagnosis"] == "diverged"
     assert "the training loss became nan after epoch 1" in check["message"]
+
+
+def test_a_nan_loss_stops_training_at_the_step_it_appears():
+    result = json.loads(cli("check", str(SUBMISSIONS / "nan-loss"), "--lab", "cifar-training", "--train",
+                            "--budget", "smoke", "--only", "train-baseline", "--format", "json").output)
+    check = checks(result)["train-baseline"]
+    assert check["status"] == "failed" and check["diagnosis"] == "diverged"
+    assert check["details"]["decided_at"] == {"step": 1, "of": 13, "reason": "diverged"}
+    assert "the training loss became nan at step 1 of 13" in check["message"]
+    assert check["message"].endswith("Training stopped there.")
 
 
 def test_an_unknown_budget_or_a_missing_gpu_is_one_clear_error():

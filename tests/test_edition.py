@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,7 @@ def test_what_runs_where_students_have_no_solutions():
         for spec in specs:
             kinds.setdefault(spec.kind, set()).add(spec.id in local)
     assert kinds.pop("op_equivalence") == {True} and kinds.pop("training") == {True}
+    assert kinds.pop("model_output_shape") == {True}  # where the lab states the shape its handout gives
     assert kinds == {"handin_format": {False}}
 
 
@@ -109,5 +111,34 @@ def test_the_public_part_of_a_reference_module_keeps_what_it_uses():
               "def solution(x):\n    return math.floor(x)\n")
     cut = public_source(source, ["used"], "reference.py")
     namespace: dict = {}
-    exec(compile(cut, "reference.py", "exec"), namespace)  # noqa: S102  (our own text)
+    exec(compile(cut, "reference.py", "exec"), namespace)
     assert namespace["used"](2) == 6 and "solution" not in namespace and "import math" in cut
+
+
+def test_the_mlp_edition_computes_no_loss_or_accuracy_a_student_must_write(tmp_path):
+    """loss_accuracy (mean cross-entropy and accuracy) is the students' to write: the harness the
+    edition ships takes the training curves' metrics from gradelab, and holds no log-likelihood."""
+    folder = tmp_path / "mlp"
+    assert cli("pack", "mlp-backprop", "--students", str(folder)).exit_code == 0
+    shipped = {p.name: p.read_text() for p in folder.rglob("*.py")}
+    assert "harness.py" in shipped
+    assert not [name for name, text in shipped.items() if "torch.log(" in text or ".log()" in text]
+    assert "probability_metrics" in shipped["harness.py"]
+
+
+def test_the_cifar_edition_catches_a_model_that_crashes_on_every_input(tmp_path):
+    """The output shape the handout states, (N, 10), needs no solution: the edition checks it."""
+    folder = tmp_path / "cifar"
+    assert cli("pack", "cifar-convnet", "--students", str(folder)).exit_code == 0
+    hand_in = tmp_path / "mine"
+    shutil.copytree(ROOT / "submissions" / "cifar-convnet" / "correct", hand_in)
+    module = hand_in / "convnet.py"
+    module.write_text(module.read_text().replace("    def forward(self, x):\n",
+                                                 "    def forward(self, x):\n        raise ValueError('not yet')\n", 1))
+    result = cli("check", str(hand_in), "--lab", str(folder), "--format", "json")
+    assert result.exit_code == 1
+    shape = next(c for c in json.loads(result.stdout)["checks"] if c["id"] == "model-output-shape")
+    assert shape["status"] == "error" and "ValueError: not yet" in shape["message"]
+    correct = json.loads(cli("check", str(ROOT / "submissions" / "cifar-convnet" / "correct"), "--lab", str(folder),
+                             "--format", "json").stdout)
+    assert next(c for c in correct["checks"] if c["id"] == "model-output-shape")["status"] == "passed"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -45,13 +44,14 @@ def test_moodle_worksheet_has_moodles_columns_and_one_row_per_participant(graded
     from grader.export.moodle import HEADER
 
     out, by_id = graded
-    files, warnings = api.export(out, "moodle")
+    files, warnings = api.export(out, "moodle", partial=True)
     table = rows(files["moodle-grading-worksheet.csv"])
-    assert table[0] == HEADER and not warnings
+    assert table[0] == HEADER and warnings == ["partial export: 5 student(s)' totals count 5 written answer(s) "
+                                              "awaiting review as not yet earned"]
     body = {row[0]: dict(zip(HEADER, row)) for row in table[1:]}
     assert set(body) == {f"Participant {i}" for i in by_id}
     emile = body["Participant 654321"]
-    assert emile["Full name"] == "Émile Noël" and emile["Grade"] == "15.00" and emile["Maximum Grade"] == "17.00"
+    assert emile["Full name"] == "Émile Noël" and emile["Grade"] == "15.00" and emile["Maximum Grade"] == "20.00"
     assert emile["Last modified (grade)"] == "-"
     assert "Output-size rule of a convolution (0/2, failed)" in emile["Feedback comments"]
     hint = next(c.hint for c in by_id["654321"].checks if c.id == "conv-output-size")
@@ -76,17 +76,17 @@ def test_moodle_worksheet_from_the_instructors_template_keeps_it_and_scales_grad
                      "-", "", "-", ""])
     path = tmp_path / "worksheet.csv"
     path.write_bytes(("\ufeff" + template.getvalue()).encode("utf-8"))
-    files, warnings = api.export(out, "moodle", template=path)
+    files, warnings = api.export(out, "moodle", partial=True, template=path)
     data = files["moodle-grading-worksheet.csv"]
     assert data.startswith("\ufeff".encode())  # Moodle's own encoding kept
     table = rows(data)
     assert table[0] == header
     emile, other = (dict(zip(header, r)) for r in table[1:])
-    assert emile["Grade"] == "88.24" and emile["Email address"] == "emile@example.org"  # 15/17 of 100
+    assert emile["Grade"] == "75.00" and emile["Email address"] == "emile@example.org"  # 15/20 of 100
     assert emile["Last modified (submission)"] == "Friday, 1 March 2024, 9:00 AM" and emile["Feedback comments"]
     assert other["Grade"] == "" and other["Feedback comments"] == ""
-    assert sorted(w.split(" (")[0] for w in warnings) == sorted(["Kim Park", "Ana María López", "Chen Wei",
-                                                                  "Lee Jordan", "Zoë Adams"])
+    assert sorted(w.split(" (")[0] for w in warnings if not w.startswith("partial export")) == \
+        sorted(["Kim Park", "Ana María López", "Chen Wei", "Lee Jordan", "Zoë Adams"])
 
 
 def test_canvas_gradebook_fills_the_chosen_assignment_scaled_to_its_points(graded, tmp_path):
@@ -99,30 +99,30 @@ def test_canvas_gradebook_fills_the_chosen_assignment_scaled_to_its_points(grade
                     "\"Park, Kim\",333333,S1,kpark,CS101,9,\n"
                     "\"Noël, Émile\",654321,S2,enoel,CS101,7,\n", encoding="utf-8")
     with pytest.raises(UsageError, match=r"name the gradebook's column to fill .*Lab 1 \(111\), Lab 2 \(222\)"):
-        api.export(out, "canvas", template=path)
-    files, warnings = api.export(out, "canvas", template=path, assignment="Lab 2")
+        api.export(out, "canvas", partial=True, template=path)
+    files, warnings = api.export(out, "canvas", partial=True, template=path, assignment="Lab 2")
     table = rows(files["canvas-gradebook.csv"])
     assert table[1] == ["    Points Possible", "", "", "", "", "10", "50"]
-    assert table[2] == ["Park, Kim", "333333", "S1", "kpark", "CS101", "9", "50"]
-    assert table[3] == ["Noël, Émile", "654321", "S2", "enoel", "CS101", "7", "44.12"]  # 15/17 of 50
-    assert len(warnings) == 4
+    assert table[2] == ["Park, Kim", "333333", "S1", "kpark", "CS101", "9", "42.5"]  # 17/20 of 50
+    assert table[3] == ["Noël, Émile", "654321", "S2", "enoel", "CS101", "7", "37.5"]  # 15/20 of 50
+    assert len(warnings) == 5  # 4 students not in the gradebook, and the partial export
 
 
-def test_canvas_gradebook_without_a_template_has_canvas_columns(graded):
+def test_a_canvas_gradebook_without_its_template_is_refused_for_students_canvas_did_not_name(graded):
+    """Moodle's participant ids are not Canvas's user ids: such a file would grade strangers."""
     from grader import api
 
-    out, by_id = graded
-    files, _ = api.export(out, "canvas", assignment="Lab 2 (222)")
-    table = rows(files["canvas-gradebook.csv"])
-    assert table[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Lab 2 (222)"]
-    assert {r[1]: r[5] for r in table[1:]} == {i: f"{r.score:g}" for i, r in by_id.items()}
+    out, _ = graded
+    with pytest.raises(UsageError, match="a Canvas gradebook finds each student by Canvas's user id, and Ana María "
+                                         r"López, Chen Wei, Émile Noël and 3 more came from Moodle's download"):
+        api.export(out, "canvas", partial=True, assignment="Lab 2 (222)")
 
 
 def test_gradescope_results_follow_gradescopes_schema_and_hide_hidden_checks_until_published(graded):
     from grader import api
 
     out, by_id = graded
-    files, _ = api.export(out, "gradescope")
+    files, _ = api.export(out, "gradescope", partial=True)
     assert len(files) == len(by_id)
     for name, data in files.items():
         payload = json.loads(data)
@@ -132,9 +132,8 @@ def test_gradescope_results_follow_gradescopes_schema_and_hide_hidden_checks_unt
         graded_checks = [c for c in result.checks if c.kind != "submission"]
         assert [t["name"] for t in payload["tests"]] == [c.title for c in graded_checks]
         for test, check in zip(payload["tests"], graded_checks):
-            # Not yet at stake: a skipped check, a written answer awaiting review (the total is the auto-graded part's).
-            at_stake = check.status.value not in ("skipped", "awaiting review")
-            assert test["score"] == check.score and test["max_score"] == (check.max_score if at_stake else 0)
+            # One scale: a written answer awaiting review is at stake (0 of its points so far), as in the total.
+            assert test["score"] == check.score and test["max_score"] == check.max_score
             assert test["visibility"] == ("after_published" if check.visibility.value == "hidden" else "visible")
             assert test["status"] == ("passed" if check.status.value == "passed" else "failed")
         assert not leaked(data.decode(), [result])
@@ -144,19 +143,19 @@ def test_plain_csv_has_one_row_per_student_and_a_column_per_check(graded):
     from grader import api
 
     out, by_id = graded
-    files, _ = api.export(out, "csv")
+    files, _ = api.export(out, "csv", partial=True)
     table = rows(files["grades.csv"])
     checks = [c.id for c in by_id["333333"].checks]
-    assert table[0] == ["id", "name", "total", "max", "percent", "letter", *checks]
+    assert table[0] == ["id", "name", "total", "max", "percent", "letter", "pending", *checks]
     emile = dict(zip(table[0], next(r for r in table if r[0] == "654321")))
-    assert (emile["name"], emile["total"], emile["max"], emile["percent"], emile["letter"]) == \
-        ("Émile Noël", "15", "17", "88.2", "B")
+    assert (emile["name"], emile["total"], emile["max"], emile["percent"], emile["letter"], emile["pending"]) == \
+        ("Émile Noël", "15", "20", "75.0", "", "3 points pending: why-pooling (awaiting review)")
     assert emile["conv-output-size"] == "0" and emile["layer-params"] == "3"
 
 
 def test_export_command_writes_the_file_and_refuses_an_unknown_target(graded, tmp_path):
     out, _ = graded
-    result = cli("export", str(out), "--to", "moodle", "--file", str(tmp_path / "w.csv"))
+    result = cli("export", str(out), "--to", "moodle", "--file", str(tmp_path / "w.csv"), "--partial")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "w.csv").read_text(encoding="utf-8").startswith("Identifier,Full name")
     bad = cli("export", str(out), "--to", "blackboard")

@@ -64,7 +64,7 @@ def test_run_autograder_grades_the_submission_and_writes_results_json(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((root / "results" / "results.json").read_text())
     jsonschema.validate(results, SCHEMA)
-    assert results["score"] == 15 and sum(t["max_score"] for t in results["tests"]) == 17
+    assert results["score"] == 15 and sum(t["max_score"] for t in results["tests"]) == 20  # the written one too
     assert results["extra_data"]["student_id"] == "654321"
     hidden = {t["name"]: t["visibility"] for t in results["tests"]}
     assert hidden["Total learnable parameters"] == "after_published"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from grader import api
+from grader.intake.reader import read_hand_in
 from grader.lab.manifest import Limits, LimitsOverride
 from grader.options import Budget, Mode, RunOptions
 from grader.sandbox import cgroup
@@ -365,8 +366,8 @@ def test_the_next_honest_child_keeps_its_exact_answer_after_one_that_writes_to_e
     call = {"function": "f", "cases": [[1]]}
     with Sandbox() as sandbox:
         with pytest.raises(ProbeFailure, match="cannot read"):
-            sandbox.run_probe(hostile, "student.py", "call", call, Limits(wall_s=10))
-        reply = sandbox.run_probe(_honest(tmp_path), "student.py", "call", call, Limits(wall_s=10))
+            sandbox.run_probe(read_hand_in(hostile, module_name="student.py"), "student.py", "call", call, Limits(wall_s=10))
+        reply = sandbox.run_probe(read_hand_in(_honest(tmp_path), module_name="student.py"), "student.py", "call", call, Limits(wall_s=10))
         assert reply.value == [{"ok": True, "value": 2}]
         assert sandbox.server.restarts == 0 and sandbox.server.alive()
 
@@ -395,7 +396,7 @@ def test_a_signal_is_still_reported_through_the_processes_that_relay_it(tmp_path
     path.write_text("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGTERM)\n")
     with Sandbox() as sandbox:
         with pytest.raises(ProbeFailure, match="was killed by signal SIGTERM"):
-            sandbox.run_probe(path, "student.py", "call", {"function": "f", "cases": [[1]]}, Limits(wall_s=10))
+            sandbox.run_probe(read_hand_in(path, module_name="student.py"), "student.py", "call", {"function": "f", "cases": [[1]]}, Limits(wall_s=10))
 
 
 # --- cheating that is not a crash --------------------------------------------------------------
@@ -466,7 +467,8 @@ def world_readable_data_root():
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     try:
-        write_synth_cifar10(folder, n_train=200, n_test=100)  # fewer than the smoke budget: all of it
+        # the bundled set itself, so that the lab's calibration applies (``grader.lab.calibration``)
+        write_synth_cifar10(folder)
         subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True)
         yield folder
     finally:

@@ -12,7 +12,7 @@ import pytest
 
 from grader.errors import SubmissionError
 from grader.intake.reader import read_hand_in
-from grader.lab.manifest import IntakeLimits, InterfaceSpec, AnswerFieldSpec
+from grader.lab.manifest import AnswerFieldSpec, IntakeLimits, InterfaceSpec
 from grader.submission import load_submission
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
 

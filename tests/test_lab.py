@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from grader.api import labs as find_labs
+from grader.api import load_lab
 from grader.errors import LabError
-from grader.api import labs as find_labs, load_lab
 from grader.grading.engine import grade_one
 from grader.options import RunOptions
 from tests.conftest import TINY_LAB
@@ -86,6 +87,6 @@ def test_registering_a_kind_twice_is_refused():
 
     with pytest.raises(ValueError, match="already registered"):
         @register_check("answer")
-        class Again(CheckKind):  # noqa: F811
+        class Again(CheckKind):
             def run(self, ctx, params):  # pragma: no cover
                 raise AssertionError

@@ -11,7 +11,8 @@ import torch
 import torchvision  # noqa: F401  (the reproduction code may name torchvision.ops)
 
 from grader.checks.forbidden import forbidden_uses
-from tests.conftest import ROOT, checks_by_id as checks, cli
+from tests.conftest import ROOT, cli
+from tests.conftest import checks_by_id as checks
 
 SUBMISSIONS = ROOT / "submissions" / "layers-from-scratch"
 OPS = {"maxpool2d", "avgpool2d", "conv2d", "conv2d-dilated", "conv-transpose2d", "flatten", "roi-pool",
@@ -53,7 +54,7 @@ def test_the_expected_counts_come_from_the_reference_model():
     from grader.api import load_lab
 
     net = load_lab("layers-from-scratch").reference.AllConvNet
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     bn = net(batchnorm=True)
     running = sum(b.numel() for n, b in bn.named_buffers() if n.endswith(("running_mean", "running_var")))
     assert (count(net()), count(bn), running) == (294_810, 295_770, 960)
@@ -86,7 +87,7 @@ def test_the_counterexample_in_the_message_reproduces_the_disagreement(layers_cl
     example = check["details"]["counterexample"]
     assert "To reproduce: " + example["code"] in check["message"]
     namespace = {"torch": torch}
-    exec(example["code"], namespace)  # noqa: S102  (our own message)
+    exec(example["code"], namespace)
     spec = importlib.util.spec_from_file_location("handin", SUBMISSIONS / name / "layers.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -181,7 +182,8 @@ def test_the_report_prints_the_counterexample_as_code_to_paste(layers_class, tmp
     assert "# compare batchnorm(x, gamma, beta, running_mean, running_var, training, momentum, eps) with" in text
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @settings(max_examples=200, deadline=None)

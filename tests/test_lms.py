@@ -51,7 +51,7 @@ def test_every_student_of_an_lms_download_is_graded_as_who_they_are(download, tm
         if hand_in is None:
             assert graded["score"] == 0 and graded["checks"][0]["message"].startswith("nothing to grade"), how
         else:
-            assert graded["score"] == cifar_class[hand_in].score and graded["max_score"] == 17, (name, how)
+            assert graded["score"] == cifar_class[hand_in].score and graded["max_score"] == 20, (name, how)
     assert result.exit_code == 3  # one student handed in nothing to grade
     rows = (out / "class.csv").read_text(encoding="utf-8")
     assert "654321," + ("Émile Noël" if lms == "moodle" else "noëlémile") in rows

@@ -14,8 +14,8 @@ import torchvision
 
 from grader.checks.values import relative_error, value_problem
 from grader.data.digits import write_digits
-from grader.results import Status
-from tests.conftest import ROOT, checks_by_id as checks, cli
+from tests.conftest import ROOT, cli
+from tests.conftest import checks_by_id as checks
 
 SUBMISSIONS = ROOT / "submissions" / "mlp-backprop"
 
@@ -43,7 +43,7 @@ def test_every_bundled_hand_in_is_graded(mlp_class):
 def test_the_correct_hand_in_gets_full_marks(mlp_class):
     result = mlp_class["correct"]
     assert not_passed(result) == {}
-    assert result["score"] == result["max_score"] == 19
+    assert (result["score"], result["max_score"], result["pending_points"]) == (19, 22, 3)  # written: pending
 
 
 @pytest.mark.parametrize("name, check, status, diagnosis, words", [

@@ -17,6 +17,9 @@ import pytest
 
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
 
+# Production's lifecycle: each run here starts and ends its own fork server (tests/conftest.py).
+pytestmark = pytest.mark.own_sandbox
+
 HOSTILE = ROOT / "submissions" / "hostile"
 FAST = ["--wall-time", "4", "--cpu-time", "8", "--memory-mb", "1024"]
 HONEST = ["correct", "missing-floor", "in-channels-confusion", "syntax-error", "missing-class", "wrong-padding",
@@ -47,11 +50,23 @@ def comparable(out: Path) -> dict[str, dict]:
     return results
 
 
+def grade_with(root: Path, out: Path, executor) -> None:
+    from grader import api
+    from grader.options import LimitsOverride, RunOptions
+
+    options = RunOptions(reports=False, limits=LimitsOverride(wall_s=4, cpu_s=8, memory_mb=1024))
+    api.grade(root, "cifar-convnet", out, options, executor=executor)
+
+
 def test_two_workers_give_the_results_of_one(tmp_path):
+    from grader.grading.parallel import ParallelExecutor
+
     root = make_class(tmp_path / "class", attacks=["segfault.py", "tensor-bomb.py"])
     one = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(tmp_path / "one"), "--no-pdf", "--jobs", "1", *FAST)
-    two = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(tmp_path / "two"), "--no-pdf", "--jobs", "2", *FAST)
-    assert one.exit_code == two.exit_code == 0, two.output
+    assert one.exit_code == 0, one.output
+    two = ParallelExecutor(2, start_after_s=0)  # a worker at once, whatever the hand-ins cost
+    grade_with(root, tmp_path / "two", two)
+    assert two.workers_started == 1
     serial, parallel = comparable(tmp_path / "one"), comparable(tmp_path / "two")
     assert len(serial) == 10 and parallel == serial
     assert (tmp_path / "one" / "class.csv").read_text() == (tmp_path / "two" / "class.csv").read_text()
@@ -70,6 +85,58 @@ def test_the_default_grades_a_small_class_in_this_process(tmp_path):
     run = Run(lab, RunOptions(device="cpu"))
     assert isinstance(choose_executor(run, 3), SerialExecutor)
     assert isinstance(choose_executor(Run(lab, RunOptions(device="cpu", jobs=2)), 3), ParallelExecutor)
+
+
+def test_more_jobs_start_no_worker_for_quick_hand_ins(tmp_path):
+    """A worker's start-up (torch, its fork server) costs more than a few static hand-ins: asking
+    for two jobs then grades them all in this process, so it is never slower than one."""
+    from grader.grading.parallel import ParallelExecutor
+
+    root = make_class(tmp_path / "class", honest=HONEST[:4])
+    executor = ParallelExecutor(2)
+    grade_with(root, tmp_path / "out", executor)
+    assert executor.workers_started == 0 and len(comparable(tmp_path / "out")) == 4
+
+
+def test_more_jobs_start_workers_once_the_hand_ins_are_slow(tmp_path):
+    """Hand-ins that take seconds each (here: code that sleeps until its wall-time limit) are worth
+    a worker: it starts while this process grades, and every hand-in is graded exactly once."""
+    from grader.grading.parallel import ParallelExecutor
+
+    root = make_class(tmp_path / "class", honest=["correct"],
+                      attacks=["sleep-forever.py"])
+    for i in range(3):
+        shutil.copy(HOSTILE / "sleep-forever.py", root / f"sleeper-{i}.py")
+    executor = ParallelExecutor(2, start_after_s=3)
+    grade_with(root, tmp_path / "out", executor)
+    results = comparable(tmp_path / "out")
+    assert executor.workers_started == 1
+    assert sorted(results) == ["correct.json", "hostile-sleep-forever.json", "sleeper-0.json", "sleeper-1.json",
+                               "sleeper-2.json"]
+    assert results["correct.json"]["score"] == 17
+
+
+def test_hand_ins_side_by_side_never_need_more_cores_than_there_are(tmp_path, monkeypatch):
+    """cifar-training's training checks use two threads each: on two cores a second training at
+    once only slows both, so two jobs grade one hand-in at a time, whatever they cost."""
+    from grader import api
+    from grader.api import load_lab
+    from grader.grading import parallel
+    from grader.grading.run import Run
+    from grader.options import Budget, RunOptions
+
+    lab = load_lab("cifar-training")
+    assert parallel.threads_per_hand_in(Run(lab, RunOptions(train=True))) == 2
+    assert parallel.threads_per_hand_in(Run(lab, RunOptions(train=False))) == 1
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 2)
+    root = tmp_path / "class"
+    root.mkdir()
+    for name in ("correct", "nan-loss"):
+        shutil.copytree(ROOT / "submissions" / "cifar-training" / name, root / name)
+    executor = parallel.ParallelExecutor(2, start_after_s=0)
+    options = RunOptions(reports=False, train=True, budget=Budget.smoke, only=("train-baseline",))
+    api.grade(root, lab, tmp_path / "out", options, executor=executor)
+    assert executor.workers_started == 0 and len(list((tmp_path / "out").glob("*.json"))) == 2
 
 
 def test_a_killed_parallel_batch_resumes_and_finishes_with_every_result(tmp_path):
@@ -180,7 +247,7 @@ def test_a_hand_in_is_graded_in_one_child(monkeypatch):
     real = ForkServer.spawn
     monkeypatch.setattr(ForkServer, "spawn", lambda self, job: (spawned.append(1), real(self, job))[1])
     result = grade_one(load_lab("cifar-convnet"), CIFAR_SUBMISSIONS / "correct")
-    assert result.score == result.max_score == 17
+    assert (result.score, result.max_score) == (17, 20)
     assert len(spawned) == 1
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
@@ -14,7 +13,7 @@ from grader.results import CheckResult, Status
 from tests.conftest import CIFAR_SUBMISSIONS
 
 GOLDENS = Path(__file__).parent / "goldens"
-FIXED = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+FIXED = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
 def pdf_text(path: Path) -> str:
@@ -28,7 +27,7 @@ def fixed(result):
 def test_a_flawed_hand_in_report_holds_scores_statuses_and_expected_values(cifar_class, tmp_path, renderer):
     path = renderer.write(fixed(cifar_class["in-channels-confusion"]), tmp_path / "r.pdf")
     text = pdf_text(path)
-    assert "15.25 / 17" in text and "89.7 %" in text
+    assert "15.25 / 20" in text and "76.2 %" in text and "so far: 3 points pending" in text
     assert "Submission: in-channels-confusion" in text
     assert "partial" in text and "failed" in text and "passed" in text
     assert "25 600 = 32·5·5·32 takes 32 input channels" in text
@@ -46,7 +45,7 @@ def test_the_student_report_leaves_hidden_checks_out(cifar_class, tmp_path, rend
 
 def test_a_hand_in_that_crashed_at_import_still_gets_a_clear_report(cifar_class, tmp_path, renderer):
     text = pdf_text(renderer.write(fixed(cifar_class["syntax-error"]), tmp_path / "r.pdf"))
-    assert "9 / 17" in text
+    assert "9 / 20" in text
     assert "your module could not be imported: SyntaxError: expected ':': def forward(self, x) (convnet.py, line 21)" in text
 
 
@@ -97,7 +96,7 @@ def test_the_class_summary_counts_passes_and_diagnoses(cifar_class, tmp_path, re
     assert f"{len(results)} submissions" in text
     assert "Output-size rule of a convolution (conv-output-size) 12 / 16 75 %" in text
     assert "missing-plus-one 2" in text  # diagnosed on two checks of one hand-in
-    assert "correct 17 / 17 100 A" in text
+    assert "correct 17 / 20 85" in text
 
 
 def test_grade_writes_one_pdf_per_submission_and_the_class_summary(class_copy, tmp_path):
@@ -107,10 +106,16 @@ def test_grade_writes_one_pdf_per_submission_and_the_class_summary(class_copy, t
                                       "--wall-time", "4", "--html"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     reports = out / "reports"
-    assert sorted(p.name for p in reports.glob("*.pdf")) == ["class-summary.pdf", "correct.pdf", "syntax-error.pdf"]
-    assert (reports / "correct.html").exists()
-    assert f"Reports: {reports.resolve()}/" in result.output
-    assert "17 / 17" in pdf_text(reports / "correct.pdf")
+    assert sorted(p.name for p in reports.glob("*.pdf")) == ["class-summary.pdf"]
+    for reader in ("students", "instructor"):
+        assert sorted(p.name for p in (reports / reader).glob("*.pdf")) == ["correct.pdf", "syntax-error.pdf"]
+    assert (reports / "instructor" / "correct.html").exists()
+    words = " ".join(result.output.split())
+    assert f"Reports: {reports.resolve()}/ — students/ (send each student theirs), instructor/ (yours: everything)" \
+        in words
+    assert "17 / 20" in pdf_text(reports / "instructor" / "correct.pdf")  # 3 points of a written answer pending
+    assert "instructor report" in pdf_text(reports / "instructor" / "correct.pdf")
+    assert "student report" in pdf_text(reports / "students" / "correct.pdf")
 
 
 def test_self_check_writes_a_student_report(tmp_path):
@@ -119,7 +124,7 @@ def test_self_check_writes_a_student_report(tmp_path):
                                       "--pdf", str(target), "--wall-time", "4"])
     assert result.exit_code == 1
     text = pdf_text(target)
-    assert "self-check (public checks)" in text and "12 / 14" in text and "without the floor" in text
+    assert "self-check (public checks)" in text and "12 / 17" in text and "without the floor" in text
 
 
 def test_report_renders_from_a_result_file_and_refuses_other_files(cifar_class, tmp_path):

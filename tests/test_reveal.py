@@ -18,8 +18,15 @@ import yaml
 from rich.console import Console
 
 from tests.conftest import FAST_LIMITS, ROOT, cli
-from tests.leaks import (Secrets, answer_secrets, expected_secrets, hidden_sayings, own_text, public_text,
-                         student_json)
+from tests.leaks import (
+    Secrets,
+    answer_secrets,
+    expected_secrets,
+    hidden_sayings,
+    own_text,
+    public_text,
+    student_json,
+)
 from tests.test_report import pdf_text
 
 LABS = ["cifar-convnet", "mlp-backprop", "layers-from-scratch", "cifar-training", "vgg-batchnorm"]

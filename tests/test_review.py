@@ -16,6 +16,7 @@ import yaml
 
 from grader import api
 from grader.errors import LabError
+from grader.export.feedback import summary_text
 from grader.options import RunOptions
 from grader.results import Status
 from grader.review.groups import group_answers, normalise, similarity
@@ -76,13 +77,13 @@ def grade(store: ReviewStore, result, question: str, items: list[str], comment: 
 
 # --- the kind -----------------------------------------------------------------------------------
 
-def test_an_answer_awaits_review_and_the_total_is_the_auto_graded_part(graded):
+def test_an_answer_awaits_review_and_its_points_are_pending_in_the_total(graded):
     ada = by_name(graded[1])["ada"]
     pooling = check(ada, POOLING)
     assert pooling.status == Status.awaiting_review and pooling.details["answer"].startswith("Pooling gives")
     assert pooling.details["question"] == "Why do we use spatial pooling?"
-    assert (ada.score, ada.max_score) == (2, 2)  # the answer check only: 5 written points await review
-    assert ada.full_max_score == 7 and len(ada.awaiting_review) == 2
+    assert (ada.score, ada.max_score, ada.pending_points) == (2, 7, 5)  # 5 written points await review
+    assert len(ada.awaiting_review) == 2
 
 
 def test_a_blank_answer_awaits_review_too_and_says_where_answers_go(graded):
@@ -90,7 +91,7 @@ def test_a_blank_answer_awaits_review_too_and_says_where_answers_go(graded):
     pooling = check(dee, POOLING)
     assert pooling.status == Status.awaiting_review and pooling.details["answer"] == ""
     assert "No answer found" in pooling.message and "`written.pooling`" in pooling.message
-    assert (dee.score, dee.max_score) == (2, 2)  # the total of a hand-in made before the question is unchanged
+    assert (dee.score, dee.max_score, dee.pending_points) == (2, 7, 5)  # a blank answer is pending too
 
 
 def test_an_answer_in_a_notebook_cell_tagged_with_the_question_id(tmp_path, essay_lab):
@@ -146,7 +147,7 @@ def test_a_grade_scores_the_answer_from_its_rubric_items(graded):
     pooling = check(ada, POOLING)
     assert (pooling.status, pooling.score) == (Status.passed, 3)
     assert [i["id"] for i in pooling.details["review"]["items"]] == ["invariance", "smaller"]
-    assert (ada.score, ada.max_score) == (5, 5)  # the lr answer still awaits review
+    assert (ada.score, ada.max_score, ada.pending_points) == (5, 7, 2)  # the lr answer still awaits review
     assert json.loads((out / "review" / f"{POOLING}.json").read_text())["schema_version"] == 1
 
 
@@ -256,7 +257,7 @@ def test_reports_show_the_items_applied_and_the_comment_under_the_question(grade
     assert "Why do we use spatial pooling?" in html and "Invariance to small translations: right." in html
     assert "Name a second reason too." in html and "+2" in html
     waiting = renderer.submission_html(results["bob"], "student")
-    assert "auto-graded part" in waiting and "await review" in waiting
+    assert "points pending" in waiting and "await review" in waiting
     summary = renderer.class_html(list(results.values()), "Essay")
     assert "Written answers" in summary and "1 / 4" in summary  # graded of answers (dee's blank one too)
     assert "Invariance to small translations: right. ×1" in summary
@@ -265,26 +266,26 @@ def test_reports_show_the_items_applied_and_the_comment_under_the_question(grade
 def test_exports_carry_the_manual_grades(graded):
     out = graded[1]
     grade(ReviewStore.beside(out), by_name(out)["ada"], POOLING, ["invariance", "smaller"], "Well argued.")
-    files, _ = api.export(out, "csv", lab=ESSAY)
+    files, _ = api.export(out, "csv", lab=ESSAY, partial=True)
     rows = {r["id"]: r for r in csv.DictReader(io.StringIO(files["grades.csv"].decode()))}
-    assert (rows["ada"][POOLING], rows["ada"]["total"]) == ("3", "5")
+    assert (rows["ada"][POOLING], rows["ada"]["total"], rows["ada"]["max"]) == ("3", "5", "7")
     assert rows["bob"][POOLING] == ""  # awaiting review: no score yet
-    moodle, _ = api.export(out, "moodle", lab=ESSAY)
-    sheet = {r["Full name"]: r for r in csv.DictReader(io.StringIO(moodle["moodle-grading-worksheet.csv"].decode()))}
-    assert "Well argued." in sheet["ada"]["Feedback comments"]
-    assert "written answers await review" in sheet["bob"]["Feedback comments"]
-    gradescope, _ = api.export(out, "gradescope", lab=ESSAY)
+    assert rows["bob"]["pending"].startswith("5 points pending: ")
+    comments = {r.student.id: summary_text(r) for r in api.read_results(out, ESSAY)}  # Moodle's feedback column
+    assert "Well argued." in comments["ada"]
+    assert "(so far: 5 points pending)" in comments["bob"]
+    gradescope, _ = api.export(out, "gradescope", lab=ESSAY, partial=True)
     output = json.loads(gradescope["ada/results.json"])
     test = next(t for t in output["tests"] if t["extra_data"]["check"] == POOLING)
     assert test["score"] == 3 and "Well argued." in test["output"]
 
 
-def test_check_says_the_total_is_the_auto_graded_part_while_answers_await_review(tmp_path):
+def test_check_says_the_total_is_so_far_while_answers_await_review(tmp_path):
     from tests.conftest import cli
 
     folder = hand_in(tmp_path, "ada", "Pooling gives invariance.")
     result = cli("check", str(folder), "--lab", str(ESSAY))
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "awaiting review" in text and "Auto-graded part: 2 / 2" in text
+    assert "awaiting review" in text and "Total so far: 2 / 7 (29 %)" in text
     assert "2 written answer(s), 5 points, awaiting review by your instructor" in text

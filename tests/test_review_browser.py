@@ -4,7 +4,7 @@ and finds the comment and the points in a student's PDF.
 
 The class is six of cifar-convnet's example hand-ins, graded on the written question only
 (``only``: no sandbox, no training), so the test takes seconds. ``GRADELAB_SCREENSHOT=docs/review.png``
-writes the README's picture of the page.
+writes the picture of the page in docs/written-answers.md.
 """
 
 from __future__ import annotations

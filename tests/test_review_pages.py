@@ -109,8 +109,9 @@ def test_editing_a_rubric_item_on_the_page_rescores_the_answers_it_is_on(pages):
 
 
 def test_a_students_report_is_rendered_with_the_grades_so_far(pages):
-    from pypdf import PdfReader
     import io
+
+    from pypdf import PdfReader
 
     client, link, _ = pages
     csrf = login(client, link)
@@ -165,7 +166,7 @@ def test_write_reports_renders_the_batchs_pdfs_again_with_the_grades(pages):
     done = client.post("/review/reports", data={"csrf": csrf}, follow_redirects=False)
     assert done.status_code == 303
     assert "Reports written again" in client.get(done.headers["location"]).text
-    text = " ".join(p.extract_text() for p in PdfReader(out / "reports" / "bob.pdf").pages)
+    text = " ".join(p.extract_text() for p in PdfReader(out / "reports" / "students" / "bob.pdf").pages)
     assert "One reason of two." in text
     summary = " ".join(" ".join(p.extract_text() for p in PdfReader(out / "reports" / "class-summary.pdf").pages).split())
     assert "Written answers" in summary and "Smaller maps, less computation: right. ×2" in summary, summary

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.intake.reader import read_hand_in
 from grader.lab.manifest import Limits
 from grader.sandbox import cgroup
 from grader.sandbox.replies import ProbeFailure
@@ -34,7 +35,7 @@ def _sandbox():
 
 
 def call(path: Path, function: str = "f", limits: Limits = LIMITS, cases=((1,),), gpu: bool = False):
-    return _SANDBOX.run_probe(path, "student.py", "call", {"function": function, "cases": [list(c) for c in cases]},
+    return _SANDBOX.run_probe(read_hand_in(path, module_name="student.py"), "student.py", "call", {"function": function, "cases": [list(c) for c in cases]},
                               limits, gpu=gpu)
 
 

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import zipfile
+from datetime import UTC
 
 import pytest
 from pypdf import PdfReader
@@ -23,6 +24,9 @@ from starlette.testclient import TestClient
 from tests.conftest import CIFAR_SUBMISSIONS
 from tests.leaks import answer_secrets, expected_secrets, own_text, public_text
 from tests.serve_kit import csrf_of, hand_in, login, make_class, upload, wait_graded
+
+# Production's lifecycle: each run here starts and ends its own fork server (tests/conftest.py).
+pytestmark = pytest.mark.own_sandbox
 
 HIDDEN_TITLES = ("Total learnable parameters", "Receptive fields of conv1 and conv2",
                  "ConvNet gives finite outputs, also on large inputs")
@@ -287,7 +291,7 @@ def test_gradelab_grade_on_the_servers_class_folder_grades_each_students_latest_
 def test_an_attempt_whose_worker_died_every_try_gets_a_result_saying_so(served, renderer):
     """A hand-in that took its grading worker down ``MAX_TRIES`` times is not tried again: it gets
     an error result (a fault of the grader, the student may upload again) and is done."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from grader.grading.run import Run
     from grader.options import Mode, RunOptions
@@ -296,7 +300,7 @@ def test_an_attempt_whose_worker_died_every_try_gets_a_result_saying_so(served, 
 
     store, grading_queue = served["store"], served["queue"]
     meta = store.create_attempt("carol", dict(hand_in("correct")), {
-        "uploaded_at": datetime.now(timezone.utc), "kind": "files", "files": ["answers.yaml", "convnet.py"],
+        "uploaded_at": datetime.now(UTC), "kind": "files", "files": ["answers.yaml", "convnet.py"],
         "bytes": 1, "name": "Carol Diaz", "email": ""})
     ticket = Ticket(student="carol", attempt=meta.number, queued_at=meta.uploaded_at, tries=MAX_TRIES)
     path = grading_queue.root / "claimed" / f"{ticket.name}.{DEAD_PID}.json"

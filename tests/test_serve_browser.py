@@ -142,4 +142,4 @@ def test_a_student_uploads_a_flawed_hand_in_reads_the_mistake_and_the_instructor
 
     result = SubmissionResult.model_validate_json((served.root / "alice" / "attempts" / "1" / "result.json").read_text())
     assert latest.split("/")[0].strip() == f"{result.score:g}"            # the instructor's: every check
-    assert float(score) == student_result(result).score                    # the student's: the public ones
+    assert float(score) == student_result(result).score == result.score   # the student sees the same grade

@@ -12,8 +12,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
@@ -292,8 +291,8 @@ def test_past_the_attempts_per_hour_an_upload_gets_429_and_says_when_to_come_bac
 
 
 def test_after_the_due_date_uploads_are_refused_unless_the_student_has_an_extension(tmp_path):
-    past = datetime.now(timezone.utc) - timedelta(hours=1)
-    later = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat(timespec="minutes")
+    past = datetime.now(UTC) - timedelta(hours=1)
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat(timespec="minutes")
     served = make_class(tmp_path, ROSTER + f"dave,Dave Evans,dave@example.org,{later}\n")
     with TestClient(served.app(due=past), follow_redirects=False) as client:
         as_student(client, served)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.intake.reader import read_hand_in
 from tests.conftest import CIFAR_SUBMISSIONS, ROOT, cli
 
 PACKAGE = ROOT / "grader"
@@ -218,11 +219,11 @@ def test_the_fork_server_is_owned_by_its_run_and_replaced_when_it_dies(tmp_path)
     (tmp_path / "student.py").write_text("def f(x):\n    return x + 1\n")
     call = {"function": "f", "cases": [[1]]}
     with Sandbox() as sandbox:
-        sandbox.run_probe(tmp_path / "student.py", "student.py", "call", call, Limits(wall_s=5))
+        sandbox.run_probe(read_hand_in(tmp_path / "student.py", module_name="student.py"), "student.py", "call", call, Limits(wall_s=5))
         server = sandbox.server._proc
         os.kill(server.pid, signal.SIGKILL)
         server.wait()
-        reply = sandbox.run_probe(tmp_path / "student.py", "student.py", "call", call, Limits(wall_s=5))
+        reply = sandbox.run_probe(read_hand_in(tmp_path / "student.py", module_name="student.py"), "student.py", "call", call, Limits(wall_s=5))
         assert reply.value == [{"ok": True, "value": 2}] and sandbox.server.restarts == 1
         replacement = sandbox.server._proc
     assert replacement.poll() is not None, "closing the sandbox ends its fork server"
@@ -238,7 +239,7 @@ def test_a_child_inherits_no_descriptor_but_its_request_and_reply_pipes(tmp_path
         "    fds = [int(n) for n in os.listdir('/proc/self/fd')]\n"
         "    return {str(n): os.readlink(f'/proc/self/fd/{n}') for n in fds if os.path.exists(f'/proc/self/fd/{n}')}\n")
     with Sandbox() as sandbox:
-        reply = sandbox.run_probe(tmp_path / "student.py", "student.py", "call", {"function": "f", "cases": [[0]]},
+        reply = sandbox.run_probe(read_hand_in(tmp_path / "student.py", module_name="student.py"), "student.py", "call", {"function": "f", "cases": [[0]]},
                                   Limits(wall_s=5))
     (case,) = reply.value
     fds = case["value"]

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grader.errors import SubmissionError
 from grader.lab.manifest import AnswerFieldSpec, InterfaceSpec

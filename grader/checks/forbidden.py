@@ -70,7 +70,8 @@ def forbidden_uses(source: str, function: str, forbidden: list[str]) -> list[Use
     except (SyntaxError, ValueError):
         return []
     aliases = _aliases(tree)
-    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef] = {
+        n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
         functions.setdefault(cls.name, cls)  # a class called as a helper is searched whole
     reachable, todo = [], [function]

@@ -86,7 +86,7 @@ class FunctionOutputsParams(KindParams):
         "function stands in for the reference's. A case's args are then keyword arguments."))
 
     @model_validator(mode="after")
-    def _harness_calls_once(self) -> "FunctionOutputsParams":
+    def _harness_calls_once(self) -> FunctionOutputsParams:
         if self.harness and self.nondeterministic:
             raise ValueError("nondeterministic asks each input twice, which a harness case does not")
         return self
@@ -126,7 +126,7 @@ def _harness_values(ctx, entry: str, module: Any, cases: list[dict[str, Any]]) -
     from grader.sandbox.probes import to_raw, to_tensors
 
     namespace: dict[str, Any] = {"__name__": "gradelab_harness"}
-    exec(compile(ctx.lab.harness_source, "harness.py", "exec"), namespace)  # noqa: S102  (the lab's code)
+    exec(compile(ctx.lab.harness_source, "harness.py", "exec"), namespace)
     with torch.random.fork_rng(devices=[]):  # the grader's own generator is left as it was
         return [to_raw(namespace[entry](module, **to_tensors(case))) for case in cases]
 
@@ -216,7 +216,7 @@ class FunctionOutputsCheck(CheckKind):
         reference = getattr(ref_module, params.reference or params.function)
         cases = [c if isinstance(c, dict) else {"args": c} for c in getattr(ref_module, params.cases)(ctx.rng())]
         labels = [c.get("label") or f"case {i + 1}" for i, c in enumerate(cases)]
-        args = [dict(c["args"]) if params.harness else list(c["args"]) for c in cases]
+        args: list[Any] = [dict(c["args"]) if params.harness else list(c["args"]) for c in cases]
 
         seed = int(ctx.rng().integers(2**31))
         expected = ctx.reference_value("expected", [args, seed], lambda: (
@@ -251,6 +251,7 @@ class FunctionOutputsCheck(CheckKind):
                 found, got = pick(reply.value, out.path)
                 _, want = pick(exp, out.path)
                 got_parts.setdefault(out.name, []).append(got if found else None)
+                problem: Feedback | None
                 if not found:
                     problem = Feedback().add(f" is missing from what {name} returned (expected at `{out.path}`)")
                 elif "values" in out.compare:
@@ -334,10 +335,10 @@ class FunctionOutputsCheck(CheckKind):
         for mistake in params.mistakes:
             fn = getattr(ref_module, mistake.reference)
             try:
-                values = ctx.reference_value(f"mistake {mistake.reference}", [args, seed], lambda: (
+                values = ctx.reference_value(f"mistake {mistake.reference}", [args, seed], lambda fn=fn: (
                     _harness_values(ctx, params.harness, _WithMistake(ref_module, params.function, fn), args)
                     if params.harness else _reference_values(fn, args, params.tensors, seed)))
-            except Exception:  # noqa: BLE001  (a mistake that does not apply to these inputs)
+            except Exception:
                 continue
             for out in params.outputs:
                 if out.name not in wrong or out.name in found:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from grader.checks.model_probe import (
@@ -13,12 +15,18 @@ from grader.checks.model_probe import (
     _probe,
 )
 from grader.checks.raised import raised_feedback
-from grader.checks.registry import register_check
+from grader.checks.registry import LocalCheck, register_check
 from grader.results import Disclosure, Feedback, Outcome
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class OutputShapeParams(ModelParams):
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 4], min_length=1)
+    output_shape: list[int] | None = Field(None, description=(
+        "One sample's output shape as the handout states it (e.g. [10]): the check then needs no reference "
+        "model, and runs in a student edition too. Default: the reference model's."))
 
 
 @register_check("model_output_shape")
@@ -27,18 +35,30 @@ class OutputShapeCheck(_ModelKind):
     summary = "The model builds with the declared arguments and maps each batch to the reference's output shape."
     disclosure = Disclosure(shows=[G, I, E])
 
+    def student_edition(self, params: OutputShapeParams) -> LocalCheck | None:
+        """With the shape the handout states, nothing of the reference is needed: the edition runs it."""
+        if params.output_shape is None:
+            return None
+        return LocalCheck(params=params.model_dump(exclude={"reference"}, exclude_defaults=True))
+
+    def expected_shapes(self, ctx, params: OutputShapeParams, xs: list[np.ndarray]) -> list[list[int]]:
+        if params.output_shape is not None:
+            return [[len(x), *params.output_shape] for x in xs]
+        cls = params.reference or params.cls
+        ref = ctx.reference_value("model_forward", [cls, xs, params.init_args, ctx.seed], lambda: _probe("model_forward")(
+            ctx.reference, cls, xs, init_args=params.init_args, seed=ctx.seed))
+        return [list(r["value"].shape) for r in ref]
+
     def run(self, ctx, params: OutputShapeParams) -> Outcome:
         import numpy as np
 
         xs = [self.inputs(ctx, params, n) for n in params.batch_sizes]
-        cls = params.reference or params.cls
-        ref = ctx.reference_value("model_forward", [cls, xs, params.init_args, ctx.seed], lambda: _probe("model_forward")(
-            ctx.reference, cls, xs, init_args=params.init_args, seed=ctx.seed))
+        expected = self.expected_shapes(ctx, params, xs)
         got = ctx.outcomes("model_forward", len(xs), cls=params.cls, inputs=xs, init_args=params.init_args,
                            seed=ctx.seed)
         raised, wrong = [], Feedback()
-        for x, r, g in zip(xs, ref, got):
-            want, shape = list(r["value"].shape), str(tuple(x.shape))
+        for x, want, g in zip(xs, expected, got):
+            shape = str(tuple(x.shape))
             if not g.ok:
                 raised.append((shape, g))
             elif not isinstance(g.value, np.ndarray):
@@ -46,7 +66,6 @@ class OutputShapeCheck(_ModelKind):
             elif list(g.value.shape) != want:
                 wrong.say(f"A batch of shape {shape} gave an output of shape {tuple(g.value.shape)}", I, G)
                 wrong.add(f", expected {tuple(want)}", I, E).add(".", I, G)
-        expected = [list(r["value"].shape) for r in ref]
         if raised:
             message = raised_feedback(f"{params.cls}'s forward", raised, len(xs), noun="batch", nouns="batches")
             return Outcome.error(message.extend(wrong), expected=expected)

@@ -114,7 +114,7 @@ class ParamCountCheck(_ModelKind):
         if why:
             message.say(why.strip())
         else:
-            layers = lambda t: _by_layer(_counted(t, params.trainable_only, params.running_stats))  # noqa: E731
+            layers = lambda t: _by_layer(_counted(t, params.trainable_only, params.running_stats))
             message.extend(_first_difference(layers(reference), layers(trace), what))
         return Outcome.failed(message, expected=want, got=have, diagnosis="unregistered-modules" if why else None,
                               details={"parameters": trace["parameters"]})

@@ -3,7 +3,7 @@ mistake however many inputs hit it (the message differs only by the batch size i
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from grader.lab.manifest import Reveal
 from grader.results import Feedback

@@ -70,7 +70,7 @@ class CheckKind(ABC):
         return None
 
     @abstractmethod
-    def run(self, ctx: "CheckContext", params: Any) -> "Outcome": ...
+    def run(self, ctx: CheckContext, params: Any) -> Outcome: ...
 
 
 _REGISTRY: dict[str, type[CheckKind]] = {}

@@ -10,7 +10,7 @@ student's code can rewrite it (twice the epochs, a made-up loss curve). So nothi
 taken on trust: the reply must fit the budget (one curve point and one set of test scores per
 epoch of the budget, accuracies between 0 and 1, scores of shape test examples × classes), or the
 check is zero; the verdict is the accuracy of the returned scores (or parameters) on labels the
-child never saw, computed here. What that certifies, and what it cannot, is in the README.
+child never saw, computed here. What that certifies, and what it cannot, is in docs/security.md.
 
 Students see their accuracy, their curves and the threshold (public: it is what they aim for).
 """
@@ -18,7 +18,8 @@ Students see their accuracy, their curves and the threshold (public: it is what 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import Field, field_validator
 
@@ -43,6 +44,23 @@ class Budget(KindParams):
     threshold: float | None = Field(None, ge=0, le=1)
 
 
+class EarlyStop(KindParams):
+    """When the lab's loop may stop before the budget's end: a sequential decision on a split of
+    training data held out of training (labelled, so the loop can score it; the verdict is still the
+    test accuracy the grader computes). A pass needs the held-out accuracy to clear the threshold by
+    ``margin`` at ``confirm`` evaluations in a row, never one lucky batch; a non-finite loss stops at
+    once; a network still near chance after ``stuck_after`` of the budget stops too.
+    ``gradelab calibrate`` measures how often stopping early changes a verdict."""
+    eval_every: int = Field(ge=1, description="Training steps between two evaluations on the held-out split.")
+    held_out: int = Field(ge=10, description="Training examples loaded beyond the budget's n_train and held out "
+                                             "of training to evaluate on.")
+    margin: float = Field(0.05, ge=0, le=1, description="How far above the threshold the held-out accuracy must be.")
+    confirm: int = Field(2, ge=1, description="Evaluations in a row that must clear it.")
+    stuck_after: float = Field(0.5, gt=0, le=1, description="Share of the budget's steps after which a held-out "
+                                                            "accuracy within stuck_margin of chance stops the run.")
+    stuck_margin: float = Field(0.05, ge=0, le=1)
+
+
 class TrainingParams(KindParams):
     harness: str = Field(description="Function in the lab's harness: (student, train_x, train_y, test_x, **args).")
     dataset: str = Field(description="Reference-module function (data_root, **dataset_args) → "
@@ -61,11 +79,32 @@ class TrainingParams(KindParams):
                                   "backward): a backward pass run or a graph built anywhere in it zeroes the check.")
     forbid_ops: list[str] = Field(default_factory=list, description="Operators the whole training run may not run "
                                   "(glob patterns of dispatcher names).")
+    early_stop: EarlyStop | None = Field(None, description="Stop as soon as the verdict is certain (the harness "
+                                         "takes `val_x`, `val_y` and `early_stop`); None: always the whole budget.")
 
     @field_validator("budgets")
     @classmethod
     def _known_budget_names(cls, v: dict[str, Budget]) -> dict[str, Budget]:
         return known_budget_names(v)
+
+
+class Planned(Protocol):
+    """What ``TrainingCheck.plan`` reads of a check's params (a training check's, a comparison's)."""
+
+    @property
+    def args(self) -> dict[str, Any]: ...
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def dataset_args(self) -> dict[str, Any]: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def budgets(self) -> Mapping[str, Budget]: ...
+    @property
+    def device_arg(self) -> bool: ...
+    @property
+    def seed_arg(self) -> bool: ...
 
 
 def known_budget_names(budgets: dict[str, Any]) -> dict[str, Any]:
@@ -87,11 +126,30 @@ def accuracy(scores: Any, labels: np.ndarray) -> float | None:
     return float((arr.argmax(1) == labels).mean())
 
 
+STOP_REASONS = ("passed", "diverged", "stuck")
+
+
+def stop_of(reply: Any) -> dict[str, Any] | None:
+    """Where and why the loop stopped before the budget's end (``{"step", "of", "reason"}``), or
+    ``None`` when it ran the whole budget."""
+    stopped = reply.get("stopped") if isinstance(reply, dict) else None
+    if not isinstance(stopped, dict) or stopped.get("reason") not in STOP_REASONS:
+        return None
+    step, of = stopped.get("step"), stopped.get("of")
+    if not (isinstance(step, int) and isinstance(of, int)) or isinstance(step, bool) or isinstance(of, bool):
+        return None
+    if not 0 < step <= of:
+        return None
+    return {"step": step, "of": of, "reason": stopped["reason"]}
+
+
 def budget_problem(reply: Any, epochs: Any) -> str | None:
     """Why a harness reply cannot have come from the lab's loop under this budget; ``None`` when
     it could. The loop appends one loss, one training accuracy and one set of test scores per
-    epoch, whatever the student's code does; only code that rewrote the loop returns otherwise.
-    Scores of the wrong shape are the student's model's doing, and judged as unusable, not here."""
+    epoch, whatever the student's code does (fewer where it stopped early: then it says where);
+    only code that rewrote the loop returns otherwise. A loop made to stop early gains nothing:
+    the verdict is the test accuracy of the scores it returns. Scores of the wrong shape are the
+    student's model's doing, and judged as unusable, not here."""
     if not isinstance(reply, dict) or not isinstance(reply.get("curves"), dict):
         return "it returned no curves"
     curves, scores = reply["curves"], reply.get("test_scores")
@@ -99,7 +157,10 @@ def budget_problem(reply: Any, epochs: Any) -> str | None:
         return "its curves or test scores are not lists"
     lengths = {name: len(values) for name, values in curves.items()} | {"test scores": len(scores)}
     if isinstance(epochs, int) and not isinstance(epochs, bool):
-        wrong = {name: n for name, n in lengths.items() if n != epochs}
+        early = stop_of(reply) is not None
+        wrong = {name: n for name, n in lengths.items() if (not 0 < n <= epochs if early else n != epochs)}
+        if early and not wrong and len(set(lengths.values())) > 1:
+            return f"its curves and test scores cover different numbers of epochs ({lengths})"
         if wrong:
             name, n = next(iter(wrong.items()))
             return f"it reports {n} epochs of {name} where the budget runs {epochs}"
@@ -121,6 +182,17 @@ def _shape_problem(scores: Any, n_test: int, n_classes: int) -> str | None:
     return None
 
 
+def _decided(stopped: dict[str, Any], rule: dict[str, Any]) -> str:
+    """Why the loop stopped before the budget's end, as the report says it."""
+    if stopped["reason"] == "passed":
+        return (f"Decided at step {stopped['step']} of {stopped['of']}: the accuracy on held-out training examples "
+                f"reached {rule['pass_at']:.0%} at {rule['confirm']} evaluation{'s' * (rule['confirm'] > 1)} in a row, "
+                "so the rest of the budget was not needed.")
+    return (f"Decided at step {stopped['step']} of {stopped['of']}: after {rule['stuck_after']:.0%} of the budget, the "
+            f"accuracy on held-out training examples was still below {rule['stuck_below']:.0%}, close to chance, so "
+            "the network was not learning.")
+
+
 def _first_bad(values: list[Any]) -> int | None:
     for i, v in enumerate(values):
         if not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -134,7 +206,7 @@ class TrainingCheck(CheckKind):
     summary = "Trains the student's code with the lab's loop in the sandbox; test accuracy computed by the grader."
     disclosure = Disclosure(shows=[Reveal.got, Reveal.expected], details={
         "curves": [Reveal.got], "test_accuracy": [Reveal.got], "threshold": [], "budget": [], "device": [],
-        "seed": [], "epochs": [], "dataset": [], "train_size": [], "test_size": []})
+        "seed": [], "epochs": [], "dataset": [], "data": [], "decided_at": [], "held_out": [Reveal.got], "train_size": [], "test_size": []})
 
     def student_edition(self, params: TrainingParams) -> LocalCheck:
         """The data set loader, the harness and the calibrated thresholds are not solutions. The
@@ -147,7 +219,7 @@ class TrainingCheck(CheckKind):
         return OPERATOR_RECORD_PRELOAD if params.forbid_ops or params.forbid_autograd else []
 
     @staticmethod
-    def plan(ctx, params: TrainingParams) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
+    def plan(ctx, params: Planned) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
         """(budget name, harness args, data set args, threshold) for this run."""
         args, dataset_args, threshold, name = dict(params.args), dict(params.dataset_args), params.threshold, None
         if params.budgets:
@@ -161,7 +233,7 @@ class TrainingCheck(CheckKind):
             args.update(budget.args)
             dataset_args.update(budget.dataset_args)
             threshold = budget.threshold if budget.threshold is not None else threshold
-        calibrated = ctx.lab.calibration.get(ctx.check_id, {}).get(name or "default", {})
+        calibrated = ctx.calibration(params.dataset, dataset_args, name)
         if isinstance(calibrated.get("threshold"), (int, float)):
             threshold = float(calibrated["threshold"])
         if params.device_arg:
@@ -169,6 +241,24 @@ class TrainingCheck(CheckKind):
         if params.seed_arg:
             args["seed"] = ctx.seed
         return name, args, dataset_args, threshold
+
+    @staticmethod
+    def early_args(ctx, params: TrainingParams, dataset_args: dict[str, Any], threshold: float,
+                   n_classes: int) -> dict[str, Any]:
+        """What the harness needs to stop early (the held-out split and the rule), or nothing: the
+        lab declares no rule, the run asked for the whole budget, or the data has no examples
+        beyond the budget's to hold out. The split comes after the budget's own training
+        examples, so the network trains on exactly what it trains on without the rule."""
+        rule = params.early_stop
+        n_train = dataset_args.get("n_train")
+        if rule is None or not ctx.options.early_stop or not isinstance(n_train, int):
+            return {}
+        more = ctx.dataset(params.dataset, {**dataset_args, "n_train": n_train + rule.held_out})
+        if len(more["train_y"]) < n_train + rule.held_out:
+            return {}
+        return {"val_x": more["train_x"][n_train:], "val_y": more["train_y"][n_train:], "early_stop": {
+            "eval_every": rule.eval_every, "pass_at": min(1.0, threshold + rule.margin), "confirm": rule.confirm,
+            "stuck_after": rule.stuck_after, "stuck_below": 1 / n_classes + rule.stuck_margin}}
 
     def run(self, ctx, params: TrainingParams) -> Outcome:
         import numpy as np
@@ -179,10 +269,11 @@ class TrainingCheck(CheckKind):
         n_classes = int(max(np.max(np.asarray(data["train_y"])), np.max(test_y))) + 1
         watch = {"forbid_ops": params.forbid_ops, "forbid_autograd": True} if params.forbid_autograd else \
             {"forbid_ops": params.forbid_ops} if params.forbid_ops else {}
+        early = self.early_args(ctx, params, dataset_args, threshold, n_classes)
         try:
             reply = ctx.probe("harness", source=ctx.lab.harness_source, entry=params.harness,
                               args={"train_x": data["train_x"], "train_y": data["train_y"],
-                                    "test_x": data["test_x"], **args}, **watch)
+                                    "test_x": data["test_x"], **args, **early}, **watch)
         except ProbeFailure as failure:
             if failure.stage != Stage.probe or failure.status != ProbeStatus.error or failure.out_of_memory:
                 raise  # import failures, timeouts and memory are worded by the engine
@@ -208,7 +299,7 @@ class TrainingCheck(CheckKind):
         if params.predict and isinstance(result.get("params"), dict):
             try:
                 final = accuracy(getattr(ctx.reference, params.predict)(result["params"], data["test_x"]), test_y)
-            except Exception:  # noqa: BLE001  (parameters of the wrong shape: not a usable network)
+            except Exception:
                 final = None
         loss = curves.get("loss", [])
         panels = {"loss": {"train": loss},
@@ -217,22 +308,34 @@ class TrainingCheck(CheckKind):
                                "threshold": threshold}}
         details = {"curves": panels, "test_accuracy": final, "threshold": threshold, "budget": budget,
                    "device": ctx.device, "seed": args.get("seed"),
-                   "epochs": len(loss), "dataset": params.dataset, "train_size": len(data["train_y"]),
-                   "test_size": len(test_y)}
+                   "epochs": len(loss), "dataset": params.dataset, "data": ctx.data_identity(params.dataset, dataset_args),
+                   "train_size": len(data["train_y"]), "test_size": len(test_y)}
+        stopped = stop_of(result) if early else None
+        if early:
+            details["decided_at"] = stopped  # None: the whole budget ran
+            held_out = result.get("held_out")
+            if isinstance(held_out, dict):
+                details["held_out"] = {k: list(v) for k, v in held_out.items() if k in ("steps", "accuracy")
+                                       and isinstance(v, list)}
         bad = _first_bad(loss)
         if bad is not None:
+            at = f" at step {stopped['step']} of {stopped['of']}" if stopped else f" after epoch {bad + 1}"
             return Outcome.failed(Feedback(
-                f"Training diverged: the training loss became {loss[bad]} after epoch {bad + 1}, so the network "
-                f"learned nothing usable (test accuracy {'not computable' if final is None else f'{final:.1%}'})."),
-                diagnosis="diverged", details=details)
+                f"Training diverged: the training loss became {loss[bad]}{at}, so the network "
+                f"learned nothing usable (test accuracy {'not computable' if final is None else f'{final:.1%}'})."
+                + (" Training stopped there." if stopped else "")), diagnosis="diverged", details=details)
         if final is None:
             why = f": {unusable}" if unusable else " (wrong shape, NaN or inf)"
             return Outcome.failed(Feedback(f"After training, the network's test scores were not usable{why}."),
                                   details=details)
         verdict = Feedback(f"Test accuracy {final:.1%}", Reveal.got).instead("Test accuracy", Reveal.got)
-        verdict.add(f" after {len(loss)} epoch{'s' * (len(loss) != 1)} on {params.dataset} "
+        trained = (f"{stopped['step']} of the budget's {stopped['of']} steps" if stopped
+                   else f"{len(loss)} epoch{'s' * (len(loss) != 1)}")
+        verdict.add(f" after {trained} on {params.dataset} "
                     f"({len(data['train_y'])} training examples, {len(test_y)} test examples); "
                     f"{threshold:.0%} needed{f' ({budget} budget)' if budget else ''}.")
+        if stopped:
+            verdict.say(_decided(stopped, early["early_stop"]))
         if final >= threshold:
             return Outcome.passed(verdict, got=final, expected=threshold, details=details)
         return Outcome.failed(verdict, got=final, expected=threshold, details=details)

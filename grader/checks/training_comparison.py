@@ -82,7 +82,7 @@ class ComparisonParams(KindParams):
         return known_budget_names(v)
 
     @model_validator(mode="after")
-    def _two_models(self) -> "ComparisonParams":
+    def _two_models(self) -> ComparisonParams:
         if self.baseline.cls == self.improved.cls:
             raise ValueError("baseline and improved must be different classes")
         return self
@@ -160,16 +160,17 @@ class TrainingComparisonCheck(CheckKind):
     disclosure = Disclosure(shows=[Reveal.got, Reveal.expected], plain_message=True, details={
         "bands": [Reveal.got, Reveal.expected], "curves": [Reveal.got], "band_metrics": [Reveal.got, Reveal.expected],
         "runs": [Reveal.got], "test_accuracy": [Reveal.got], "threshold": [], "budget": [], "device": [], "seed": [],
-        "epochs": [], "steps": [], "dataset": [], "train_size": [], "test_size": [], "learning_rates": [],
+        "epochs": [], "steps": [], "dataset": [], "data": [], "train_size": [], "test_size": [], "learning_rates": [],
         "accuracy_lr": []})
 
     def needs(self, params: ComparisonParams) -> list[Need]:
         return [Need(params.baseline.cls), Need(params.improved.cls)]
 
     @staticmethod
-    def limits(ctx, params: ComparisonParams, budget: str | None) -> dict[str, Any]:
-        """The band limits and the reference's bands for this budget, from calibration.yaml."""
-        calibrated = ctx.lab.calibration.get(ctx.check_id, {}).get(budget or "default", {})
+    def limits(ctx, params: ComparisonParams, budget: str | None, dataset_args: dict[str, Any]) -> dict[str, Any]:
+        """The band limits and the reference's bands for this budget, from calibration.yaml (the
+        entry measured on this run's data)."""
+        calibrated = ctx.calibration(params.dataset, dataset_args, budget)
         return {"max_level_ratio": float(calibrated.get("max_level_ratio", params.max_level_ratio)),
                 "max_width_ratio": float(calibrated.get("max_width_ratio", params.max_width_ratio)),
                 "judge_level": bool(calibrated.get("judge_level", True)),
@@ -186,7 +187,7 @@ class TrainingComparisonCheck(CheckKind):
         rates = (chosen.learning_rates if chosen and chosen.learning_rates else None) or params.learning_rates
         main = params.accuracy_lr if params.accuracy_lr in rates else rates[0]
         evals = int(args.pop("evals", params.evals))
-        limits = self.limits(ctx, params, budget)
+        limits = self.limits(ctx, params, budget, dataset_args)
         data = ctx.dataset(params.dataset, dataset_args)
         test_y = np.asarray(data["test_y"])
 
@@ -205,7 +206,8 @@ class TrainingComparisonCheck(CheckKind):
                                          f"{failure.message}.")
                 reply = reply.get("result") if isinstance(reply, dict) else None  # the probe's {"result": ...}
                 reply = reply if isinstance(reply, dict) else {}
-                scores = reply.get("test_scores") if isinstance(reply.get("test_scores"), list) else []
+                scores = reply.get("test_scores")
+                scores = scores if isinstance(scores, list) else []
                 runs.setdefault(model.label, {})[lr] = {
                     "losses": _numbers(reply.get("losses")),
                     "test_accuracy": [accuracy(s, test_y) for s in scores],
@@ -236,7 +238,7 @@ class TrainingComparisonCheck(CheckKind):
         details = {
             "test_accuracy": final, "threshold": threshold, "budget": budget, "device": ctx.device,
             "seed": args.get("seed"), "epochs": args.get("epochs"), "steps": steps, "dataset": params.dataset,
-            "train_size": len(data["train_y"]), "test_size": len(test_y),
+            "data": ctx.data_identity(params.dataset, dataset_args), "train_size": len(data["train_y"]), "test_size": len(test_y),
             "learning_rates": rates, "accuracy_lr": main, "band_metrics": metrics,
             "runs": {label: {_rate(lr): {"final_loss": r["losses"][-1] if r["losses"] else None,
                                          "test_accuracy": r["test_accuracy"][-1] if r["test_accuracy"] else None}

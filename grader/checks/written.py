@@ -2,8 +2,8 @@
 
 The grader cannot judge "Why do we use spatial pooling?", so the check only takes the answer
 (from the answer sheet's text field, or from a notebook's markdown cell tagged with the
-question's id), caps it, and leaves it "awaiting review": the total is then the auto-graded
-part's. A person grades it question by question in the grading pages (``grader.serve.review``);
+question's id), caps it, and leaves it "awaiting review": its points are in the total as pending, not yet
+earned. A person grades it question by question in the grading pages (``grader.serve.review``);
 the grades live beside the results (``grader.review.store``) and are merged into every result read
 (``grader.review.merge``), so regrading the automatic part never loses them.
 

@@ -24,8 +24,15 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-from grader.cli import data as _data, grade as _grade, labs as _labs, lms as _lms, pack as _pack, report as _report  # noqa: E402,E501
-from grader.cli import serve as _serve  # noqa: E402
+from grader.cli import data as _data
+from grader.cli import grade as _grade
+from grader.cli import labs as _labs
+from grader.cli import lms as _lms
+from grader.cli import lti as _lti
+from grader.cli import pack as _pack
+from grader.cli import report as _report
+from grader.cli import serve as _serve
+from grader.cli import similarity as _similarity
 
 _labs.register(app)
 _grade.register(app)
@@ -34,6 +41,8 @@ _report.register(app)
 _data.register(app)
 _lms.register(app)
 _serve.register(app)
+_lti.register_commands(app)
+_similarity.register(app)
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -45,6 +54,6 @@ def _terminate(signum: int, _frame: object) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # WeasyPrint repeats its font-subsetting advice for every face of every PDF; the README says it once.
+    # WeasyPrint repeats its font-subsetting advice for every face of every PDF; docs/instructors.md says it once.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     app()

@@ -52,14 +52,17 @@ def total_line(result: SubmissionResult) -> Text:
     if deferred and not result.max_score:
         return Text(f"Nothing here is scored: {later}.", style="bold cyan")
     style = "green" if result.score == result.max_score else "yellow" if result.score else "red"
-    waiting = result.awaiting_review
-    label = "Auto-graded part" if waiting else "Total"
+    waiting, not_run = result.awaiting_review, [c for c in result.checks if c.status == Status.skipped]
+    label = "Total so far" if result.pending_points else "Total"
     text = Text(f"{label}: {result.score:g} / {result.max_score:g} ({result.percent:.0f} %)", style=f"bold {style}")
     if deferred:
         text.append(f"; {later}", style="cyan")
     if waiting:
         text.append(f"; {len(waiting)} written answer(s), {sum(c.max_score for c in waiting):g} points, awaiting "
                     "review by your instructor", style="blue")
+    if not_run:
+        text.append(f"; {len(not_run)} check(s), {sum(c.max_score for c in not_run):g} points, not run "
+                    f"({not_run[0].message.rstrip('.')})", style="blue")
     return text
 
 

@@ -5,21 +5,34 @@ answers at once."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-
-from grader.cli.common import (
-    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, run_options,
-    user_errors,
-)
 from rich.text import Text
 
+from grader.cli.common import (
+    BudgetOpt,
+    CpuOpt,
+    DataRootOpt,
+    DeviceOpt,
+    FullBudgetOpt,
+    LabOpt,
+    MemOpt,
+    SeedOpt,
+    WallOpt,
+    console,
+    err_console,
+    run_options,
+    user_errors,
+)
+
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
     from rich.table import Table
 
+    from grader.checks.registry import BoundLab
     from grader.grading.batch import BatchResult
     from grader.options import RunOptions, TrainingProgress
 
@@ -39,10 +52,10 @@ def check(
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
     data_root: DataRootOpt = None,
-    only: Annotated[Optional[list[str]], typer.Option(
+    only: Annotated[list[str] | None, typer.Option(
         "--only", help="Run only this check (repeat for several); ids as in `gradelab labs`.")] = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Also run the training checks (minutes).")] = False,
-    device: DeviceOpt = "auto", budget: BudgetOpt = None,
+    device: DeviceOpt = "auto", budget: BudgetOpt = None, full_budget: FullBudgetOpt = False,
 ) -> None:
     """Self-check a submission against the lab's **public** checks.
 
@@ -53,17 +66,24 @@ def check(
     """
     if output_format not in ("table", "json"):
         raise typer.BadParameter("use 'table' or 'json'", param_hint="--format")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+    )
 
     from grader import api
     from grader.cli.feedback import student_report
     from grader.grading.engine import hidden_requested, selected_checks
     from grader.options import CheckFinished, Event, Mode, TrainingProgress
-    from grader.reveal import HIDDEN, student_result
+    from grader.reveal import HIDDEN, Audience, student_result
 
     with user_errors():
         options = run_options(mode=Mode.check, seed=seed, wall=wall, cpu=cpu, memory=memory, data_root=data_root,
-                              only=tuple(only or ()), train=train, device=device, budget=budget)
+                              only=tuple(only or ()), train=train, device=device, budget=budget,
+                              early_stop=not full_budget)
         lab_obj = api.load_lab(lab)
         total = len(selected_checks(lab_obj, options))
         hidden = hidden_requested(lab_obj, options)
@@ -87,7 +107,7 @@ def check(
 
             result = api.check(path, lab_obj, options, on_event=show)
         if pdf is not None:
-            written = api.write_report(result, pdf, audience="student", html=html)
+            written = api.write_report(result, pdf, audience=Audience.student, html=html)
             err_console.print(f"Report: {written}")
     shown = student_result(result)  # the table and the JSON are the student's view, as the report is
     if quiet:
@@ -100,11 +120,11 @@ def check(
 class EpochBar:
     """A second bar under the main one while a training check runs: epoch k of n, with the loss."""
 
-    def __init__(self, progress: "Progress") -> None:
+    def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.task = None
+        self.task: TaskID | None = None
 
-    def update(self, event: "TrainingProgress") -> None:
+    def update(self, event: TrainingProgress) -> None:
         description = f"  {event.check}: epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}"
         if self.task is None:
             self.task = self.progress.add_task(description, total=event.epochs)
@@ -116,7 +136,7 @@ class EpochBar:
             self.task = None
 
 
-def _summary(batch: "BatchResult", title: str) -> "Table":
+def _summary(batch: BatchResult, title: str) -> Table:
     from rich.table import Table
 
     table = Table(title=title)
@@ -134,7 +154,7 @@ def _summary(batch: "BatchResult", title: str) -> "Table":
     return table
 
 
-def _warnings(batch: "BatchResult") -> None:
+def _warnings(batch: BatchResult) -> None:
     """What the class held that is not a hand-in, and each hand-in with nothing graded."""
     for warning in batch.warnings:
         err_console.print(Text(f"Warning: {warning}", style="yellow"), soft_wrap=True)
@@ -143,14 +163,26 @@ def _warnings(batch: "BatchResult") -> None:
                           soft_wrap=True)
 
 
-def run_batch(root: Path, lab: "str | Path", out: Path, options: "RunOptions", layout: str = "auto") -> "BatchResult":
+def run_batch(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions) -> BatchResult:
     """Grade a class with a progress bar; shared by ``grade`` and ``demo``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from grader import api
-    from grader.options import Event, SubmissionFinished, SubmissionStarted, TrainingProgress
+    from grader.options import (
+        Event,
+        SubmissionFinished,
+        SubmissionStarted,
+        TrainingProgress,
+    )
 
-    plan = api.plan(root, lab, layout)
+    plan = api.plan(root, lab, options.layout)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=False) as progress:
         task = progress.add_task(f"grading {root} ({plan.layout.value})", total=len(plan.entries))
@@ -182,28 +214,34 @@ def grade(
     lab: LabOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where results go: one JSON per submission and class.csv.")],
     force: Annotated[bool, typer.Option("--force", help="Regrade submissions already graded in OUT.")] = False,
-    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Write a PDF report per submission and a class summary in OUT/reports.")] = True,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Write PDF reports and a class summary in OUT/reports.")] = True,
+    reports: Annotated[str, typer.Option(
+        "--reports", help="Whose PDF reports: students (OUT/reports/students/, the student's view: what to send each "
+                          "student), instructor (OUT/reports/instructor/, everything), or both.")] = "both",
     html: Annotated[bool, typer.Option("--html", help="Also write each report as HTML.")] = False,
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
     data_root: DataRootOpt = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Run the training checks (the default for grading).")] = True,
-    device: DeviceOpt = "auto", budget: BudgetOpt = None,
-    jobs: Annotated[Optional[int], typer.Option(
+    device: DeviceOpt = "auto", budget: BudgetOpt = None, full_budget: FullBudgetOpt = False,
+    jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", help="Hand-ins graded at once, each in a worker process of its own. Default: what the "
                              "machine allows (cores per the lab's threads, memory, GPUs when training on them), "
                              "and one per 8 hand-ins at most, so a small class is not slowed by start-ups.")] = None,
-    ray: Annotated[Optional[str], typer.Option(
+    ray: Annotated[str | None, typer.Option(
         "--ray", help="Grade on a Ray cluster at this address (e.g. ray://head:10001), or 'local' to start one "
                       "on this machine. Needs `pip install gradelab[ray]`.")] = None,
     layout: LayoutOpt = "auto",
+    similarity: Annotated[bool, typer.Option(
+        "--similarity", help="Then list pairs of hand-ins to look at together (as `gradelab similarity OUT`).")] = False,
 ) -> None:
     """Grade every submission under ROOT with **all** checks (public and hidden).
 
     Results are written as each submission finishes; an interrupted run resumes where it stopped.
-    Exit status: 0 when every hand-in had something to grade, 3 when some had nothing to grade
-    (no module, notebook or answer sheet, or an archive refused: each is a warning under the
-    summary), 2 for an error in the command itself.
+    Exit status: 0 when every entry of the class was a hand-in with something to grade; 3 when
+    some had nothing to grade (no module, notebook or answer sheet, or an archive refused) or an
+    entry was left out (not a hand-in, or not the LMS's): each is a warning under the summary;
+    2 for an error in the command itself (a class whose layout is not clear, among others).
     """
     from grader.grading.batch import CLASS_CSV
     from grader.options import Mode
@@ -211,25 +249,40 @@ def grade(
     with user_errors():
         options = run_options(mode=Mode.grade, force=force, reports=pdf, html=html, seed=seed, wall=wall, cpu=cpu,
                               memory=memory, data_root=data_root, train=train, device=device, budget=budget,
-                              jobs=jobs, ray=ray)
-        batch = run_batch(root, lab, out, options, layout)
+                              jobs=jobs, ray=ray, early_stop=not full_budget, layout=layout, reports_for=reports)
+        batch = run_batch(root, lab, out, options)
     console.print(_summary(batch, f"{batch.results[0].lab_title if batch.results else lab}"))
     skipped = f" ({len(batch.skipped)} already graded, skipped)" if batch.skipped else ""
+    if batch.regraded:
+        reasons = Counter(batch.regraded.values())
+        console.print(f"Graded again {len(batch.regraded)} hand-in(s) whose earlier result could not stand: "
+                      + "; ".join(f"{n} {why}" for why, n in reasons.most_common()), soft_wrap=True)
     console.print(f"Graded {len(batch.graded)} submission(s){skipped} ({batch.layout.value} layout). "
                   f"Results: {out}/ (class: {out / CLASS_CSV})")
     _print_reports(batch)
     _warnings(batch)
-    if batch.ungradable:
-        err_console.print(Text(f"{len(batch.ungradable)} submission(s) had nothing to grade (exit status "
-                               f"{UNGRADABLE_EXIT}).", style="bold yellow"))
+    if similarity:
+        from grader import api
+        from grader.cli.similarity import show
+
+        with user_errors():
+            show(api.similarity(out, lab, root=root, layout=layout), out)
+    if batch.ungradable or batch.warnings:
+        said = [f"{len(batch.ungradable)} submission(s) had nothing to grade"] if batch.ungradable else []
+        said += [f"{len(batch.warnings)} entr{'y' if len(batch.warnings) == 1 else 'ies'} of the class left out"] \
+            if batch.warnings else []
+        err_console.print(Text(f"{' and '.join(said)} (exit status {UNGRADABLE_EXIT}).", style="bold yellow"))
         raise typer.Exit(UNGRADABLE_EXIT)
 
 
-def _print_reports(batch: "BatchResult") -> None:
+def _print_reports(batch: BatchResult) -> None:
     for problem in batch.report_errors:
         err_console.print(f"[red]ReportError: {problem}[/red]")
     if batch.class_summary:
-        console.print(f"Reports: {batch.reports.resolve()}/ (one PDF per submission, {batch.class_summary.name})")
+        folders = sorted(p.name for p in batch.reports.iterdir() if p.is_dir()) if batch.reports.is_dir() else []
+        said = {"students": "students/ (send each student theirs)", "instructor": "instructor/ (yours: everything)"}
+        console.print(f"Reports: {batch.reports.resolve()}/ — " + ", ".join(said[f] for f in folders if f in said)
+                      + f", and {batch.class_summary.name}", soft_wrap=True)
 
 
 def demo(
@@ -269,8 +322,8 @@ def demo(
     for folder in graded:
         # soft_wrap: a path broken across lines cannot be pasted into the next command
         console.print(f"  {folder.resolve()}/  (one JSON per hand-in, {CLASS_CSV})", soft_wrap=True)
-        console.print(f"  {(folder / REPORTS_DIR).resolve()}/  (one PDF report per hand-in, class-summary.pdf)",
-                      soft_wrap=True)
+        console.print(f"  {(folder / REPORTS_DIR).resolve()}/  (students/: each student's PDF report, "
+                      "instructor/: yours, class-summary.pdf)", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from grader.cli.common import console, user_errors
+from grader.cli.common import DataRootOpt, console, user_errors
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from grader.checks.registry import BoundLab
 
 
-def _lab_table(lab: "BoundLab") -> "Table":
+def _lab_table(lab: BoundLab) -> Table:
     """Each check: id and title, kind, points, visibility, and what students see of it besides its
     verdict, named mistakes and hint."""
     from rich.table import Table
@@ -42,7 +42,7 @@ def _lab_table(lab: "BoundLab") -> "Table":
     return table
 
 
-def _hand_in(lab: "BoundLab") -> str:
+def _hand_in(lab: BoundLab) -> str:
     """What a student hands in, and where to start from."""
     interface = lab.manifest.interface
     symbols = ", ".join(f"{s.name}({', '.join(s.params)})" for s in interface.symbols)
@@ -53,7 +53,7 @@ def _hand_in(lab: "BoundLab") -> str:
 
 
 def labs(
-    lab: Annotated[Optional[str], typer.Argument(help="Show this lab only (a name or a lab folder).")] = None,
+    lab: Annotated[str | None, typer.Argument(help="Show this lab only (a name or a lab folder).")] = None,
     kinds: Annotated[bool, typer.Option("--kinds", help="List the check kinds a manifest may use.")] = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the manifest's JSON Schema.")] = False,
 ) -> None:
@@ -92,23 +92,27 @@ def register(app: typer.Typer) -> None:
 
 def calibrate(
     lab: Annotated[str, typer.Argument(help="Lab name or folder.")],
-    budget: Annotated[list[str], typer.Option("--budget", help="Budget(s) to calibrate (repeat); default: the device's (gpu or cpu).")] = [],  # noqa: B006
+    budget: Annotated[list[str], typer.Option("--budget", help="Budget(s) to calibrate (repeat); default: the device's (gpu or cpu).")] = [],  # noqa: B006  (Typer reads the default list; nothing mutates it)
     margin: Annotated[float, typer.Option("--margin", help="How far below the reference's accuracy the threshold sits.")] = 0.2,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[list[int], typer.Option(
         "--seed", help="Seed(s) the reference trains with (repeat): each threshold and limit is set from the worst "
-                       "of them.")] = [0],  # noqa: B006
+                       "of them.")] = [0],  # noqa: B006  (Typer reads the default list; nothing mutates it)
     only: Annotated[list[str], typer.Option(
-        "--only", help="Calibrate only this training check (repeat); the others keep their thresholds.")] = [],  # noqa: B006
+        "--only", help="Calibrate only this training check (repeat); the others keep their thresholds.")] = [],  # noqa: B006  (Typer reads the default list; nothing mutates it)
     against: Annotated[list[Path], typer.Option(
         "--against", help="A hand-in known to be broken (repeat): trained under the same budget, and each "
-                          "threshold says whether it would let it through.")] = [],  # noqa: B006
+                          "threshold says whether it would let it through.")] = [],  # noqa: B006  (Typer reads the default list; nothing mutates it)
+    data_root: DataRootOpt = None,
 ) -> None:
     """Train the lab's reference under each budget and write the thresholds to its calibration.yaml.
 
     With --against, also train known-broken hand-ins (frozen layers, no ReLU, ...) and show which
     thresholds reject them: a threshold that lets one through needs a bigger budget, other data or
-    a structural check."""
+    a structural check.
+
+    With --data-root, the reference trains on that data (real CIFAR-10, say) and the thresholds are
+    recorded for it beside the bundled data's: grading with the same --data-root then uses them."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -129,13 +133,17 @@ def calibrate(
                       console=err_console, transient=True) as progress:
             task = progress.add_task("training the reference", total=None)
             rows = run(lab_obj, budgets, margin=margin, device=device_, seeds=seed, against=against, only=only,
+                       data_root=data_root,
                        on_check=lambda what: progress.update(task, description=f"trained {what}"))
     table = Table(title=f"{lab_obj.id}: calibrated thresholds ({lab_obj.folder / 'calibration.yaml'})")
-    for col in ("check", "budget", "reference accuracy", "threshold", "tells learning from chance"):
+    early = any(r.early_stop for r in rows)
+    for col in ("check", "budget", "data", "reference accuracy", "threshold", "tells learning from chance",
+                *(["stopping early"] if early else [])):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.check, r.budget, f"{r.reference_accuracy:.1%}", f"{r.threshold:.0%}",
-                      "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]")
+        table.add_row(r.check, r.budget, r.data, f"{r.reference_accuracy:.1%}", f"{r.threshold:.0%}",
+                      "yes" if r.discriminates else "[yellow]no: a smoke budget, or too small[/yellow]",
+                      *([_early_cell(r.early_stop)] if early else []))
     console.print(table)
     banded = [r for r in rows if "max_level_ratio" in r.extras]
     if banded:
@@ -144,7 +152,17 @@ def calibrate(
         console.print(_against_table(rows))
 
 
-def _band_table(rows) -> "Table":
+def _early_cell(early: dict | None) -> str:
+    """How often stopping early changed a verdict, and how much of the budget the runs used."""
+    if not early:
+        return "no rule"
+    changed = early["verdict_changes"]
+    colour = "green" if changed == 0 else "yellow"
+    return (f"[{colour}]{changed} of {early['runs']} verdicts changed[/{colour}]; "
+            f"{early['mean_share_of_budget']:.0%} of the budget used")
+
+
+def _band_table(rows) -> Table:
     """The loss-band limits of training_comparison checks: the reference's ratios and what passes."""
     from rich.table import Table
 
@@ -166,7 +184,7 @@ def _band_table(rows) -> "Table":
     return table
 
 
-def _against_table(rows) -> "Table":
+def _against_table(rows) -> Table:
     """One row per threshold and broken hand-in: its accuracy, and whether the threshold rejects it."""
     from rich.table import Table
 

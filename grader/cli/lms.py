@@ -5,7 +5,7 @@ bundle runs inside Gradescope)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -31,21 +31,27 @@ def export(
     out: Annotated[Path, typer.Argument(help="The results folder of `gradelab grade` (its --out).")],
     to: Annotated[str, typer.Option("--to", help="moodle (grading worksheet), canvas (gradebook import), "
                                                  "gradescope (results.json per submission) or csv.")],
-    template: Annotated[Optional[Path], typer.Option(
+    template: Annotated[Path | None, typer.Option(
         "--template", help="The worksheet (Moodle) or gradebook (Canvas) downloaded from the LMS: its columns "
                            "and rows are kept, grades and comments filled in.")] = None,
-    assignment: Annotated[Optional[str], typer.Option(
+    assignment: Annotated[str | None, typer.Option(
         "--assignment", help="Canvas: the gradebook column to fill, by title or id (or, without --template, the "
                              "column's header, e.g. 'Lab 2 (12345)').")] = None,
-    dest: Annotated[Optional[Path], typer.Option(
+    dest: Annotated[Path | None, typer.Option(
         "--file", help="Where to write (default: OUT/export/…). For gradescope, a folder.")] = None,
+    lab: Annotated[str | None, typer.Option(
+        "--lab", help="The lab, by name or folder, when the results' own cannot be found (a lab of your own).")] = None,
+    partial: Annotated[bool, typer.Option(
+        "--partial", help="Export although points are pending (written answers awaiting review, checks not run): "
+                          "they count as not yet earned, and each row says so. Without it, such a class is refused.")
+    ] = False,
 ) -> None:
     """Write the grades of a graded class in the form an LMS imports.
 
     Feedback comments name each check not passed, its points and the lab's hint, never an
     expected value."""
     with user_errors():
-        files, warnings = api.export(out, to, template=template, assignment=assignment)
+        files, warnings = api.export(out, to, template=template, assignment=assignment, partial=partial, lab=lab)
         written = []
         for name, data in files.items():
             if dest is None:

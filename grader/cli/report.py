@@ -19,9 +19,10 @@ def report(
 ) -> None:
     """Render the feedback report of one graded submission."""
     from grader import api
+    from grader.reveal import Audience
 
     with user_errors():
-        written = api.report(result, out, audience="student" if student else "instructor", html=html)
+        written = api.report(result, out, audience=Audience.student if student else Audience.instructor, html=html)
     console.print(f"Report: {written}")
 
 

@@ -7,13 +7,23 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.text import Text
 
 from grader.cli.common import (
-    BudgetOpt, CpuOpt, DataRootOpt, DeviceOpt, LabOpt, MemOpt, SeedOpt, WallOpt, console, err_console, run_options,
+    BudgetOpt,
+    CpuOpt,
+    DataRootOpt,
+    DeviceOpt,
+    LabOpt,
+    MemOpt,
+    SeedOpt,
+    WallOpt,
+    console,
+    err_console,
+    run_options,
     user_errors,
 )
 
@@ -31,14 +41,14 @@ def serve(
     roster: Annotated[Path, typer.Option("--roster", "-r", help="The roster CSV (id,name,email[,extension]).")],
     host: Annotated[str, typer.Option("--host", help="Address to listen on; put a TLS proxy in front.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
-    workers: Annotated[Optional[int], typer.Option(
+    workers: Annotated[int | None, typer.Option(
         "--workers", help="Grading worker processes (default: one per core; 0: queue uploads, grade later).")] = None,
     upload_mb: Annotated[float, typer.Option("--upload-mb", help="Largest upload, in MB.")] = 20.0,
     per_hour: Annotated[int, typer.Option("--attempts-per-hour", help="Uploads a student may make per hour.")] = 10,
-    due: Annotated[Optional[str], typer.Option(
+    due: Annotated[str | None, typer.Option(
         "--due", help="Uploads close then (ISO date-time, e.g. 2026-03-10T23:59+01:00; without a zone, this "
                       "machine's). A roster's extension column moves it per student.")] = None,
-    public_url: Annotated[Optional[str], typer.Option(
+    public_url: Annotated[str | None, typer.Option(
         "--public-url", help="The address students use (https://… behind a proxy: cookies are then Secure).")] = None,
     seed: SeedOpt = 0,
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
@@ -77,11 +87,11 @@ def serve(
 def tokens(
     roster: RosterArg,
     class_dir: ClassOpt,
-    reissue: Annotated[Optional[list[str]], typer.Option(
+    reissue: Annotated[list[str] | None, typer.Option(
         "--reissue", help="Make a new token for this student id (a lost token); repeat for several.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Make new tokens for every student.")] = False,
     instructor: Annotated[bool, typer.Option("--instructor", help="Make a new instructor token.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the CSV here instead of printing it.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the CSV here instead of printing it.")] = None,
 ) -> None:
     """Give each student of the roster a token, and print a CSV to mail-merge: id, name, email,
     token.
@@ -118,7 +128,7 @@ def tokens(
 
 def review(
     out: Annotated[Path, typer.Argument(help="The batch's output folder (`gradelab grade … --out OUT`).")],
-    lab: Annotated[Optional[str], typer.Option("--lab", "-l", help="The lab (default: the one its results name).")] = None,
+    lab: Annotated[str | None, typer.Option("--lab", "-l", help="The lab (default: the one its results name).")] = None,
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8010,
 ) -> None:
     """Grade the written answers of a batch graded from the command line: serves the grading pages

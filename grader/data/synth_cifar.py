@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,12 +103,12 @@ def load_cifar10(root: Path, train: bool):
 
 
 def cifar10_arrays(data_root: Path | str | None = None, n_train: int | None = None,
-                   n_test: int | None = None) -> dict:
+                   n_test: int | None = None) -> dict[str, Any]:
     """CIFAR-10 as the labs' harnesses take it, through torchvision's loader: the real set when
     ``data_root`` holds it, else the synthetic set (written on first use). ``train_x``/``test_x``
     uint8 (N, 3, 32, 32), ``train_y``/``test_y`` int64, the first ``n_train``/``n_test`` of each."""
-    root = data_root if data_root is not None else ensure_synth_cifar10()
-    out = {"classes": 10}
+    root = Path(data_root) if data_root is not None else ensure_synth_cifar10()
+    out: dict[str, Any] = {"classes": 10}
     for split, train, limit in (("train", True, n_train), ("test", False, n_test)):
         ds = load_cifar10(root, train)
         x = np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))

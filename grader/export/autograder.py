@@ -23,27 +23,44 @@ from pathlib import Path
 from grader.errors import SubmissionError
 from grader.export.gradescope import results_json, to_bytes
 from grader.grading.engine import grade_submission
-from grader.grading.run import Run
 from grader.grading.executor import Job, unreadable
+from grader.grading.run import Run
 from grader.lab.loader import Lab
 from grader.options import Mode, RunOptions
 from grader.results import Student, SubmissionResult
+from grader.reveal import Audience
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parents[2]
 _EPOCH = (2020, 1, 1, 0, 0, 0)
 _PDF_LINK_MAX = 1 << 20
 
-SETUP_SH = """#!/usr/bin/env bash
-# Run once by Gradescope while it builds the autograder's image (as root, Ubuntu).
+# Gradescope's image is Ubuntu 22.04, whose python3 is 3.10; gradelab needs 3.11. setup.sh installs a
+# pinned 3.11 with uv (from PyPI, through the system pip), torch's CPU wheels from PyTorch's CPU index
+# (the default index serves the CUDA build, gigabytes), and treats the fonts and Pango libraries
+# the PDF report needs as optional: a missing package costs the report, never the setup.
+UV_VERSION = "0.13.9"
+PYTHON_VERSION = "3.11"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+SETUP_SH = f"""#!/usr/bin/env bash
+# Run once by Gradescope while it builds the autograder's image (as root, Ubuntu 22.04).
 set -euo pipefail
 cd /autograder/source/gradelab
-apt-get install -y --no-install-recommends python3 python3-venv python3-pip \\
-    libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
-python3 -m venv /autograder/venv
-# constraints.txt pins torch and torchvision: nothing may pull another build.
-/autograder/venv/bin/python -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
-/autograder/venv/bin/python -m pip install -q -c constraints.txt .
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends python3-pip ca-certificates
+# Optional (the PDF report): a missing package is a warning, never a failed setup.
+for pkg in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core; do
+    apt-get install -y --no-install-recommends "$pkg" || echo "gradelab setup: $pkg not installed (PDF reports may be missing)"
+done
+python3 -m pip install -q "uv=={UV_VERSION}"
+python3 -m uv python install {PYTHON_VERSION}
+python3 -m uv venv --python {PYTHON_VERSION} /autograder/venv
+# constraints.txt pins torch and torchvision: nothing may pull another build; the CPU index serves the CPU wheels.
+python3 -m uv pip install --python /autograder/venv/bin/python -q \\
+    --index-url {TORCH_CPU_INDEX} --extra-index-url https://pypi.org/simple --index-strategy unsafe-best-match \\
+    -c constraints.txt torch==2.14.1 torchvision==0.29.1
+python3 -m uv pip install --python /autograder/venv/bin/python -q -c constraints.txt .
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -108,7 +125,7 @@ def _pdf_link(result: SubmissionResult, results_dir: Path) -> str:
     try:
         from grader.report import ReportRenderer
 
-        pdf = ReportRenderer().write(result, results_dir / "report.pdf", "student", False)
+        pdf = ReportRenderer().write(result, results_dir / "report.pdf", Audience.student, False)
     except Exception as exc:  # fonts, cairo …: grading stands without its report
         log.warning("the PDF report could not be rendered: %s", exc)
         return "(The PDF report could not be rendered on this machine.)"

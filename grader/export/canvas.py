@@ -15,6 +15,7 @@ import io
 import re
 
 from grader.errors import UsageError
+from grader.export.cells import inert_row
 from grader.results import SubmissionResult
 
 FILE = "canvas-gradebook.csv"
@@ -54,9 +55,9 @@ def export(results: list[SubmissionResult], template: bytes | None = None, *,
         column = assignment or title or (results[0].lab_title if results else "gradelab")
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([*FIXED, column])
+        writer.writerow(inert_row([*FIXED, column]))
         for r in sorted(results, key=lambda r: (r.student.name, r.student.id)):
-            writer.writerow([r.student.name, r.student.id, "", "", "", _score(r, None)])
+            writer.writerow(inert_row([r.student.name, r.student.id, "", "", "", _score(r, None)]))
         return {FILE: out.getvalue().encode("utf-8")}, []
     text = template.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
@@ -83,5 +84,5 @@ def export(results: list[SubmissionResult], template: bytes | None = None, *,
     warnings = [f"{r.student.name} (ID {r.student.id}) is not in the gradebook: not exported"
                 for r in results if r.student.id not in seen]
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
+    csv.writer(out, lineterminator="\n").writerows(inert_row(row) for row in rows)
     return {FILE: out.getvalue().encode("utf-8")}, warnings

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grader.export.cells import markdown
 from grader.lab.manifest import Visibility
-from grader.results import NOT_SCORED, Status, SubmissionResult
+from grader.results import NOT_SCORED, Kind, Status, SubmissionResult
 from grader.reveal import student_check
 
 
@@ -33,7 +34,7 @@ class FeedbackLine:
 
 def ungradable_reason(result: SubmissionResult) -> str | None:
     """Why nothing was graded (nothing to grade, an archive refused): about the hand-in, never an answer."""
-    if result.checks and all(c.kind == "submission" for c in result.checks):
+    if result.checks and all(c.kind == Kind.submission for c in result.checks):
         return result.checks[0].message
     return None
 
@@ -42,16 +43,16 @@ def student_feedback(result: SubmissionResult) -> list[FeedbackLine]:
     """Each graded check as a student may see it (see the module's docstring)."""
     lines = []
     for c in result.checks:
-        if c.kind == "submission":
+        if c.kind == Kind.submission:
             continue
         hidden = c.visibility == Visibility.hidden
         missed = c.status not in (Status.passed, Status.skipped)
         # A written answer's message is its grader's comments (or that it awaits review): said even when full marks.
-        said = missed or c.kind == "written"
+        said = missed or c.kind == Kind.written
         lines.append(FeedbackLine(title=c.title, status=c.status, score=c.score, max_score=c.max_score,
                                   hint=c.hint if missed and not hidden else "", hidden=hidden,
                                   message="" if hidden or not said else student_check(c).message,
-                                  written=c.kind == "written"))
+                                  written=c.kind == Kind.written))
     return lines
 
 
@@ -63,7 +64,7 @@ def summary_text(result: SubmissionResult, *, limit: int = 1000) -> str:
     """A short plain-text comment: the total, then each check not passed with its hint, then the
     notes; cut at ``limit`` characters (LMS comment boxes are small)."""
     reason = ungradable_reason(result)
-    part = " (auto-graded part; written answers await review)" if result.awaiting_review else ""
+    part = f" (so far: {result.pending_points:g} points pending)" if result.pending_points else ""
     lines = [f"gradelab {result.lab}: {_points(result.score, result.max_score)} ({result.percent:.0f} %){part}."]
     if reason:
         lines.append(f"Nothing was graded: {reason}")
@@ -89,16 +90,17 @@ def summary_text(result: SubmissionResult, *, limit: int = 1000) -> str:
 def markdown_text(result: SubmissionResult) -> str:
     """The same, as Markdown (Gradescope's output): one line per check."""
     reason = ungradable_reason(result)
-    part = " — auto-graded part; written answers await review" if result.awaiting_review else ""
+    part = f" — so far: {result.pending_points:g} points pending" if result.pending_points else ""
     out = [f"**{result.lab_title}**: {_points(result.score, result.max_score)} ({result.percent:.0f} %){part}", ""]
     if reason:
-        out += [f"Nothing was graded: {reason}", ""]
+        out += [f"Nothing was graded: {markdown(reason)}", ""]
     for f in student_feedback(result):
         mark = "✓" if f.status == Status.passed else "–" if f.status in NOT_SCORED else "✗"
-        out.append(f"- {mark} {f.title}: {_points(f.score, f.max_score)} ({f.status.value})"
-                   + (f" — {f.message}" if f.message else "") + (f" — hint: {f.hint}" if f.hint else ""))
+        out.append(f"- {mark} {markdown(f.title)}: {_points(f.score, f.max_score)} ({f.status.value})"
+                   + (f" — {markdown(f.message)}" if f.message else "")
+                   + (f" — hint: {markdown(f.hint)}" if f.hint else ""))
     if result.notes:
-        out += ["", *(f"> {n}" for n in result.notes[:10])]
+        out += ["", *(f"> {markdown(n)}" for n in result.notes[:10])]
     return "\n".join(out).strip() + "\n"
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.export.feedback import check_text, markdown_text, student_feedback
-from grader.results import Status, SubmissionResult
+from grader.results import Kind, Status, SubmissionResult
 
 Visibility = Literal["hidden", "after_due_date", "after_published", "visible"]
 
@@ -48,11 +48,11 @@ class GradescopeResults(BaseModel):
 def results_json(result: SubmissionResult, *, extra_output: str = "") -> GradescopeResults:
     tests = []
     lines = student_feedback(result)
-    graded = [c for c in result.checks if c.kind != "submission"]
+    graded = [c for c in result.checks if c.kind != Kind.submission]
     for number, (check, line) in enumerate(zip(graded, lines), start=1):
         tests.append(GradescopeTest(
             name=line.title, number=str(number), score=line.score,
-            max_score=line.max_score if line.status not in (Status.skipped, Status.awaiting_review) else 0.0,
+            max_score=line.max_score,
             status="passed" if line.status == Status.passed else "failed", output=check_text(line),
             visibility="after_published" if line.hidden else "visible",
             extra_data={"check": check.id, "status": line.status.value}))

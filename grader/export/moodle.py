@@ -18,6 +18,7 @@ import io
 import re
 
 from grader.errors import UsageError
+from grader.export.cells import inert_row
 from grader.export.feedback import summary_text
 from grader.results import SubmissionResult
 
@@ -51,8 +52,8 @@ def export(results: list[SubmissionResult], template: bytes | None = None) -> tu
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(HEADER)
         for r in sorted(results, key=lambda r: (r.student.name, r.student.id)):
-            writer.writerow([identifier(r), r.student.name, r.student.email or "", "", _grade(r, None),
-                             f"{r.max_score:.2f}", "Yes", "", "-", summary_text(r)])
+            writer.writerow(inert_row([identifier(r), r.student.name, r.student.email or "", "", _grade(r, None),
+                                       f"{r.max_score:.2f}", "Yes", "", "-", summary_text(r)]))
         return {FILE: out.getvalue().encode("utf-8")}, []
     text = template.decode("utf-8-sig")
     bom = template.startswith(b"\xef\xbb\xbf")
@@ -71,6 +72,7 @@ def export(results: list[SubmissionResult], template: bytes | None = None) -> tu
         return None
 
     ident, grade, feedback = column("Identifier"), column("Grade"), column("Feedback comments", required=False)
+    assert ident is not None and grade is not None  # required columns: column() raised otherwise
     maximum = column("Maximum Grade", required=False)
     by_id = {r.student.id: r for r in results}
     seen = set()
@@ -90,5 +92,5 @@ def export(results: list[SubmissionResult], template: bytes | None = None) -> tu
     warnings = [f"{r.student.name} (Participant {r.student.id}) is not in the worksheet: not exported"
                 for r in results if r.student.id not in seen]
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
+    csv.writer(out, lineterminator="\n").writerows(inert_row(row) for row in rows)
     return {FILE: (("\ufeff" if bom else "") + out.getvalue()).encode("utf-8")}, warnings

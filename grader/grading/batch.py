@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,16 +22,21 @@ from pydantic import ValidationError
 
 from grader.atomic import write_atomic
 from grader.checks.registry import BoundLab
+from grader.errors import SubmissionError
+from grader.export.cells import inert_row
 from grader.grading.executor import Executor, Job, SerialExecutor
+from grader.grading.resume import current_digest, graded_with, why_regrade
 from grader.grading.run import Run
-from grader.intake.classes import ClassPlan, Layout, plan_class
+from grader.intake.classes import ClassPlan, plan_class
+from grader.intake.identity import disambiguate, key_for
 from grader.intake.listing import ClassEntry
 from grader.intake.sources import HandInSource
-from grader.options import SubmissionFinished
-from grader.results import Status, SubmissionResult
+from grader.options import Layout, ReportsFor, RunOptions, SubmissionFinished
+from grader.results import PENDING, Kind, SubmissionResult
+from grader.reveal import Audience
 from grader.review.merge import load_books, merge_result, written_checks
 from grader.review.store import ReviewStore
-from grader.submission import safe_name, student_from_path
+from grader.submission import student_from_path
 
 log = logging.getLogger(__name__)
 CLASS_CSV = "class.csv"
@@ -42,18 +48,21 @@ def plan_paths(paths: list[Path]) -> ClassPlan:
     plan = ClassPlan(Layout.folders)
     for p in paths:
         source = HandInSource(path=Path(p))
-        plan.entries.append(ClassEntry(student=student_from_path(p), source=source, name=safe_name(source.stem)))
+        plan.entries.append(ClassEntry(student=student_from_path(p), source=source, name=key_for(source.stem)))
     return plan
 
 
 def plan_jobs(plan: ClassPlan) -> list[Job]:
-    """One job per hand-in, under file-safe, unique names (``alice/`` and ``alice.py`` do not
-    overwrite each other)."""
+    """One job per hand-in, under its key (``intake.identity``): unique, and made from the entry's
+    own name alone, so that a hand-in keeps its key whatever else arrives in the class. Entries
+    whose keys coincide (``alice/`` beside ``alice.py``) are each named by their whole entry name."""
+    shared = Counter(entry.name for entry in plan.entries)
     jobs, used = [], set()
     for entry in plan.entries:
-        name, i = entry.name, 2
-        while name in used:
-            name, i = f"{entry.name}-{i}", i + 1
+        name = entry.name if shared[entry.name] == 1 else disambiguate(entry.name, entry.source.label)
+        if name in used:  # the same entry name twice (two LMS groups of one id): refuse to guess
+            raise SubmissionError(f"two hand-ins of the class would be kept as {name!r} "
+                                  f"({entry.source.label}); rename one of them")
         used.add(name)
         src = entry.source
         path = src.path if src.kind == "path" else src.path / src.files[0][0] if src.kind == "files" and src.files \
@@ -70,7 +79,7 @@ def class_plan(run: Run, root: Path, layout: Layout = Layout.auto) -> ClassPlan:
 
 def ungradable(result: SubmissionResult) -> bool:
     """A hand-in that could not be graded at all: nothing to grade, or refused (an archive)."""
-    return bool(result.checks) and all(c.kind == "submission" for c in result.checks)
+    return bool(result.checks) and all(c.kind == Kind.submission for c in result.checks)
 
 
 def choose_executor(run: Run, todo: int) -> Executor:
@@ -86,6 +95,12 @@ def choose_executor(run: Run, todo: int) -> Executor:
     return ParallelExecutor(jobs) if min(jobs, todo) > 1 else SerialExecutor()
 
 
+def audiences_for(options: RunOptions) -> tuple[Audience, ...]:
+    """The readers ``--reports`` names."""
+    return {ReportsFor.students: (Audience.student,), ReportsFor.instructor: (Audience.instructor,)}.get(
+        options.reports_for, (Audience.student, Audience.instructor))
+
+
 def class_csv(lab: BoundLab, results: list[SubmissionResult]) -> str:
     check_ids = [c.spec.id for c in lab.checks]
     out = io.StringIO()
@@ -93,10 +108,10 @@ def class_csv(lab: BoundLab, results: list[SubmissionResult]) -> str:
     writer.writerow(["submission", "student_id", "name", "score", "max_score", "percent", "graded", *check_ids])
     for r in sorted(results, key=lambda r: r.submission):
         by_id = {c.id: c for c in r.checks}
-        writer.writerow([r.submission, r.student.id, r.student.name, f"{r.score:g}", f"{r.max_score:g}",
-                         f"{r.percent:.1f}", "no" if ungradable(r) else "yes",
-                         *[f"{by_id[i].score:g}" if i in by_id and by_id[i].status != Status.awaiting_review else ""
-                           for i in check_ids]])
+        writer.writerow(inert_row([r.submission, r.student.id, r.student.name, f"{r.score:g}", f"{r.max_score:g}",
+                                   f"{r.percent:.1f}", "no" if ungradable(r) else "yes",
+                                   *[f"{by_id[i].score:g}" if i in by_id and by_id[i].status not in PENDING else ""
+                                     for i in check_ids]]))
     return out.getvalue()
 
 
@@ -106,6 +121,7 @@ class BatchResult:
     results: list[SubmissionResult] = field(default_factory=list)
     graded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    regraded: dict[str, str] = field(default_factory=dict)  # an earlier result not kept, and why (grading.resume)
     class_summary: Path | None = None
     report_errors: list[str] = field(default_factory=list)
     layout: Layout = Layout.folders
@@ -133,22 +149,21 @@ def _earlier(target: Path, name: str) -> SubmissionResult | None:
 
 
 def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = None,
-                executor: Executor | None = None, plan: ClassPlan | None = None,
-                layout: Layout = Layout.auto) -> BatchResult:
+                executor: Executor | None = None, plan: ClassPlan | None = None) -> BatchResult:
     """Grade every hand-in of the class at ``root`` (or the ``plan`` made of it, or the ``paths``
     given) in ``run``; with ``run.options.reports``, PDFs are rendered alongside, in
     ``out/reports``, while grading goes on."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if plan is None:
-        plan = plan_paths(paths) if paths is not None else class_plan(run, Path(root), layout)
+        plan = plan_paths(paths) if paths is not None else class_plan(run, Path(root), run.options.layout)
     jobs = plan_jobs(plan)
     batch = BatchResult(out=out, layout=plan.layout, warnings=list(plan.warnings))
     writer = None
     if run.options.reports:
         from grader.report.writer import ReportWriter
 
-        writer = ReportWriter(out / REPORTS_DIR, html=run.options.html)
+        writer = ReportWriter(out / REPORTS_DIR, html=run.options.html, audiences=audiences_for(run.options))
 
     # Grades given by hand (written answers) are kept beside the results, never in them: a regrade
     # rewrites the results and keeps the grades; reports and class.csv show both.
@@ -159,16 +174,22 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
         return merge_result(result, run.lab, books) if books else result
 
     todo = []
+    now = graded_with(run.lab, run.options, run.device)
     for job in jobs:
         earlier = None if run.options.force else _earlier(out / f"{job.name}.json", job.name)
         if earlier is None:
             todo.append(job)
             continue
+        why = why_regrade(earlier, now, current_digest(run.lab, job.path, job.source))
+        if why is not None:
+            batch.regraded[job.name] = why
+            todo.append(job)
+            continue
         batch.skipped.append(job.name)
-        earlier = with_grades(earlier)
-        batch.results.append(earlier)
-        if writer:
-            writer.submit(earlier, job.name, only_if_missing=True)
+        graded = with_grades(earlier)
+        batch.results.append(graded)
+        if writer:  # a written answer graded since: its reports are rendered again, with the grade
+            writer.submit(graded, job.name, only_if_missing=graded is earlier)
         run.emit(SubmissionFinished(earlier, skipped=True))
 
     finished = False

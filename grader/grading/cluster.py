@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from grader.errors import GradelabError, LabError, SubmissionError, UsageError
 from grader.grading.executor import Job, grade_job, unreadable

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -43,7 +44,7 @@ class SubmissionSession:
     symbol_problems: dict[str, str] | None = None
     log_tail: str = ""
     _cache: dict[str, Any] = field(default_factory=dict)
-    _children: dict[tuple, ChildSession] = field(default_factory=dict)
+    _children: dict[tuple[Any, ...], ChildSession] = field(default_factory=dict)
 
     @property
     def lab(self) -> Lab:
@@ -196,6 +197,18 @@ class CheckContext:
 
     def dataset(self, function: str, args: dict[str, Any]) -> dict[str, Any]:
         return self.session.run.dataset(function, args)
+
+    def data_identity(self, function: str, args: dict[str, Any]) -> str:
+        return self.session.run.data_identity(function, args)
+
+    def calibration(self, function: str, args: dict[str, Any], budget: str | None) -> dict[str, Any]:
+        """This check's calibration entry under ``budget``, measured on the data set it trains on
+        (``grader.lab.calibration``: refused when it was measured on other data)."""
+        from grader.lab.calibration import entry_for
+
+        root = self.options.data_root
+        return entry_for(self.lab.calibration, lab=self.lab.id, check=self.check_id, budget=budget,
+                         data=self.data_identity(function, args), data_root=str(root) if root else None)
 
     def answer(self, path: str) -> Any:
         return self.submission.answers[path]

@@ -16,11 +16,19 @@ from grader.errors import LabError
 from grader.grading.context import CheckContext, SubmissionSession, import_message
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
+from grader.intake.sources import HandInSource
 from grader.lab.loader import Lab
 from grader.lab.manifest import Reveal, Visibility
 from grader.options import CheckFinished, EventSink, Mode, RunOptions, ignore
-from grader.results import CheckResult, Feedback, Outcome, Part, Status, Student, SubmissionResult
-from grader.intake.sources import HandInSource
+from grader.results import (
+    CheckResult,
+    Feedback,
+    Outcome,
+    Part,
+    Status,
+    Student,
+    SubmissionResult,
+)
 from grader.reveal import disclosure_for, hidden_note
 from grader.sandbox.replies import ProbeFailure, Stage
 from grader.submission import Submission, load_submission, student_from_path
@@ -150,8 +158,8 @@ def grade_submission(run: Run, path: Path, *, name: str | None = None, student: 
         session.close()  # the hand-in's children: every probe of it ran in them
     notes = [*submission.notes, *map(hidden_note, hidden_requested(run.lab, run.options))]
     return build_result(run.lab, run.options, name=session.name, path=path, student=student, checks=results,
-                        device=run.device.value, log_tail=submission.locate(session.log_tail),
-                        duration_s=time.monotonic() - started, notes=notes)
+                        device=run.device, log_tail=submission.locate(session.log_tail),
+                        duration_s=time.monotonic() - started, notes=notes, handin_sha=submission.handin_sha)
 
 
 def grade_one(lab: Lab, path: Path, options: RunOptions = RunOptions(), *,

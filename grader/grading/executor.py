@@ -10,17 +10,18 @@ processes or on other nodes for the others.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol
 
 from grader.errors import GradelabError, LabError
 from grader.grading.engine import grade_submission
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
-from grader.options import SubmissionStarted
 from grader.intake.sources import HandInSource
-from grader.results import CheckResult, Part, Status, Student, SubmissionResult
+from grader.options import SubmissionStarted
+from grader.results import CheckResult, Kind, Part, Status, Student, SubmissionResult
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,11 @@ class Job:
 
 def unreadable(run: Run, job: Job, error: Exception | str) -> SubmissionResult:
     """The result of a hand-in that could not be graded at all: one error, every point lost."""
-    check = CheckResult(id="submission", title="Submission can be read", kind="submission",
+    check = CheckResult(id=Kind.submission.value, title="Submission can be read", kind=Kind.submission.value,
                         visibility="public", status=Status.error, score=0, max_score=0, message=str(error),
                         parts=[Part(text=str(error))])  # about the hand-in itself: a student may read it
     return build_result(run.lab, run.options, name=job.name, path=job.path, student=job.student, checks=[check],
-                        device=run.device.value)
+                        device=run.device)
 
 
 def grade_job(run: Run, job: Job) -> SubmissionResult:

@@ -1,4 +1,5 @@
-"""Grade several hand-ins at once on one machine: worker processes, each with a run of its own.
+"""Grade several hand-ins at once on one machine: this process and worker processes, each with a
+run of its own; workers start only once the work left is worth their start-up (``ParallelExecutor``).
 
 Why processes and not threads: the grader computes expected values with torch in its own
 process (references seeded through torch's global generator), so two hand-ins graded by two
@@ -21,9 +22,13 @@ import os
 import queue
 import signal
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from grader.checks.registry import BoundLab
 from grader.grading.executor import Job, grade_job
@@ -76,6 +81,16 @@ def default_jobs(lab: BoundLab, options: RunOptions, device: Device, hand_ins: i
     return max(1, min(bounds))
 
 
+def threads_per_hand_in(run: Run) -> int:
+    """The most torch threads one hand-in's children use at once (the lab's limits, a check's own,
+    the command line's): hand-ins graded side by side need that many cores each."""
+    from grader.grading.engine import selected_checks
+
+    base = run.lab.manifest.limits.merged(run.options.limits)
+    checks = [c for c in selected_checks(run.lab, run.options) if run.options.trains or not c.spec.training]
+    return max([base.threads, *(base.merged(c.spec.limits).merged(run.options.limits).threads for c in checks)])
+
+
 # --- worker side -----------------------------------------------------------------------------
 
 _WORKER: Run | None = None
@@ -119,43 +134,158 @@ def _grade(job: Job) -> str:
 
 # --- the batch's side --------------------------------------------------------------------------
 
-class ParallelExecutor:
-    """``jobs`` worker processes grading hand-ins at once (``gradelab grade --jobs N``)."""
+# Starting a worker (a spawned interpreter importing torch, then its own fork server importing it
+# again) took about 6 s of wall time on the 2-core machines here; a worker is worth starting only
+# when the work it would take over is longer than that, twice over.
+WORKER_START_S = 6.0
 
-    def __init__(self, jobs: int) -> None:
+
+class ParallelExecutor:
+    """Up to ``jobs`` hand-ins graded at once (``gradelab grade --jobs N``): this process grades
+    from the start, in the batch's own run (its fork server is already up), and worker processes
+    join only once the work left is worth their start-up — so asking for more jobs is never slower
+    than one: a class of quick static hand-ins is graded here alone, a class that trains gets its
+    workers within seconds.
+
+    Never more hand-ins at once than the cores hold at the lab's threads per hand-in. The decision,
+    checked a few times a second: while the first hand-in is graded (it pays for the
+    reference's values, computed once per run), start when it alone has taken ``start_after_s``;
+    afterwards, when the hand-ins left, at the pace of the last one (or the current one, if it is
+    slower), would take this process ``start_after_s`` longer than sharing them."""
+
+    def __init__(self, jobs: int, start_after_s: float = 2 * WORKER_START_S) -> None:
         self.jobs = max(1, jobs)
+        self.start_after_s = start_after_s
+        self.workers_started = 0  # how many worker processes the last ``map`` started (benchmarks, tests)
 
     def map(self, run: Run, jobs: Iterable[Job]) -> Iterator[tuple[Job, SubmissionResult]]:
-        todo = list(jobs)
+        todo = deque(jobs)
         if not todo:
             return
-        ctx = mp.get_context("spawn")  # a fresh interpreter: nothing of this process's threads or state
-        events, slots = ctx.Queue(), ctx.Queue()
-        workers = min(self.jobs, len(todo))
-        for slot in range(workers):
-            slots.put(slot)
-        gpus = gpu_count() if run.device == Device.cuda else 0
-        threads = max(1, cpu_count() // workers)
-        relay = threading.Thread(target=_relay, args=(events, run), name="gradelab-events", daemon=True)
-        relay.start()
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
-                                   initargs=(str(run.lab.folder), run.options.model_dump_json(),
-                                             [str(h) for h in run.hide], events, slots, gpus, threads))
-        finished = False
+        self.workers_started = 0
+        # Hand-ins side by side, each with its threads: no more than the cores hold (two trainings
+        # of two threads each on two cores take twice as long as one after the other, and more).
+        slots = min(self.jobs, max(1, cpu_count() // threads_per_hand_in(run)))
+        lock = threading.Lock()
+        done: queue.Queue[tuple[Job, Future[str]]] = queue.Queue()
+        started, last, graded = [time.monotonic()], [0.0], [0]  # this process's pace, shared with the watcher
+        pool: list[ProcessPoolExecutor] = []
+        in_flight = [0]
+        stop = threading.Event()
+
+        def take() -> Job | None:
+            with lock:
+                return todo.popleft() if todo else None
+
+        def feed() -> None:
+            """Hand the next job to a worker that is free (under ``lock``)."""
+            if todo and pool:
+                job = todo.popleft()
+                future = pool[0].submit(_grade, job)
+                in_flight[0] += 1
+                future.add_done_callback(partial(finished, job))
+
+        def finished(job: Job, future: Future[str]) -> None:
+            done.put((job, future))
+            with lock:
+                in_flight[0] -= 1
+                if not future.cancelled() and future.exception() is None:
+                    feed()
+
+        def worth_starting() -> bool:
+            with lock:
+                left = len(todo)
+                if left == 0 or pool:
+                    return False
+                elapsed = time.monotonic() - started[0]
+                if graded[0] == 0:
+                    return elapsed >= self.start_after_s
+                per_job = max(last[0], elapsed)
+            return per_job * left * (1 - 1 / min(slots, left + 1)) >= self.start_after_s
+
+        def start(workers: int) -> None:
+            ctx = mp.get_context("spawn")  # a fresh interpreter: nothing of this process's threads or state
+            events, slots = ctx.Queue(), ctx.Queue()
+            for slot in range(workers):
+                slots.put(slot)
+            gpus = gpu_count() if run.device == Device.cuda else 0
+            threads = max(1, cpu_count() // (workers + 1))
+            relay = threading.Thread(target=_relay, args=(events, run), name="gradelab-events", daemon=True)
+            relay.start()
+            executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                                           initargs=(str(run.lab.folder), run.options.model_dump_json(),
+                                                     [str(h) for h in run.hide], events, slots, gpus, threads))
+            with lock:
+                pool.append(executor)
+                self.workers_started = workers
+                for _ in range(workers):
+                    feed()
+            relays.append((relay, events))
+
+        relays: list[tuple[threading.Thread, Any]] = []
+
+        def watch() -> None:
+            while not stop.wait(0.25):
+                if worth_starting():
+                    with lock:
+                        workers = min(slots - 1, len(todo))
+                    if workers >= 1:
+                        start(workers)
+                    return
+
+        watcher = threading.Thread(target=watch, name="gradelab-workers", daemon=True) if slots > 1 else None
+        if watcher is not None:
+            watcher.start()
+        finished_all = False
         try:
-            pending: dict[Future, Job] = {pool.submit(_grade, job): job for job in todo}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = pending.pop(future)
-                    yield job, SubmissionResult.model_validate_json(future.result())
-            finished = True
+            while True:
+                yield from _drained(done)
+                job = take()
+                if job is None:
+                    break
+                with lock:
+                    started[0] = time.monotonic()
+                result = grade_job(run, job)
+                with lock:
+                    last[0], graded[0] = time.monotonic() - started[0], graded[0] + 1
+                yield job, result
+            stop.set()
+            while True:
+                with lock:
+                    waiting = in_flight[0] > 0 or (pool and todo)
+                if not waiting and done.empty():
+                    break
+                try:
+                    item = done.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                yield _outcome(*item)
+            finished_all = True
         finally:
-            if not finished:
-                _stop(pool)
-            pool.shutdown(wait=True, cancel_futures=True)
-            events.put(None)
-            relay.join(5)
+            stop.set()
+            if watcher is not None:
+                watcher.join(5)
+            for executor in pool:
+                if not finished_all:
+                    _stop(executor)
+                executor.shutdown(wait=True, cancel_futures=True)
+            for relay, events in relays:
+                events.put(None)
+                relay.join(5)
+
+
+def _outcome(job: Job, future: Future[str]) -> tuple[Job, SubmissionResult]:
+    return job, SubmissionResult.model_validate_json(future.result())
+
+
+def _drained(done: queue.Queue[tuple[Job, Future[str]]]) -> Iterator[tuple[Job, SubmissionResult]]:
+    """The results workers finished while this process graded its own."""
+    while True:
+        try:
+            item = done.get_nowait()
+        except queue.Empty:
+            return
+        yield _outcome(*item)
 
 
 def _relay(events: Any, run: Run) -> None:
@@ -171,7 +301,7 @@ def _relay(events: Any, run: Run) -> None:
             return
         try:
             run.emit(event)
-        except Exception:  # noqa: BLE001  (a display that fails must not stop the grading)
+        except Exception:
             log.exception("event sink failed")
 
 

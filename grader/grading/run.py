@@ -8,8 +8,9 @@ every submission graded in it reads its settings from here, never from copies.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from grader.checks.registry import BoundLab, bind
 from grader.data.digits import cache_root as data_cache_root
@@ -17,7 +18,7 @@ from grader.errors import LabError, UsageError
 from grader.lab.loader import Lab, labs_root
 from grader.lab.manifest import Limits
 from grader.options import Device, EventSink, Mode, RunOptions, ignore
-from grader.sandbox.runner import Sandbox
+from grader.sandbox.runner import Sandbox, sandbox_for
 
 
 def resolve_device(device: Device) -> Device:
@@ -54,10 +55,14 @@ class Run:
         self.device = resolve_device(options.device)
         self.emit = on_event
         self.hide = tuple(Path(p) for p in hide)
-        self._owns_sandbox = sandbox is None
-        self.sandbox = sandbox if sandbox is not None else Sandbox(preload=sandbox_preload(self.lab))
+        if sandbox is None:
+            sandbox, self._owns_sandbox = sandbox_for(sandbox_preload(self.lab))
+        else:
+            self._owns_sandbox = False
+        self.sandbox = sandbox
         self._datasets: dict[tuple[str, str, str | None], dict[str, Any]] = {}
         self._reference_values: dict[str, Any] = {}
+        self._identities: dict[tuple[str, str, str], str] = {}
 
     @property
     def limits(self) -> Limits:
@@ -84,6 +89,24 @@ class Run:
                                f"{f' from {data_root}' if data_root else ''}: {type(exc).__name__}: {exc}") from exc
         return self._datasets[key]
 
+    def data_identity(self, function: str, args: dict[str, Any]) -> str:
+        """What a calibration must have been measured on to judge this data set
+        (``grader.lab.calibration``): ``bundled`` for the lab's own data, else the digest of the
+        arrays from ``--data-root`` (``bundled`` too when they are the bundled set's)."""
+        from grader.lab.calibration import BUNDLED, digest
+
+        if not self.options.data_root:
+            return BUNDLED
+        key = ("identity", function, json.dumps(args, sort_keys=True))
+        if key not in self._identities:
+            ours = digest(self.dataset(function, args))
+            try:
+                bundled = digest(getattr(self.lab.reference, function)(data_root=None, **args))
+            except Exception:
+                bundled = None
+            self._identities[key] = BUNDLED if ours == bundled else ours
+        return self._identities[key]
+
     def reference_value(self, key: str, compute: Callable[[], Any]) -> Any:
         """A value computed from the lab's reference in the grader, the same for every hand-in of
         the run (a check draws the same inputs for each): computed once. ``key`` must name all it
@@ -93,12 +116,17 @@ class Run:
         return self._reference_values[key]
 
     def close(self) -> None:
+        """End the run: its own sandbox closed; one it was handed only settled (its children
+        gone, their uids and cgroups given back), for its owner to use again."""
         if self._owns_sandbox:
             self.sandbox.close()
+        else:
+            self.sandbox.settle()
         self._datasets.clear()
         self._reference_values.clear()
+        self._identities.clear()
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         self.sandbox.start()
         return self
 

@@ -24,9 +24,10 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
 
 from grader.errors import SubmissionError
 from grader.intake.reader import IGNORED, HandIn, printable
@@ -118,8 +119,7 @@ def _zip_members(zf: zipfile.ZipFile, label: str, select: Callable[[str], str | 
                                       zipfile.ZIP_LZMA):
             raise ArchiveRefused(f"{label} was not unpacked: {printable(raw)} is compressed with a method "
                                  f"the grader cannot read (method {info.compress_type})")
-        members.append(Member(name, info.file_size, info.compress_size,
-                              lambda info=info: _read_zip_member(zf, info, label)))
+        members.append(Member(name, info.file_size, info.compress_size, partial(_read_zip_member, zf, info, label)))
     return members
 
 
@@ -149,7 +149,7 @@ def _tar_members(tf: tarfile.TarFile, label: str, compressed_total: int,
         if not info.isreg():
             raise ArchiveRefused(f"{label} was not unpacked: {printable(info.name)} is a device or special file")
         share = max(1, compressed_total * info.size // total)
-        members.append(Member(name, info.size, share, lambda info=info: _read_tar_member(tf, info, label)))
+        members.append(Member(name, info.size, share, partial(_read_tar_member, tf, info, label)))
     return members
 
 
@@ -222,7 +222,7 @@ def unpack_archive(data: bytes, label: str, limits: IntakeLimits, *, into: HandI
     ``label``: how messages name the archive. Raises ``ArchiveRefused`` with the reason."""
     handin = into if into is not None else HandIn(source=Path(label))
     kind = _kind(data, label)
-    keep: Callable[[str], str | None] = lambda name: name  # noqa: E731
+    keep: Callable[[str], str | None] = lambda name: name
     try:
         if kind == "zip":
             with zipfile.ZipFile(io.BytesIO(data)) as zf:

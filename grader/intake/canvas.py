@@ -8,9 +8,11 @@ mark is kept on the student. The user id is the ``ID`` column of Canvas's gradeb
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from grader.intake.identity import key_for
 from grader.intake.listing import ClassEntry, ClassListing
-from grader.intake.reader import file_safe, printable
+from grader.intake.reader import printable
 from grader.results import Student
 
 ENTRY = re.compile(r"^(?P<name>.+?)(?P<late>_LATE)?_(?P<user>\d+)_(?P<attachment>\d+)_(?P<file>.+)$", re.S)
@@ -22,9 +24,9 @@ def _match(name: str) -> re.Match[str] | None:
     return ENTRY.match(name) or TEXT_ENTRY.match(name)
 
 
-def looks_like(listing: ClassListing) -> bool:
-    files = [n for n, is_dir in listing.top.items() if not is_dir]
-    return bool(files) and sum(1 for n in files if _match(n)) * 2 >= len(files)
+def is_entry(name: str, is_dir: bool) -> bool:
+    """A top-level name as Canvas's "Download Submissions" writes it (files only)."""
+    return not is_dir and _match(name) is not None
 
 
 def original_name(file: str, expected: set[str]) -> str:
@@ -37,7 +39,7 @@ def original_name(file: str, expected: set[str]) -> str:
 
 
 def entries(listing: ClassListing, expected: set[str]) -> tuple[list[ClassEntry], list[str]]:
-    groups: dict[str, dict[str, object]] = {}
+    groups: dict[str, dict[str, Any]] = {}
     warnings = []
     for top in listing.top:
         match = _match(top)
@@ -46,14 +48,24 @@ def entries(listing: ClassListing, expected: set[str]) -> tuple[list[ClassEntry]
             continue
         group = groups.setdefault(match["user"], {"name": match["name"], "late": False, "pairs": []})
         group["late"] = bool(group["late"]) or bool(match["late"])
-        group["pairs"].append((top, original_name(match["file"], expected)))  # type: ignore[union-attr]
+        attachment = int(match["attachment"]) if "attachment" in match.groupdict() else 0
+        group["pairs"].append((top, original_name(match["file"], expected), attachment))
     found = []
     for user, group in groups.items():
-        pairs: list[tuple[str, str]] = sorted(group["pairs"], key=lambda p: (p[1], p[0]))  # type: ignore[arg-type]
-        seen: set[str] = set()
-        unique = [(t, i) for t, i in pairs if not (i in seen or seen.add(i))]
+        # A file uploaded again has a newer attachment id (a number: 101 after 100, whatever the text
+        # sorts as): the newest of each name is graded, and an earlier one is a note on the result.
+        pairs: list[tuple[str, str, int]] = sorted(group["pairs"], key=lambda p: (p[1], -p[2], p[0]))
+        kept: dict[str, tuple[str, int]] = {}
+        unique, notes = [], []
+        for t, i, attachment in pairs:
+            if i not in kept:
+                kept[i] = (t, attachment)
+                unique.append((t, i))
+            else:
+                notes.append(f"an earlier upload of {printable(i)} (Canvas attachment {attachment}) was left out: the "
+                             f"newest (attachment {kept[i][1]}) is graded")
         name = str(group["name"])
-        student = Student(id=user, name=name, source=printable(str(listing.root / unique[0][0])),
+        student = Student(id=user, name=name, source=printable(str(listing.root / unique[0][0])), lms="canvas",
                           late=bool(group["late"]))
-        found.append(ClassEntry(student=student, source=listing.group(unique), name=file_safe(f"{name}_{user}")))
+        found.append(ClassEntry(student=student, source=listing.group(unique, tuple(notes)), name=key_for(name, user)))
     return found, warnings

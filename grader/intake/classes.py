@@ -13,25 +13,19 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Set
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
+from grader.errors import UsageError
 from grader.intake import canvas, moodle
 from grader.intake.archives import is_archive
+from grader.intake.identity import key_for
 from grader.intake.listing import ClassEntry, ClassListing
-from grader.intake.reader import file_safe, printable
+from grader.intake.reader import printable
 from grader.intake.sources import HandInSource
+from grader.options import Layout
 from grader.results import Student
-
-
-class Layout(str, Enum):
-    """How a class folder is laid out: recognised (``auto``) or named."""
-
-    auto = "auto"
-    moodle = "moodle"
-    canvas = "canvas"
-    folders = "folders"
 
 
 @dataclass
@@ -88,18 +82,41 @@ def _folders(listing: ClassListing) -> ClassPlan:
         stem = HandInSource(path=Path(name)).stem if not is_dir else name
         label = printable(stem).strip() or "submission"
         plan.entries.append(ClassEntry(student=Student(id=label, name=label, source=printable(str(listing.root / name))),
-                                       source=source, name=file_safe(stem)))
+                                       source=source, name=key_for(stem)))
     return plan
 
 
-def plan_class(root: Path, layout: Layout = Layout.auto, *, expected: set[str] = frozenset()) -> ClassPlan:
+def recognised(listing: ClassListing) -> Layout:
+    """The layout every entry of the class agrees on (dot- and underscore-names, the litter of
+    archivers, aside): Moodle's when every entry is named as Moodle names them, Canvas's likewise,
+    folders when none is. A class where some are and some are not is refused, with the entries
+    that disagree: one file named like an LMS's must not turn a class of folders into a download
+    (every real student left out), nor one loose file a download into folders."""
+    names = {n: d for n, d in listing.top.items() if not n.startswith(("_", "."))}
+    for layout, fits in ((Layout.moodle, lambda n, d: moodle.is_entry(n)),
+                         (Layout.canvas, lambda n, d: canvas.is_entry(n, d))):
+        yes = [n for n, d in names.items() if fits(n, d)]
+        if yes and len(yes) == len(names):
+            return layout
+        if yes:
+            odd = [n for n in names if n not in yes]
+            shown = ", ".join(printable(n) for n in (odd if len(odd) <= len(yes) else yes)[:5])
+            which = "are not" if len(odd) <= len(yes) else "are"
+            raise UsageError(
+                f"{printable(str(listing.root))}: {len(yes)} of its {len(names)} entries are named as a "
+                f"{layout.value.capitalize()} download names them and {len(odd)} are not, so its layout is not "
+                f"clear; these {which} {layout.value.capitalize()}'s: {shown}. Say which it is: --layout "
+                f"{layout.value} (the others left out, each named) or --layout folders (one hand-in per entry)")
+    return Layout.folders
+
+
+def plan_class(root: Path, layout: Layout = Layout.auto, *, expected: Set[str] = frozenset()) -> ClassPlan:
     """The hand-ins of a class, each with its student. ``expected``: the file names the lab
     expects (its module, its answer sheet), to undo an LMS's renaming of resubmitted files."""
     listing = ClassListing.read(Path(root))
     layout = Layout(layout)
     if layout == Layout.auto:
-        layout = Layout.moodle if moodle.looks_like(listing) else Layout.canvas if canvas.looks_like(listing) \
-            else Layout.folders
+        layout = recognised(listing)
     if layout == Layout.moodle:
         found, warnings = moodle.entries(listing)
     elif layout == Layout.canvas:

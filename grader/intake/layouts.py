@@ -12,7 +12,6 @@ to grade (``NothingToGrade``), which the batch reports as a warning and in its e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 from grader.errors import NothingToGrade, SubmissionError
 from grader.intake.archives import ArchiveRefused, is_archive, unpack_archive

@@ -38,7 +38,7 @@ class ClassListing:
     members: dict[str, list[str]] = field(default_factory=dict)  # zip: top-level folder → its members
 
     @classmethod
-    def read(cls, root: Path) -> "ClassListing":
+    def read(cls, root: Path) -> ClassListing:
         root = Path(root)
         if root.is_file() and root.suffix.lower() == ".zip":
             listing = cls(root=root, zipped=True)
@@ -73,16 +73,17 @@ class ClassListing:
                                 files=tuple((m, m.replace("\\", "/").lstrip("/").partition("/")[2]) for m in members))
         return HandInSource(kind="zip", path=self.root, files=tuple((m, name) for m in members))
 
-    def group(self, pairs: list[tuple[str, str]]) -> HandInSource:
+    def group(self, pairs: list[tuple[str, str]], notes: tuple[str, ...] = ()) -> HandInSource:
         """Several top-level entries as one hand-in: (top-level name, name in the hand-in); a
-        folder's files keep their paths below it ("" puts them at the hand-in's top)."""
+        folder's files keep their paths below it ("" puts them at the hand-in's top). ``notes``:
+        what the layout left out of it (an earlier upload)."""
         if not self.zipped:
             if len(pairs) == 1 and self.top.get(pairs[0][0]) and not pairs[0][1]:
-                return HandInSource(path=self.root / pairs[0][0])
-            return HandInSource(kind="files", path=self.root, files=tuple(pairs))
+                return HandInSource(path=self.root / pairs[0][0], notes=notes)
+            return HandInSource(kind="files", path=self.root, files=tuple(pairs), notes=notes)
         files = []
         for top, inner in pairs:
             for member in self.members.get(top, []):
                 below = member.replace("\\", "/").lstrip("/").partition("/")[2]
                 files.append((member, "/".join(p for p in (inner, below) if p) if self.top.get(top) else inner))
-        return HandInSource(kind="zip", path=self.root, files=tuple(files))
+        return HandInSource(kind="zip", path=self.root, files=tuple(files), notes=notes)

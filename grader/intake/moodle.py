@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import re
 
+from grader.intake.identity import key_for
 from grader.intake.listing import ClassEntry, ClassListing
-from grader.intake.reader import file_safe, printable
+from grader.intake.reader import printable
 from grader.results import Student
 
 ENTRY = re.compile(r"^(?P<name>[^_]+)_(?P<id>\d+)_(?P<plugin>assign(?:submission|feedback)_[a-z]+)(?:_(?P<file>.+))?$",
                    re.S)
 
 
-def looks_like(listing: ClassListing) -> bool:
-    return any(ENTRY.match(name) and "_assignsubmission_" in name for name in listing.top)
+def is_entry(name: str) -> bool:
+    """A top-level name as Moodle's "Download all submissions" writes it."""
+    match = ENTRY.match(name)
+    return match is not None and match["plugin"].startswith("assignsubmission_")
 
 
 def entries(listing: ClassListing) -> tuple[list[ClassEntry], list[str]]:
@@ -43,6 +46,6 @@ def entries(listing: ClassListing) -> tuple[list[ClassEntry], list[str]]:
             pairs.append((top, match["file"] or top))
     found = []
     for pid, (name, pairs) in groups.items():
-        student = Student(id=pid, name=name, source=printable(str(listing.root / pairs[0][0])))
-        found.append(ClassEntry(student=student, source=listing.group(sorted(pairs)), name=file_safe(f"{name}_{pid}")))
+        student = Student(id=pid, name=name, source=printable(str(listing.root / pairs[0][0])), lms="moodle")
+        found.append(ClassEntry(student=student, source=listing.group(sorted(pairs)), name=key_for(name, pid)))
     return found, warnings

@@ -98,8 +98,10 @@ def _cells(data: bytes, name: str) -> list[dict[str, Any]]:
             continue
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else source
-        metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
-        tags = metadata.get("tags") if isinstance(metadata.get("tags"), list) else []
+        metadata = cell.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        tags = metadata.get("tags")
+        tags = tags if isinstance(tags, list) else []
         out.append({"type": str(cell.get("cell_type", "")), "source": source if isinstance(source, str) else "",
                     "tags": [t for t in tags if isinstance(t, str)]})
     return out

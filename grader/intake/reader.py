@@ -18,12 +18,13 @@ folder from these bytes.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import stat
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from grader.errors import SubmissionError
 from grader.lab.manifest import IntakeLimits
@@ -38,6 +39,16 @@ def printable(name: str) -> str:
     characters (terminal escape sequences) shown escaped."""
     text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def handin_digest(handin: HandIn) -> str:
+    """A digest of a hand-in's files as read (names and bytes), to tell a changed hand-in."""
+    h = hashlib.sha256()
+    for name in sorted(handin.files):
+        data = handin.files[name]
+        h.update(f"{name}\0{len(data)}\0".encode("utf-8", "surrogateescape"))
+        h.update(data)
+    return f"sha256:{h.hexdigest()[:16]}"
 
 
 def file_safe(name: str) -> str:
@@ -58,16 +69,6 @@ class HandIn:
 
     def read(self, relative: str) -> bytes | None:
         return self.files.get(relative)
-
-    def stage(self, into: Path) -> None:
-        """Write the files under ``into`` (a fresh folder the grader made): the only copy of a
-        hand-in a child ever sees."""
-        for relative, data in self.files.items():
-            target = into.joinpath(*PurePosixPath(relative).parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
 
     @property
     def total_bytes(self) -> int:
@@ -114,7 +115,7 @@ class _Walk:
                 self.skip(f"files over {limits.max_file_mb:g} MB are not read", relative)
                 return
             room = limits.max_total_mb * 1024 * 1024 - self.total
-            data = _read_at_most(fd, min(info.st_size, limits.max_file_mb * 1024 * 1024) + 1)
+            data = _read_at_most(fd, int(min(info.st_size, limits.max_file_mb * 1024 * 1024)) + 1)
             if len(data) > limits.max_file_mb * 1024 * 1024:  # grew since fstat, or lied about its size
                 self.skip(f"files over {limits.max_file_mb:g} MB are not read", relative)
                 return

@@ -17,7 +17,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from grader.errors import SubmissionError
-from grader.intake.archives import archive_stem, is_archive, read_zip_members, unpack_archive
+from grader.intake.archives import (
+    archive_stem,
+    is_archive,
+    read_zip_members,
+    unpack_archive,
+)
 from grader.intake.reader import HandIn, printable, read_hand_in
 from grader.lab.manifest import IntakeLimits
 
@@ -32,6 +37,7 @@ class HandInSource(BaseModel):
     kind: Literal["path", "files", "zip"] = "path"
     path: Path
     files: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()  # what the class's layout left out of this hand-in, for its result
 
     @property
     def label(self) -> str:
@@ -53,6 +59,14 @@ class HandInSource(BaseModel):
 
 
 def open_hand_in(source: HandInSource, limits: IntakeLimits, module_name: str) -> HandIn:
+    """The hand-in's files, read into memory (see the module's docstring), with what the class's
+    layout left out of it among its notes. ``module_name``: what a lone ``.py`` file is staged as."""
+    handin = _open(source, limits, module_name)
+    handin.notes[:0] = list(source.notes)
+    return handin
+
+
+def _open(source: HandInSource, limits: IntakeLimits, module_name: str) -> HandIn:
     """The hand-in's files, read into memory (see the module's docstring). ``module_name``: what a
     lone ``.py`` file is staged as."""
     if source.kind == "zip":

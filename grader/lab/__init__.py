@@ -1,6 +1,6 @@
 """Labs as data: manifest models and the loader that validates a lab folder."""
 
-from grader.lab.loader import Lab, find_labs, load_lab, labs_root
+from grader.lab.loader import Lab, find_labs, labs_root, load_lab
 from grader.lab.manifest import (
     AnswerFieldSpec,
     CheckSpec,

@@ -8,6 +8,7 @@ the bottom layer never imports the kinds above it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -57,7 +58,7 @@ def read_yaml(path: Path, what: str) -> Any:
     except OSError as exc:
         raise LabError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
-        return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506  (a safe loader)
+        return yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -82,6 +83,21 @@ class Lab:
 
     def path(self, relative: str) -> Path:
         return self.folder / relative
+
+    @cached_property
+    def digest(self) -> str:
+        """A digest of what decides a grade in this lab folder: the manifest, the reference
+        module and answers, the harness and the calibrated thresholds (a result graded under
+        other ones is graded again on resume)."""
+        h = hashlib.sha256()
+        ref = self.manifest.reference
+        for name in [MANIFEST_NAME, ref.module, ref.answers, ref.harness, CALIBRATION_NAME]:
+            if not name:
+                continue
+            path = self.path(name)
+            h.update(f"{name}\0".encode())
+            h.update(path.read_bytes() if path.is_file() else b"-")
+        return f"sha256:{h.hexdigest()[:16]}"
 
     @cached_property
     def reference(self) -> ModuleType:

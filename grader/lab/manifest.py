@@ -54,7 +54,7 @@ class Limits(Strict):
     gpu_share: float = Field(1.0, gt=0, le=1, description="Share of one GPU a hand-in's training needs: "
                                                            "0.25 lets four hand-ins train on one GPU at once.")
 
-    def merged(self, override: "LimitsOverride | None") -> "Limits":
+    def merged(self, override: LimitsOverride | None) -> Limits:
         if override is None:
             return self
         return self.model_copy(update=override.model_dump(exclude_none=True))
@@ -76,6 +76,8 @@ class LimitsOverride(Strict):
 class IntakeLimits(Strict):
     """How much of a hand-in the grader reads. Past a cap, what is left out is named on the
     hand-in's result; a hand-in is never a reason for the grader to block or run out of memory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a default instance is shared by every reader
 
     max_depth: int = Field(8, ge=1, description="Folder levels read below the hand-in.")
     max_entries: int = Field(2000, ge=1, description="Files and folders read, in all.")
@@ -107,7 +109,7 @@ class AnswerFieldSpec(Strict):
     description: str = ""
 
     @model_validator(mode="after")
-    def _choices_match_type(self) -> "AnswerFieldSpec":
+    def _choices_match_type(self) -> AnswerFieldSpec:
         if (self.type == "choice") != bool(self.choices):
             raise ValueError("'choices' must be given exactly when type is 'choice'")
         return self
@@ -137,11 +139,11 @@ class Need:
     answer: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "Need":
+    def parse(cls, text: str) -> Need:
         return cls(text.removeprefix(cls.ANSWERS), answer=True) if text.startswith(cls.ANSWERS) else cls(text)
 
     @classmethod
-    def field(cls, path: str) -> "Need":
+    def field(cls, path: str) -> Need:
         return cls(path, answer=True)
 
     def __str__(self) -> str:
@@ -177,6 +179,42 @@ class ReferenceSpec(Strict):
                           "(training loops). It is sent as text and never sees answers or test labels.")
 
 
+class SimilaritySettings(Strict):
+    """How ``gradelab similarity`` compares a class's hand-ins (``grader.similarity``): what counts
+    as noise, and from which score a pair is listed. The defaults were set on the corpus under
+    ``submissions/similarity``; a lab whose template leaves little to write may raise them."""
+
+    threshold: float = Field(0.5, gt=0, le=1, description="A pair whose combined score reaches this is listed "
+                                                           "as similar (the ranked CSV keeps every pair above "
+                                                           "half of it).")
+    code_k: int = Field(20, ge=5, le=200, description="Characters of normalised code per fingerprint (the "
+                                                       "noise threshold: shorter matches are ignored).")
+    code_window: int = Field(4, ge=1, le=100, description="Winnowing window: one fingerprint is kept per "
+                                                           "window of this many.")
+    code_min_fingerprints: int = Field(40, ge=1, description="A hand-in with fewer fingerprints than this "
+                                                              "counts as this many (a nearly empty hand-in "
+                                                              "shares little by chance, not everything).")
+    code_enough: int = Field(150, ge=1, description="Shared fingerprints that are evidence by themselves, whatever "
+                                                     "the hand-ins' sizes (about 30 lines of code: a block "
+                                                     "pasted into a longer hand-in).")
+    common_share: float = Field(0.1, gt=0, le=1, description="A fingerprint, value or phrase found in at "
+                                                             "least this share of the class is common knowledge, "
+                                                             "not evidence …")
+    common_floor: int = Field(5, ge=2, description="… and in at least this many hand-ins, whatever the class's size.")
+    wrong_weight: float = Field(3.0, ge=1, description="How much more a shared wrong answer weighs than a "
+                                                        "shared right one of the same rarity.")
+    right_weight: float = Field(0.25, ge=0, le=1, description="How much a shared right answer weighs against its "
+                                                              "rarity: right answers agree by themselves.")
+    rarity_cap: int = Field(10, ge=2, description="A value's rarity counts up to one hand-in in this many, and "
+                                                  "a smaller class counts as this many: in a large class many pairs "
+                                                  "share some rare value by chance, so one shared value stays a "
+                                                  "hint; in a small one, two sharing a wrong value still count.")
+    answers_scale: float = Field(12.0, gt=0, description="Rarity-weighted shared answers (in nats) that make "
+                                                         "the answer-sheet score 63 %.")
+    phrase_words: int = Field(5, ge=2, le=20, description="Words per phrase compared in written answers.")
+    phrase_min: int = Field(6, ge=1, description="A written answer with fewer phrases than this counts as this many.")
+
+
 class LabManifest(Strict):
     schema_version: int
     id: str = Field(pattern=_SLUG)
@@ -203,6 +241,8 @@ class LabManifest(Strict):
         description="How a notebook hand-in becomes the student's module: 'definitions' keeps imports, "
                     "functions, classes and constant assignments (a training loop at top level is not run); "
                     "'run-all' runs every code cell, top to bottom.")
+    similarity: SimilaritySettings = Field(default_factory=SimilaritySettings,
+                                           description="Thresholds of `gradelab similarity` for this lab.")
     checks: list[CheckSpec] = Field(min_length=1)
 
     def letter_grade(self, percent: float) -> str:
@@ -231,7 +271,7 @@ class LabManifest(Strict):
         return v
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "LabManifest":
+    def _unique_ids(self) -> LabManifest:
         seen: set[str] = set()
         for check in self.checks:
             if check.id in seen:

@@ -115,5 +115,5 @@ def histogram_png(percents: list[float], title: str = "Score distribution") -> s
     ax.set_ylabel("submissions", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_title(title, fontsize=9)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # MaxNLocator takes it; the stub types the base Locator
     return _data_uri(fig)

@@ -10,29 +10,33 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 import grader
 from grader.atomic import replacing
 from grader.errors import ReportError
-from grader.results import Status, SubmissionResult, tally
-from grader.reveal import student_result
+from grader.results import Kind, Status, SubmissionResult
+from grader.reveal import Audience, hidden_points, student_result
 
-Audience = Literal["instructor", "student"]
+if TYPE_CHECKING:
+    from grader.similarity.ranking import SimilarityReport
+
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
-def _fmt(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A value as reports and pages print it: floats to six significant digits, lists and mappings
+    item by item."""
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, list):
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+        return "[" + ", ".join(show_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {show_value(v)}" for k, v in value.items())
     return "—" if value is None else str(value)
 
 
@@ -55,8 +59,10 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
     """Everything the per-submission template shows, derived from the result alone; a student's
     report from the student's view of it (``reveal``), as their table and JSON are. ``figures``:
     draw the training curves (matplotlib, imported only then; the server's pages do without)."""
-    hidden_count = sum(1 for c in result.checks if c.visibility != "public") if audience == "student" else 0
-    checks = student_result(result).checks if audience == "student" else list(result.checks)
+    audience = Audience.of(audience)
+    student = audience is Audience.student
+    hidden_count, hidden_max = hidden_points(result) if student else (0, 0.0)
+    checks = student_result(result).checks if student else list(result.checks)
     answers, comparisons, drawn, counterexamples = [], [], [], []
     for c in checks:
         if isinstance(c.details.get("counterexample"), dict) and c.details["counterexample"].get("statements"):
@@ -81,17 +87,17 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
                                            str(bands.get("xlabel") or "step"))})
         if c.details.get("curves"):
             drawn.append({"title": c.title, "src": curves_png(c.title, c.details["curves"])})
-    score, max_score = tally(checks)
+    score, max_score = result.score, result.max_score  # the grade, hidden checks included, for every reader
     written = [{"title": c.title, "question": c.details.get("question", ""), "answer": c.details.get("answer"),
                 "status": c.status, "score": c.score, "max_score": c.max_score, "review": c.details.get("review"),
-                "truncated": c.details.get("truncated", False)} for c in checks if c.kind == "written"]
+                "truncated": c.details.get("truncated", False)} for c in checks if c.kind == Kind.written]
     waiting = [c for c in checks if c.status == Status.awaiting_review]
     return {
         "written": written, "awaiting": len(waiting), "awaiting_points": sum(c.max_score for c in waiting),
         "r": result, "audience": audience, "checks": checks, "answers": answers,
         "comparisons": comparisons, "figures": drawn, "counterexamples": counterexamples, "score": score, "max_score": max_score,
         "percent": 100 * score / max_score if max_score else 0.0,
-        "hidden_count": hidden_count, "expected_column": any("expected" in a for a in answers),
+        "hidden_count": hidden_count, "hidden_max": hidden_max, "expected_column": any("expected" in a for a in answers),
     }
 
 
@@ -118,7 +124,7 @@ def class_context(results: list[SubmissionResult], lab_title: str) -> dict[str, 
         "diagnoses": diagnoses.most_common(10),
         "histogram": histogram_png(percents) if results else None,
         "mean": sum(percents) / len(percents) if percents else 0.0,
-        "generated": datetime.now(timezone.utc), "grader_version": grader.__version__,
+        "generated": datetime.now(UTC), "grader_version": grader.__version__,
     }
 
 
@@ -130,22 +136,25 @@ class ReportRenderer:
         self.templates = templates
         self.env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(["html", "j2"]),
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        self.env.filters["fmt"] = _fmt
+        self.env.filters["fmt"] = show_value
         self.env.filters["sci"] = _sci
         self.font_config = FontConfiguration()
         self.css = CSS(filename=str(templates / "report.css"), font_config=self.font_config)
         self._lock = threading.Lock()  # WeasyPrint shares the font configuration: one layout at a time
 
-    def submission_html(self, result: SubmissionResult, audience: Audience = "instructor",
+    def submission_html(self, result: SubmissionResult, audience: Audience = Audience.instructor,
                         standalone: bool = True) -> str:
         """``standalone`` inlines the stylesheet (an HTML file to open); the PDF path passes the
         parsed stylesheet instead, so WeasyPrint does not parse it again for every report."""
         return self.env.get_template("report.html.j2").render(
             **submission_context(result, audience), inline_css=self._inline_css(standalone))
 
-    def class_html(self, results: list[SubmissionResult], lab_title: str, standalone: bool = True) -> str:
+    def class_html(self, results: list[SubmissionResult], lab_title: str, standalone: bool = True,
+                   similarity: SimilarityReport | None = None) -> str:
+        """``similarity``: a page of pairs to look at together (``grader.similarity``), for the
+        instructor's summary only."""
         return self.env.get_template("class_summary.html.j2").render(
-            **class_context(results, lab_title), inline_css=self._inline_css(standalone))
+            **class_context(results, lab_title), similarity=similarity, inline_css=self._inline_css(standalone))
 
     def _inline_css(self, standalone: bool) -> str:
         return (self.templates / "report.css").read_text(encoding="utf-8") if standalone else ""
@@ -161,7 +170,7 @@ class ReportRenderer:
             raise ReportError(f"{path}: could not render the PDF: {type(exc).__name__}: {exc}") from exc
         return path
 
-    def write(self, result: SubmissionResult, path: Path, audience: Audience = "instructor",
+    def write(self, result: SubmissionResult, path: Path, audience: Audience = Audience.instructor,
               html: bool = False) -> Path:
         """The PDF at ``path``; with ``html``, the same report as HTML beside it."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,8 +178,10 @@ class ReportRenderer:
             path.with_suffix(".html").write_text(self.submission_html(result, audience), encoding="utf-8")
         return self.pdf(self.submission_html(result, audience, standalone=False), path)
 
-    def write_class(self, results: list[SubmissionResult], lab_title: str, path: Path, html: bool = False) -> Path:
+    def write_class(self, results: list[SubmissionResult], lab_title: str, path: Path, html: bool = False,
+                    similarity: SimilarityReport | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         if html:
-            path.with_suffix(".html").write_text(self.class_html(results, lab_title), encoding="utf-8")
-        return self.pdf(self.class_html(results, lab_title, standalone=False), path)
+            path.with_suffix(".html").write_text(self.class_html(results, lab_title, similarity=similarity),
+                                                 encoding="utf-8")
+        return self.pdf(self.class_html(results, lab_title, standalone=False, similarity=similarity), path)

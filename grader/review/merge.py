@@ -15,12 +15,13 @@ from typing import Any
 
 from grader.checks.registry import BoundCheck, BoundLab
 from grader.checks.written import RubricItem, WrittenParams, written_score
-from grader.results import Feedback, Status, SubmissionResult, tally
+from grader.grading.scoring import letter
+from grader.results import Feedback, Kind, Status, SubmissionResult, tally
 from grader.review.store import AnswerGrade, QuestionBook, ReviewStore
 
 
 def written_checks(lab: BoundLab) -> list[BoundCheck]:
-    return [c for c in lab.checks if c.spec.kind == "written"]
+    return [c for c in lab.checks if c.spec.kind == Kind.written]
 
 
 def rubric_of(check: BoundCheck, book: QuestionBook | None) -> list[RubricItem]:
@@ -74,10 +75,9 @@ def merge_result(result: SubmissionResult, lab: BoundLab, books: dict[str, Quest
         changed = True
     if not changed:
         return result
-    score, max_score = tally(checks)
-    percent = 100 * score / max_score if max_score else 0.0
+    score, max_score, pending = tally(checks)
     return result.model_copy(update={"checks": checks, "score": score, "max_score": max_score,
-                                     "grade": lab.manifest.letter_grade(percent)})
+                                     "pending_points": pending, "grade": letter(lab, score, max_score, pending)})
 
 
 def load_books(lab: BoundLab, store: ReviewStore) -> dict[str, QuestionBook]:

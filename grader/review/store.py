@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -48,7 +48,7 @@ class AnswerGrade(BaseModel):
     answer_sha: str = Field(description="The answer graded (``written.answer_digest``).")
     version: int = Field(1, ge=1, description="Bumped by every write: what a grader's next write must name.")
     graded_by: str = ""
-    graded_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    graded_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class QuestionBook(BaseModel):
@@ -78,7 +78,7 @@ class ReviewStore:
         self.folder = Path(folder)
 
     @classmethod
-    def beside(cls, out: Path) -> "ReviewStore":
+    def beside(cls, out: Path) -> ReviewStore:
         """The store of the batch whose results are in ``out``."""
         return cls(Path(out) / REVIEW_DIR)
 
@@ -124,7 +124,7 @@ class ReviewStore:
             stale = [key for key, (_, seen) in answers.items() if book.version_of(key) != seen]
             if stale:
                 raise StaleGrade(stale)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for key, (sha, seen) in answers.items():
                 book.grades[key] = AnswerGrade(items=list(dict.fromkeys(items)), comment=comment[:COMMENT_MAX],
                                                answer_sha=sha, version=seen + 1, graded_by=by, graded_at=now)

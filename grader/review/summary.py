@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from grader.results import Status, SubmissionResult
+from grader.results import Kind, Status, SubmissionResult
 
 
 def written_summary(results: list[SubmissionResult]) -> list[dict[str, Any]]:
     order: dict[str, tuple[str, float]] = {}
     for r in results:
         for c in r.checks:
-            if c.kind == "written":
+            if c.kind == Kind.written:
                 order.setdefault(c.id, (c.title, c.max_score))
     rows = []
     for check_id, (title, points) in order.items():

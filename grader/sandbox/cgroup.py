@@ -170,7 +170,7 @@ class MemoryFiles:
     events: str  # holds the "oom_kill N" line
 
     @classmethod
-    def of(cls, base: Path) -> "MemoryFiles":
+    def of(cls, base: Path) -> MemoryFiles:
         if base == _ROOT:  # v2
             return cls(limit="memory.max", swap_limit="memory.swap.max", usage="memory.current", events="memory.events")
         return cls(limit="memory.limit_in_bytes", swap_limit="memory.memsw.limit_in_bytes",
@@ -195,7 +195,9 @@ class ChildCgroups:
             limit = (memory_mb + SETUP_HEADROOM_MB) << 20
             settings = {files.limit: str(limit)}
             path = memory / name
-            if memory == _ROOT:
+            if files.swap_limit is None:
+                pass  # this hierarchy does not account swap
+            elif memory == _ROOT:
                 settings[files.swap_limit] = "0"
             elif (memory / files.swap_limit).exists():  # absent where swap is not accounted
                 settings[files.swap_limit] = str(limit)

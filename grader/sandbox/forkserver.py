@@ -34,9 +34,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from grader.errors import SandboxError
 
@@ -132,7 +132,7 @@ class ForkServer:
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def start(self) -> "ForkServer":
+    def start(self) -> ForkServer:
         with self._lock:
             if self._proc is None:
                 self._launch()
@@ -217,7 +217,7 @@ class ForkServer:
             except ProcessLookupError:
                 pass
 
-    def __enter__(self) -> "ForkServer":
+    def __enter__(self) -> ForkServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -314,13 +314,13 @@ def serve(fd: int, preload: Sequence[str], entry: str = "grader.sandbox.worker:c
     sock.send(b"ready")
     while True:
         try:
-            readable, _, _ = select.select([sock, wake_r], [], [])
+            readable, _, _ = select.select([sock.fileno(), wake_r], [], [])
         except InterruptedError:  # pragma: no cover  (PEP 475 retries; kept for clarity)
             continue
         if wake_r in readable:
             os.read(wake_r, 4096)
             _reap(statuses)
-        if sock not in readable:
+        if sock.fileno() not in readable:
             continue
         try:
             message, fds, _, _ = socket.recv_fds(sock, 16, 3)
@@ -361,7 +361,7 @@ def _become_child(job_r: int, reply_w: int, run_child: Callable[[], None]) -> No
         os.dup2(reply_w, REPLY_FD)
         os.closerange(REPLY_FD + 1, _max_fd())
         run_child()
-    except BaseException:  # noqa: BLE001  (nothing of the server's loop may run in a child)
+    except BaseException:
         pass
     os._exit(70)
 

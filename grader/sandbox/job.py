@@ -47,7 +47,7 @@ class ChildJob:
         return codec.encode(fields)
 
     @classmethod
-    def decode(cls, data: bytes) -> "ChildJob":
+    def decode(cls, data: bytes) -> ChildJob:
         fields = codec.decode(data)
         plan = fields.pop("isolation", None)
         files = {name: np.asarray(arr, dtype=np.uint8).tobytes() for name, arr in fields.pop("files", {}).items()}
@@ -66,5 +66,5 @@ class Request:
         return codec.encode({"probe": self.probe, "payload": self.payload, "cpu_s": self.cpu_s})
 
     @classmethod
-    def decode(cls, data: bytes) -> "Request":
+    def decode(cls, data: bytes) -> Request:
         return cls(**codec.decode(data))

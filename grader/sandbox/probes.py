@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,7 +118,7 @@ def call(module: Any, function: str, cases: list[list[Any]], tensors: bool = Fal
             wire = stack.enter_context(Tripwire(module, forbid)) if forbid else None
             record = (stack.enter_context(OperatorRecord(forbid_ops, forbid_autograd))
                       if forbid_ops or forbid_autograd else None)
-            outcome = _outcome_with_file(lambda a=args: fn(*a), module)
+            outcome = _outcome_with_file(partial(fn, *args), module)
         if wire is not None:
             outcome["forbidden"] = wire.seen
         if record is not None:
@@ -140,7 +142,7 @@ def harness(module: Any, source: str, entry: str, args: dict[str, Any], forbid_o
     after the student's import, in the same process: what it returns is checked by the grader
     against the budget, never taken on trust (``checks.training``)."""
     namespace: dict[str, Any] = {"__name__": "gradelab_harness"}
-    exec(compile(source, "harness.py", "exec"), namespace)  # noqa: S102  (the lab's code, not the student's)
+    exec(compile(source, "harness.py", "exec"), namespace)
     if not (forbid_ops or forbid_autograd):
         return {"result": to_raw(namespace[entry](module, **to_tensors(args)))}
     with OperatorRecord(forbid_ops, forbid_autograd) as record:
@@ -151,7 +153,7 @@ def harness(module: Any, source: str, entry: str, args: dict[str, Any], forbid_o
 def _outcome_with_file(fn: Callable[[], Any], module: Any) -> dict[str, Any]:
     try:
         return {"ok": True, "value": to_raw(fn())}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return {"ok": False, "error": describe_exception(exc, _student_file(module))}
 
 
@@ -172,7 +174,7 @@ def model_forward(module: Any, cls: str, inputs: list[np.ndarray], init_args: li
     results = []
     with torch.no_grad():
         for x in inputs:
-            results.append(_outcome_with_file(lambda x=x: model(torch.from_numpy(x)), module))
+            results.append(_outcome_with_file(partial(model, torch.from_numpy(x)), module))
             if not results[-1]["ok"] and results[-1]["error"].get("out_of_memory"):
                 break  # the next input would exhaust memory again, only slower
     return results
@@ -206,7 +208,7 @@ FUNCTIONAL_LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "torch.relu_": ("ReLU", ("input",)),
     "torch.Tensor.relu": ("ReLU", ("input",)),
 }
-_FUNCTIONAL_DEFAULTS = {"MaxPool2d": {"padding": 0, "dilation": 1}, "AvgPool2d": {"padding": 0},
+_FUNCTIONAL_DEFAULTS: dict[str, dict[str, Any]] = {"MaxPool2d": {"padding": 0, "dilation": 1}, "AvgPool2d": {"padding": 0},
                         "Dropout": {"p": 0.5}}
 
 
@@ -278,7 +280,7 @@ def model_trace(module: Any, cls: str, input: np.ndarray, init_args: list[Any] |
         with torch.no_grad(), _FunctionalLayers(module, calls, busy):
             model(torch.from_numpy(input))
         error = None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         error = describe_exception(exc, _student_file(module))
     finally:
         for h in handles:

@@ -81,7 +81,7 @@ class IsolationReport(BaseModel):
         return [clean_line(str(item))[:_TEXT_CAP] for item in v] if isinstance(v, list) else []
 
     @classmethod
-    def parse(cls, raw: bytes) -> "IsolationReport":
+    def parse(cls, raw: bytes) -> IsolationReport:
         try:
             return cls.model_validate(clean_tree(codec.decode(raw)))
         except (codec.CodecError, ValidationError):
@@ -115,7 +115,7 @@ class CallReply(BaseModel):
         return format_error(self.error)
 
     @classmethod
-    def parse(cls, raw: Any) -> "CallReply":
+    def parse(cls, raw: Any) -> CallReply:
         """One entry of a probe's list of outcomes; anything malformed is a failed call."""
         try:
             return cls.model_validate(raw)
@@ -123,7 +123,7 @@ class CallReply(BaseModel):
             return cls(ok=False, error=ErrorInfo(type="a malformed reply"))
 
     @classmethod
-    def parse_list(cls, raw: Any, expected: int) -> list["CallReply"]:
+    def parse_list(cls, raw: Any, expected: int) -> list[CallReply]:
         """Exactly ``expected`` outcomes. A child stops early after running out of memory or
         recursion: the inputs it skipped get its last outcome."""
         replies = [cls.parse(r) for r in (raw if isinstance(raw, list) else [])][:expected]

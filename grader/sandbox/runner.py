@@ -11,6 +11,7 @@ whole process group is killed when the probe ends, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -21,19 +22,28 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
-from grader.intake.reader import HandIn, read_hand_in
 from grader.lab.manifest import Limits
 from grader.sandbox import codec, policy
 from grader.sandbox.cgroup import ChildCgroups
 from grader.sandbox.forkserver import Child, ForkServer, wait_for_exit
 from grader.sandbox.job import LOG_NAME, PROGRESS_NAME, WORK_NAME, ChildJob, Request
-from grader.sandbox.replies import ChildReply, IsolationReport, ProbeFailure, ProbeStatus, Stage, format_error
+from grader.sandbox.replies import (
+    ChildReply,
+    IsolationReport,
+    ProbeFailure,
+    ProbeStatus,
+    Stage,
+    format_error,
+)
+from grader.sandbox.staging import Staged
 from grader.sandbox.uids import UidLease
 from grader.sandbox.untrusted import clean_text, clean_tree
 
@@ -168,6 +178,44 @@ def _death_message(exitcode: int | None, limits: Limits, oom: bool | None = None
                                "sys.exit() or os._exit() in a submission ends the check")
 
 
+# Who provides a run's sandbox. Unset (production): each run starts a fork server of its own and
+# closes it with the run. Set with ``sharing``: a caller that makes many runs in one process (the
+# test suite; a notebook grading hand-ins one by one) hands each run a warm sandbox it keeps; a run
+# then settles its children when it closes (their uids, cgroups and folders given back) and leaves
+# the server up.
+_PROVIDER: ContextVar[Callable[[tuple[str, ...]], Sandbox] | None] = ContextVar("sandbox_provider", default=None)
+
+
+@contextlib.contextmanager
+def sharing(provider: Callable[[tuple[str, ...]], Sandbox]) -> Iterator[None]:
+    """Runs opened in this context (this thread) take their sandbox from ``provider`` (called with
+    the fork server's preload list) instead of starting one."""
+    token = _PROVIDER.set(provider)
+    try:
+        yield
+    finally:
+        _PROVIDER.reset(token)
+
+
+def sandbox_for(preload: Sequence[str]) -> tuple[Sandbox, bool]:
+    """A sandbox for a run, and whether the run owns it (closes it) or only settles it."""
+    provider = _PROVIDER.get()
+    if provider is not None:
+        return provider(tuple(preload)), False
+    return Sandbox(preload), True
+
+
+@contextlib.contextmanager
+def opened(preload: Sequence[str]) -> Iterator[Sandbox]:
+    """A sandbox for the length of a ``with``: the provided one (settled at the end), else a new one
+    (closed at the end)."""
+    sandbox, owned = sandbox_for(preload)
+    try:
+        yield sandbox
+    finally:
+        sandbox.close() if owned else sandbox.settle()
+
+
 class Sandbox:
     """Runs probes on hand-ins in limited, isolated children. One per run: it owns the fork
     server (started on ``start`` or the first probe, ended on ``close``) and says once what
@@ -182,7 +230,7 @@ class Sandbox:
         self._cleaned = False
         self._retiring: list[threading.Thread] = []
 
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         """Start the fork server now, in the background (its imports take seconds)."""
         if not self._cleaned:
             _remove_stale_workdirs()
@@ -190,7 +238,7 @@ class Sandbox:
         self.server.start()
         return self
 
-    def warm(self) -> "Sandbox":
+    def warm(self) -> Sandbox:
         """Start the fork server and wait until its imports are done (benchmarks, a server's
         workers: the first hand-in should not pay for them)."""
         self.start()
@@ -225,7 +273,7 @@ class Sandbox:
         thread.start()
         self._retiring.append(thread)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -238,22 +286,20 @@ class Sandbox:
                 self._warned.add(item)
                 log.warning("sandbox: %s", item)
 
-    def session(self, handin: HandIn | Path, module_file: str, limits: Limits, hide: list[Path] | None = None,
-                gpu: bool = False) -> "ChildSession":
+    def session(self, handin: Staged, module_file: str, limits: Limits, hide: list[Path] | None = None,
+                gpu: bool = False) -> ChildSession:
         """A child for one hand-in's probes: it imports the student's module once and answers
         probe after probe (``ChildSession.call``) under ``limits``' memory, threads and processes;
         each call brings its own wall and CPU time. Close it when the hand-in is graded.
 
-        ``handin``: as the safe reader read it (a path is read here: tests, benchmarks);
+        ``handin``: as the safe reader read it (``staging.Staged``);
         ``module_file``: the module's path in it; ``hide``: folders the child must not see (the
         labs, the other hand-ins, the results); ``gpu``: the child may use CUDA, so its memory is
         bounded in a way CUDA can live with."""
-        if not isinstance(handin, HandIn):
-            handin = read_hand_in(Path(handin), module_name=module_file)
         self.start()
         return ChildSession(self, handin, module_file, limits, list(hide or []), gpu)
 
-    def run_probe(self, handin: HandIn | Path, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
+    def run_probe(self, handin: Staged, module_file: str, probe: str, payload: dict[str, Any], limits: Limits,
                   hide: list[Path] | None = None, on_progress: Any = None, gpu: bool = False) -> ProbeReply:
         """Run one probe on a hand-in in a fresh, limited, isolated child; return its raw value."""
         with self.session(handin, module_file, limits, hide, gpu) as child:
@@ -265,7 +311,7 @@ class ChildSession:
     wall time or runs out of memory ends that child; the next probe starts a fresh one (a new
     import), so a fault costs only the checks that needed the probe that caused it."""
 
-    def __init__(self, sandbox: Sandbox, handin: HandIn, module_file: str, limits: Limits, hide: list[Path],
+    def __init__(self, sandbox: Sandbox, handin: Staged, module_file: str, limits: Limits, hide: list[Path],
                  gpu: bool) -> None:
         self.sandbox, self.handin, self.module_file = sandbox, handin, module_file
         self.limits, self.hide, self.gpu = limits, hide, gpu
@@ -276,7 +322,7 @@ class ChildSession:
         self._lease: UidLease | None = None
         self._isolation_read = False
 
-    def __enter__(self) -> "ChildSession":
+    def __enter__(self) -> ChildSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -317,7 +363,7 @@ class ChildSession:
         plan = policy.plan([*self.hide, Path(handin.source).resolve().parent], uid=self._lease.uid,
                            disk_mb=limits.disk_mb, progress_file=str(progress))
         job = ChildJob(workdir=str(workdir), log_file=str(log_file), module_file=self.module_file,
-                       files=handin.files, memory_mb=limits.memory_mb, threads=limits.threads,
+                       files=dict(handin.files), memory_mb=limits.memory_mb, threads=limits.threads,
                        max_processes=limits.max_processes, env=env, isolation=plan, cgroups=self._groups.join_paths,
                        memory_cgroup=self._groups.memory_path, gpu=self.gpu)
         self._child = self.sandbox.server.spawn(job.encode())
@@ -335,7 +381,7 @@ class ChildSession:
         log_file, progress = folder / LOG_NAME, folder / PROGRESS_NAME
         started = time.monotonic()  # the server's (re)start is not the hand-in's time
         deadline = started + limits.wall_s
-        tail = lambda: _tail(log_file, limits.output_kb * 1024)  # noqa: E731
+        tail = lambda: _tail(log_file, limits.output_kb * 1024)
         child.send(Request(probe=probe, payload=payload, cpu_s=limits.cpu_s).encode())
         try:
             poll = _progress_reader(progress, on_progress) if on_progress else None

@@ -61,7 +61,7 @@ class UidLease:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "UidLease":
+    def __enter__(self) -> UidLease:
         return self
 
     def __exit__(self, *exc: object) -> None:

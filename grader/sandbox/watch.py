@@ -92,7 +92,7 @@ def _resolve(dotted: str) -> tuple[Any, str, Any] | None:
     parts = dotted.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         try:
-            owner = importlib.import_module(".".join(parts[:cut]))
+            owner: Any = importlib.import_module(".".join(parts[:cut]))
         except ImportError:
             continue
         for attr in parts[cut:-1]:
@@ -132,7 +132,7 @@ class Tripwire:
                 self._depth -= 1
         return tripped
 
-    def __enter__(self) -> "Tripwire":
+    def __enter__(self) -> Tripwire:
         originals: dict[int, tuple[str, Any]] = {}
         for name in self.names:
             found = _resolve(name)

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch  # noqa: F401  (preloaded so children never pay for it; a lab preloads more)
+import torch
 
-from grader.intake.reader import HandIn
 from grader.sandbox import cgroup, codec, policy
 from grader.sandbox.faults import describe_exception
 from grader.sandbox.forkserver import JOB_FD, REPLY_FD, read_message
 from grader.sandbox.job import ChildJob, Request
 from grader.sandbox.probes import PROBES
+from grader.sandbox.staging import stage as write_files
 
 
 def _status_bytes(field: str) -> int:
@@ -84,7 +84,7 @@ def _redirect_output(log_file: str) -> None:
 
 def _stage(job: ChildJob):
     def stage(workdir: str) -> None:
-        HandIn(source=Path(workdir), files=job.files).stage(Path(workdir))
+        write_files(job.files, Path(workdir))
     return stage
 
 
@@ -136,7 +136,7 @@ def child_main() -> None:
     sys.path.insert(0, os.path.dirname(student_file))  # the module's own folder: its helpers import
     try:
         module = _import_student(student_file)
-    except BaseException as exc:  # noqa: BLE001  (SystemExit and KeyboardInterrupt are student faults too)
+    except BaseException as exc:
         _send({"stage": "import", "ok": False, "error": describe_exception(exc, student_file)})
         _exit()
     while (message := read_message()) is not None:
@@ -145,7 +145,7 @@ def child_main() -> None:
         try:
             value = PROBES[request.probe](module, **request.payload)
             reply = {"stage": "probe", "ok": True, "value": value}
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             reply = {"stage": "probe", "ok": False, "error": describe_exception(exc, student_file)}
         _send(reply)
         del reply, request, message
@@ -167,7 +167,7 @@ def _exit() -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     os._exit(0)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.applications import Starlette
@@ -26,9 +26,10 @@ from starlette.types import Scope
 
 from grader.checks.registry import BoundLab
 from grader.options import RunOptions
-from grader.report.render import TEMPLATES, _fmt
+from grader.report.render import TEMPLATES, show_value
 from grader.serve import deps, instructor, review, student
 from grader.serve.classroom import Classroom
+from grader.serve.lti import launch as lti
 from grader.serve.security import BodyLimit, SecurityHeaders, Sessions
 from grader.serve.settings import ServeSettings
 from grader.serve.store import UnsafePath
@@ -49,17 +50,19 @@ routes = [
     Route("/instructor", instructor.roster, name="roster"),
     Route("/instructor/class.csv", instructor.class_table, name="class_csv"),
     Route("/instructor/export", instructor.export, methods=["POST"], name="export"),
+    Route("/instructor/similarity", instructor.similarity, name="similarity"),
     Route("/instructor/students/{sid:str}", instructor.student, name="student"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}", instructor.attempt, name="student_attempt"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}/upload.zip", instructor.upload, name="upload_zip"),
     Route("/instructor/students/{sid:str}/attempts/{number:int}/{name:str}", instructor.report, name="report"),
     *review.routes(),  # the grading pages of written answers (grader.serve.review)
+    *lti.routes(),  # LTI 1.3 login, launch, keyset, NRPS roster (grader.serve.lti)
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 UPLOAD_ROUTES = ("/upload", "/instructor/export")
 
 
-def body_limit(settings: ServeSettings):
+def body_limit(settings: ServeSettings) -> Callable[[Scope], int]:
     def limit_for(scope: Scope) -> int:
         return settings.upload_bytes if scope.get("path") in UPLOAD_ROUTES else FORM_BYTES
     return limit_for
@@ -75,7 +78,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     try:
         return deps.page(request, "error.html.j2", {"status": exc.status_code, "message": exc.detail},
                          status=exc.status_code)
-    except Exception:  # noqa: BLE001  (an error page that fails must still answer)
+    except Exception:
         return Response(str(exc.detail), status_code=exc.status_code, media_type="text/plain")
 
 
@@ -96,7 +99,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["fmt"] = _fmt
+    env.filters["fmt"] = show_value
     return Jinja2Templates(env=env)
 
 
@@ -108,11 +111,13 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         room.open()
+        app.state.lti.start()
         app.state.sessions = Sessions(room.secret, max_age_s=int(settings.session_hours * 3600),
                                       secure=settings.secure_cookies)
         try:
             yield
         finally:
+            app.state.lti.stop()
             room.close()
 
     app = Starlette(routes=routes, lifespan=lifespan,
@@ -122,6 +127,7 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
     app.state.templates = templates()
     app.state.review_desk = review.classroom_desk(room)
     app.state.review_auth = deps.instructor
+    app.state.lti = lti.LtiTool(room)
     return app
 
 

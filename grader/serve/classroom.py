@@ -23,7 +23,15 @@ from grader.options import Mode, RunOptions
 from grader.results import SubmissionResult
 from grader.reveal import student_result
 from grader.serve.queue import GradingQueue, Ticket
-from grader.serve.roster import INSTRUCTOR, Roster, RosterEntry, TokenFile, identify, load_tokens, tokens_path
+from grader.serve.roster import (
+    INSTRUCTOR,
+    Roster,
+    RosterEntry,
+    TokenFile,
+    identify,
+    load_tokens,
+    tokens_path,
+)
 from grader.serve.security import load_secret
 from grader.serve.settings import ServeSettings, now
 from grader.serve.store import AttemptMeta, ClassStore
@@ -86,7 +94,7 @@ class Classroom:
 
     # --- life ------------------------------------------------------------------------------
 
-    def open(self) -> "Classroom":
+    def open(self) -> Classroom:
         """Take the class folder (one server at a time), repair what a crash left, start grading."""
         self.store.open(self.lab.id)
         self._lock_fd = os.open(self.store.state / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -167,6 +175,10 @@ class Classroom:
 
     def who(self, role: str, sid: str, stamp: str) -> Who | None:
         """A session's owner, if its token is still the one it was opened with."""
+        if stamp.startswith("lti:"):  # opened by an LTI launch (grader.serve.lti)
+            from grader.serve.lti.launch import lti_who
+
+            return lti_who(self, role, sid, stamp)  # type: ignore[no-any-return]
         record = self.tokens().record(role, sid)  # type: ignore[arg-type]
         if record is None or record.sha256[:16] != stamp:
             return None

@@ -38,11 +38,13 @@ class Caller:
 
 
 def classroom(request: Request) -> Classroom:
-    return request.app.state.classroom
+    room: Classroom = request.app.state.classroom
+    return room
 
 
 def sessions(request: Request) -> Sessions:
-    return request.app.state.sessions
+    held: Sessions = request.app.state.sessions
+    return held
 
 
 def caller(request: Request) -> Caller | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import zipfile
 
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +22,9 @@ from grader.errors import GradelabError
 from grader.export.targets import ExportTarget, export_results
 from grader.grading.batch import class_csv
 from grader.report.render import submission_context
+from grader.reveal import Audience
 from grader.serve import deps
+from grader.serve.classroom import AttemptStatus
 from grader.serve.roster import RosterEntry, valid_id
 from grader.serve.store import INSTRUCTOR_PDF, STUDENT_PDF
 
@@ -37,7 +40,7 @@ def _student(request: Request) -> RosterEntry:
     return student
 
 
-def _attempt(request: Request, student: RosterEntry):
+def _attempt(request: Request, student: RosterEntry) -> AttemptStatus:
     number = request.path_params["number"]
     status = deps.classroom(request).status(student.id, number)
     if status is None:
@@ -73,7 +76,7 @@ async def attempt(request: Request) -> Response:
     status = _attempt(request, who)
     room = deps.classroom(request)
     result = room.with_grades(who.id, room.store.result(who.id, status.meta.number))
-    context = submission_context(result, "instructor", figures=False) if result is not None else {}
+    context = submission_context(result, Audience.instructor, figures=False) if result is not None else {}
     return deps.page(request, "instructor/attempt.html.j2", {
         "caller": caller, "student": who, "status": status, "result": result, "report": context,
         "reports": {name: room.store.read(who.id, status.meta.number, stored) is not None
@@ -93,7 +96,7 @@ async def report(request: Request) -> Response:
         raise HTTPException(404, "This report is not ready.")
     from grader.serve.review import stored_or_graded_pdf
 
-    audience = "instructor" if which[0] == INSTRUCTOR_PDF else "student"
+    audience = Audience.instructor if which[0] == INSTRUCTOR_PDF else Audience.student
     data = await stored_or_graded_pdf(request, room, who.id, status.meta.number, data, audience)
     filename = f"{who.id}-attempt-{status.meta.number}-{which[1]}.pdf"
     return Response(data, media_type="application/pdf",
@@ -129,7 +132,7 @@ async def export(request: Request) -> Response:
     data = await deps.form(request, caller, max_files=1)
     try:
         template_file = data.get("template")
-        template = await template_file.read() if hasattr(template_file, "read") else b""
+        template = await template_file.read() if isinstance(template_file, UploadFile) else b""
         to = str(data.get("to", ""))
         assignment = str(data.get("assignment") or "") or None
     finally:
@@ -152,3 +155,24 @@ async def export(request: Request) -> Response:
             zf.writestr(name, payload)
     return Response(buffer.getvalue(), media_type="application/zip",
                     headers={"content-disposition": f'attachment; filename="{room.lab.id}-{to}.zip"'})
+
+
+async def similarity(request: Request) -> Response:
+    """Pairs of students' latest graded attempts to look at together (``grader.similarity``),
+    computed when asked: for the instructor only, never linked from a student's page."""
+    caller = deps.instructor(request)
+    room = deps.classroom(request)
+    from starlette.concurrency import run_in_threadpool
+
+    from grader.serve.store import UPLOAD
+    from grader.similarity.lab import compare_hand_ins
+    from grader.similarity.view import context
+
+    hand_ins = []
+    for sid in room.store.students():
+        latest = room.store.latest_result(sid)
+        if latest is not None:
+            meta, result = latest
+            hand_ins.append((room.store.attempt_path(sid, meta.number) / UPLOAD, sid, result.student.name))
+    report = await run_in_threadpool(compare_hand_ins, room.lab, hand_ins)
+    return deps.page(request, "instructor/similarity.html.j2", {"caller": caller, **context(report)})

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -155,7 +155,7 @@ class Journal:
         self.path = Path(path)
 
     def write(self, event: str, ticket: Ticket, **fields: Any) -> None:
-        line = json.dumps({"at": datetime.now(timezone.utc).isoformat(), "event": event, "student": ticket.student,
+        line = json.dumps({"at": datetime.now(UTC).isoformat(), "event": event, "student": ticket.student,
                            "attempt": ticket.attempt, "pid": os.getpid(), **fields})
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:

@@ -15,9 +15,10 @@ answer it shows).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -30,9 +31,20 @@ from grader.checks.registry import BoundCheck, BoundLab
 from grader.checks.written import RubricItem
 from grader.errors import GradelabError
 from grader.results import Status, SubmissionResult
+from grader.reveal import Audience
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 from grader.review.groups import THRESHOLD, group_answers
-from grader.review.merge import load_books, merge_result, points_of, rubric_of, written_checks
+from grader.review.merge import (
+    load_books,
+    merge_result,
+    points_of,
+    rubric_of,
+    written_checks,
+)
 from grader.review.store import COMMENT_MAX, ReviewStore, StaleGrade
+from grader.serve.lti.scores import note as lti_note
 from grader.serve.security import same_origin, same_token
 
 
@@ -72,7 +84,8 @@ def classroom_desk(room: Any) -> ReviewDesk:
 
 
 def desk(request: Request) -> ReviewDesk:
-    return request.app.state.review_desk
+    held: ReviewDesk = request.app.state.review_desk
+    return held
 
 
 def grader(request: Request) -> Any:
@@ -153,8 +166,8 @@ def question_context(d: ReviewDesk, qid: str) -> dict[str, Any]:
         groups.append({"members": members, "text": group.text, "graded": len(graded) == len(members),
                        "mixed": bool(graded) and not same, "items": first.items if first else [],
                        "comment": first.comment if first else "", "score": score})
-    graded = sum(1 for g in groups for m in g["members"] if m["grade"] is not None)
-    return {"check": check, "params": check.params, "rubric": rubric, "groups": groups, "graded": graded,
+    graded_count = sum(1 for g in groups for m in g["members"] if m["grade"] is not None)
+    return {"check": check, "params": check.params, "rubric": rubric, "groups": groups, "graded": graded_count,
             "total": len(answers), "threshold": THRESHOLD, "edited": book.rubric is not None,
             "questions": progress(d), "comment_max": COMMENT_MAX}
 
@@ -199,6 +212,8 @@ async def grade(request: Request) -> Response:
     except StaleGrade as exc:
         return JSONResponse({"error": "Someone else graded this answer meanwhile: it was reloaded with their grade.",
                              "keys": exc.keys}, status_code=409)
+    for key in keys:  # an LTI course gets the new score (grader.serve.lti.scores' outbox)
+        lti_note(d.store.folder.parent, str(key), "written answer graded")
     rubric = rubric_of(check, book)
     grade = book.grades[str(keys[0])]
     score = points_of(check, rubric, grade)[0]
@@ -236,14 +251,14 @@ async def student_report(request: Request) -> Response:
     result = d.merged().get(key)
     if result is None:
         raise HTTPException(404, "No such submission.")
-    audience = "instructor" if request.query_params.get("audience") == "instructor" else "student"
+    audience = Audience.of(request.query_params.get("audience"))
     data = await run_in_threadpool(render_pdf, request, result, audience)  # seconds of layout: not on the event loop
     return Response(data, media_type="application/pdf",
-                    headers={"content-disposition": f'attachment; filename="{key}-{audience}.pdf"'})
+                    headers={"content-disposition": f'attachment; filename="{key}-{audience.value}.pdf"'})
 
 
 async def stored_or_graded_pdf(request: Request, room: Any, sid: str, number: int, stored: bytes,
-                               audience: str) -> bytes:
+                               audience: Audience) -> bytes:
     """An attempt's report as stored when it was graded, or, once its written answers have been
     graded in these pages, rendered again with their points and comments."""
     whole = room.store.result(sid, number)
@@ -253,7 +268,7 @@ async def stored_or_graded_pdf(request: Request, room: Any, sid: str, number: in
     return await run_in_threadpool(render_pdf, request, graded, audience)
 
 
-def render_pdf(request: Request, result: SubmissionResult, audience: str) -> bytes:
+def render_pdf(request: Request, result: SubmissionResult, audience: Audience) -> bytes:
     """One report's PDF, with a renderer made once per app (fonts and stylesheet are most of its cost)."""
     import tempfile
 
@@ -271,12 +286,13 @@ async def write_reports(request: Request) -> Response:
     who = grader(request)
     d = desk(request)
     await _form(request, who)
-    if d.out is None:
+    out = d.out
+    if out is None:
         raise HTTPException(404, "This class's reports are rendered by its server.")
     from grader.report.writer import ReportWriter
 
     def write() -> None:
-        writer = ReportWriter(d.out / "reports")
+        writer = ReportWriter(out / "reports")  # both readers' folders, as `gradelab grade` writes them
         merged = d.merged()
         for key, result in merged.items():
             writer.submit(result, key)
@@ -287,7 +303,7 @@ async def write_reports(request: Request) -> Response:
     return RedirectResponse("/review?written=1", 303)
 
 
-def routes() -> list:
+def routes() -> list[BaseRoute]:
     """The grading pages' routes, for an app's route list."""
     from starlette.routing import Route
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +20,20 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from grader.checks.registry import BoundLab
 from grader.results import SubmissionResult
 from grader.review.store import ReviewStore
 from grader.serve import review
 from grader.serve.classroom import Who
-from grader.serve.security import BodyLimit, SecurityHeaders, Session, Sessions, same_token
+from grader.serve.security import (
+    BodyLimit,
+    SecurityHeaders,
+    Session,
+    Sessions,
+    same_token,
+)
 
 LINK_TTL_S = 600
 
@@ -54,7 +62,7 @@ class LoginLink:
         return True
 
 
-def batch_results(out: Path):
+def batch_results(out: Path) -> Callable[[], dict[str, SubmissionResult]]:
     """Each result of the batch in ``out``, by its name, as written (the grades are merged apart)."""
     def load() -> dict[str, SubmissionResult]:
         found = {}
@@ -106,13 +114,13 @@ def create_review_app(lab: BoundLab, out: Path) -> tuple[Starlette, LoginLink]:
     return app, link
 
 
-def _static(folder: Path):
+def _static(folder: Path) -> StaticFiles:
     from starlette.staticfiles import StaticFiles
 
     return StaticFiles(directory=folder)
 
 
-def run_review(lab: BoundLab, out: Path, port: int, on_ready) -> None:
+def run_review(lab: BoundLab, out: Path, port: int, on_ready: Callable[[str], None]) -> None:
     """Serve until Ctrl-C; ``on_ready(url)`` gets the login link."""
     import uvicorn
 

@@ -22,6 +22,7 @@ import io
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from grader.atomic import write_atomic
 from grader.errors import UsageError
+from grader.export.cells import inert_row
 from grader.serve.settings import now
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -74,14 +76,14 @@ class Roster:
     def get(self, student_id: str) -> RosterEntry | None:
         return self.students.get(student_id)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[RosterEntry]:
         return iter(self.students.values())
 
     def __len__(self) -> int:
         return len(self.students)
 
     @classmethod
-    def read(cls, path: Path) -> "Roster":
+    def read(cls, path: Path) -> Roster:
         """The roster CSV, every row checked: a bad id, a duplicate or an unreadable extension is one
         line naming the row (``UsageError``), before anything is served or issued."""
         path = Path(path)
@@ -198,9 +200,9 @@ class Issued:
     def csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["id", "name", "email", "token"])
+        writer.writerow(inert_row(["id", "name", "email", "token"]))
         for student, token in self.rows:
-            writer.writerow([student.id, student.name, student.email, token])
+            writer.writerow(inert_row([student.id, student.name, student.email, token]))
         return out.getvalue()
 
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -61,7 +62,7 @@ def load_secret(state_dir: Path) -> bytes:
             key = fh.read()
         if len(key) >= 32:
             return key
-        raise RuntimeError(f"{path} is damaged: remove it (every session ends)")
+        raise RuntimeError(f"{path} is damaged: remove it (every session ends)") from None
     key = secrets.token_bytes(32)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key)
@@ -123,7 +124,7 @@ class Sessions:
 
 def same_token(expected: str | None, sent: object) -> bool:
     """A CSRF token as sent in a form, against the one expected, in constant time."""
-    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(expected.encode(), sent.encode())
+    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(str(expected).encode(), sent.encode())
 
 
 def same_origin(request: Request) -> bool:
@@ -150,7 +151,7 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
-                headers += HEADERS
+                headers += [h for h in HEADERS if h[0] not in {k.lower() for k, _ in headers}]  # a page's own CSP kept
                 headers.append((b"cache-control", b"public, max-age=3600" if static else b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)

@@ -8,7 +8,7 @@ that is not accepted is refused here, in one line, before the server starts.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -51,7 +51,7 @@ class ServeSettings(BaseModel):
         return bool(self.public_url and self.public_url.lower().startswith("https://"))
 
     @classmethod
-    def from_user(cls, **values: object) -> "ServeSettings":
+    def from_user(cls, **values: object) -> ServeSettings:
         """Settings typed by a person: a value not accepted is one line naming the option."""
         try:
             return cls.model_validate({k: v for k, v in values.items() if v is not None})
@@ -63,4 +63,4 @@ class ServeSettings(BaseModel):
 
 def now() -> datetime:
     """The server's clock, aware (every time it stores and compares is UTC)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

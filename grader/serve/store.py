@@ -29,9 +29,10 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -196,7 +197,7 @@ class ClassStore:
         return sorted(n for n in os.listdir(self.root) if valid_id(n) and (self.root / n).is_dir()
                       and not (self.root / n).is_symlink())
 
-    def create_attempt(self, student_id: str, files: dict[str, bytes], meta: dict) -> AttemptMeta:
+    def create_attempt(self, student_id: str, files: dict[str, bytes], meta: dict[str, Any]) -> AttemptMeta:
         """Attempt N+1 of this student, written whole in a hidden folder and renamed into place.
         ``files``: names already checked (``uploads``), each written with ``O_EXCL | O_NOFOLLOW``.
         The caller holds the student's lock (one upload of a student at a time)."""
@@ -324,7 +325,7 @@ class ClassStore:
                         shutil.rmtree(name, dir_fd=top, ignore_errors=True)
                 except FileNotFoundError:
                     pass
-                if _read_regular(top, name, missing_ok=True) != data:
+                if data is not None and _read_regular(top, name, missing_ok=True) != data:
                     tmp = f".{name}.{secrets.token_hex(6)}"
                     _write_new(top, tmp, data)
                     os.rename(tmp, name, src_dir_fd=top, dst_dir_fd=top)

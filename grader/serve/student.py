@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from grader.report.render import submission_context
+from grader.reveal import Audience
 from grader.serve import deps
-from grader.serve.classroom import Refused
+from grader.serve.classroom import AttemptStatus, Refused
 from grader.serve.settings import now
 from grader.serve.store import STUDENT_PDF
 from grader.serve.uploads import MAX_FILES
@@ -98,7 +99,7 @@ async def upload(request: Request) -> Response:
     return RedirectResponse(f"/attempts/{meta.number}", 303)
 
 
-def _status_or_404(request: Request, caller: deps.Caller, number: int):
+def _status_or_404(request: Request, caller: deps.Caller, number: int) -> AttemptStatus:
     status = deps.classroom(request).status(caller.student_id, number)
     if status is None:
         raise HTTPException(404, f"You have no attempt {number}.")
@@ -114,7 +115,7 @@ async def attempt(request: Request) -> Response:
     # The context from the whole result, which it shows through the reveal policy itself: so it can
     # say how many hidden checks the instructor grades (the student's view has none to count).
     whole = room.store.result(caller.student_id, number) if view is not None else None
-    context = submission_context(whole, "student", figures=False) if whole is not None else {}
+    context = submission_context(whole, Audience.student, figures=False) if whole is not None else {}
     has_pdf = view is not None and room.store.read(caller.student_id, number, STUDENT_PDF) is not None
     return deps.page(request, "attempt.html.j2", {
         "caller": caller, "status": status, "view": view, "report": context, "has_pdf": has_pdf,
@@ -142,7 +143,7 @@ async def feedback_pdf(request: Request) -> Response:
         raise HTTPException(404, "The report of this attempt is not ready.")
     from grader.serve.review import stored_or_graded_pdf
 
-    data = await stored_or_graded_pdf(request, room, caller.student_id, number, data, "student")
+    data = await stored_or_graded_pdf(request, room, caller.student_id, number, data, Audience.student)
     lab = room.lab.id
     return Response(data, media_type="application/pdf",
                     headers={"content-disposition": f'attachment; filename="{lab}-attempt-{number}-feedback.pdf"'})

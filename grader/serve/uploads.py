@@ -16,7 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from grader.intake.archives import ArchiveRefused, archive_stem, is_archive, unpack_archive
+from grader.intake.archives import (
+    ArchiveRefused,
+    archive_stem,
+    is_archive,
+    unpack_archive,
+)
 from grader.intake.reader import file_safe, printable
 from grader.lab.manifest import IntakeLimits, InterfaceSpec
 

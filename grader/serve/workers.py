@@ -33,6 +33,8 @@ from typing import Any
 from grader.grading.executor import Job, unreadable
 from grader.options import RunOptions
 from grader.results import Student, SubmissionResult
+from grader.reveal import Audience
+from grader.serve.lti import scores as lti_scores
 from grader.serve.queue import MAX_TRIES, Claim, GradingQueue
 from grader.serve.store import INSTRUCTOR_PDF, STUDENT_PDF, UPLOAD, ClassStore
 
@@ -117,7 +119,7 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
         grading_queue.journal.write("started", ticket)
         try:
             result = grade_attempt(run, store, sid, number)
-        except Exception as exc:  # noqa: BLE001  (the grader's fault: LabError, SandboxError, a bug)
+        except Exception as exc:
             log.exception("grading %s attempt %d failed", sid, number)
             if ticket.tries + 1 < MAX_TRIES:
                 grading_queue.release(claim, count=True)
@@ -127,6 +129,8 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
         written = store.write_result_once(sid, number, result)
         grading_queue.journal.write("graded" if written else "duplicate", ticket,
                                     score=result.score, max_score=result.max_score)
+        if written:  # an LTI course gets the score (grader.serve.lti.scores' outbox)
+            lti_scores.note(store.state, sid, "graded")
     stored = store.result(sid, number)
     if stored is not None:
         render_reports(renderer, store, sid, number, stored)
@@ -160,7 +164,7 @@ def render_reports(renderer: Any, store: ClassStore, sid: str, number: int, resu
     atomically into the attempt; a report that cannot be rendered is logged, the result stays."""
     from grader.errors import ReportError
 
-    for name, audience in ((STUDENT_PDF, "student"), (INSTRUCTOR_PDF, "instructor")):
+    for name, audience in ((STUDENT_PDF, Audience.student), (INSTRUCTOR_PDF, Audience.instructor)):
         if store.read(sid, number, name) is not None:
             continue
         with tempfile.TemporaryDirectory(prefix="gradelab-serve-report-") as tmp:

@@ -1,0 +1,108 @@
+"""Thresholds are tied to the data they were measured on: a run on other data (``--data-root``)
+reads the calibration measured on that data, or is refused with the command that makes one."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from grader.data.synth_cifar import write_synth_cifar10
+from grader.errors import LabError
+from grader.lab.calibration import BUNDLED, digest, entry_for, store
+from tests.conftest import ROOT, cli
+
+CALIBRATED = {"train": {"cpu": {"threshold": 0.57, "data": "bundled",
+                                "other_data": {"sha256:00aa": {"threshold": 0.3, "data": "sha256:00aa"}}}}}
+
+
+def entry(data: str, calibration: dict = CALIBRATED, budget: str = "cpu") -> dict:
+    return entry_for(calibration, lab="a-lab", check="train", budget=budget, data=data, data_root="/data")
+
+
+def test_the_bundled_data_reads_the_budgets_own_entry():
+    assert entry(BUNDLED) == {"threshold": 0.57, "data": "bundled"}
+
+
+def test_other_data_reads_the_entry_measured_on_it():
+    assert entry("sha256:00aa")["threshold"] == 0.3
+
+
+def test_other_data_no_calibration_was_measured_on_is_refused_with_the_command_that_calibrates_it():
+    with pytest.raises(LabError) as refused:
+        entry("sha256:ffff")
+    message = str(refused.value)
+    assert "calibrated on the lab's bundled data and on sha256:00aa" in message
+    assert "this run trains on other data (sha256:ffff, from --data-root /data)" in message
+    assert message.endswith("gradelab calibrate a-lab --budget cpu --data-root /data")
+
+
+def test_a_budget_never_calibrated_keeps_the_manifests_thresholds_on_any_data():
+    assert entry("sha256:ffff", budget="gpu") == {}
+
+
+def test_calibrating_the_bundled_data_again_keeps_what_was_measured_on_other_data():
+    data = yaml.safe_load(yaml.safe_dump(CALIBRATED))
+    store(data, "train", "cpu", BUNDLED, {"threshold": 0.6})
+    assert data["train"]["cpu"]["threshold"] == 0.6
+    assert data["train"]["cpu"]["other_data"]["sha256:00aa"]["threshold"] == 0.3
+    store(data, "train", "cpu", "sha256:bbbb", {"threshold": 0.2})
+    assert data["train"]["cpu"]["threshold"] == 0.6
+    assert set(data["train"]["cpu"]["other_data"]) == {"sha256:00aa", "sha256:bbbb"}
+
+
+def test_the_digest_follows_the_arrays_not_their_container():
+    import numpy as np
+
+    a = {"train_x": np.zeros((2, 3), np.uint8), "train_y": np.arange(2), "test_x": np.ones((1, 3), np.uint8),
+         "test_y": np.arange(1)}
+    b = {k: v.copy() for k, v in a.items()}
+    assert digest(a) == digest(b) and digest(a).startswith("sha256:")
+    b["test_y"] = np.array([1])
+    assert digest(a) != digest(b)
+
+
+def test_grading_on_other_data_than_the_calibrations_is_refused_before_any_training(tmp_path):
+    write_synth_cifar10(tmp_path / "data", n_train=500, n_test=200, seed=7)
+    result = cli("check", str(ROOT / "submissions" / "cifar-training" / "correct"), "--lab", "cifar-training",
+                 "--train", "--budget", "smoke", "--only", "train-baseline", "--data-root", str(tmp_path / "data"))
+    assert result.exit_code == 2, result.output
+    words = " ".join(result.output.split())
+    assert "thresholds of the smoke budget were calibrated on the lab's bundled data" in words
+    assert f"gradelab calibrate cifar-training --budget smoke --data-root {tmp_path / 'data'}" in words
+    assert "Traceback" not in result.output
+
+
+def test_a_data_root_holding_the_bundled_set_is_the_bundled_data(tmp_path):
+    from grader.api import load_lab
+    from grader.grading.run import Run
+    from grader.options import RunOptions
+
+    write_synth_cifar10(tmp_path / "data")  # the generator's defaults: the bundled set
+    lab = load_lab("cifar-training")
+    with Run(lab, RunOptions(data_root=tmp_path / "data")) as run:
+        assert run.data_identity("cifar10", {"n_train": 400, "n_test": 200}) == BUNDLED
+
+
+def test_thresholds_calibrated_on_an_instructors_data_are_the_ones_grading_on_it_uses(tmp_path):
+    """`gradelab calibrate --data-root` records them beside the bundled data's, and a check on that
+    data reads them (and says which data it trained on)."""
+    import json
+
+    lab = tmp_path / "cifar-training"
+    shutil.copytree(ROOT / "reference" / "cifar-training", lab)
+    data = tmp_path / "data"
+    write_synth_cifar10(data, n_train=500, n_test=200, seed=7)
+    result = cli("calibrate", str(lab), "--budget", "smoke", "--only", "train-baseline", "--data-root", str(data))
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load((lab / "calibration.yaml").read_text())["train-baseline"]["smoke"]
+    assert written["data"] == "bundled"  # the bundled data's entry is kept as it was
+    ((identity, theirs),) = written["other_data"].items()
+    assert identity.startswith("sha256:") and theirs["data"] == identity
+    graded = cli("check", str(ROOT / "submissions" / "cifar-training" / "correct"), "--lab", str(lab), "--train",
+                 "--budget", "smoke", "--only", "train-baseline", "--data-root", str(data), "--format", "json")
+    assert graded.exit_code in (0, 1), graded.output
+    (check,) = [c for c in json.loads(graded.output)["checks"] if c["id"] == "train-baseline"]
+    assert check["details"]["data"] == identity
+    assert check["details"]["threshold"] == theirs["threshold"]

@@ -1,0 +1,113 @@
+"""A training check stops as soon as its verdict is certain (the lab's ``early_stop`` rule): a pass
+once held-out accuracy clears the threshold by the margin at evaluations in a row, a fail once the
+network is still near chance past a share of the budget; the verdict stays the test accuracy the
+grader computes, and the report says at which step it came and why."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from grader.checks.training import budget_problem, stop_of
+from tests.conftest import ROOT, checks_by_id, cli
+
+SUBMISSIONS = ROOT / "submissions" / "cifar-training"
+
+
+def lab_with(tmp_path, threshold: float, **rule: object):
+    """cifar-training with the smoke budget's train-baseline threshold set, and its rule changed."""
+    lab = tmp_path / "cifar-training"
+    shutil.copytree(ROOT / "reference" / "cifar-training", lab)
+    manifest = (lab / "lab.yaml").read_text()
+    old = "{eval_every: 16, held_out: 200, margin: 0.05, confirm: 2, stuck_after: 0.5, stuck_margin: 0.05}"
+    assert old in manifest
+    new = {"eval_every": 16, "held_out": 200, "margin": 0.05, "confirm": 2, "stuck_after": 0.5, "stuck_margin": 0.05,
+           **rule}
+    (lab / "lab.yaml").write_text(manifest.replace(old, json.dumps(new)))
+    calibration = yaml.safe_load((lab / "calibration.yaml").read_text())
+    calibration["train-baseline"]["smoke"]["threshold"] = threshold
+    (lab / "calibration.yaml").write_text(yaml.safe_dump(calibration))
+    return lab
+
+
+def train_baseline(lab, hand_in: str = "correct", *extra: str) -> dict:
+    result = cli("check", str(SUBMISSIONS / hand_in), "--lab", str(lab), "--train", "--budget", "smoke",
+                 "--only", "train-baseline", "--format", "json", *extra)
+    return checks_by_id(json.loads(result.output))["train-baseline"]
+
+
+def test_a_hand_in_clearing_the_threshold_stops_early_and_says_at_which_step(tmp_path):
+    lab = lab_with(tmp_path, threshold=0.0, eval_every=2)  # held-out accuracy ≥ 5% from the first evaluation
+    check = train_baseline(lab)
+    assert check["status"] == "passed"
+    assert check["details"]["decided_at"] == {"step": 4, "of": 13, "reason": "passed"}
+    assert check["details"]["held_out"]["steps"] == [2, 4]
+    assert ("Decided at step 4 of 13: the accuracy on held-out training examples reached 5% at 2 evaluations in "
+            "a row, so the rest of the budget was not needed.") in check["message"]
+    assert "after 4 of the budget's 13 steps" in check["message"]
+
+
+def test_a_network_still_at_chance_past_the_share_of_the_budget_stops_and_fails(tmp_path):
+    lab = lab_with(tmp_path, threshold=0.9, eval_every=2, stuck_after=0.5, stuck_margin=0.5)  # "chance": < 60%
+    check = train_baseline(lab)
+    assert check["status"] == "failed"
+    assert check["details"]["decided_at"] == {"step": 8, "of": 13, "reason": "stuck"}
+    assert "after 50% of the budget, the accuracy on held-out training examples was still below 60%" in \
+        check["message"]
+
+
+def test_the_full_budget_runs_when_asked_and_when_nothing_decides_early(tmp_path):
+    lab = lab_with(tmp_path, threshold=0.0, eval_every=2)
+    whole = train_baseline(lab, "correct", "--full-budget")
+    assert "decided_at" not in whole["details"] and whole["details"]["epochs"] == 1
+    assert "after 1 epoch on cifar10" in whole["message"]
+    undecided = train_baseline(lab_with(tmp_path / "b", threshold=0.9, eval_every=100, stuck_after=1.0))
+    assert undecided["details"]["decided_at"] is None  # ran to the end: the verdict is the whole budget's
+
+
+def test_stopping_early_trains_on_the_same_examples_as_the_whole_budget(tmp_path):
+    """The held-out split comes beyond the budget's own examples: the first epoch's curve is the same."""
+    lab = lab_with(tmp_path, threshold=0.9, eval_every=100, stuck_after=1.0)
+    early, whole = train_baseline(lab), train_baseline(lab, "correct", "--full-budget")
+    assert early["details"]["train_size"] == whole["details"]["train_size"] == 400
+    assert early["details"]["curves"]["loss"] == whole["details"]["curves"]["loss"]
+    assert early["details"]["test_accuracy"] == whole["details"]["test_accuracy"]
+
+
+REPLY = {"curves": {"loss": [1.0], "train_accuracy": [0.5]}, "test_scores": [[[0.0]]]}
+
+
+@pytest.mark.parametrize("reply, problem", [
+    ({**REPLY, "stopped": {"step": 4, "of": 39, "reason": "passed"}}, None),
+    (REPLY, "it reports 1 epochs of loss where the budget runs 3"),
+    ({**REPLY, "stopped": {"step": 4, "of": 39, "reason": "bored"}}, "it reports 1 epochs of loss where the budget runs 3"),
+    ({**REPLY, "stopped": {"step": 40, "of": 39, "reason": "passed"}}, "it reports 1 epochs of loss where the budget runs 3"),
+    ({**REPLY, "curves": {"loss": [1.0, 1.0], "train_accuracy": [0.5]}, "stopped": {"step": 4, "of": 39, "reason": "passed"}},
+     "its curves and test scores cover different numbers of epochs ({'loss': 2, 'train_accuracy': 1, 'test scores': 1})"),
+])
+def test_a_reply_that_stopped_early_must_say_where_and_still_fit_the_budget(reply, problem):
+    assert budget_problem(reply, 3) == problem
+
+
+def test_a_stop_is_only_taken_as_the_loop_reports_it():
+    assert stop_of({"stopped": {"step": 3, "of": 13, "reason": "stuck"}}) == {"step": 3, "of": 13, "reason": "stuck"}
+    for forged in ({"step": True, "of": 13, "reason": "stuck"}, {"step": 0, "of": 13, "reason": "passed"},
+                   {"step": "3", "of": 13, "reason": "passed"}, "passed"):
+        assert stop_of({"stopped": forged}) is None
+
+
+def test_calibrate_measures_how_often_stopping_early_changes_a_verdict(tmp_path):
+    lab = lab_with(tmp_path, threshold=0.0, eval_every=2)
+    result = cli("calibrate", str(lab), "--budget", "smoke", "--only", "train-baseline", "--seed", "0", "--seed", "1",
+                 "--against", str(SUBMISSIONS / "nan-loss"))
+    assert result.exit_code == 0, result.output
+    assert "0 of 3 verdicts changed" in result.output
+    early = yaml.safe_load((lab / "calibration.yaml").read_text())["train-baseline"]["smoke"]["early_stop"]
+    assert early["runs"] == 3 and early["verdict_changes"] == 0
+    reference_0, reference_1, nan_loss = early["decided_at"]
+    assert reference_0["reason"] == reference_1["reason"] == "passed" and reference_0["step"] < 13
+    assert nan_loss == {"step": 1, "of": 13, "reason": "diverged"}
+    assert 0 < early["mean_share_of_budget"] < 1
