@@ -110,6 +110,6 @@ def test_every_flawed_hand_in_names_its_own_mistake_and_never_anothers(lab, tmp_
         everything = " ".join(v for k, v in said.items() if k != "_passed")
         own = {w for _, w in expected}
         for other, theirs in SWEEP[lab].items():
-            for check, words in theirs:
+            for _check, words in theirs:
                 if other != name and words and words not in own and len(words) > 12:
                     assert words not in everything, f"{name} is told {other}'s mistake: {words!r}"

@@ -139,7 +139,7 @@ class LayerStructureCheck(_ModelKind):
         if gap is None:
             return Outcome.passed(Feedback(f"All {len(want)} layers match: " + ", ".join(_describe(w) for w in want)
                                            + ".", G).instead(f"All {len(want)} layers match the lab's network.", G))
-        names = lambda ls: ", ".join(_describe(l) for l in ls)  # noqa: E731
+        names = lambda ls: ", ".join(_describe(l) for l in ls)
         counts = f"expected {len(want)} layers, the forward pass used {len(have)}; " if len(have) != len(want) else ""
         if gap.kind == "changed" and gap.k < len(have):
             w, h = want[gap.i], have[gap.k]

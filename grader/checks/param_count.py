@@ -61,7 +61,7 @@ def _first_difference(want: list[tuple[str, int, list[str]]], have: list[tuple[s
                       what: str) -> Feedback:
     """Layers are aligned by the shapes of their tensors (names differ from hand-in to hand-in), so
     a missing layer is named where it is missing, not as a shift of every layer after it."""
-    key = lambda layer: tuple(s.split(" ", 1)[1] for s in layer[2])  # noqa: E731
+    key = lambda layer: tuple(s.split(" ", 1)[1] for s in layer[2])
     gap = first_gap([key(w) for w in want], [key(h) for h in have])
     if gap is None:
         return Feedback()
