@@ -19,7 +19,6 @@ import csv
 import hashlib
 import hmac
 import io
-import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -164,11 +163,9 @@ def load_tokens(class_dir: Path) -> TokenFile:
 def save_tokens(class_dir: Path, tokens: TokenFile) -> None:
     path = tokens_path(class_dir)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    old = os.umask(0o077)  # the temporary file is created 0600, and so the file that replaces
-    try:
-        write_atomic(path, tokens.model_dump_json(indent=2))
-    finally:
-        os.umask(old)
+    # write_atomic's temporary file is created 0600 (mkstemp), and so is the file it becomes; no
+    # os.umask, which is the whole process's (a thread making a folder meanwhile would get it)
+    write_atomic(path, tokens.model_dump_json(indent=2))
 
 
 def identify(tokens: TokenFile, token: str) -> tuple[str, str] | None:

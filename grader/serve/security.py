@@ -121,11 +121,7 @@ class SessionBook:
             return
         from grader.atomic import write_atomic
 
-        old = os.umask(0o077)
-        try:
-            write_atomic(self.path, json.dumps(self._live))
-        finally:
-            os.umask(old)
+        write_atomic(self.path, json.dumps(self._live))  # 0600 (mkstemp); no process-wide umask
 
     def add(self, session: Session, max_age_s: int) -> None:
         now = time.time()

@@ -8,7 +8,6 @@ it at start. Without it the LTI routes answer 404 and token login is the only wa
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -65,11 +64,9 @@ def load_platform(state_dir: Path) -> Platform | None:
 
 def save_platform(state_dir: Path, platform: Platform) -> Path:
     path = lti_dir(state_dir) / PLATFORM_FILE
-    old = os.umask(0o077)
-    try:
-        write_atomic(path, platform.model_dump_json(indent=2))
-    finally:
-        os.umask(old)
+    # write_atomic's file is 0600 (mkstemp) in a 0700 folder; never os.umask: it is the whole
+    # process's, and a thread making a folder meanwhile (a sandbox's) would get it too
+    write_atomic(path, platform.model_dump_json(indent=2))
     return path
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -72,11 +71,8 @@ class Members:
             self.data = MemberFile()
 
     def save(self) -> None:
-        old = os.umask(0o077)
-        try:
-            write_atomic(self.path, self.data.model_dump_json(indent=2))
-        finally:
-            os.umask(old)
+        # 0600 from mkstemp; no os.umask, which would reach every thread of the process
+        write_atomic(self.path, self.data.model_dump_json(indent=2))
 
     def by_id(self, sid: str) -> Member | None:
         return next((m for m in self.data.members.values() if m.id == sid and m.role == "student"), None)
