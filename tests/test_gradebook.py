@@ -114,7 +114,7 @@ def test_markdown_from_what_a_student_controls_is_shown_as_text():
     from grader.export.cells import markdown
 
     assert markdown("![x](http://evil.example/a.png) [click](http://e) # big") == \
-        r"\!\[x\]\(http://evil\.example/a\.png\) \[click\]\(http://e\) \# big"
+        r"\!\[x\]\(http://evil.example/a.png\) \[click\]\(http://e\) \# big"
 
 
 @pytest.mark.parametrize("audience", ["Student", "students", "", "INSTRUCTOR", None])

@@ -187,7 +187,7 @@ class Classroom:
         if stamp.startswith("lti:"):  # opened by an LTI launch (grader.serve.lti)
             from grader.serve.lti.launch import lti_who
 
-            return lti_who(self, role, sid, stamp)  # type: ignore[no-any-return]
+            return lti_who(self, role, sid, stamp, Who)  # type: ignore[no-any-return]
         record = self.tokens().record(role, sid)  # type: ignore[arg-type]
         if record is None or record.sha256[:16] != stamp:
             return None

@@ -87,17 +87,16 @@ def members_for(state_dir: Path) -> Members:
         return _MEMBERS[key]
 
 
-def lti_who(room: Any, role: str, sid: str, stamp: str) -> Any:
-    """A session opened by a launch: its member must still be the one it was opened for."""
-    from grader.serve.classroom import Who
-
+def lti_who(room: Any, role: str, sid: str, stamp: str, who: Any) -> Any:
+    """A session opened by a launch: its member must still be the one it was opened for. ``who``:
+    the classroom's ``Who`` (handed in, so that this module does not import the classroom's)."""
     member = members_for(room.store.state).by_stamp(stamp)
     if member is None or member.role != role:
         return None
     if role == "instructor":
-        return Who("instructor")
+        return who("instructor")
     student = room.roster.get(sid) if member.id == sid else None
-    return Who("student", student) if student is not None else None
+    return who("student", student) if student is not None else None
 
 
 class LtiTool:
