@@ -140,7 +140,7 @@ def test_the_untouched_template_through_the_cli_prints_no_expected_value(tmp_pat
     texts = {"table": table.output, "json": as_json.stdout, "pdf": pdf_text(tmp_path / "me.pdf"),
              "html": (tmp_path / "me.html").read_text(encoding="utf-8")}
     assert {where: secrets.found_in(text) for where, text in texts.items()} == {w: [] for w in texts}
-    assert "`layers.conv1.output` = []: wrong." in " ".join(table.output.split())
+    assert "`layers.conv1.output` = []: wrong — `layers.conv1.output` is empty" in " ".join(table.output.split())
 
 
 def test_instructors_see_every_value(cifar_class, renderer):

@@ -281,7 +281,7 @@ def _print_reports(batch: BatchResult) -> None:
     if batch.class_summary:
         folders = sorted(p.name for p in batch.reports.iterdir() if p.is_dir()) if batch.reports.is_dir() else []
         said = {"students": "students/ (send each student theirs)", "instructor": "instructor/ (yours: everything)"}
-        console.print(f"Reports: {batch.reports.resolve()}/ — " + ", ".join(said[f] for f in folders if f in said)
+        console.print(f"Reports: {batch.reports.resolve()}/ — " + ", ".join(said[f] for f in said if f in folders)
                       + f", and {batch.class_summary.name}", soft_wrap=True)
 
 

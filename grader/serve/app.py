@@ -116,6 +116,7 @@ def create_app(lab: BoundLab, options: RunOptions, settings: ServeSettings) -> S
     """The app for one class. Its lifespan opens the class (and starts the grading workers) and
     closes it; a test client or uvicorn runs it."""
     room = Classroom(lab, options, settings)
+    room.lti_who = lti.lti_who
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
