@@ -98,18 +98,24 @@ def grade(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOptions
         return grade_batch(run, Path(root), Path(out), paths=paths, executor=executor, plan=plan)
 
 
-def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[SubmissionResult]:
-    """The results a batch wrote in ``out`` (files that are not results are passed over), with the
-    grades given by hand to written answers merged in (``grader.review``); ``lab``: default, the
-    results' own, when it can be found."""
-    from grader.review.merge import merged
-
+def stored_results(out: Path) -> list[SubmissionResult]:
+    """The results a batch wrote in ``out``, as written (files that are not results passed over)."""
     results = []
     for path in sorted(Path(out).glob("*.json")):
         try:
             results.append(SubmissionResult.model_validate_json(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue
+    return results
+
+
+def read_results(out: Path, lab: str | Path | BoundLab | None = None) -> list[SubmissionResult]:
+    """The results a batch wrote in ``out`` (files that are not results are passed over), with the
+    grades given by hand to written answers merged in (``grader.review``); ``lab``: default, the
+    results' own, when it can be found."""
+    from grader.review.merge import merged
+
+    results = stored_results(out)
     if not results:
         return results
     try:
@@ -224,12 +230,7 @@ def similarity(out: Path, lab: str | Path | BoundLab | None = None, *, root: Pat
     from grader.similarity.lab import compare_works
     from grader.similarity.view import write as write_view
 
-    results = []
-    for path in sorted(Path(out).glob("*.json")):
-        try:
-            results.append(SubmissionResult.model_validate_json(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
+    results = stored_results(out)
     if not results and root is None:
         raise UsageError(f"{out}: no gradelab results here (run `gradelab grade … --out {out}` first, or name "
                          "the class with --class)")
