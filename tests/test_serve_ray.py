@@ -21,12 +21,12 @@ from tests.own_processes import descends_from
 from tests.serve_kit import hand_in, login, make_class, upload, wait_graded, zipped
 
 pytestmark = pytest.mark.own_sandbox
-ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A local cluster of two CPUs for the module (the servers below connect to it: ``--ray local``
     in a process already connected keeps its connection)."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
     from grader.grading.cluster import _PACKAGE_ROOT
     from tests.ray_bodies import MARKERS
 
@@ -251,3 +251,16 @@ def test_a_task_asks_for_the_labs_gpu_share_only_where_the_cluster_has_gpus_and_
     with pytest.raises(UsageError, match=r"^--device cuda: the Ray cluster has no GPU$"):
         task_resources(training, grading.model_copy(update={"device": Device.cuda}), {"CPU": 16.0})
     assert task_resources(static, grading, {"CPU": 16.0}).slots == 16 // static.manifest.limits.threads
+
+
+def test_serve_help_names_ray_and_imports_neither_ray_nor_torch():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys; from typer.testing import CliRunner; from grader.cli import app; "
+            "out = CliRunner().invoke(app, ['serve', '--help'], env={'COLUMNS': '300'}).output; "
+            "print('--ray' in out, 'ray' in sys.modules, 'torch' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert shown.stdout.split() == ["True", "False", "False"], shown.stderr

@@ -226,7 +226,12 @@ class RayPool:
             claim = self.queue.claim(self.owner)
             if claim is None:
                 return
-            self._begin(claim)
+            try:
+                self._begin(claim)
+            except BaseException:  # a fault here, not the attempt's: it goes back, uncounted
+                if all(t.claim.path != claim.path for t in self._inflight.values()):
+                    self.queue.release(claim, count=False)
+                raise
 
     def _begin(self, claim: Claim) -> None:
         """As ``grade_claim`` begins: given up after ``MAX_TRIES`` (reports too, if it was graded
