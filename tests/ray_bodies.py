@@ -27,3 +27,17 @@ def late_first(lab_files, options_json, job, files, single_file, notes, graded_j
                                          graded_json)
     (marker / "answered").write_text("1")
     return result_json, reports
+
+
+def carol_waits(lab_files, options_json, job, files, single_file, notes, graded_json):
+    """Carol's first task takes a minute (the server is stopped meanwhile); everything else is the
+    real body."""
+    marker = Path(os.environ[MARKERS]) / f"held-{job.name}-{job.path.parts[-2]}"
+    if job.name == "carol" and graded_json is None:
+        try:
+            marker.mkdir()
+        except FileExistsError:
+            pass
+        else:
+            time.sleep(60.0)
+    return serve_on_node(lab_files, options_json, job, files, single_file, notes, graded_json)
