@@ -14,22 +14,24 @@ LATE_S = 6.0
 LATE_NOTE = "a late answer from a task the server had given up on"
 
 
-def late_first(lab_files, options_json, job, files, single_file, notes, graded_json):
+def late_first(lab_files, options_json, job, files, single_file, notes, graded_json, hide=()):
     """The first task of each attempt hangs past the claim's deadline, then answers anyway (a node
-    the server could not reach to cancel it); the next ones are the real body."""
+    the server could not reach to cancel it); the next ones are the real body. Each call notes
+    what it was asked to hide from the children (a file ``hide`` beside its marker)."""
     marker = Path(os.environ[MARKERS]) / f"{job.name}-{job.path.parts[-2]}"
     try:
         marker.mkdir()
     except FileExistsError:
-        return serve_on_node(lab_files, options_json, job, files, single_file, notes, graded_json)
+        (marker / "hide").write_text("\n".join(hide))
+        return serve_on_node(lab_files, options_json, job, files, single_file, notes, graded_json, hide)
     time.sleep(LATE_S)
     result_json, reports = serve_on_node(lab_files, options_json, job, files, single_file, notes + [LATE_NOTE],
-                                         graded_json)
+                                         graded_json, hide)
     (marker / "answered").write_text("1")
     return result_json, reports
 
 
-def carol_waits(lab_files, options_json, job, files, single_file, notes, graded_json):
+def carol_waits(lab_files, options_json, job, files, single_file, notes, graded_json, hide=()):
     """Carol's first task takes a minute (the server is stopped meanwhile); everything else is the
     real body."""
     marker = Path(os.environ[MARKERS]) / f"held-{job.name}-{job.path.parts[-2]}"
@@ -40,4 +42,4 @@ def carol_waits(lab_files, options_json, job, files, single_file, notes, graded_
             pass
         else:
             time.sleep(60.0)
-    return serve_on_node(lab_files, options_json, job, files, single_file, notes, graded_json)
+    return serve_on_node(lab_files, options_json, job, files, single_file, notes, graded_json, hide)

@@ -193,6 +193,7 @@ def test_a_task_past_its_deadline_counts_a_try_and_its_late_answer_is_never_writ
     assert (done.tries, done.fault) == (1, "not graded within 2 s: its cluster task was stopped")
     result = store.result("dora", meta.number)
     assert LATE_NOTE not in result.notes and result.score == 17
+    assert (answered.parent / "hide").read_text() == str(store.root)  # the class folder, hidden from children
     assert grading_queue.journal.count("graded") == {("dora", 1): 1}
     assert grading_queue.journal.count("duplicate") == {}
 

@@ -58,25 +58,29 @@ def lab_folder_files(folder: Path) -> dict[str, bytes]:
 _RUNS: dict[str, Run] = {}   # one run per lab and options, per Ray worker process
 
 
-def _node_run(lab_files: dict[str, bytes], options_json: str) -> Run:
+def _node_run(lab_files: dict[str, bytes], options_json: str, hide: tuple[str, ...] = ()) -> Run:
     from grader.lab.loader import load_lab
 
-    key = hashlib.sha256(repr(sorted(lab_files.items())).encode() + options_json.encode()).hexdigest()
+    key = hashlib.sha256(repr(sorted(lab_files.items())).encode() + options_json.encode()
+                         + repr(hide).encode()).hexdigest()
     if key not in _RUNS:
         folder = Path(tempfile.mkdtemp(prefix="gradelab-lab-"))
         for relative, data in lab_files.items():
             target = folder.joinpath(*relative.split("/"))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        _RUNS[key] = Run(load_lab(folder), RunOptions.model_validate_json(options_json)).__enter__()
+        _RUNS[key] = Run(load_lab(folder), RunOptions.model_validate_json(options_json),
+                         hide=tuple(Path(h) for h in hide)).__enter__()
     return _RUNS[key]
 
 
 def grade_on_node(lab_files: dict[str, bytes], options_json: str, job: Job, files: dict[str, bytes],
-                  single_file: bool, notes: list[str]) -> str:
+                  single_file: bool, notes: list[str], hide: tuple[str, ...] = ()) -> str:
     """The body of a Ray task: one hand-in, graded in this node's run for the lab; JSON back.
-    ``notes``: what reading it on the batch's machine left out (unpacking an archive, say)."""
-    run = _node_run(lab_files, options_json)
+    ``notes``: what reading it on the batch's machine left out (unpacking an archive, say);
+    ``hide``: the folders the batch's run hides from children (its results, a served class), hidden
+    on the node too where they exist there (a cluster on the batch's own machine, ``local``)."""
+    run = _node_run(lab_files, options_json, hide)
     with tempfile.TemporaryDirectory(prefix="gradelab-handin-") as tmp:
         path = Path(tmp) / (job.path.name if single_file else job.name)
         if single_file:
@@ -158,7 +162,8 @@ class RayExecutor:
             except SubmissionError as exc:  # refused here: it never travels
                 yield job, unreadable(run, job, exc)
                 continue
-            ref = task.remote(lab_ref, options_json, job, handin.files, handin.single_file, handin.notes)
+            ref = task.remote(lab_ref, options_json, job, handin.files, handin.single_file, handin.notes,
+                              tuple(str(h) for h in run.hide))
             pending[ref] = job
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

@@ -91,14 +91,16 @@ _RENDERER: Any = None  # one per Ray worker process, kept for its next tasks
 
 
 def serve_on_node(lab_files: dict[str, bytes], options_json: str, job: Job, files: dict[str, bytes],
-                  single_file: bool, notes: list[str], graded_json: str | None) -> tuple[str, dict[str, bytes]]:
+                  single_file: bool, notes: list[str], graded_json: str | None,
+                  hide: tuple[str, ...] = ()) -> tuple[str, dict[str, bytes]]:
     """The body of a server's Ray task: the attempt graded as the batch grades a hand-in on a node
     (unless the server has its result already, ``graded_json``: then only its reports), and both
     reports rendered here, so the web process neither grades nor renders. A report that cannot be
-    rendered is left out (the server logs it and keeps the result)."""
+    rendered is left out (the server logs it and keeps the result). ``hide``: the class folder,
+    hidden from the children where the node has it (``--ray local``), as local workers hide it."""
     global _RENDERER
     result_json = graded_json if graded_json is not None else grade_on_node(lab_files, options_json, job, files,
-                                                                            single_file, notes)
+                                                                            single_file, notes, hide)
     if _RENDERER is None:
         from grader.report import ReportRenderer
 
@@ -287,7 +289,8 @@ class RayPool:
         else:
             self.queue.journal.write("started", ticket, cluster=self.address)
         try:
-            ref = self._task.remote(self._lab_ref, self._options_json, job, files, single, notes, graded_json)
+            ref = self._task.remote(self._lab_ref, self._options_json, job, files, single, notes, graded_json,
+                                    (str(self.store.root),))
         except Exception as exc:  # the cluster refused the task: not the attempt's fault
             log.warning("%s attempt %d: the Ray cluster refused its task (%s); back in the queue", sid, number, exc)
             self.queue.release(claim, count=False)
