@@ -198,6 +198,44 @@ def test_a_task_past_its_deadline_counts_a_try_and_its_late_answer_is_never_writ
     assert grading_queue.journal.count("duplicate") == {}
 
 
+def test_an_attempt_out_of_tries_gets_the_could_not_be_graded_result_and_is_not_sent_to_grade(tmp_path, cluster):
+    """Its worker was lost three times: the server writes the result saying why (the node only
+    renders its reports), as local workers give up after MAX_TRIES."""
+    from grader.api import load_lab
+    from grader.options import Mode, RunOptions
+    from grader.serve.cluster import RayPool
+    from grader.serve.queue import MAX_TRIES, GradingQueue, Ticket
+    from grader.serve.store import ClassStore
+    from grader.serve.workers import GRADER_FAULT
+
+    store = ClassStore(tmp_path / "class")
+    grading_queue = GradingQueue(store.state)
+    meta = store.create_attempt("eve", dict(hand_in("correct")), {
+        "uploaded_at": datetime.now(UTC), "kind": "files", "files": ["answers.yaml", "convnet.py"], "bytes": 1,
+        "name": "Eve Park", "email": ""})
+    grading_queue.put(Ticket(student="eve", attempt=meta.number, queued_at=meta.uploaded_at))
+    lost = "the cluster worker grading it was lost (WorkerCrashedError)"
+    for _ in range(MAX_TRIES):
+        grading_queue.release(grading_queue.claim(os.getpid()), count=True, fault=lost)
+    pool = RayPool("local", load_lab("cifar-convnet"), RunOptions(mode=Mode.grade, train=False, reports=False), store,
+                   grading_queue, deadline_s=600)
+    pool.open()
+    try:
+        deadline = time.monotonic() + 120
+        while grading_queue.counts()["done"] == 0:
+            assert time.monotonic() < deadline, grading_queue.journal.read()
+            pool.step()
+    finally:
+        pool.stop()
+    result = store.result("eve", meta.number)
+    assert result.score == 0 and result.max_score == 20 and result.checks[0].message == GRADER_FAULT
+    assert result.notes == [f"grader fault, {MAX_TRIES} tries: RuntimeError: {lost}"]
+    events = [(e["event"], e.get("given_up")) for e in grading_queue.journal.read() if e["event"] != "requeued"]
+    assert events == [("queued", None), ("graded", True)]  # never started on the cluster
+    assert store.read("eve", meta.number, "report.pdf").startswith(b"%PDF")  # rendered on a node
+    assert grading_queue.counts() == {"pending": 0, "claimed": 0, "done": 1}
+
+
 def test_a_server_stopped_mid_queue_gives_its_claims_back_uncounted_and_the_next_grades_each_once(
         tmp_path, cluster, monkeypatch):
     import functools

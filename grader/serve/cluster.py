@@ -312,7 +312,6 @@ class RayPool:
         sid, number = ticket.student, ticket.attempt
         try:
             result_json, reports = ray.get(ref)
-            result = SubmissionResult.model_validate_json(result_json)
         except ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None) or exc
             log.error("%s attempt %d: its cluster task failed: %s: %s", sid, number, type(cause).__name__, cause)
@@ -322,6 +321,12 @@ class RayPool:
             log.warning("%s attempt %d: its cluster worker was lost (%s); back in the queue, one try counted", sid,
                         number, type(exc).__name__)
             self._lost(claim, f"the cluster worker grading it was lost ({type(exc).__name__})")
+            return
+        try:
+            result = SubmissionResult.model_validate_json(result_json)
+        except ValueError as exc:  # the node's grader is not this one (another version): not a result here
+            log.error("%s attempt %d: its cluster task answered no result this server reads: %s", sid, number, exc)
+            self._lost(claim, "its cluster task answered no result this server reads (another gradelab version?)")
             return
         self._failures = 0
         if not task.graded and not record(self.store, self.queue, ticket, result):
