@@ -316,3 +316,22 @@ def test_serve_help_names_ray_and_imports_neither_ray_nor_torch():
             "print('--ray' in out, 'ray' in sys.modules, 'torch' in sys.modules)")
     shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert shown.stdout.split() == ["True", "False", "False"], shown.stderr
+
+
+def test_serve_ray_without_the_extra_says_how_to_install_it_before_serving(tmp_path, monkeypatch):
+    import sys
+
+    from grader.serve import app as serve_app
+    from tests.conftest import cli
+
+    def started(*args, **kwargs):
+        raise AssertionError("the server started")
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, as without the extra
+    monkeypatch.setattr(serve_app, "run_server", started)
+    served = make_class(tmp_path)
+    result = cli("serve", "--lab", "cifar-convnet", "--class", str(served.root), "--roster", str(served.roster),
+                 "--ray", "local")
+    assert result.exit_code == 2, result.output
+    assert "UsageError: --ray needs Ray: pip install 'gradelab[ray]'" in result.output
+    assert "Traceback" not in result.output

@@ -85,9 +85,10 @@ def serve(
                                            upload_mb=upload_mb, attempts_per_hour=per_hour, due=due_at,
                                            public_url=public_url, counts=counts)
         lab_obj = api.load_lab(lab)
+        on_cluster = f" Grading on the Ray cluster {ray}." if ray and settings.workers != 0 else ""
         console.print(f"Serving [bold]{lab_obj.manifest.title}[/bold] for the class in {settings.class_dir} "
-                      f"on http://{settings.host}:{settings.port} (instructor pages: /instructor). Ctrl-C stops.",
-                      soft_wrap=True)
+                      f"on http://{settings.host}:{settings.port} (instructor pages: /instructor).{on_cluster} "
+                      "Ctrl-C stops.", soft_wrap=True)
         api.serve(lab_obj, options, settings)
 
 
