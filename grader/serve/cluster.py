@@ -172,9 +172,6 @@ class RayPool:
     def wake(self) -> None:
         self._wake.set()
 
-    def in_flight(self) -> int:
-        return len(self._inflight)
-
     def stop(self) -> None:
         """Cancel what is in flight; its claims go back uncounted (counted past their deadline),
         to be graded at the next start; a local cluster this pool started is shut down."""
