@@ -33,7 +33,7 @@ from grader.checks.registry import BoundLab
 from grader.errors import LabError
 from grader.grading.engine import grade_submission
 from grader.grading.run import Run, resolve_device, sandbox_preload
-from grader.lab.calibration import BUNDLED, store, stored
+from grader.lab.calibration import BUNDLED, generator_of, store, stored
 from grader.lab.loader import CALIBRATION_NAME
 from grader.options import Budget, CheckFinished, Device, Mode, RunOptions
 from grader.results import SubmissionResult
@@ -223,6 +223,9 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
             "calibrated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         })
         entry = stored(data, check.id, budget, identity)
+        generator = generator_of(lab.reference, str(getattr(bound[check.id].params, "dataset", "")))
+        if identity == BUNDLED and generator:
+            entry["generator"] = generator
         if len(seeds) > 1:
             entry["seeds"] = seeds
             entry["reference_accuracies"] = [round(a, 4) for a in accuracies]
