@@ -51,6 +51,9 @@ class Calibrated(BaseModel):
     # Each broken hand-in's accuracy under the same budget (None: it did not train to an accuracy).
     against: dict[str, float | None] = {}
     let_through: list[str] = []  # the broken hand-ins this calibration would pass
+    # Broken hand-ins that trained exactly as the reference did on this check (same seed, same
+    # accuracy): their flaw is in another variant's network, so passing here is no let-through.
+    unaffected: list[str] = []
     extras: dict[str, Any] = {}  # what the check's kind adds (band limits ...)
     data: str = "bundled"  # what it was measured on (``grader.lab.calibration``)
     early_stop: dict[str, Any] | None = None  # how often stopping early changed a verdict (runs, verdict_changes)
@@ -235,12 +238,15 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
         entry.update(extras)
         theirs = {name: checks[check.id] for name, checks in broken.items() if check.id in checks}
         reached = {name: _accuracy(c) for name, c in theirs.items()}
+        same = [n for n, acc in reached.items() if acc is not None and abs(acc - accuracies[0]) < 1e-9]
         row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
-                         discriminates=discriminates, against=reached, extras=extras, data=identity,
-                         let_through=[n for n, c in theirs.items() if _passes(kind, c.details, reached[n], entry)])
+                         discriminates=discriminates, against=reached, extras=extras, data=identity, unaffected=same,
+                         let_through=[n for n, c in theirs.items()
+                                      if n not in same and _passes(kind, c.details, reached[n], entry)])
         if against:
             entry["checked_against"] = {
-                name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through}
+                name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through,
+                       **({"unaffected": True} if name in same else {})}
                 for name, acc in row.against.items()}
         out.append(row)
     return out
