@@ -81,6 +81,10 @@ class TrainingParams(KindParams):
                                   "(glob patterns of dispatcher names).")
     early_stop: EarlyStop | None = Field(None, description="Stop as soon as the verdict is certain (the harness "
                                          "takes `val_x`, `val_y` and `early_stop`); None: always the whole budget.")
+    test_twice: str | None = Field(None, description="Ask the harness (`test_twice=True`) to score the test images a "
+                                   "second time after training (`test_scores_again`): a trained network answers the "
+                                   "same twice, so scores that differ fail the check with this message (what is "
+                                   "random at test time in this lab's models); None: asked once.")
 
     @field_validator("budgets")
     @classmethod
@@ -206,7 +210,15 @@ class TrainingCheck(CheckKind):
     summary = "Trains the student's code with the lab's loop in the sandbox; test accuracy computed by the grader."
     disclosure = Disclosure(shows=[Reveal.got, Reveal.expected], details={
         "curves": [Reveal.got], "test_accuracy": [Reveal.got], "threshold": [], "budget": [], "device": [],
-        "seed": [], "epochs": [], "dataset": [], "data": [], "decided_at": [], "held_out": [Reveal.got], "train_size": [], "test_size": []})
+        "seed": [], "epochs": [], "dataset": [], "data": [], "decided_at": [], "held_out": [Reveal.got], "train_size": [], "test_size": [],
+        "random_at_test_time": [Reveal.got]})
+
+    @staticmethod
+    def passes_calibrated(details: dict[str, Any], entry: dict[str, Any]) -> bool:
+        """Whether a result with these details passes under a calibration entry: its accuracy, and a
+        network that answered the same when asked twice (``test_twice``)."""
+        acc = details.get("test_accuracy")
+        return isinstance(acc, (int, float)) and acc >= entry["threshold"] and not details.get("random_at_test_time")
 
     def student_edition(self, params: TrainingParams) -> LocalCheck:
         """The data set loader, the harness and the calibrated thresholds are not solutions. The
@@ -270,6 +282,8 @@ class TrainingCheck(CheckKind):
         watch = {"forbid_ops": params.forbid_ops, "forbid_autograd": True} if params.forbid_autograd else \
             {"forbid_ops": params.forbid_ops} if params.forbid_ops else {}
         early = self.early_args(ctx, params, dataset_args, threshold, n_classes)
+        if params.test_twice:
+            early = {**early, "test_twice": True}
         try:
             reply = ctx.probe("harness", source=ctx.lab.harness_source, entry=params.harness,
                               args={"train_x": data["train_x"], "train_y": data["train_y"],
@@ -328,6 +342,16 @@ class TrainingCheck(CheckKind):
             why = f": {unusable}" if unusable else " (wrong shape, NaN or inf)"
             return Outcome.failed(Feedback(f"After training, the network's test scores were not usable{why}."),
                                   details=details)
+        if params.test_twice:
+            again = result.get("test_scores_again")
+            same = again is not None and _shape_problem(again, len(test_y), n_classes) is None and bool(np.allclose(
+                np.asarray(again, dtype=np.float64), np.asarray(epoch_scores[-1], dtype=np.float64), rtol=1e-4, atol=1e-5))
+            if not same:
+                details["random_at_test_time"] = True
+                return Outcome.failed(Feedback(
+                    f"Asked twice for its scores on the same test images after training, your network answered "
+                    f"differently (test accuracy {final:.1%} the first time): {params.test_twice}"),
+                    diagnosis="random-at-test-time", details=details)
         verdict = Feedback(f"Test accuracy {final:.1%}", Reveal.got).instead("Test accuracy", Reveal.got)
         trained = (f"{stopped['step']} of the budget's {stopped['of']} steps" if stopped
                    else f"{len(loss)} epoch{'s' * (len(loss) != 1)}")
