@@ -56,12 +56,6 @@ def test_the_correct_hand_in_passes_every_structural_check(structural):
     ("softmax-output", "activations", "softmax-output",
      "The forward pass returns probabilities (each row is positive and sums to 1): nn.CrossEntropyLoss applies "
      "log-softmax itself"),
-    ("missing-momentum", "optimizer", "missing-momentum",
-     "On lr 0.1, momentum 0.9, weight decay 0, 4 steps, the momentum its steps show is 0. the momentum its steps "
-     "show and the weights after each step: your optimizer takes plain gradient steps: the momentum is left out."),
-    ("scheduler-per-batch", "training-loop", "scheduler-per-batch",
-     "the learning rate after the epoch is 0.0125. the learning rate after the epoch and the weights after the "
-     "epoch: the scheduler is stepped after every batch"),
 ])
 def test_each_improvement_done_wrong_fails_the_check_that_names_it(structural, name, check, diagnosis, words):
     result = checks(structural[name])[check]

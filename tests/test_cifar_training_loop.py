@@ -130,6 +130,21 @@ def test_a_loss_the_student_never_hands_back_leaves_no_made_up_curve(harness, re
     assert len(out["test_scores"]) == 1
 
 
+@pytest.mark.parametrize("name, check, score, words", [
+    ("missing-momentum", "optimizer", 0.33,
+     "On lr 0.1, momentum 0.9, weight decay 0, 4 steps, the momentum its steps show is 0. the momentum its steps "
+     "show and the weights after each step: your optimizer takes plain gradient steps: the momentum is left out."),
+    ("scheduler-per-batch", "training-loop", 0.5,
+     "the learning rate after the epoch is 0.0125. the learning rate after the epoch and the weights after the "
+     "epoch: the scheduler is stepped after every batch"),
+])
+def test_the_bundled_training_mistakes_are_named_and_cost_what_they_break(name, check, score, words):
+    """Missing momentum keeps the weight decay's share; a per-batch scheduler keeps the steps and the mode."""
+    result = check_only(ROOT / "submissions" / "cifar-training" / name, "cifar-training", check)[check]
+    assert (result["status"], result["diagnosis"], result["score"]) == ("partial", name, score), result["message"]
+    assert words in result["message"]
+
+
 LOOP = ("        optimizer.zero_grad()\n        loss = loss_fn(model(inputs), labels)\n        loss.backward()\n"
         "        optimizer.step()\n")
 
