@@ -221,6 +221,10 @@ def _parse_sheet(data: bytes | None, interface: InterfaceSpec, problem: str | No
             parsed = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as exc:  # a NUL or another control character: no line to name
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        return all_fail(f"{sheet} is not text YAML can read (character {exc.position + 1} is the control character "
+                        f"U+{code:04X}: a binary file?)")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
