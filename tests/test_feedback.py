@@ -36,6 +36,18 @@ def test_an_accuracy_in_percent_is_called_a_percentage_with_both_values(tmp_path
     assert "On a batch of 6, accuracy is 50 where the reference gives 0.5." in check["message"]
 
 
+def test_a_percentage_the_lab_names_as_a_mistake_is_explained_once(tmp_path):
+    """vgg-batchnorm declares the percentage as get_accuracy's mistake: its words, not the generic ones too."""
+    hand_in = variant(ROOT / "submissions" / "vgg-batchnorm" / "correct", tmp_path / "percent",
+                      ("    return correct / total\n", "    return 100 * correct / total\n"))
+    result = cli("check", str(hand_in), "--lab", "vgg-batchnorm", "--only", "get-accuracy", "--format", "json")
+    check = checks_by_id(json.loads(result.stdout))["get-accuracy"]
+    assert check["diagnosis"] == "accuracy-as-percentage"
+    assert check["message"].endswith("the accuracy: that is a percentage: get_accuracy returns a fraction between 0 "
+                                     "and 1.")
+    assert check["message"].count("percentage") == 1 and "fraction between 0 and 1" in check["message"]
+
+
 def test_a_wrong_parameter_count_names_the_layer_and_one_error_is_said_once_with_its_inputs(tmp_path):
     """fc4 sized for 5×5 maps: 576 000 parameters too many, and forward fails on every batch size
     with a message that differs only by the batch size."""
