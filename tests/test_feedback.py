@@ -170,6 +170,20 @@ def test_at_80_columns_the_table_never_cuts_the_ids_only_takes():
     assert "batchnorm-behaviour" in cells and "dropout-placement" in cells, result.output
 
 
+def test_at_80_columns_long_titles_give_way_and_every_message_is_read_whole():
+    """The titles wrap within a third of the terminal: the message column keeps room for words
+    (with the Check column at 50, the messages were 4 characters wide: "Pas…")."""
+    from tests.conftest import ROOT as root
+
+    result = cli("check", str(root / "submissions" / "cifar-training" / "correct"), "--lab", "cifar-training",
+                 "--only", "param-count", "--only", "training-loop", env={"COLUMNS": "80"})
+    rows = [line.split("│") for line in result.output.splitlines() if line.startswith("│")]
+    messages = " ".join(" ".join(row[4].split()) for row in rows if len(row) > 4)
+    assert "ConvNet has 1,191,170 learnable parameters, as expected." in messages, result.output
+    assert "training-loop" in [row[1].strip() for row in rows]
+    assert "…" not in result.output
+
+
 def test_a_missing_written_answer_makes_check_exit_non_zero(tmp_path):
     hand_in = tmp_path / "no-written"
     shutil.copytree(ROOT / "submissions" / "vgg-batchnorm" / "correct", hand_in)
