@@ -37,7 +37,8 @@ def test_a_binary_answer_sheet_names_the_character_it_stopped_at(tmp_path):
 
 
 def test_a_notebook_cell_with_a_nul_byte_is_a_cell_that_does_not_parse_without_a_line():
-    from grader.intake.notebooks import _parse  # the parser's reason, as the notebook's notes quote it
+    # the parser's reason, as the notebook's notes quote it
+    from grader.intake.notebooks import _parse
 
     assert _parse("x = 1\x00") == "source code string cannot contain null bytes"
     assert _parse("def f(:\n").startswith("line 1: ")

@@ -69,8 +69,8 @@ class AnswerCheck(CheckKind):
             if rule.path in problems:
                 credits.append(0.0)
                 notes.say(problems[rule.path] + ".")
-                if slip := problem_diagnosis(problems[rule.path]):
-                    diagnoses.append(slip)
+                if named := problem_diagnosis(problems[rule.path]):
+                    diagnoses.append(named)
                 sheet.append({"field": rule.path, "answer": None, "credit": 0.0})
                 continue
             answer, truth = ctx.answer(rule.path), ctx.reference_answer(rule.path)
