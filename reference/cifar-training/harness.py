@@ -110,9 +110,16 @@ def _autocast_forward(net, dev):
     if dev.type != "cuda":
         return
     active = []
-    net.register_forward_pre_hook(lambda module, args: active.append(torch.autocast("cuda", dtype=torch.bfloat16))
-                                  or active[-1].__enter__())
-    net.register_forward_hook(lambda module, args, out: active.pop().__exit__(None, None, None))
+
+    def enter(module, args):
+        active.append(torch.autocast("cuda", dtype=torch.bfloat16))
+        active[-1].__enter__()  # a pre-hook returning None keeps the forward's inputs as they are
+
+    def leave(module, args, out):
+        active.pop().__exit__(None, None, None)  # returning None keeps the forward's output
+
+    net.register_forward_pre_hook(enter)
+    net.register_forward_hook(leave)
 
 
 def train_classifier(student, train_x, train_y, test_x, model, epochs, batch_size, lr, momentum=0.0,
