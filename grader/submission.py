@@ -33,6 +33,11 @@ from grader.intake.reader import (
     printable,
     read_hand_in,
 )
+from grader.intake.sheet_numbers import (
+    is_separated,
+    rejoin_separated_numbers,
+    separated_problem,
+)
 from grader.intake.sources import HandInSource, open_hand_in
 from grader.lab.manifest import AnswerFieldSpec, IntakeLimits, InterfaceSpec
 from grader.results import Student
@@ -124,6 +129,8 @@ def validate_answer(spec: AnswerFieldSpec, raw: Any) -> tuple[Any, str | None]:
     """(value, None) or (None, problem) for one field of an answer sheet."""
     if raw is _MISSING or raw is None:
         return None, f"answers: `{spec.path}` is missing ({spec.type} expected)"
+    if spec.type in ("int", "float") and is_separated(raw):
+        return None, separated_problem("answers", spec.path, raw.strip())
     if spec.type in ("int", "float", "list[int]", "list[float]") and (
             isinstance(raw, bool) or (isinstance(raw, list) and any(isinstance(x, bool) for x in raw))):
         return None, f"answers: `{spec.path}` should be {spec.type}, got {raw!r}"
@@ -207,7 +214,17 @@ def _parse_sheet(data: bytes | None, interface: InterfaceSpec, problem: str | No
     if len(data) > max_kb * 1024:
         return all_fail(f"{sheet} is larger than {max_kb} KiB")
     try:
-        parsed = yaml.load(data.decode("utf-8", errors="replace"), Loader=_NoAliasLoader)
+        loader = _NoAliasLoader(data.decode("utf-8", errors="replace"))
+        try:
+            node = loader.get_single_node()
+            rejoin_separated_numbers(node)
+            parsed = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as exc:  # a NUL or another control character: no line to name
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        return all_fail(f"{sheet} is not text YAML can read (character {exc.position + 1} is the control character "
+                        f"U+{code:04X}: a binary file?)")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

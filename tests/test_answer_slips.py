@@ -39,3 +39,40 @@ def test_channels_first_and_an_empty_list_are_named_in_the_students_words(tmp_pa
            "channels first where the lab asks for them last" in result["message"]
     assert "`layers.conv3.output` is empty: an empty value is no answer" in result["message"]
     assert set(result["diagnoses"]) == {"order-of-axes", "empty-answer"}, result
+
+
+@pytest.mark.parametrize("written", ["fc4: {output: [1000], params: 1,025,000}",  # flow: YAML splits it into keys
+                                     "fc4:\n    output: [1000]\n    params: 1,025,000",  # block: a string
+                                     "fc4: {output: [1000], params: 1 025 000}"])
+def test_a_thousands_separator_is_named_on_its_field_never_as_a_wrong_value_or_stray_keys(tmp_path, written):
+    import json
+
+    from tests.conftest import cli
+
+    hand_in = variant(CIFAR_SUBMISSIONS / "correct", tmp_path / "separators")
+    sheet = hand_in / "answers.yaml"
+    old = "fc4: {output: [1000], params: 1025000}"
+    assert old in sheet.read_text()
+    sheet.write_text(sheet.read_text().replace(old, written))
+    result = json.loads(cli("check", str(hand_in), "--lab", "cifar-convnet", "--only", "layer-params",
+                            "--only", "layer-shapes", "--format", "json").output)
+    checks = {c["id"]: c for c in result["checks"]}
+    shown = written.split("params: ")[1].rstrip("}")
+    assert checks["layer-params"]["message"] == (
+        f"7 of 8 answers right. answers: `layers.fc4.params` is written with thousands separators ({shown}), which "
+        "YAML does not read as one number: write it without them (1025000).")
+    assert checks["layer-params"]["diagnoses"] == ["thousands-separator"]
+    assert checks["layer-shapes"]["status"] == "passed"  # the field beside it is still read
+    everything = json.dumps(result)
+    assert "is not a field" not in everything and "= 1: wrong" not in everything
+
+
+def test_commas_between_a_lists_numbers_stay_a_list():
+    """[1,025,000] is a list in YAML, and [64,128,256] must stay one: only a mapping's value is mended."""
+    from grader.lab.manifest import InterfaceSpec
+    from grader.submission import parse_answer_sheet
+
+    interface = InterfaceSpec.model_validate({"module": "m.py", "answers": [
+        {"path": "shape", "type": "list[int]"}, {"path": "n", "type": "int"}]})
+    values, problems = parse_answer_sheet(b"{shape: [64,128,256], n: 12}", interface)
+    assert values == {"shape": [64, 128, 256], "n": 12} and problems == {}

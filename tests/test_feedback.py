@@ -36,6 +36,18 @@ def test_an_accuracy_in_percent_is_called_a_percentage_with_both_values(tmp_path
     assert "On a batch of 6, accuracy is 50 where the reference gives 0.5." in check["message"]
 
 
+def test_a_percentage_the_lab_names_as_a_mistake_is_explained_once(tmp_path):
+    """vgg-batchnorm declares the percentage as get_accuracy's mistake: its words, not the generic ones too."""
+    hand_in = variant(ROOT / "submissions" / "vgg-batchnorm" / "correct", tmp_path / "percent",
+                      ("    return correct / total\n", "    return 100 * correct / total\n"))
+    result = cli("check", str(hand_in), "--lab", "vgg-batchnorm", "--only", "get-accuracy", "--format", "json")
+    check = checks_by_id(json.loads(result.stdout))["get-accuracy"]
+    assert check["diagnosis"] == "accuracy-as-percentage"
+    assert check["message"].endswith("the accuracy: that is a percentage: get_accuracy returns a fraction between 0 "
+                                     "and 1.")
+    assert check["message"].count("percentage") == 1 and "fraction between 0 and 1" in check["message"]
+
+
 def test_a_wrong_parameter_count_names_the_layer_and_one_error_is_said_once_with_its_inputs(tmp_path):
     """fc4 sized for 5×5 maps: 576 000 parameters too many, and forward fails on every batch size
     with a message that differs only by the batch size."""
@@ -156,6 +168,20 @@ def test_at_80_columns_the_table_never_cuts_the_ids_only_takes():
                  "--only", "batchnorm-behaviour", "--only", "dropout-placement", env={"COLUMNS": "80"})
     cells = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
     assert "batchnorm-behaviour" in cells and "dropout-placement" in cells, result.output
+
+
+def test_at_80_columns_long_titles_give_way_and_every_message_is_read_whole():
+    """The titles wrap within a third of the terminal: the message column keeps room for words
+    (with the Check column at 50, the messages were 4 characters wide: "Pas…")."""
+    from tests.conftest import ROOT as root
+
+    result = cli("check", str(root / "submissions" / "cifar-training" / "correct"), "--lab", "cifar-training",
+                 "--only", "param-count", "--only", "training-loop", env={"COLUMNS": "80"})
+    rows = [line.split("│") for line in result.output.splitlines() if line.startswith("│")]
+    messages = " ".join(" ".join(row[4].split()) for row in rows if len(row) > 4)
+    assert "ConvNet has 1,191,170 learnable parameters, as expected." in messages, result.output
+    assert "training-loop" in [row[1].strip() for row in rows]
+    assert "…" not in result.output
 
 
 def test_a_missing_written_answer_makes_check_exit_non_zero(tmp_path):

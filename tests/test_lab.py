@@ -90,3 +90,20 @@ def test_registering_a_kind_twice_is_refused():
         class Again(CheckKind):
             def run(self, ctx, params):  # pragma: no cover
                 raise AssertionError
+
+
+@pytest.mark.parametrize("lab", ["cifar-convnet", "mlp-backprop", "vgg-batchnorm"])
+def test_a_templates_sheet_names_the_exact_tags_the_notebook_reader_looks_for(lab):
+    """A student moving the sheet or a written answer into a notebook needs the tag's id, not a
+    description of it: `answers` for the sheet, the written check's id (or its `cell`) for the answer."""
+    from grader.intake.notebooks import ANSWERS_TAG
+
+    loaded = load_lab(lab)
+    text = (loaded.folder / loaded.manifest.template / loaded.manifest.interface.answers_file).read_text()
+    assert f"a raw cell with the tag `{ANSWERS_TAG}`" in text
+    written = [c for c in loaded.manifest.checks if c.kind == "written"]
+    assert written
+    for check in written:
+        tag = check.params.get("cell") or check.id
+        assert f"a markdown cell with the tag `{tag}`, this question's id" in text
+    assert "tagged with the question's id" not in text

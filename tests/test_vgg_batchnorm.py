@@ -107,6 +107,22 @@ def test_each_hand_in_loses_only_what_its_mistake_breaks(graded, name, lost):
     assert set(not_passed(graded[name])) == lost
 
 
+def test_a_bonus_returning_tensors_that_keep_their_graph_is_diagnosed_not_detached(tmp_path):
+    """Right values, still attached to autograd's graph: named, and that part alone costs its share."""
+    hand_in = variant(SUBMISSIONS / "correct", tmp_path / "attached", (
+        "    return [torch.norm(h - g).item() for h in moved]\n",
+        "    anchor = 0 * sum(p.sum() for p in model.parameters())\n"
+        "    return [torch.norm(h - g) + anchor for h in moved]\n"))
+    result = check_only(hand_in, "vgg-batchnorm", "bonus-predictiveness", "bonus-beta")
+    said = result["bonus-predictiveness"]
+    assert (said["status"], said["diagnosis"], said["score"]) == ("partial", "not-detached", 0.67), said["message"]
+    assert said["message"] == (
+        "what it returns is 'tensors that keep their graph' on a small float64 network, distances 0.5 to 4 × 0.01. "
+        "what it returns: you return tensors still attached to the autograd graph (requires_grad): each keeps the "
+        "whole computation of its gradients alive. Return numbers (.item()), or detach them.")
+    assert result["bonus-beta"]["status"] == "passed"
+
+
 def test_a_random_layer_beside_batchnorm_is_not_read_as_batchnorm_not_normalising(graded):
     """Dropout in the classifier: the behaviour probe measures BatchNorm with dropout off, and the
     student hears about the dropout from the structure check, never that BatchNorm is broken."""

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 from grader.checks.answer_slips import likely_slip
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.checks.values import show, values_match
+from grader.intake.sheet_numbers import problem_diagnosis
 from grader.lab.manifest import Need, Reveal
 from grader.results import Disclosure, Feedback, Outcome
 
@@ -68,6 +69,8 @@ class AnswerCheck(CheckKind):
             if rule.path in problems:
                 credits.append(0.0)
                 notes.say(problems[rule.path] + ".")
+                if named := problem_diagnosis(problems[rule.path]):
+                    diagnoses.append(named)
                 sheet.append({"field": rule.path, "answer": None, "credit": 0.0})
                 continue
             answer, truth = ctx.answer(rule.path), ctx.reference_answer(rule.path)

@@ -270,8 +270,9 @@ class FunctionOutputsCheck(CheckKind):
             return Outcome.passed(f"{name}: {', '.join(o.name for o in params.outputs)} {verb} with {params.against} "
                                   f"on {inputs}.", details={"comparisons": comparisons})
         ratios = {n: r for n, p in problems.items() if p.differs and (r := self._ratio(got_parts[n], expected, n, params))}
-        parts = _sentences(problems, errors, params, ratios)
         diagnoses = self._diagnose(ctx, params, args, got_parts, list(problems), seed)
+        # a declared mistake that is the percentage says so in the lab's words: the generic sentence once, or not at all
+        parts = _sentences(problems, errors, params, {n: r for n, r in ratios.items() if n not in diagnoses})
         diagnoses.update({n: ("percentage-not-fraction" if r == "×100" else "fraction-not-percentage", "")
                           for n, r in ratios.items() if n not in diagnoses})
         by_mistake: dict[tuple[str, str], list[str]] = {}

@@ -25,13 +25,15 @@ def status_text(status: Status) -> Text:
     return Text(STATUS_LABEL.get(status, status.value), style=STATUS_STYLE[status])
 
 
-def result_table(result: SubmissionResult) -> Table:
-    """One row per check: its id (what ``--only`` takes) above its title, points, status, message, hint."""
+def result_table(result: SubmissionResult, width: int | None = None) -> Table:
+    """One row per check: its id (what ``--only`` takes) above its title, points, status, message, hint.
+    ``width``: the terminal's, so that the titles give way to the messages on a narrow one."""
     table = Table(title=f"{result.lab_title} — {result.submission}", show_lines=True, expand=True)
     # the id is what --only takes: never cut, however narrow the terminal (a ratio column ignores
-    # min_width in rich, so this one is sized by its content, ids never broken, titles wrapped)
+    # min_width in rich, so this one is sized by its content, ids never broken, titles wrapped);
+    # at most a third of the terminal, or at 80 columns a long title leaves the message 4 ("Pas…")
     widest = max((len(c.id) for c in result.checks), default=5) + 2  # + padding
-    table.add_column("Check", min_width=widest, max_width=max(50, widest))
+    table.add_column("Check", min_width=widest, max_width=max(min(50, (width or 150) // 3), widest))
     table.add_column("Points", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Message", ratio=6)
@@ -66,9 +68,9 @@ def total_line(result: SubmissionResult) -> Text:
     return text
 
 
-def student_report(result: SubmissionResult) -> Group:
+def student_report(result: SubmissionResult, width: int | None = None) -> Group:
     """What ``check`` prints: the table, the notes, the total, and what the code printed."""
-    parts: list = [result_table(result)]
+    parts: list = [result_table(result, width)]
     parts += [Text(f"Note: {note}", style="yellow") for note in result.notes]
     parts.append(total_line(result))
     if result.log_tail.strip():

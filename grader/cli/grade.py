@@ -113,7 +113,7 @@ def check(
     if quiet:
         typer.echo(shown.to_json())
     else:
-        console.print(student_report(shown))
+        console.print(student_report(shown, console.width))
     raise typer.Exit(0 if shown.all_passed and not shown.unanswered else 1)
 
 

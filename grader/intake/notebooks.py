@@ -260,7 +260,7 @@ def _parse(text: str) -> ast.Module | str:
     try:
         return ast.parse(text)
     except SyntaxError as exc:
-        return f"line {exc.lineno or '?'}: {exc.msg}"
+        return f"line {exc.lineno}: {exc.msg}" if exc.lineno else exc.msg  # a NUL byte has no line
     except RecursionError:
         return "nested too deeply to read"
     except (MemoryError, ValueError, OverflowError) as exc:

@@ -18,8 +18,12 @@ def describe_exception(exc: BaseException, student_file: str) -> dict[str, Any]:
     """What went wrong, located in the student's own file where possible."""
     where = None
     if isinstance(exc, SyntaxError):
-        where = f"{Path(exc.filename or student_file).name}, line {exc.lineno}"
+        # A file that is not text (a NUL byte: a binary, or text saved as UTF-16) has no line to name.
+        name = Path(exc.filename or student_file).name
+        where = f"{name}, line {exc.lineno}" if exc.lineno else name
         message = f"{exc.msg}" + (f": {exc.text.strip()}" if exc.text else "")
+        if "null bytes" in exc.msg:
+            message += " (it is not Python source text: a binary file, or text saved as UTF-16?)"
     else:
         message = str(exc)
         frames = traceback.extract_tb(exc.__traceback__, limit=-50)  # a deep recursion has 10⁵ frames

@@ -2,6 +2,15 @@
 module and returns raw numbers only: per-epoch training loss and accuracy, and the logits on the
 test images after each epoch (it never sees the test labels; the grader scores the logits).
 
+What the lab asks students to write is what trains: their ``make_optimizer``, ``make_scheduler``
+and ``train_one_epoch`` (one pass over the batches the loop hands them). The loop keeps what is the
+grader's: the data, the batches, the loss function it hands over (which records each batch's loss
+and accuracy for the curves), the evaluations of ``_Referee`` after each optimizer step (a step
+hook, so the student's loop needs no cooperation) and the test scores after each epoch.
+
+``call_*``: the same three functions on a tiny network, no training, each observed for its own
+behaviour (the grader runs the same entry on its reference module for the expected values).
+
 Speed, after the fastest CIFAR-10 trainers: the data stay uint8 tensors, converted and augmented
 a whole batch at a time (no per-image PIL pipeline); on a GPU the whole set lives on the device,
 in channels_last, and the forward pass runs under bfloat16 autocast.
@@ -12,6 +21,7 @@ import os
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def _progress(epoch, epochs, loss):
@@ -55,19 +65,78 @@ class _Referee:
         return None
 
 
+class _Stop(BaseException):
+    """Raised from the optimizer's step hook once the referee has decided: it ends the student's
+    epoch wherever their loop is (a BaseException, so an ``except Exception`` there lets it pass)."""
+
+
+class _Recorder:
+    """The loss function handed to the student's ``train_one_epoch``: cross-entropy on the logits
+    (as float32, whatever autocast made of them), recording each batch's loss and right answers."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.total, self.correct, self.seen, self.last = 0.0, 0, 0, None
+
+    def __call__(self, logits, y):
+        loss = F.cross_entropy(logits.float(), y)
+        self.last = float(loss.detach())
+        self.total += self.last * len(y)
+        self.seen += len(y)
+        self.correct += int((logits.detach().argmax(1) == y).sum())
+        return loss
+
+
+class _Batches:
+    """One epoch's batches, prepared by the grader (normalised, augmented) as the student's loop asks
+    for them; ``len`` is the number of batches."""
+
+    def __init__(self, order, batch_size, train_x, train_y, prepare):
+        self.order, self.batch_size, self.train_x, self.train_y, self.prepare = order, batch_size, train_x, train_y, prepare
+
+    def __len__(self):
+        return -(-len(self.order) // self.batch_size)
+
+    def __iter__(self):
+        for start in range(0, len(self.order), self.batch_size):
+            idx = self.order[start:start + self.batch_size]
+            yield self.prepare(self.train_x[idx], True), self.train_y[idx]
+
+
+def _autocast_forward(net, dev):
+    """On a GPU, the network's forward pass under bfloat16 autocast, wherever the student calls it."""
+    if dev.type != "cuda":
+        return
+    active = []
+
+    def enter(module, args):
+        active.append(torch.autocast("cuda", dtype=torch.bfloat16))
+        active[-1].__enter__()  # a pre-hook returning None keeps the forward's inputs as they are
+
+    def leave(module, args, out):
+        active.pop().__exit__(None, None, None)  # returning None keeps the forward's output
+
+    net.register_forward_pre_hook(enter)
+    net.register_forward_hook(leave)
+
+
 def train_classifier(student, train_x, train_y, test_x, model, epochs, batch_size, lr, momentum=0.0,
-                     gamma=None, normalize=False, augment=False, device="cpu", seed=0, val_x=None, val_y=None,
-                     early_stop=None):
-    """SGD on the student's ``model`` class; ``normalize`` uses the student's statistics,
-    ``augment`` the student's train_transform / test_transform, ``gamma`` an exponential LR decay;
-    ``early_stop`` (with ``val_x``/``val_y``, held out of training) stops as soon as the verdict is
-    certain (``_Referee``)."""
+                     gamma=None, weight_decay=0.0, normalize=False, augment=False, device="cpu", seed=0,
+                     val_x=None, val_y=None, early_stop=None):
+    """The student's ``model`` class trained by the student's ``make_optimizer`` (``lr``,
+    ``momentum``, ``weight_decay``), ``make_scheduler`` (``gamma``; 1, a constant rate, when the
+    recipe has no decay) and ``train_one_epoch``; ``normalize`` uses the student's statistics,
+    ``augment`` the student's train_transform / test_transform; ``early_stop`` (with
+    ``val_x``/``val_y``, held out of training) stops as soon as the verdict is certain (``_Referee``)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     dev = torch.device(device)
     net = getattr(student, model)().to(dev)
     if dev.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
+    _autocast_forward(net, dev)
     if normalize:
         mean, std = _student_stats(student, train_x, test_x)
     else:
@@ -81,13 +150,15 @@ def train_classifier(student, train_x, train_y, test_x, model, epochs, batch_siz
             x = student.train_transform(x) if train else student.test_transform(x)
         return x.contiguous(memory_format=torch.channels_last) if dev.type == "cuda" else x
 
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma) if gamma else None
+    optimizer = student.make_optimizer(net, lr, momentum, weight_decay)
+    scheduler = student.make_scheduler(optimizer, gamma if gamma else 1.0)
+
     def scores_on(x_uint8):
+        was_training = net.training
         net.eval()
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             scores = torch.cat([net(prepare(x_uint8[i:i + 500], False)).float() for i in range(0, len(x_uint8), 500)])
-        net.train()
+        net.train(was_training)
         return scores
 
     curves = {"loss": [], "train_accuracy": []}
@@ -97,44 +168,112 @@ def train_classifier(student, train_x, train_y, test_x, model, epochs, batch_siz
     referee = _Referee(early_stop if val_x is not None else None, val_x, val_y, epochs * per_epoch)
     if referee.rule is not None:
         val_x, val_y = val_x.to(dev), val_y.to(dev)
-    step, stopped = 0, None
+    recorder = _Recorder()
+    state = {"step": 0, "stopped": None}
+
+    def after_step(opt, args, kwargs):
+        state["step"] += 1
+        step = state["step"]
+        if referee.rule is not None and recorder.last is not None and not math.isfinite(recorder.last):
+            state["stopped"] = {"step": step, "of": referee.total, "reason": "diverged"}
+        elif referee.due(step):
+            accuracy = float((scores_on(val_x).argmax(1) == val_y).float().mean())
+            reason = referee.verdict(step, accuracy)
+            state["stopped"] = {"step": step, "of": referee.total, "reason": reason} if reason else None
+        if state["stopped"]:
+            raise _Stop
+
+    optimizer.register_step_post_hook(after_step)
     for _ in range(epochs):
-        net.train()
         order = torch.randperm(n, generator=gen).to(dev)
-        total_loss, correct, seen = 0.0, 0, 0
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            x, y = prepare(train_x[idx], True), train_y[idx]
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                logits = net(x)
-                loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            value = float(loss.detach())
-            total_loss += value * len(idx)
-            seen += len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            if referee.rule is not None and not math.isfinite(value):
-                stopped = {"step": step, "of": referee.total, "reason": "diverged"}
-            elif referee.due(step):
-                accuracy = float((scores_on(val_x).argmax(1) == val_y).float().mean())
-                reason = referee.verdict(step, accuracy)
-                stopped = {"step": step, "of": referee.total, "reason": reason} if reason else None
-            if stopped:
-                break
-        if scheduler:
-            scheduler.step()
-        curves["loss"].append(total_loss / seen)
-        curves["train_accuracy"].append(correct / seen)
-        _progress(len(curves["loss"]), epochs, total_loss / seen)
+        recorder.reset()
+        try:
+            student.train_one_epoch(net, _Batches(order, batch_size, train_x, train_y, prepare), optimizer,
+                                    scheduler, recorder)
+        except _Stop:
+            pass
+        seen = max(recorder.seen, 1)
+        curves["loss"].append(recorder.total / seen if recorder.seen else float("nan"))
+        curves["train_accuracy"].append(recorder.correct / seen)
+        _progress(len(curves["loss"]), epochs, curves["loss"][-1])
         test_scores.append(scores_on(test_x).cpu())
-        if stopped:
+        if state["stopped"]:
             break
+    stopped = state["stopped"]
     out = {"curves": curves, "test_scores": test_scores}
     if referee.rule is not None:
         out["held_out"] = {"steps": referee.steps, "accuracy": referee.accuracy}
         if stopped and stopped["step"] < referee.total:
             out["stopped"] = stopped
     return out
+
+
+# --- the student's optimizer, scheduler and epoch on a tiny network, each for its own behaviour ---
+
+def _tiny(seed, batchnorm=False):
+    torch.manual_seed(seed)
+    layers = [nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3)] if batchnorm else [nn.Linear(4, 3)]
+    return nn.Sequential(*layers).double()
+
+
+def _flat(net):
+    return torch.cat([p.detach().flatten() for p in net.parameters()]).clone()
+
+
+def call_make_optimizer(student, seed, lr, momentum, weight_decay, steps):
+    """``make_optimizer`` on a tiny network, stepped ``steps`` times with gradients drawn here (no
+    loss, no data): the weights after each step, and the momentum and weight decay those steps
+    show. SGD's step is w ← w − lr·b with b = momentum·b_prev + g + weight_decay·w, so both are
+    solved (least squares) from the steps themselves, whatever the optimizer stores."""
+    net = _tiny(seed)
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = student.make_optimizer(net, lr, momentum, weight_decay)
+    params = list(net.parameters())
+    weights, rows, targets = [], [], []
+    w, previous = _flat(net), None
+    for _ in range(steps):
+        grads = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        optimizer.step()
+        now = _flat(net)
+        direction = (w - now) / lr
+        rows.append(torch.stack([previous if previous is not None else torch.zeros_like(w), w], 1))
+        targets.append(direction - torch.cat([g.flatten() for g in grads]))
+        weights.append(now)
+        w, previous = now, direction
+    solved = torch.linalg.lstsq(torch.cat(rows), torch.cat(targets)[:, None]).solution.flatten()
+    return {"weights": torch.stack(weights), "momentum": round(float(solved[0]), 9) + 0.0,
+            "weight_decay": round(float(solved[1]), 9) + 0.0}
+
+
+def call_make_scheduler(student, lr, gamma, epochs):
+    """``make_scheduler`` on SGD at rate ``lr``, stepped once an epoch: the rate after each."""
+    optimizer = torch.optim.SGD(_tiny(0).parameters(), lr=lr)
+    scheduler = student.make_scheduler(optimizer, gamma)
+    rates = []
+    for _ in range(epochs):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    return {"rates": rates}
+
+
+def call_train_one_epoch(student, seed, n, batch_size, lr, gamma):
+    """``train_one_epoch`` on a tiny network with BatchNorm handed over in eval mode (as after an
+    evaluation), SGD with momentum 0.9 and exponential decay built here, a list of batches: the
+    optimizer steps it took, the rate after it, the mode of its forward passes, the weights after."""
+    net = _tiny(seed, batchnorm=True)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (n,), generator=gen)
+    net.eval()
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+    steps, modes = [0], set()
+    optimizer.register_step_post_hook(lambda opt, args, kwargs: steps.__setitem__(0, steps[0] + 1))
+    net.register_forward_pre_hook(lambda module, args: modes.add("train mode" if module.training else "eval mode"))
+    batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
+    student.train_one_epoch(net, batches, optimizer, scheduler, nn.CrossEntropyLoss())
+    mode = " and ".join(sorted(modes)) or "no forward pass"
+    return {"steps": steps[0], "lr": optimizer.param_groups[0]["lr"], "mode": mode, "weights": _flat(net)}

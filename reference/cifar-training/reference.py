@@ -102,6 +102,89 @@ def train_transform(batch):
     return crops
 
 
+# --- the optimizer, the scheduler and one epoch: what the grader's loop calls (harness.py) ---
+
+def make_optimizer(model, lr, momentum, weight_decay):
+    """SGD over every parameter of the model, with this learning rate, momentum and weight decay."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def make_scheduler(optimizer, gamma):
+    """Exponential decay: each ``scheduler.step()`` (once an epoch) multiplies the rate by gamma."""
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+
+
+def train_one_epoch(model, batches, optimizer, scheduler, loss_fn):
+    """One pass over ``batches`` in train mode: per batch, zero the gradients, the loss, backward,
+    one optimizer step; the scheduler once, after the last batch. Returns the mean loss."""
+    model.train()
+    total, seen = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        seen += len(y)
+    scheduler.step()
+    return total / max(seen, 1)
+
+
+# Real hand-ins' mistakes in them, made on purpose (the checks diagnose them from the student's numbers).
+
+def optimizer_without_momentum(model, lr, momentum, weight_decay):
+    return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def optimizer_without_weight_decay(model, lr, momentum, weight_decay):
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+
+
+def optimizer_nesterov(model, lr, momentum, weight_decay):
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+
+
+def scheduler_gamma_hard_coded(optimizer, gamma):
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.95)
+
+
+def scheduler_one_minus_gamma(optimizer, gamma):
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, 1 - gamma)
+
+
+def train_one_epoch_scheduler_per_batch(model, batches, optimizer, scheduler, loss_fn):
+    model.train()
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+        scheduler.step()
+
+
+def train_one_epoch_scheduler_never_stepped(model, batches, optimizer, scheduler, loss_fn):
+    model.train()
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+
+
+def train_one_epoch_without_zero_grad(model, batches, optimizer, scheduler, loss_fn):
+    model.train()
+    for x, y in batches:
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+    scheduler.step()
+
+
+def train_one_epoch_in_eval_mode(model, batches, optimizer, scheduler, loss_fn):
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+    scheduler.step()
+
+
 # --- inputs for the structural checks ---------------------------------------------------------
 
 def stats_cases(rng):
@@ -117,6 +200,31 @@ def stats_cases(rng):
 def transform_cases(rng):
     return [{"label": f"a batch of {n}", "args": [rng.uniform(0, 1, (n, 3, 32, 32)).astype(np.float32)]}
             for n in (1, 5)]
+
+
+def _seed(rng):
+    return int(rng.integers(2**31))
+
+
+def optimizer_cases(rng):
+    """Two settings, so that a value written into the function instead of passed on shows."""
+    return [{"label": "lr 0.1, momentum 0.9, weight decay 0, 4 steps",
+             "args": {"seed": _seed(rng), "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "steps": 4}},
+            {"label": "lr 0.05, momentum 0.5, weight decay 0.01, 4 steps",
+             "args": {"seed": _seed(rng), "lr": 0.05, "momentum": 0.5, "weight_decay": 0.01, "steps": 4}}]
+
+
+def scheduler_cases(rng):
+    return [{"label": "lr 0.1, gamma 0.95, 4 epochs", "args": {"lr": 0.1, "gamma": 0.95, "epochs": 4}},
+            {"label": "lr 0.2, gamma 0.6, 3 epochs", "args": {"lr": 0.2, "gamma": 0.6, "epochs": 3}}]
+
+
+def epoch_cases(rng):
+    """A small network with BatchNorm handed over in eval mode, SGD with momentum, exponential decay."""
+    return [{"label": "a small network with BatchNorm handed over in eval mode, 24 images in batches of 8, gamma 0.5",
+             "args": {"seed": _seed(rng), "n": 24, "batch_size": 8, "lr": 0.1, "gamma": 0.5}},
+            {"label": "the same with 30 images in batches of 10, gamma 0.8",
+             "args": {"seed": _seed(rng), "n": 30, "batch_size": 10, "lr": 0.05, "gamma": 0.8}}]
 
 
 # --- data -----------------------------------------------------------------------------------------

@@ -163,7 +163,14 @@ def _measure(student_fn, seed, batchnorm, distances):
     before = [p.detach().clone() for p in net.parameters()]
     value = student_fn(net, nn.CrossEntropyLoss(), x, y, list(distances))
     same = all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
-    return {"value": value, "weights": "left as they were" if same else "moved"}
+    return {"value": value, "weights": "left as they were" if same else "moved", "kind": _returned_kind(value)}
+
+
+def _returned_kind(value):
+    """Numbers, or tensors still attached to an autograd graph (the graph of every gradient kept alive)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return "tensors that keep their graph" if any(isinstance(v, torch.Tensor) and v.requires_grad for v in items) \
+        else "numbers"
 
 
 def call_gradient_predictiveness(student, seed, batchnorm, distances):

@@ -309,6 +309,24 @@ def beta_squared_norms(model, criterion, x, y, distances):
     return max(float((g - g0).norm() ** 2 / (float(d) * g0.norm()) ** 2) for g, d in zip(grads, distances))
 
 
+def _attached(model, criterion, x, y):
+    """A zero still attached to the graph of a gradient taken with create_graph=True: what a hand-in
+    that never detaches carries along with each value it returns."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(criterion(model(x), y), params, create_graph=True)
+    return sum(g.sum() for g in grads) * 0
+
+
+def predictiveness_not_detached(model, criterion, x, y, distances):
+    values = gradient_predictiveness(model, criterion, x, y, distances)
+    zero = _attached(model, criterion, x, y)
+    return [zero + v for v in values]
+
+
+def beta_not_detached(model, criterion, x, y, distances):
+    return _attached(model, criterion, x, y) + beta_smoothness(model, criterion, x, y, distances)
+
+
 # --- inputs the grader draws ------------------------------------------------------------------------
 
 def band_cases(rng):

@@ -37,3 +37,23 @@ def train_transform(batch):
 def test_transform(batch):
     """(N, 3, 32, 32) → (N, 3, 28, 28): the centre crop."""
     raise NotImplementedError
+
+
+# The grader trains your networks with these three (`--train`): its loop hands train_one_epoch the
+# batches (already normalised and augmented) and the loss function, and evaluates between epochs.
+
+def make_optimizer(model, lr, momentum, weight_decay):
+    """SGD over all the model's parameters, with this learning rate, momentum and weight decay."""
+    raise NotImplementedError
+
+
+def make_scheduler(optimizer, gamma):
+    """Exponential learning-rate decay: each scheduler.step() (once an epoch) multiplies the rate by gamma."""
+    raise NotImplementedError
+
+
+def train_one_epoch(model, batches, optimizer, scheduler, loss_fn):
+    """One pass over `batches` ((x, y) pairs) in train mode: per batch, one optimizer step on
+    loss_fn(model(x), y); then step the scheduler once. Return the epoch's mean loss (for you: the
+    grader records the loss itself)."""
+    raise NotImplementedError

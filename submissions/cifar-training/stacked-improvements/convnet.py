@@ -62,3 +62,24 @@ def train_transform(batch):
 
 def test_transform(batch):
     return batch[:, :, 2:30, 2:30]
+
+
+def make_optimizer(model, lr, momentum, weight_decay):
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr, momentum, weight_decay=weight_decay)
+
+
+def make_scheduler(optimizer, gamma):
+    # StepLR with a step of one epoch is the same exponential decay
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=gamma)
+
+
+def train_one_epoch(model, batches, optimizer, scheduler, loss_fn):
+    model.train()
+    for step, (x, y) in enumerate(batches):
+        outputs = model(x)
+        loss = loss_fn(outputs, y)
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    scheduler.step()

@@ -60,3 +60,24 @@ def train_transform(batch):
 
 def test_transform(batch):
     return batch[:, :, 2:30, 2:30]
+
+
+def make_optimizer(model, lr, momentum, weight_decay):
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def make_scheduler(optimizer, gamma):
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+
+
+def train_one_epoch(model, batches, optimizer, scheduler, loss_fn):
+    model.train()
+    running = 0.0
+    for inputs, labels in batches:
+        optimizer.zero_grad()
+        loss = loss_fn(model(inputs), labels)
+        loss.backward()
+        optimizer.step()
+        running += loss.item()
+    scheduler.step()
+    return running / len(batches)
