@@ -124,11 +124,12 @@ def _autocast_forward(net, dev):
 
 def train_classifier(student, train_x, train_y, test_x, model, epochs, batch_size, lr, momentum=0.0,
                      gamma=None, weight_decay=0.0, normalize=False, augment=False, device="cpu", seed=0,
-                     val_x=None, val_y=None, early_stop=None):
+                     val_x=None, val_y=None, early_stop=None, test_twice=False):
     """The student's ``model`` class trained by the student's ``make_optimizer`` (``lr``,
     ``momentum``, ``weight_decay``), ``make_scheduler`` (``gamma``; 1, a constant rate, when the
     recipe has no decay) and ``train_one_epoch``; ``normalize`` uses the student's statistics,
-    ``augment`` the student's train_transform / test_transform; ``early_stop`` (with
+    ``augment`` the student's train_transform / test_transform; ``test_twice`` scores the test
+    images once more after training (a trained network answers the same twice); ``early_stop`` (with
     ``val_x``/``val_y``, held out of training) stops as soon as the verdict is certain (``_Referee``)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -201,6 +202,8 @@ def train_classifier(student, train_x, train_y, test_x, model, epochs, batch_siz
             break
     stopped = state["stopped"]
     out = {"curves": curves, "test_scores": test_scores}
+    if test_twice:
+        out["test_scores_again"] = scores_on(test_x).cpu()
     if referee.rule is not None:
         out["held_out"] = {"steps": referee.steps, "accuracy": referee.accuracy}
         if stopped and stopped["step"] < referee.total:
