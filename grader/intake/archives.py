@@ -191,7 +191,7 @@ def _count_tar_index(plain: bytes, label: str, limits: IntakeLimits) -> None:
             return
         try:
             size = tarfile.nti(header[124:136])  # type: ignore[attr-defined]
-        except (tarfile.InvalidHeaderError, ValueError):
+        except (tarfile.HeaderError, ValueError):
             return  # tarfile says what is wrong with it
         kind = header[156:157]
         if kind in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
