@@ -264,3 +264,26 @@ def test_written_answers_are_split_into_words_in_linear_time():
     text = ("a'" * 200_000) + ("é" * 200_000) + ("_'" * 200_000)
     found, took = timed(words, text)
     assert took < 2 and found[:2] == ["a'a", "a'a"]
+
+
+# --- LMS download names (Canvas, Moodle): the file part is the student's ---------------------
+
+LMS_PIECES = st.sampled_from(["_", "1", "9" * 50, "_LATE", "x", "-", "-1", ".py", ".", "é", "\n", "assignsubmission_file",
+                              "_assignsubmission_", "text.html", " ", "\x00", "/"])
+
+
+@PROPERTY
+@given(st.lists(st.tuples(LMS_PIECES, st.integers(1, 3000)), min_size=1, max_size=8))
+def test_any_lms_entry_name_is_matched_or_left_out_in_bounded_time(pieces):
+    from grader.intake import canvas, moodle
+    from grader.intake.reader import printable
+
+    name = "".join(piece * count for piece, count in pieces)[:65_535]  # a zip name's most
+    started = time.monotonic()
+    match = canvas.ENTRY.match(name) or canvas.TEXT_ENTRY.match(name)
+    if match:
+        assert match["user"].isdigit()
+        canvas.original_name(match["file"], {"convnet.py", "answers.yaml"})
+    moodle.is_entry(name)
+    assert printable(name).isprintable()
+    assert time.monotonic() - started < 2
