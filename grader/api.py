@@ -216,6 +216,10 @@ def serve(lab: str | Path | BoundLab, options: RunOptions, settings: ServeSettin
     everything (``grader.serve``)."""
     from grader.serve.app import run_server
 
+    if options.ray and settings.workers != 0:
+        from grader.grading.cluster import connect
+
+        connect(options.ray)  # here, not in the server's start-up: a cluster not there is one line, no traceback
     run_server(bound(lab), options, settings)
 
 

@@ -30,15 +30,17 @@ class ServedClass:
     roster: Path
     tokens: dict[str, str]  # id → token, and "instructor"
 
-    def app(self, **settings):
-        """The server's app for this class (its lifespan starts when a client enters it)."""
+    def app(self, ray: str | None = None, **settings):
+        """The server's app for this class (its lifespan starts when a client enters it); ``ray``:
+        grade on the Ray cluster at this address (``local``: the one this process is connected to,
+        else one started here)."""
         from grader.api import load_lab
         from grader.lab.manifest import LimitsOverride
         from grader.options import RunOptions
         from grader.serve.app import create_app
         from grader.serve.settings import ServeSettings
 
-        options = RunOptions(limits=LimitsOverride(**FAST_LIMITS), train=False, reports=False)
+        options = RunOptions(limits=LimitsOverride(**FAST_LIMITS), train=False, reports=False, ray=ray)
         settings = ServeSettings(class_dir=self.root, roster=self.roster, **{"workers": 0, **settings})
         return create_app(load_lab("cifar-convnet"), options, settings)
 

@@ -64,6 +64,9 @@ NOT_RUN = {
     "--due 2026-03-10T23:59+01:00 --public-url https://grading.example.edu":
         "a server that runs until stopped; tested through the ASGI client (test_serve.py) and in Chromium "
         "(test_serve_browser.py)",
+    ".venv/bin/gradelab serve --lab cifar-training --class classes/lab3 --roster roster.csv --ray ray://head:10001":
+        "a server that runs until stopped, on a cluster this machine does not have; the same server on a local "
+        "Ray cluster is tested in test_serve_ray.py",
     ".venv/bin/gradelab calibrate cifar-training --budget cpu --against $S/layers-in-a-list "
     "--against $S/no-nonlinearity --against $S/dropout-always-on --against $S/nan-loss":
         "trains on the cpu budget for many minutes; calibrate --against runs on the smoke budget in "

@@ -58,13 +58,17 @@ def serve(
     data_root: DataRootOpt = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Run the lab's training checks.")] = True,
     device: DeviceOpt = "auto", budget: BudgetOpt = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="Grade on a Ray cluster at this address (e.g. ray://head:10001), or 'local' to start one on "
+                      "this machine: each attempt is a task asking for the lab's threads and GPU share. The queue "
+                      "stays here; a lost node costs a retry. Needs `pip install gradelab[ray]`.")] = None,
 ) -> None:
     """Serve a class: students log in with their token, upload a hand-in and read their feedback
     (the public checks, as the lab lets them see them) and its PDF; you see every check, every
     attempt, the class table and the exports at /instructor.
 
     Grading runs in worker processes, in the sandbox, with the lab's full reference; the reference
-    never leaves this machine."""
+    never leaves this machine (with `--ray`, the nodes of your cluster get it: they grade)."""
     from grader import api
     from grader.errors import UsageError
     from grader.serve.settings import ServeSettings
@@ -76,14 +80,15 @@ def serve(
             raise UsageError(f"--due {due!r} is not accepted: use an ISO date-time, e.g. 2026-03-10T23:59+01:00") \
                 from None
         options = run_options(seed=seed, wall=wall, cpu=cpu, memory=memory, data_root=data_root, train=train,
-                              device=device, budget=budget, reports=False)
+                              device=device, budget=budget, reports=False, ray=ray)
         settings = ServeSettings.from_user(class_dir=class_dir, roster=roster, host=host, port=port, workers=workers,
                                            upload_mb=upload_mb, attempts_per_hour=per_hour, due=due_at,
                                            public_url=public_url, counts=counts)
         lab_obj = api.load_lab(lab)
+        on_cluster = f" Grading on the Ray cluster {ray}." if ray and settings.workers != 0 else ""
         console.print(f"Serving [bold]{lab_obj.manifest.title}[/bold] for the class in {settings.class_dir} "
-                      f"on http://{settings.host}:{settings.port} (instructor pages: /instructor). Ctrl-C stops.",
-                      soft_wrap=True)
+                      f"on http://{settings.host}:{settings.port} (instructor pages: /instructor).{on_cluster} "
+                      "Ctrl-C stops.", soft_wrap=True)
         api.serve(lab_obj, options, settings)
 
 

@@ -44,7 +44,7 @@ def _ray() -> Any:
     return ray
 
 
-def _lab_files(folder: Path) -> dict[str, bytes]:
+def lab_folder_files(folder: Path) -> dict[str, bytes]:
     """The lab folder as data (manifest, reference, answers, harness, calibration, template)."""
     files = {}
     for path in sorted(folder.rglob("*")):
@@ -58,25 +58,29 @@ def _lab_files(folder: Path) -> dict[str, bytes]:
 _RUNS: dict[str, Run] = {}   # one run per lab and options, per Ray worker process
 
 
-def _node_run(lab_files: dict[str, bytes], options_json: str) -> Run:
+def _node_run(lab_files: dict[str, bytes], options_json: str, hide: tuple[str, ...] = ()) -> Run:
     from grader.lab.loader import load_lab
 
-    key = hashlib.sha256(repr(sorted(lab_files.items())).encode() + options_json.encode()).hexdigest()
+    key = hashlib.sha256(repr(sorted(lab_files.items())).encode() + options_json.encode()
+                         + repr(hide).encode()).hexdigest()
     if key not in _RUNS:
         folder = Path(tempfile.mkdtemp(prefix="gradelab-lab-"))
         for relative, data in lab_files.items():
             target = folder.joinpath(*relative.split("/"))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        _RUNS[key] = Run(load_lab(folder), RunOptions.model_validate_json(options_json)).__enter__()
+        _RUNS[key] = Run(load_lab(folder), RunOptions.model_validate_json(options_json),
+                         hide=tuple(Path(h) for h in hide)).__enter__()
     return _RUNS[key]
 
 
 def grade_on_node(lab_files: dict[str, bytes], options_json: str, job: Job, files: dict[str, bytes],
-                  single_file: bool, notes: list[str]) -> str:
+                  single_file: bool, notes: list[str], hide: tuple[str, ...] = ()) -> str:
     """The body of a Ray task: one hand-in, graded in this node's run for the lab; JSON back.
-    ``notes``: what reading it on the batch's machine left out (unpacking an archive, say)."""
-    run = _node_run(lab_files, options_json)
+    ``notes``: what reading it on the batch's machine left out (unpacking an archive, say);
+    ``hide``: the folders the batch's run hides from children (its results, a served class), hidden
+    on the node too where they exist there (a cluster on the batch's own machine, ``local``)."""
+    run = _node_run(lab_files, options_json, hide)
     with tempfile.TemporaryDirectory(prefix="gradelab-handin-") as tmp:
         path = Path(tmp) / (job.path.name if single_file else job.name)
         if single_file:
@@ -95,6 +99,31 @@ def grade_on_node(lab_files: dict[str, bytes], options_json: str, job: Job, file
 
 # --- on the batch's machine --------------------------------------------------------------------
 
+def connect(address: str) -> tuple[Any, bool]:
+    """Ray, connected to the cluster at ``address`` (``local``: one started here, on this
+    machine's cores), and whether this call started it (then its caller shuts it down). A process
+    already connected (a test's cluster, say) keeps its connection. Every worker finds gradelab
+    on its path. An address that cannot be reached is one line, not Ray's traceback."""
+    ray = _ray()
+    if ray.is_initialized():
+        return ray, False
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}}
+    try:
+        if address == "local":
+            from grader.grading.parallel import cpu_count
+
+            # "local", not None: with no address Ray joins a cluster named by RAY_ADDRESS or started
+            # by `ray start` on this machine (another course's, another run's) instead of its own
+            ray.init(address="local", num_cpus=cpu_count(), include_dashboard=False, runtime_env=env,
+                     log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=address, runtime_env=env, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, ValueError, TimeoutError) as exc:
+        raise UsageError(f"--ray {address}: no Ray cluster could be reached there ({type(exc).__name__}: {exc})") \
+            from None
+    return ray, address == "local"
+
+
 class RayExecutor:
     """Each hand-in a Ray task on the cluster at ``address`` (``local``: a cluster started here)."""
 
@@ -103,19 +132,8 @@ class RayExecutor:
         self._started = False  # a local cluster this executor started ends with its batch
 
     def _connect(self) -> Any:
-        ray = _ray()
-        if not ray.is_initialized():
-            self._started = self.address == "local"
-            env = {"env_vars": {"PYTHONPATH": os.pathsep.join([_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")])}}
-            if self.address == "local":
-                from grader.grading.parallel import cpu_count
-
-                # "local", not None: with no address Ray joins a cluster named by RAY_ADDRESS or started
-                # by `ray start` on this machine (another course's, another run's) instead of its own
-                ray.init(address="local", num_cpus=cpu_count(), include_dashboard=False, runtime_env=env,
-                         log_to_driver=False, configure_logging=False)
-            else:
-                ray.init(address=self.address, runtime_env=env, log_to_driver=False, configure_logging=False)
+        ray, started = connect(self.address)
+        self._started = self._started or started
         return ray
 
     def map(self, run: Run, jobs: Iterable[Job]) -> Iterator[tuple[Job, SubmissionResult]]:
@@ -127,7 +145,7 @@ class RayExecutor:
         gpus = limits.gpu_share if run.device == Device.cuda and run.options.trains else 0
         task = ray.remote(grade_on_node).options(num_cpus=limits.threads, num_gpus=gpus, max_retries=MAX_RETRIES,
                                                  name="gradelab-grade")
-        lab_ref = ray.put(_lab_files(run.lab.folder))
+        lab_ref = ray.put(lab_folder_files(run.lab.folder))
         options_json = run.options.model_copy(update={"ray": None, "jobs": 1}).model_dump_json()
         try:
             yield from self._run_tasks(ray, run, task, lab_ref, options_json, todo)
@@ -146,7 +164,8 @@ class RayExecutor:
             except SubmissionError as exc:  # refused here: it never travels
                 yield job, unreadable(run, job, exc)
                 continue
-            ref = task.remote(lab_ref, options_json, job, handin.files, handin.single_file, handin.notes)
+            ref = task.remote(lab_ref, options_json, job, handin.files, handin.single_file, handin.notes,
+                              tuple(str(h) for h in run.hide))
             pending[ref] = job
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

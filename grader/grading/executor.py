@@ -21,7 +21,8 @@ from grader.grading.engine import grade_submission
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
 from grader.intake.sources import HandInSource
-from grader.options import SubmissionStarted
+from grader.lab.loader import Lab
+from grader.options import Device, RunOptions, SubmissionStarted
 from grader.results import CheckResult, Kind, Part, Status, Student, SubmissionResult
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,18 @@ class Job:
 
 def unreadable(run: Run, job: Job, error: Exception | str) -> SubmissionResult:
     """The result of a hand-in that could not be graded at all: one error, every point lost."""
+    return unreadable_in(run.lab, run.options, job, error, run.device)
+
+
+def unreadable_in(lab: Lab, options: RunOptions, job: Job, error: Exception | str,
+                  device: Device = Device.cpu) -> SubmissionResult:
+    """``unreadable`` without a ``Run``: for a process that grades nothing itself (the server
+    when its hand-ins are graded on a cluster)."""
     check = CheckResult(id=Kind.submission.value, title="Submission can be read", kind=Kind.submission.value,
                         visibility="public", status=Status.error, score=0, max_score=0, message=str(error),
                         parts=[Part(text=str(error))])  # about the hand-in itself: a student may read it
-    return build_result(run.lab, run.options, name=job.name, path=job.path, student=job.student, checks=[check],
-                        device=run.device)
+    return build_result(lab, options, name=job.name, path=job.path, student=job.student, checks=[check],
+                        device=device)
 
 
 def grade_job(run: Run, job: Job) -> SubmissionResult:

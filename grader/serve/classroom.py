@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from starlette.concurrency import run_in_threadpool
 
@@ -40,6 +40,9 @@ from grader.serve.settings import ServeSettings, now
 from grader.serve.store import AttemptMeta, ClassStore
 from grader.serve.uploads import UploadRefused
 from grader.serve.workers import WorkerPool, claim_deadline, default_workers
+
+if TYPE_CHECKING:
+    from grader.serve.cluster import RayPool
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "server.lock"
@@ -93,7 +96,7 @@ class Classroom:
         self.roster = Roster.read(settings.roster)
         self.store = ClassStore(settings.class_dir)
         self.queue: GradingQueue | None = None
-        self.pool: WorkerPool | None = None
+        self.pool: WorkerPool | RayPool | None = None
         self.secret = b""
         self._lock_fd: int | None = None
         self._locks: dict[str, asyncio.Lock] = {}
@@ -130,7 +133,19 @@ class Classroom:
         workers = self.settings.workers
         if workers is None:
             workers = default_workers(self.lab.manifest.limits.merged(self.options.limits).threads)
-        if workers:
+        if workers and self.options.ray:  # graded on a Ray cluster (grader.serve.cluster)
+            from grader.serve.cluster import RayPool
+
+            self.checker.warm()
+            pool = RayPool(self.options.ray, self.lab, self.options, self.store, self.queue,
+                           deadline_s=claim_deadline(self.lab.manifest, self.options))
+            try:
+                pool.start()
+            except BaseException:  # no cluster there: the class folder is let go, the error said once
+                self.close()
+                raise
+            self.pool = pool
+        elif workers:
             self.checker.warm()  # a server that grades: its checking process starts with it
             from grader.grading.parallel import cpu_count
 

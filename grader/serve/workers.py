@@ -33,12 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader.grading.executor import Job, unreadable
-from grader.options import RunOptions
+from grader.grading.executor import Job, unreadable_in
+from grader.lab.loader import Lab
+from grader.options import Device, RunOptions
 from grader.results import Student, SubmissionResult
 from grader.reveal import Audience
 from grader.serve.lti import scores as lti_scores
-from grader.serve.queue import MAX_TRIES, Claim, GradingQueue
+from grader.serve.queue import MAX_TRIES, Claim, GradingQueue, Ticket
 from grader.serve.store import INSTRUCTOR_PDF, STUDENT_PDF, UPLOAD, ClassStore
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,7 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
         # its worker died or hung this many times while grading it (the pool requeued it each time)
         result = _fault(run, store, sid, number, RuntimeError(ticket.fault or "the grading worker died while "
                                                                              "grading it"))
-        written = store.write_result_once(sid, number, result)
-        grading_queue.journal.write("graded" if written else "duplicate", ticket, score=result.score,
-                                    max_score=result.max_score, given_up=True)
+        record(store, grading_queue, ticket, result, given_up=True)
     elif not store.has_result(sid, number):
         grading_queue.journal.write("started", ticket)
         try:
@@ -139,18 +138,29 @@ def grade_claim(run: Any, renderer: Any, store: ClassStore, grading_queue: Gradi
                 time.sleep(2.0)  # a sandbox that cannot start now may start in a moment
                 return
             result = _fault(run, store, sid, number, exc)
-        written = store.write_result_once(sid, number, result)
-        grading_queue.journal.write("graded" if written else "duplicate", ticket,
-                                    score=result.score, max_score=result.max_score)
-        if written:  # an LTI course gets the score (grader.serve.lti.scores' outbox)
-            lti_scores.note(store.state, sid, "graded")
+        record(store, grading_queue, ticket, result)
     stored = store.result(sid, number)
     if stored is not None:
         render_reports(renderer, store, sid, number, stored)
     grading_queue.finish(claim)
 
 
-def _student(store: ClassStore, sid: str, number: int) -> Student:
+def record(store: ClassStore, grading_queue: GradingQueue, ticket: Ticket, result: SubmissionResult, *,
+           given_up: bool = False) -> bool:
+    """The attempt's result, written once (False: one was there, nothing changed), journalled as
+    ``graded`` or ``duplicate``; a graded one is noted for an LTI course's gradebook, a given-up
+    one is not (no score to post). Local workers and the cluster's runner alike."""
+    sid, number = ticket.student, ticket.attempt
+    written = store.write_result_once(sid, number, result)
+    extra = {"given_up": True} if given_up else {}
+    grading_queue.journal.write("graded" if written else "duplicate", ticket, score=result.score,
+                                max_score=result.max_score, **extra)
+    if written and not given_up:  # an LTI course gets the score (grader.serve.lti.scores' outbox)
+        lti_scores.note(store.state, sid, "graded")
+    return written
+
+
+def student_of(store: ClassStore, sid: str, number: int) -> Student:
     meta = store.meta(sid, number)
     return Student(id=sid, name=(meta.name if meta else "") or sid, email=(meta.email or None) if meta else None,
                    source=f"{sid}/attempts/{number}")
@@ -160,14 +170,21 @@ def grade_attempt(run: Any, store: ClassStore, sid: str, number: int) -> Submiss
     """Every check of the lab on the attempt's upload, as ``gradelab grade`` grades a hand-in."""
     from grader.grading.executor import grade_job
 
-    job = Job(path=store.attempt_path(sid, number) / UPLOAD, name=sid, student=_student(store, sid, number))
+    job = Job(path=store.attempt_path(sid, number) / UPLOAD, name=sid, student=student_of(store, sid, number))
     result = grade_job(run, job)
     return result.model_copy(update={"path": f"{sid}/attempts/{number}/{UPLOAD}"})
 
 
 def _fault(run: Any, store: ClassStore, sid: str, number: int, exc: Exception) -> SubmissionResult:
-    job = Job(path=store.attempt_path(sid, number) / UPLOAD, name=sid, student=_student(store, sid, number))
-    result = unreadable(run, job, GRADER_FAULT)
+    return fault_result(run.lab, run.options, store, sid, number, exc, run.device)
+
+
+def fault_result(lab: Lab, options: RunOptions, store: ClassStore, sid: str, number: int, exc: Exception,
+                 device: Device = Device.cpu) -> SubmissionResult:
+    """The "could not be graded" result of an attempt given up after ``MAX_TRIES``, naming why
+    for the instructor."""
+    job = Job(path=store.attempt_path(sid, number) / UPLOAD, name=sid, student=student_of(store, sid, number))
+    result = unreadable_in(lab, options, job, GRADER_FAULT, device)
     return result.model_copy(update={"path": f"{sid}/attempts/{number}/{UPLOAD}",
                                      "notes": [f"grader fault, {MAX_TRIES} tries: {type(exc).__name__}: {exc}"]})
 
@@ -177,18 +194,29 @@ def render_reports(renderer: Any, store: ClassStore, sid: str, number: int, resu
     atomically into the attempt; a report that cannot be rendered, whatever the error (a
     ``ReportError``, or one raised while building its HTML), is logged, the result stays and the
     ticket is finished: a report never sends an attempt back to the queue."""
-    for name, audience in ((STUDENT_PDF, Audience.student), (INSTRUCTOR_PDF, Audience.instructor)):
-        if store.read(sid, number, name) is not None:
-            continue
+    missing = tuple(name for name in REPORTS if store.read(sid, number, name) is None)
+    for name, data in report_bytes(renderer, result, missing, f"{sid} attempt {number}").items():
+        store.write_report(sid, number, name, data)
+
+
+REPORTS = {STUDENT_PDF: Audience.student, INSTRUCTOR_PDF: Audience.instructor}
+
+
+def report_bytes(renderer: Any, result: SubmissionResult, names: tuple[str, ...], label: str) -> dict[str, bytes]:
+    """The reports named (of ``REPORTS``) as PDF bytes; one that cannot be rendered, whatever the
+    error, is logged and left out. A grading worker writes them into the attempt, a cluster task
+    sends them back to the server."""
+    out = {}
+    for name in names:
+        audience = REPORTS[name]
         with tempfile.TemporaryDirectory(prefix="gradelab-serve-report-") as tmp:
             path = Path(tmp) / name
             try:
                 renderer.write(result, path, audience)
-                data = path.read_bytes()
+                out[name] = path.read_bytes()
             except Exception:
-                log.exception("%s attempt %d: the %s report could not be rendered", sid, number, audience.value)
-                continue
-            store.write_report(sid, number, name, data)
+                log.exception("%s: the %s report could not be rendered", label, audience.value)
+    return out
 
 
 # --- the web process's side ------------------------------------------------------------------
