@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import stat
 import struct
 import tarfile
@@ -39,7 +40,9 @@ _RATIO_FLOOR = 1 << 20  # a member under 1 MiB cannot be a bomb worth the name: 
 _MB = 1024 * 1024
 MAX_NAME = 1024      # characters of a member's path: past this it is no one's folder layout
 MAX_PART = 255       # bytes of one part of it (a file system's own limit on a name)
-MAX_EXTENDED = 8 * 1024  # bytes of a tar's extended (pax or GNU long-name) header: a name and a few fields
+MAX_EXTENDED = 1024 * 1024  # bytes of a tar's extended (pax or GNU long-name) header (macOS puts xattrs there)
+MAX_DIGITS = 64  # digits in a row in a pax header: a length, a time, a size need fewer
+_DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1))
 
 
 class ArchiveRefused(SubmissionError):
@@ -180,10 +183,11 @@ def _count_zip_index(data: bytes, label: str, limits: IntakeLimits) -> None:
 
 
 def _count_tar_index(plain: bytes, label: str, limits: IntakeLimits) -> None:
-    """Refuse a tar with more entries than a hand-in may hold, or an extended header larger than
-    any name needs, by walking its 512-byte headers before ``tarfile`` parses them: Python's
-    ``tarfile`` (before 3.11.10, CVE-2024-6232) searches a pax header with a regex that takes
-    quadratic time, 3 s for 32 kB of digits and days for the 20 MB a hand-in may be."""
+    """Refuse a tar with more entries than a hand-in may hold, or an extended header that is
+    larger than 1 MiB or holds a run of more than ``MAX_DIGITS`` digits, by walking its 512-byte
+    headers before ``tarfile`` parses them: Python's ``tarfile`` (before 3.11.10, CVE-2024-6232)
+    searches a pax header with a regex that is quadratic in a run of digits, 3 s for 32 kB of
+    them and days for the 20 MB a hand-in may be; with runs of 64 at most, 1 MiB is read at once."""
     pos, count = 0, 0
     while pos + 512 <= len(plain):
         header = plain[pos:pos + 512]
@@ -198,7 +202,11 @@ def _count_tar_index(plain: bytes, label: str, limits: IntakeLimits) -> None:
                     tarfile.GNUTYPE_LONGLINK):
             if size > MAX_EXTENDED:
                 raise ArchiveRefused(f"{label} was not unpacked: it holds an extended header of {size // 1024} kB "
-                                     f"(at most {MAX_EXTENDED // 1024} kB: no name needs more)")
+                                     f"(at most {MAX_EXTENDED // 1024} kB)")
+            if kind != tarfile.GNUTYPE_LONGNAME and kind != tarfile.GNUTYPE_LONGLINK and \
+                    _DIGIT_RUN.search(plain, pos + 512, pos + 512 + size):
+                raise ArchiveRefused(f"{label} was not unpacked: an extended header holds a number of more than "
+                                     f"{MAX_DIGITS} digits (no length, time or size needs one)")
         else:
             count += 1
             if count > _index_cap(limits):
