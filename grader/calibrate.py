@@ -33,7 +33,7 @@ from grader.checks.registry import BoundLab
 from grader.errors import LabError
 from grader.grading.engine import grade_submission
 from grader.grading.run import Run, resolve_device, sandbox_preload
-from grader.lab.calibration import BUNDLED, store, stored
+from grader.lab.calibration import BUNDLED, generator_of, store, stored
 from grader.lab.loader import CALIBRATION_NAME
 from grader.options import Budget, CheckFinished, Device, Mode, RunOptions
 from grader.results import SubmissionResult
@@ -51,6 +51,9 @@ class Calibrated(BaseModel):
     # Each broken hand-in's accuracy under the same budget (None: it did not train to an accuracy).
     against: dict[str, float | None] = {}
     let_through: list[str] = []  # the broken hand-ins this calibration would pass
+    # Broken hand-ins that trained exactly as the reference did on this check (same seed, same
+    # accuracy): their flaw is in another variant's network, so passing here is no let-through.
+    unaffected: list[str] = []
     extras: dict[str, Any] = {}  # what the check's kind adds (band limits ...)
     data: str = "bundled"  # what it was measured on (``grader.lab.calibration``)
     early_stop: dict[str, Any] | None = None  # how often stopping early changed a verdict (runs, verdict_changes)
@@ -223,6 +226,9 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
             "calibrated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         })
         entry = stored(data, check.id, budget, identity)
+        generator = generator_of(lab.reference, str(getattr(bound[check.id].params, "dataset", "")))
+        if identity == BUNDLED and generator:
+            entry["generator"] = generator
         if len(seeds) > 1:
             entry["seeds"] = seeds
             entry["reference_accuracies"] = [round(a, 4) for a in accuracies]
@@ -232,12 +238,15 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
         entry.update(extras)
         theirs = {name: checks[check.id] for name, checks in broken.items() if check.id in checks}
         reached = {name: _accuracy(c) for name, c in theirs.items()}
+        same = [n for n, acc in reached.items() if acc is not None and abs(acc - accuracies[0]) < 1e-9]
         row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
-                         discriminates=discriminates, against=reached, extras=extras, data=identity,
-                         let_through=[n for n, c in theirs.items() if _passes(kind, c.details, reached[n], entry)])
+                         discriminates=discriminates, against=reached, extras=extras, data=identity, unaffected=same,
+                         let_through=[n for n, c in theirs.items()
+                                      if n not in same and _passes(kind, c.details, reached[n], entry)])
         if against:
             entry["checked_against"] = {
-                name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through}
+                name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through,
+                       **({"unaffected": True} if name in same else {})}
                 for name, acc in row.against.items()}
         out.append(row)
     return out

@@ -79,7 +79,7 @@ def test_a_data_root_holding_the_bundled_set_is_the_bundled_data(tmp_path):
     from grader.grading.run import Run
     from grader.options import RunOptions
 
-    write_synth_cifar10(tmp_path / "data")  # the generator's defaults: the bundled set
+    write_synth_cifar10(tmp_path / "data", style="colour-axes")  # the generator's defaults: cifar-training's bundled set
     lab = load_lab("cifar-training")
     with Run(lab, RunOptions(data_root=tmp_path / "data")) as run:
         assert run.data_identity("cifar10", {"n_train": 400, "n_test": 200}) == BUNDLED
@@ -106,3 +106,41 @@ def test_thresholds_calibrated_on_an_instructors_data_are_the_ones_grading_on_it
     (check,) = [c for c in json.loads(graded.output)["checks"] if c["id"] == "train-baseline"]
     assert check["details"]["data"] == identity
     assert check["details"]["threshold"] == theirs["threshold"]
+
+
+# --- the bundled data's generator: a new version makes old thresholds stale ----------------------
+
+def bundled(calibration: dict, generator: str | None) -> dict:
+    return entry_for(calibration, lab="a-lab", check="train", budget="cpu", data=BUNDLED, data_root=None,
+                     generator=generator)
+
+
+def test_thresholds_measured_on_another_version_of_the_generated_data_are_refused_with_the_command():
+    calibration = {"train": {"cpu": {"threshold": 0.57, "data": "bundled", "generator": "colour-axes/1"}}}
+    assert bundled(calibration, "colour-axes/1")["threshold"] == 0.57
+    with pytest.raises(LabError) as refused:
+        bundled(calibration, "colour-axes/2")
+    message = str(refused.value)
+    assert "calibrated on the bundled data of generator colour-axes/1, and the lab now generates colour-axes/2" in message
+    assert message.endswith("gradelab calibrate a-lab --budget cpu")
+
+
+def test_an_entry_from_before_generators_were_recorded_was_measured_on_the_first_generator():
+    assert bundled(CALIBRATED, "gratings/1")["threshold"] == 0.57
+    with pytest.raises(LabError, match="generator gratings/1, and the lab now generates colour-axes/1"):
+        bundled(CALIBRATED, "colour-axes/1")
+    assert bundled(CALIBRATED, None)["threshold"] == 0.57  # shipped data (no generator): nothing to compare
+
+
+@pytest.mark.parametrize("lab, style", [("cifar-training", "colour-axes"), ("vgg-batchnorm", "gratings")])
+def test_each_lab_declares_the_generator_it_uses_and_its_calibration_was_measured_on_it(lab, style):
+    from grader import api
+    from grader.data.synth_cifar import version_of
+    from grader.lab.calibration import generator_of
+
+    bound = api.load_lab(lab)
+    assert generator_of(bound.reference, "cifar10") == version_of(style)
+    for check, budgets in bound.calibration.items():
+        for budget, entry_ in budgets.items():
+            if isinstance(entry_, dict) and "threshold" in entry_:
+                assert entry_.get("generator", "gratings/1") == version_of(style), (check, budget)

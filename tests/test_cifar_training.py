@@ -326,3 +326,41 @@ def test_the_population_std_is_as_right_as_the_sample_std(tmp_path):
         "x = train_images.numpy()\n    return x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3))"))
     result = check_only(hand_in, "cifar-training", "stats-from-train")
     assert result["stats-from-train"]["status"] == "passed", result["stats-from-train"]["message"]
+
+
+def test_the_colour_axes_data_has_no_class_a_linear_model_can_find():
+    """cifar-training's bundled data: every class's mean image is the same grey, so the best linear
+    classifier on the pixels (least squares, fitted on the test images themselves) is at chance,
+    while the class is plain to a model that takes |colour · axis|."""
+    from grader.data.synth_cifar import CHROMA, images
+
+    x, y = images(2000, seed=5, style="colour-axes")
+    pixels = x.reshape(len(x), -1).astype(np.float64) / 255
+    mean = pixels.mean(0)
+    design = pixels - mean
+    # ridge regression onto the one-hot classes (the closed form through the 2000 × 2000 Gram matrix)
+    weights = design.T @ np.linalg.solve(design @ design.T + 10.0 * np.eye(len(x)), np.eye(10)[y] - 0.1)
+    held_x, held_y = images(1000, seed=6, style="colour-axes")
+    held = held_x.reshape(1000, -1).astype(np.float64) / 255 - mean
+    assert float(((held @ weights).argmax(1) == held_y).mean()) < 0.15  # chance is 0.10
+    # The same images through one non-linearity: the centre's colour, its chroma, the axis as an angle.
+    centre = x[:, :, 12:20, 12:20].astype(np.float64).mean(axis=(2, 3)) / 255 - 0.5
+    chroma = centre @ CHROMA.T
+    angle = np.degrees(np.arctan2(chroma[:, 1], chroma[:, 0])) % 180  # the sign folded: a non-linear step
+    nearest = np.round(angle / 18).astype(int) % 10
+    assert float((nearest == y).mean()) > 0.9
+
+
+def test_the_colour_axes_classes_survive_the_labs_augmentation():
+    """A flip or a crop leaves every image's colour axis as it was: the class is not in the layout."""
+    from grader.data.synth_cifar import CHROMA, images
+
+    x, _ = images(200, seed=3, style="colour-axes")
+    def axis(batch):
+        centre = batch[:, :, 10:18, 10:22].astype(np.float64).mean(axis=(2, 3)) / 255 - 0.5
+        c = centre @ CHROMA.T
+        return np.degrees(np.arctan2(c[:, 1], c[:, 0])) % 180
+
+    flipped = x[..., ::-1]
+    difference = np.abs(axis(x) - axis(flipped))
+    assert np.median(np.minimum(difference, 180 - difference)) < 3

@@ -198,6 +198,16 @@ def test_the_child_environment_holds_no_secrets(tmp_path, monkeypatch):
     assert os.environ["GRADELAB_TEST_SECRET"] == "hunter2"
 
 
+def test_a_child_under_a_uid_no_passwd_entry_names_still_has_a_user_name(tmp_path):
+    """torch's CUDA code asks getpass.getuser() for a cache folder: seen on a GPU machine as the
+    reference's own "KeyError: 'getpwuid(): uid not found: 210001'" before USER was set."""
+    reply = call(student(tmp_path, "import getpass, os\ndef f(x):\n    return [getpass.getuser(), os.getuid()]\n"))
+    (case,) = reply.value
+    name, uid = case["value"]
+    assert name == "gradelab-child"
+    assert uid != 0 or os.getuid() != 0  # as root, the child runs under a uid of its own
+
+
 def test_the_child_runs_in_a_fresh_directory_that_is_removed_afterwards(tmp_path):
     path = student(tmp_path, "import os\ndef f(x):\n    open('scratch.txt', 'w').write('x')\n    return os.getcwd()\n")
     (case,) = call(path).value

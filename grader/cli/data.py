@@ -19,12 +19,17 @@ def synth_cifar10(
     train: Annotated[int, typer.Option("--train", help="Training images.")] = 10_000,
     test: Annotated[int, typer.Option("--test", help="Test images.")] = 2_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    style: Annotated[str, typer.Option("--style", help="gratings (vgg-batchnorm's bundled set) or colour-axes "
+                                                       "(cifar-training's).")] = "gratings",
 ) -> None:
     """A learnable 10-class set in CIFAR-10's own files (pickled batches and meta)."""
     from grader.data.synth_cifar import write_synth_cifar10
 
     with user_errors():
-        folder = write_synth_cifar10(root, n_train=train, n_test=test, seed=seed)
+        try:
+            folder = write_synth_cifar10(root, n_train=train, n_test=test, seed=seed, style=style)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--style") from None
     console.print(f"Wrote {train} training and {test} test images to {folder}/ "
                   f"(read it with torchvision.datasets.CIFAR10({str(root)!r}, download=False); "
                   "pass --data-root to grade on it).")

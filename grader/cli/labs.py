@@ -195,16 +195,25 @@ def _against_table(rows) -> Table:
     for col in ("check", "budget", "threshold", "hand-in", "accuracy", "verdict"):
         table.add_column(col, overflow="fold")  # a name cut short with … cannot be found again
     passing = total = 0
+    caught: dict[str, list[str]] = {}
     for r in rows:
         for i, (name, acc) in enumerate(r.against.items()):
-            total += 1
-            passes = name in r.let_through
+            passes, same = name in r.let_through, name in r.unaffected
+            caught.setdefault(name, [])
+            if not passes and not same:
+                caught[name].append(f"{r.check} ({r.budget})")
+            total += not same
             passing += passes
+            verdict = ("trains as the reference (its flaw is in another network)" if same
+                       else "[yellow]passes[/yellow]" if passes else "[green]rejected[/green]")
             table.add_row(r.check if i == 0 else "", r.budget if i == 0 else "", f"{r.threshold:.0%}" if i == 0 else "",
-                          name, "did not train" if acc is None else f"{acc:.1%}",
-                          "[yellow]passes[/yellow]" if passes else "[green]rejected[/green]",
+                          name, "did not train" if acc is None else f"{acc:.1%}", verdict,
                           end_section=i == len(r.against) - 1)
-    table.caption = (f"{passing} of {total} pass: on this data and budget, those thresholds alone do not catch the "
-                     "hand-in; a structural check must (a hand-in broken in one variant should pass the others)"
-                     if passing else "every threshold rejects every broken hand-in")
+    missed = [name for name, checks in caught.items() if not checks]
+    summary = "; ".join(f"{name}: caught by {', '.join(checks)}" if checks else f"{name}: caught by no training check"
+                        for name, checks in caught.items())
+    table.caption = (f"{passing} of {total} pass where their flaw is: on this data and budget, those thresholds alone "
+                     "do not catch the hand-in; a structural check must." if passing
+                     else "every threshold rejects every broken hand-in whose flaw is in its network.") + (
+                     f" {summary}." if summary else "") + (f" Not caught by training: {', '.join(missed)}." if missed else "")
     return table

@@ -204,11 +204,12 @@ class CheckContext:
     def calibration(self, function: str, args: dict[str, Any], budget: str | None) -> dict[str, Any]:
         """This check's calibration entry under ``budget``, measured on the data set it trains on
         (``grader.lab.calibration``: refused when it was measured on other data)."""
-        from grader.lab.calibration import entry_for
+        from grader.lab.calibration import entry_for, generator_of
 
         root = self.options.data_root
         return entry_for(self.lab.calibration, lab=self.lab.id, check=self.check_id, budget=budget,
-                         data=self.data_identity(function, args), data_root=str(root) if root else None)
+                         data=self.data_identity(function, args), data_root=str(root) if root else None,
+                         generator=generator_of(self.lab.reference, function))
 
     def answer(self, path: str) -> Any:
         return self.submission.answers[path]

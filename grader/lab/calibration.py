@@ -11,6 +11,10 @@ rather than graded against a number that means something else.
 
 The identity of the bundled data is ``bundled``, not its bytes: a generated set may differ in a
 last bit of rounding from one machine to another, and the lab's calibration travels with the lab.
+What identifies generated data is its generator's style and version (``generator:``, e.g.
+``colour-axes/1``, declared by the lab's data function): an entry measured on another version is
+stale and refused like other data. Entries written before versions existed were measured on the
+first generator, ``gratings/1``.
 Data from ``--data-root`` is identified by a digest of the arrays the check trains and tests on
 (after the budget's sizes are applied); data a root holds that equals the bundled set is the
 bundled set.
@@ -25,6 +29,7 @@ from grader.errors import LabError
 
 BUNDLED = "bundled"
 OTHER_DATA = "other_data"
+LEGACY_GENERATOR = "gratings/1"
 _ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 
 
@@ -42,15 +47,24 @@ def digest(data: dict[str, Any]) -> str:
 
 
 def entry_for(calibration: dict[str, Any], *, lab: str, check: str, budget: str | None, data: str,
-              data_root: str | None) -> dict[str, Any]:
+              data_root: str | None, generator: str | None = None) -> dict[str, Any]:
     """The calibration entry of ``check`` under ``budget`` measured on the data ``data`` (an identity
-    from ``Run.data_identity``); ``{}`` when the check was never calibrated under that budget (the
-    manifest's thresholds apply). Raises ``LabError`` when it was calibrated, but on other data."""
+    from ``Run.data_identity``; ``generator`` the bundled data's generator when the lab generates
+    it); ``{}`` when the check was never calibrated under that budget (the manifest's thresholds
+    apply). Raises ``LabError`` when it was calibrated, but on other data or another generator's."""
     entry = calibration.get(check, {}).get(budget or "default", {})
     if not isinstance(entry, dict):
         return {}
     if data == BUNDLED:
-        return {k: v for k, v in entry.items() if k != OTHER_DATA}
+        own = {k: v for k, v in entry.items() if k != OTHER_DATA}
+        recorded = own.get("generator", LEGACY_GENERATOR)
+        if generator and "threshold" in own and recorded != generator:
+            budget_flag = f" --budget {budget}" if budget else ""
+            raise LabError(
+                f"{check}: the thresholds of the {budget or 'default'} budget were calibrated on the bundled data of "
+                f"generator {recorded}, and the lab now generates {generator}: a threshold measured on one data set "
+                f"says nothing about another. Calibrate again: gradelab calibrate {lab}{budget_flag}")
+        return own
     other = entry.get(OTHER_DATA, {})
     if isinstance(other, dict) and isinstance(other.get(data), dict):
         return other[data]
@@ -64,6 +78,13 @@ def entry_for(calibration: dict[str, Any], *, lab: str, check: str, budget: str 
             f"says nothing about another. Calibrate on this data first: "
             f"gradelab calibrate {lab}{budget_flag} --data-root {data_root}")
     return {}
+
+
+def generator_of(reference: Any, function: str) -> str | None:
+    """The generator (style/version) of the data the lab's ``function`` makes when no --data-root
+    is given, as that function declares it (``fn.generator``); ``None`` for shipped data."""
+    value = getattr(getattr(reference, function, None), "generator", None)
+    return value if isinstance(value, str) else None
 
 
 def store(data: dict[str, Any], check: str, budget: str, identity: str, entry: dict[str, Any]) -> None:

@@ -52,8 +52,10 @@ log = logging.getLogger(__name__)
 LOAD_GRACE = 1.0  # a starved child may get up to this many times its wall time again (``Deadline``)
 
 MAX_REPLY_BYTES = 512 * 1024 * 1024
+# USER and LOGNAME: a child runs under a uid no passwd entry names, and getpass.getuser() (which
+# torch's CUDA code asks for a cache folder) reads these first, rather than raise for the uid.
 _CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
-              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "USER": "gradelab-child", "LOGNAME": "gradelab-child"}
 _PROCESS_PREFIX = "gradelab-"
 _MAX_RETIRING = 4
 RELAYS = 2  # processes of a child that never run student code: the relay and the pid namespace's init
