@@ -83,14 +83,17 @@ RIGHT = {"correct", "stacked-improvements", "functional-style"}
 
 def _student_view(lab: str, tmp_path, request) -> dict[str, dict[str, str]]:
     """hand-in → check id → the message a student reads (diagnosis and hint included). The
-    cifar-convnet hand-ins are the session's ``cifar_class`` (every check, graded once for the
-    suite: that lab trains nothing); the other labs' are graded here, without training."""
+    cifar-convnet and mlp-backprop hand-ins are the session's gradings (``cifar_class``: every
+    check, that lab trains nothing; ``mlp_graded``: training included, so the sweep reads its
+    messages too); the other labs' are graded here, without training."""
     from grader import api
     from grader.options import RunOptions
     from grader.reveal import student_result
 
     if lab == "cifar-convnet":
         results = list(request.getfixturevalue("cifar_class").values())
+    elif lab == "mlp-backprop":  # graded once for the session, training included: its messages are read too
+        results = api.stored_results(request.getfixturevalue("mlp_graded"))
     else:
         results = api.grade(ROOT / "submissions" / lab, lab, tmp_path / "out", RunOptions(train=False, reports=False)).results
     views = {}
