@@ -83,17 +83,19 @@ RIGHT = {"correct", "stacked-improvements", "functional-style"}
 
 def _student_view(lab: str, tmp_path, request) -> dict[str, dict[str, str]]:
     """hand-in → check id → the message a student reads (diagnosis and hint included). The
-    cifar-convnet and mlp-backprop hand-ins are the session's gradings (``cifar_class``: every
-    check, that lab trains nothing; ``mlp_graded``: training included, so the sweep reads its
-    messages too); the other labs' are graded here, without training."""
+    cifar-convnet, mlp-backprop and layers-from-scratch hand-ins are the session's gradings
+    (``cifar_class``: every check, that lab trains nothing; ``mlp_graded``, ``layers_graded``:
+    training included, so the sweep reads those messages too); the other labs' are graded here,
+    without training."""
     from grader import api
     from grader.options import RunOptions
     from grader.reveal import student_result
 
     if lab == "cifar-convnet":
         results = list(request.getfixturevalue("cifar_class").values())
-    elif lab == "mlp-backprop":  # graded once for the session, training included: its messages are read too
-        results = api.stored_results(request.getfixturevalue("mlp_graded"))
+    elif lab in ("mlp-backprop", "layers-from-scratch"):  # graded once for the session, training included
+        fixture = {"mlp-backprop": "mlp_graded", "layers-from-scratch": "layers_graded"}[lab]
+        results = api.stored_results(request.getfixturevalue(fixture))
     else:
         results = api.grade(ROOT / "submissions" / lab, lab, tmp_path / "out", RunOptions(train=False, reports=False)).results
     views = {}
