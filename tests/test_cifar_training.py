@@ -238,17 +238,26 @@ def test_calibrate_against_broken_hand_ins_says_which_thresholds_let_them_throug
     shutil.copytree(ROOT / "reference" / "cifar-training", lab)
     # A margin of 1 puts the threshold at 0: a hand-in that trains at all gets through; one whose
     # loss goes NaN does not train to an accuracy and is rejected whatever the threshold.
+    # dropout-always-on's ConvNet is the reference's: on the baseline it trains exactly as the
+    # reference does, which is no let-through (its flaw is in ConvNetDropout).
     result = cli("calibrate", str(lab), "--budget", "smoke", "--margin", "1", "--only", "train-baseline",
-                 "--against", str(SUBMISSIONS / "nan-loss"), "--against", str(SUBMISSIONS / "layers-in-a-list"))
+                 "--against", str(SUBMISSIONS / "nan-loss"), "--against", str(SUBMISSIONS / "layers-in-a-list"),
+                 "--against", str(SUBMISSIONS / "dropout-always-on"))
     assert result.exit_code == 0, result.output
-    assert "did not train" in result.output and "rejected" in result.output
-    assert "1 of 2 pass: on this data and budget, those thresholds alone do not catch" in result.output
+    output = " ".join(result.output.split())
+    assert "did not train" in output and "rejected" in output
+    assert "trains as the reference (its flaw is in another network)" in output
+    assert "1 of 2 pass where their flaw is: on this data and budget, those thresholds alone do not catch" in output
+    assert "nan-loss: caught by train-baseline (smoke); layers-in-a-list: caught by no training check" in output
+    assert "dropout-always-on: trains as the reference on every check calibrated" in output
+    assert "Not caught by training: layers-in-a-list." in output
     import yaml
 
     data = yaml.safe_load((lab / "calibration.yaml").read_text())
     checked = data["train-baseline"]["smoke"]["checked_against"]
     assert checked["nan-loss"] == {"accuracy": None, "let_through": False}
     assert checked["layers-in-a-list"]["let_through"] is True and 0 <= checked["layers-in-a-list"]["accuracy"] <= 1
+    assert checked["dropout-always-on"]["unaffected"] is True and checked["dropout-always-on"]["let_through"] is False
     # --only leaves the other checks' thresholds as they were
     before = yaml.safe_load((ROOT / "reference" / "cifar-training" / "calibration.yaml").read_text())
     assert data["train-dropout"] == before["train-dropout"]

@@ -196,12 +196,17 @@ def _against_table(rows) -> Table:
         table.add_column(col, overflow="fold")  # a name cut short with … cannot be found again
     passing = total = 0
     caught: dict[str, list[str]] = {}
+    passed: dict[str, list[str]] = {}
     for r in rows:
         for i, (name, acc) in enumerate(r.against.items()):
             passes, same = name in r.let_through, name in r.unaffected
             caught.setdefault(name, [])
-            if not passes and not same:
-                caught[name].append(f"{r.check} ({r.budget})")
+            passed.setdefault(name, [])
+            where = f"{r.check} ({r.budget})"
+            if passes:
+                passed[name].append(where)
+            elif not same:
+                caught[name].append(where)
             total += not same
             passing += passes
             verdict = ("trains as the reference (its flaw is in another network)" if same
@@ -209,9 +214,16 @@ def _against_table(rows) -> Table:
             table.add_row(r.check if i == 0 else "", r.budget if i == 0 else "", f"{r.threshold:.0%}" if i == 0 else "",
                           name, "did not train" if acc is None else f"{acc:.1%}", verdict,
                           end_section=i == len(r.against) - 1)
-    missed = [name for name, checks in caught.items() if not checks]
-    summary = "; ".join(f"{name}: caught by {', '.join(checks)}" if checks else f"{name}: caught by no training check"
-                        for name, checks in caught.items())
+
+    def said(name: str) -> str:
+        if caught[name]:
+            return f"{name}: caught by {', '.join(caught[name])}"
+        if passed[name]:
+            return f"{name}: caught by no training check"
+        return f"{name}: trains as the reference on every check calibrated"
+
+    missed = [name for name in caught if not caught[name] and passed[name]]
+    summary = "; ".join(said(name) for name in caught)
     table.caption = (f"{passing} of {total} pass where their flaw is: on this data and budget, those thresholds alone "
                      "do not catch the hand-in; a structural check must." if passing
                      else "every threshold rejects every broken hand-in whose flaw is in its network.") + (
