@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 from pydantic import StrictBool, StrictStr, TypeAdapter, ValidationError
+from yaml.constructor import SafeConstructor
 
 from grader.errors import SubmissionError
 from grader.intake.archives import is_archive
@@ -143,6 +144,27 @@ def validate_answer(spec: AnswerFieldSpec, raw: Any) -> tuple[Any, str | None]:
     return value, None
 
 
+MAX_ANSWER_BITS = 256
+
+
+def _holds_huge_number(parsed: Any) -> bool:
+    """Whether a key or value anywhere in the sheet is an integer past ``MAX_ANSWER_BITS``: YAML 1.1's
+    base-60 integers (``1:59:59:…``) build one of millions of digits from a few kilobytes, which
+    no answer needs and which Python refuses to print (``ValueError``) in every later message,
+    result file and export. Walked without recursion (the loader bounds the depth already)."""
+    stack = [parsed]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool) and node.bit_length() > MAX_ANSWER_BITS:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            stack.extend(node)
+    return False
+
+
 class _NoAliasLoader(yaml.SafeLoader):
     """YAML without anchors and aliases: an answer sheet has no use for them, and aliases are how
     a few hundred bytes expand to gigabytes."""
@@ -153,6 +175,21 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted in an answer sheet",
                                               event.start_mark)
         return super().compose_node(parent, index)
+
+    def construct_base60(self, node: Any) -> Any:
+        """YAML 1.1's base-60 numbers (``1:30`` is 90) kept to a few parts: each part multiplies a
+        growing number, so 250 kB of ``:59`` took seconds to build an integer no answer needs."""
+        value = self.construct_scalar(node)
+        if isinstance(value, str) and value.count(":") > 4:
+            raise yaml.constructor.ConstructorError(None, None, "a base-60 number (1:30:00) of more than 5 parts",
+                                                    node.start_mark)
+        constructor = SafeConstructor.construct_yaml_int if node.tag.endswith(":int") else \
+            SafeConstructor.construct_yaml_float
+        return constructor(self, node)
+
+
+_NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _NoAliasLoader.construct_base60)
+_NoAliasLoader.add_constructor("tag:yaml.org,2002:float", _NoAliasLoader.construct_base60)
 
 
 def unknown_keys(parsed: dict[Any, Any], interface: InterfaceSpec) -> dict[str, str | None]:
@@ -233,6 +270,8 @@ def _parse_sheet(data: bytes | None, interface: InterfaceSpec, problem: str | No
         return all_fail(f"{sheet} is nested too deeply")
     except ValueError:  # a number of 10⁵ digits, say: int() refuses it
         return all_fail(f"{sheet} holds a value that cannot be read as a number")
+    if _holds_huge_number(parsed):
+        return all_fail(f"{sheet} holds a number of more than {MAX_ANSWER_BITS} bits: no answer is that large")
     if not isinstance(parsed, dict):
         return all_fail(f"{sheet} must be a mapping of answers (field: value), not {type(parsed).__name__}")
     unknown = unknown_keys(parsed, interface)

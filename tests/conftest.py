@@ -189,3 +189,24 @@ def moodle_graded(tmp_path_factory):
         data = json.loads(path.read_text())
         results[data["student"]["id"]] = data
     return out, result, results
+
+
+@pytest.fixture(scope="session")
+def mlp_graded(tmp_path_factory) -> Path:
+    """`gradelab grade submissions/mlp-backprop`, training included, once for the session (the
+    lab's tests and the sweep read it): its output folder."""
+    out = tmp_path_factory.mktemp("mlp-class")
+    result = cli("grade", str(ROOT / "submissions" / "mlp-backprop"), "--lab", "mlp-backprop", "--out", str(out), "--no-pdf")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def layers_graded(tmp_path_factory) -> Path:
+    """`gradelab grade submissions/layers-from-scratch`, once for the session (the lab's tests and
+    the sweep read it): its output folder."""
+    out = tmp_path_factory.mktemp("layers-class")
+    result = cli("grade", str(ROOT / "submissions" / "layers-from-scratch"), "--lab", "layers-from-scratch",
+                 "--out", str(out), "--no-pdf")
+    assert result.exit_code == 0, result.output
+    return out

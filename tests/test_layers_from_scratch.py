@@ -21,11 +21,8 @@ OPS = {"maxpool2d", "avgpool2d", "conv2d", "conv2d-dilated", "conv-transpose2d",
 
 
 @pytest.fixture(scope="module")
-def layers_class(tmp_path_factory):
-    out = tmp_path_factory.mktemp("layers-class")
-    result = cli("grade", str(SUBMISSIONS), "--lab", "layers-from-scratch", "--out", str(out), "--no-pdf")
-    assert result.exit_code == 0, result.output
-    return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+def layers_class(layers_graded):
+    return {p.stem: json.loads(p.read_text()) for p in layers_graded.glob("*.json")}
 
 
 

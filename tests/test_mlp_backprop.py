@@ -22,12 +22,9 @@ SUBMISSIONS = ROOT / "submissions" / "mlp-backprop"
 
 
 @pytest.fixture(scope="module")
-def mlp_class(tmp_path_factory):
-    """`gradelab grade submissions/mlp-backprop`: {name: result dict}."""
-    out = tmp_path_factory.mktemp("mlp-class")
-    result = cli("grade", str(SUBMISSIONS), "--lab", "mlp-backprop", "--out", str(out), "--no-pdf")
-    assert result.exit_code == 0, result.output
-    return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+def mlp_class(mlp_graded):
+    """`gradelab grade submissions/mlp-backprop` (the session's ``mlp_graded``): {name: result dict}."""
+    return {p.stem: json.loads(p.read_text()) for p in mlp_graded.glob("*.json")}
 
 
 

@@ -220,7 +220,7 @@ def test_the_fork_server_in_a_ray_task_is_a_fresh_interpreter_not_a_fork_of_the_
     Ray's state (no _raylet library mapped), and children are forked from it."""
     from grader.grading.cluster import _PACKAGE_ROOT
 
-    ray.init(num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": _PACKAGE_ROOT}})
     try:
         @ray.remote

@@ -31,7 +31,7 @@ def cluster(tmp_path_factory):
     from tests.ray_bodies import MARKERS
 
     markers = tmp_path_factory.mktemp("ray-markers")
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": _PACKAGE_ROOT, MARKERS: str(markers)}})
     try:
         yield markers

@@ -112,8 +112,10 @@ def connect(address: str) -> tuple[Any, bool]:
         if address == "local":
             from grader.grading.parallel import cpu_count
 
-            ray.init(num_cpus=cpu_count(), include_dashboard=False, runtime_env=env, log_to_driver=False,
-                     configure_logging=False)
+            # "local", not None: with no address Ray joins a cluster named by RAY_ADDRESS or started
+            # by `ray start` on this machine (another course's, another run's) instead of its own
+            ray.init(address="local", num_cpus=cpu_count(), include_dashboard=False, runtime_env=env,
+                     log_to_driver=False, configure_logging=False)
         else:
             ray.init(address=address, runtime_env=env, log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, TimeoutError) as exc:

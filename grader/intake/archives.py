@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import stat
+import struct
 import tarfile
 import zipfile
 import zlib
@@ -36,6 +38,11 @@ from grader.lab.manifest import IntakeLimits
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 _RATIO_FLOOR = 1 << 20  # a member under 1 MiB cannot be a bomb worth the name: its ratio is not judged
 _MB = 1024 * 1024
+MAX_NAME = 1024      # characters of a member's path: past this it is no one's folder layout
+MAX_PART = 255       # bytes of one part of it (a file system's own limit on a name)
+MAX_EXTENDED = 1024 * 1024  # bytes of a tar's extended (pax or GNU long-name) header (macOS puts xattrs there)
+MAX_DIGITS = 64  # digits in a row in a pax header: a length, a time, a size need fewer
+_DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1))
 
 
 class ArchiveRefused(SubmissionError):
@@ -72,6 +79,9 @@ def _ignored(parts: tuple[str, ...]) -> bool:
 def safe_member_name(raw: str, label: str) -> str | None:
     """The member's path inside the hand-in, or ``None`` for metadata to drop; refuses a path
     that would leave the hand-in."""
+    if len(raw) > MAX_NAME:
+        raise ArchiveRefused(f"{label} was not unpacked: it holds a name longer than {MAX_NAME} characters "
+                             f"({printable(raw[:40])}…)")
     name = raw.replace("\\", "/")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise ArchiveRefused(f"{label} was not unpacked: it holds an absolute path ({printable(raw)})")
@@ -83,6 +93,9 @@ def safe_member_name(raw: str, label: str) -> str | None:
         return None
     if any("\x00" in p for p in parts):
         raise ArchiveRefused(f"{label} was not unpacked: a name holds a NUL byte")
+    if any(len(p.encode("utf-8", "surrogateescape")) > MAX_PART for p in parts):
+        raise ArchiveRefused(f"{label} was not unpacked: it holds a file or folder name longer than {MAX_PART} "
+                             f"bytes ({printable(raw[:40])}…)")
     return "/".join(parts)
 
 
@@ -131,6 +144,79 @@ def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> 
         raise ArchiveRefused(f"{label} was not unpacked: it is damaged ({type(exc).__name__})") from None
 
 
+def _index_cap(limits: IntakeLimits) -> int:
+    """Entries of a tar's index read at most: twice the files a hand-in may hold, as macOS adds a
+    ``._`` twin to each file (dropped later), and folders have entries of their own."""
+    return 2 * limits.max_entries + 100
+
+
+def _count_zip_index(data: bytes, label: str, limits: IntakeLimits) -> None:
+    """Refuse a zip that holds more files than a hand-in may, walking the central directory's
+    fixed-size records before ``zipfile`` builds an object for each (a 20 MB zip of empty names
+    holds 250 000 of them: seconds in ``zipfile``, a fraction of one here). Counted as ``_judge``
+    counts: files, not folders nor macOS metadata. An index this walk cannot follow is left to
+    ``zipfile``, which refuses it as damaged."""
+    try:
+        endrec = zipfile._EndRecData(io.BytesIO(data))  # type: ignore[attr-defined]  # stable since 2.6
+    except (OSError, struct.error):
+        return
+    if not endrec:
+        return
+    size_cd, location = endrec[5], endrec[9]
+    start = location - size_cd
+    if endrec[0] == zipfile.stringEndArchive64:  # type: ignore[attr-defined]
+        start -= 56 + 20  # the zip64 end record and its locator sit between the directory and the end record
+    if start < 0:
+        return
+    end, pos, count = min(start + size_cd, len(data)), start, 0
+    while pos + 46 <= end:
+        if data[pos:pos + 4] != b"PK\x01\x02":
+            return
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, pos + 28)
+        name = data[pos + 46:pos + 46 + name_len].replace(b"\\", b"/")
+        if not name.endswith(b"/") and not _ignored(tuple(name.decode("cp437").split("/"))):
+            count += 1
+        pos += 46 + name_len + extra_len + comment_len
+    if count > limits.max_entries:
+        raise ArchiveRefused(f"{label} was not unpacked: it holds {count} files, more than the "
+                             f"{limits.max_entries} a hand-in may hold")
+
+
+def _count_tar_index(plain: bytes, label: str, limits: IntakeLimits) -> None:
+    """Refuse a tar with more entries than a hand-in may hold, or an extended header that is
+    larger than 1 MiB or holds a run of more than ``MAX_DIGITS`` digits, by walking its 512-byte
+    headers before ``tarfile`` parses them: Python's ``tarfile`` (before 3.11.10, CVE-2024-6232)
+    searches a pax header with a regex that is quadratic in a run of digits, 3 s for 32 kB of
+    them and days for the 20 MB a hand-in may be; with runs of 64 at most, 1 MiB is read at once."""
+    pos, count = 0, 0
+    while pos + 512 <= len(plain):
+        header = plain[pos:pos + 512]
+        if header.count(0) == 512:
+            return
+        try:
+            size = tarfile.nti(header[124:136])  # type: ignore[attr-defined]
+        except (tarfile.HeaderError, ValueError):
+            return  # tarfile says what is wrong with it
+        kind = header[156:157]
+        if kind in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                    tarfile.GNUTYPE_LONGLINK):
+            if size > MAX_EXTENDED:
+                raise ArchiveRefused(f"{label} was not unpacked: it holds an extended header of {size // 1024} kB "
+                                     f"(at most {MAX_EXTENDED // 1024} kB)")
+            if kind != tarfile.GNUTYPE_LONGNAME and kind != tarfile.GNUTYPE_LONGLINK and \
+                    _DIGIT_RUN.search(plain, pos + 512, pos + 512 + size):
+                raise ArchiveRefused(f"{label} was not unpacked: an extended header holds a number of more than "
+                                     f"{MAX_DIGITS} digits (no length, time or size needs one)")
+        else:
+            count += 1
+            if count > _index_cap(limits):
+                raise ArchiveRefused(f"{label} was not unpacked: it holds more than {_index_cap(limits)} entries, "
+                                     f"more than the {limits.max_entries} files a hand-in may hold")
+        if size < 0:
+            return
+        pos += 512 + -(-size // 512) * 512
+
+
 def _tar_members(tf: tarfile.TarFile, label: str, compressed_total: int,
                  select: Callable[[str], str | None]) -> list[Member]:
     entries = tf.getmembers()
@@ -177,7 +263,7 @@ def _judge(members: list[Member], label: str, limits: IntakeLimits) -> None:
                                  "a zip bomb?)")
     seen: dict[str, str] = {}
     for m in members:
-        folders = ["/".join(m.name.split("/")[:i]) for i in range(1, m.name.count("/") + 1)]
+        folders = [m.name[:i] for i, c in enumerate(m.name) if c == "/"]  # names are at most MAX_NAME long
         for folder in folders:
             if seen.get(folder) == "file":
                 raise ArchiveRefused(f"{label} was not unpacked: {printable(folder)} is both a file and a folder")
@@ -225,6 +311,7 @@ def unpack_archive(data: bytes, label: str, limits: IntakeLimits, *, into: HandI
     keep: Callable[[str], str | None] = lambda name: name
     try:
         if kind == "zip":
+            _count_zip_index(data, label, limits)
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 _unpack(_zip_members(zf, label, keep), label, limits, handin, prefix)
         elif kind in ("tar", "tar.gz"):
@@ -241,6 +328,7 @@ def unpack_archive(data: bytes, label: str, limits: IntakeLimits, *, into: HandI
                 if len(plain) >= _RATIO_FLOOR and len(plain) > limits.max_ratio * len(data):
                     raise ArchiveRefused(f"{label} was not unpacked: it expands {len(plain) / len(data):.0f} times "
                                          f"(more than {limits.max_ratio:g}: a zip bomb?)")
+            _count_tar_index(plain, label, limits)
             with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as tf:
                 _unpack(_tar_members(tf, label, len(data), keep), label, limits, handin, prefix)
         else:

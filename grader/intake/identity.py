@@ -28,7 +28,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def digest8(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    """Eight hex digits of ``text``: names read from disk carry undecodable bytes as
+    ``surrogateescape`` code points; a lone surrogate from elsewhere (a JSON ``\\ud800``) is
+    hashed as it stands rather than raising."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:8]
 
 
 def fold(name: str) -> str:
