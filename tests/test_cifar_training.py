@@ -375,3 +375,21 @@ def test_the_colour_axes_classes_survive_the_labs_augmentation():
     flipped = x[..., ::-1]
     difference = np.abs(axis(x) - axis(flipped))
     assert np.median(np.minimum(difference, 180 - difference)) < 3
+
+
+def test_dropout_left_on_at_test_time_fails_the_dropout_training_check_whatever_its_accuracy():
+    """Dropout left on at test time learns as well as the reference (58.6 % against a 48 %
+    threshold on the cpu budget): the trained network, asked twice for the same test scores,
+    answers differently, and that fails the check; the correct hand-in answers the same twice."""
+    def train_dropout(name: str) -> dict:
+        result = json.loads(cli("check", str(SUBMISSIONS / name), "--lab", "cifar-training", "--train", "--budget",
+                                "smoke", "--only", "train-dropout", "--format", "json").output)
+        return checks(result)["train-dropout"]
+
+    broken = train_dropout("dropout-always-on")
+    assert broken["status"] == "failed" and broken["diagnosis"] == "random-at-test-time"
+    assert "Asked twice for its scores on the same test images after training, your network answered differently" \
+        in broken["message"]
+    assert "F.dropout(x, p) is not unless you pass training=self.training" in broken["message"]
+    correct = train_dropout("correct")
+    assert correct["status"] == "passed" and "random_at_test_time" not in correct["details"]
