@@ -112,14 +112,15 @@ def public_source(source: str, names: list[str], origin: str) -> str:
 
 
 def _thresholds(calibration: dict[str, Any], checks: list[str]) -> dict[str, Any]:
-    """Only the thresholds (per check and budget): what students aim for, and nothing of the
+    """Only the thresholds (per check and budget) and the generator of the data they were measured
+    on (so a stale one is refused there as here): what students aim for, and nothing of the
     reference's own runs."""
     out = {}
     for check_id in checks:
         budgets = calibration.get(check_id)
         if isinstance(budgets, dict):
-            kept = {b: {"threshold": v["threshold"]} for b, v in budgets.items()
-                    if isinstance(v, dict) and "threshold" in v}
+            kept = {b: {"threshold": v["threshold"], **({"generator": v["generator"]} if "generator" in v else {})}
+                    for b, v in budgets.items() if isinstance(v, dict) and "threshold" in v}
             if kept:
                 out[check_id] = kept
     return out

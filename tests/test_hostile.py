@@ -153,7 +153,8 @@ def test_the_environment_holds_no_secrets(mixed_batch):
     assert "hunter2" not in log
     printed = dict(ast.literal_eval(log.strip().splitlines()[-1]))
     assert set(printed) == {"PATH", "LANG", "HOME", "TMPDIR", "PYTHONHASHSEED", "OMP_NUM_THREADS",
-                            "MKL_NUM_THREADS", "PROGRESS_FILE"}
+                            "MKL_NUM_THREADS", "PROGRESS_FILE", "USER", "LOGNAME"}
+    assert printed["USER"] == printed["LOGNAME"] == "gradelab-child"  # no name of the grader's
     # the progress line is the grader's file, beside the child's working folder, not in it
     assert printed["HOME"] == printed["TMPDIR"]
     assert Path(printed["PROGRESS_FILE"]).parent == Path(printed["HOME"]).parent

@@ -467,7 +467,7 @@ def world_readable_data_root():
     folder.mkdir()
     try:
         # the bundled set itself, so that the lab's calibration applies (``grader.lab.calibration``)
-        write_synth_cifar10(folder)
+        write_synth_cifar10(folder, style="colour-axes")  # cifar-training's own set
         subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True)
         yield folder
     finally:
