@@ -459,9 +459,17 @@ def test_layers_from_scratch_forbids_operators_however_they_are_reached(tmp_path
 @pytest.fixture
 def world_readable_data_root():
     """A --data-root outside every folder the sandbox used to cover (/var is the system's), as
-    course machines keep data sets: readable by everyone."""
+    course machines keep data sets: readable by everyone.
+
+    Held under a machine-wide lock: the hostile hand-in searches the whole machine for CIFAR's
+    test labels, and another suite's world-readable copy (two suites at once, seen: the thief
+    scored 100 %) is not the folder this run hides."""
+    import fcntl
+
     from grader.data.synth_cifar import write_synth_cifar10
 
+    lock = open("/var/lock/gradelab-test-world-readable-data.lock", "a+")  # held until the test ends
+    fcntl.flock(lock, fcntl.LOCK_EX)
     folder = Path("/var/lib") / f"gradelab-test-data-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -472,6 +480,8 @@ def world_readable_data_root():
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
 
 @needs_isolation
