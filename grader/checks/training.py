@@ -228,7 +228,10 @@ class TrainingCheck(CheckKind):
         return LocalCheck(params=local, reference=(params.dataset,), harness=True, calibration=True)
 
     def preload(self, params) -> list[str]:
-        return OPERATOR_RECORD_PRELOAD if params.forbid_ops or params.forbid_autograd else []
+        # A torch optimizer's constructor imports torch._dynamo (~1.8 s, torch's ``_disable_dynamo``
+        # decorator): imported once in the fork server, not in every training child.
+        return list(dict.fromkeys(["torch._dynamo", *(OPERATOR_RECORD_PRELOAD if params.forbid_ops or
+                                                       params.forbid_autograd else [])]))
 
     @staticmethod
     def plan(ctx, params: Planned) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
