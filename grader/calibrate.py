@@ -36,7 +36,7 @@ from grader.grading.run import Run, resolve_device, sandbox_preload
 from grader.lab.calibration import BUNDLED, generator_of, store, stored
 from grader.lab.loader import CALIBRATION_NAME
 from grader.options import Budget, CheckFinished, Device, Mode, RunOptions
-from grader.results import SubmissionResult
+from grader.results import Status, SubmissionResult
 from grader.sandbox.runner import opened
 
 CHANCE_MARGIN = 0.15  # a threshold this far above chance (1 / classes) tells learning from guessing
@@ -54,6 +54,9 @@ class Calibrated(BaseModel):
     # Broken hand-ins that trained exactly as the reference did on this check (same seed, same
     # accuracy): their flaw is in another variant's network, so passing here is no let-through.
     unaffected: list[str] = []
+    # For each broken hand-in, the checks without training that take points from it: a flaw no
+    # threshold can see (BatchNorm after the ReLU trains as well) is still caught by the lab.
+    caught_without_training: dict[str, list[str]] = {}
     extras: dict[str, Any] = {}  # what the check's kind adds (band limits ...)
     data: str = "bundled"  # what it was measured on (``grader.lab.calibration``)
     early_stop: dict[str, Any] | None = None  # how often stopping early changed a verdict (runs, verdict_changes)
@@ -129,6 +132,15 @@ def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: 
     out: list[Calibrated] = []
     reference = lab.path(lab.manifest.reference.module)
     with opened(sandbox_preload(lab)) as sandbox:
+        structural = {}
+        for path in against:
+            label[0] = f"{path.name}, without training: "
+            run = Run(lab, options.model_copy(update={
+                "mode": Mode.grade, "seed": seeds[0], "only": (), "train": False, "device": device, "budget": None,
+                "reports": False, "data_root": data_root, "jobs": None, "ray": None}), sandbox=sandbox, on_event=progress)
+            structural[path.name] = [c.id for c in grade_submission(run, path).checks if c.id not in ids
+                                     and c.status not in (Status.skipped, Status.awaiting_review) and c.score < c.max_score]
+
         def trained(budget: Budget, early: bool) -> tuple[list[SubmissionResult], dict[str, dict[str, Any]]]:
             """The reference under each seed, each broken hand-in under the first."""
             results = []
@@ -151,7 +163,7 @@ def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: 
             # say how often the rule changes a verdict.
             results, broken = trained(budget, early=False)
             rows = _record(data, lab, results, broken, budget.value, margin, seeds, device.value, classes,
-                           bool(against))
+                           bool(against), structural)
             if any(_stops_early(lab, r.check) for r in rows):
                 lab.__dict__["calibration"] = data
                 try:
@@ -201,7 +213,8 @@ def _by_id(result: SubmissionResult) -> dict[str, Any]:
 
 
 def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str, Any]], budget: str, margin: float,
-            seeds: list[int], device: str, classes: int, against: bool) -> list[Calibrated]:
+            seeds: list[int], device: str, classes: int, against: bool,
+            structural: dict[str, list[str]] | None = None) -> list[Calibrated]:
     """Each training check's threshold under one budget, from the reference's results under each
     seed, written into ``data``; one row each."""
     out = []
@@ -242,11 +255,14 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
         row = Calibrated(check=check.id, budget=budget, reference_accuracy=accuracy, threshold=threshold,
                          discriminates=discriminates, against=reached, extras=extras, data=identity, unaffected=same,
                          let_through=[n for n, c in theirs.items()
-                                      if n not in same and _passes(kind, c.details, reached[n], entry)])
+                                      if n not in same and _passes(kind, c.details, reached[n], entry)],
+                         caught_without_training={n: (structural or {}).get(n, []) for n in theirs})
         if against:
             entry["checked_against"] = {
                 name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through,
-                       **({"unaffected": True} if name in same else {})}
+                       **({"unaffected": True} if name in same else {}),
+                       **({"caught_without_training": row.caught_without_training[name]}
+                          if row.caught_without_training.get(name) else {})}
                 for name, acc in row.against.items()}
         out.append(row)
     return out

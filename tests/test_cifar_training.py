@@ -250,15 +250,20 @@ def test_calibrate_against_broken_hand_ins_says_which_thresholds_let_them_throug
     assert "did not train" in output and "rejected" in output
     assert "trains as the reference (its flaw is in another network)" in output
     assert "1 of 2 pass where their flaw is: on this data and budget, those thresholds alone do not catch" in output
-    assert "nan-loss: caught by train-baseline (smoke); layers-in-a-list: caught by no training check" in output
-    assert "dropout-always-on: trains as the reference on every check calibrated" in output
-    assert "Not caught by training: layers-in-a-list." in output
+    assert "nan-loss: caught by train-baseline (smoke)" in output
+    # What no threshold sees, the checks without training name (each hand-in graded once without it).
+    assert "layers-in-a-list: caught by no training check; without training by param-count" in output
+    assert "dropout-always-on: trains as the reference on every check calibrated; without training by " \
+           "dropout-behaviour" in output
+    assert "Caught by no check" not in output
     import yaml
 
     data = yaml.safe_load((lab / "calibration.yaml").read_text())
     checked = data["train-baseline"]["smoke"]["checked_against"]
     assert checked["nan-loss"] == {"accuracy": None, "let_through": False}
     assert checked["layers-in-a-list"]["let_through"] is True and 0 <= checked["layers-in-a-list"]["accuracy"] <= 1
+    assert checked["layers-in-a-list"]["caught_without_training"][0] == "param-count"
+    assert "train-baseline" not in checked["layers-in-a-list"]["caught_without_training"]
     assert checked["dropout-always-on"]["unaffected"] is True and checked["dropout-always-on"]["let_through"] is False
     # --only leaves the other checks' thresholds as they were
     before = yaml.safe_load((ROOT / "reference" / "cifar-training" / "calibration.yaml").read_text())

@@ -197,7 +197,11 @@ def _against_table(rows) -> Table:
     passing = total = 0
     caught: dict[str, list[str]] = {}
     passed: dict[str, list[str]] = {}
+    without: dict[str, list[str]] = {}
     for r in rows:
+        for name, ids in r.caught_without_training.items():
+            without.setdefault(name, [])
+            without[name] += [i for i in ids if i not in without[name]]
         for i, (name, acc) in enumerate(r.against.items()):
             passes, same = name in r.let_through, name in r.unaffected
             caught.setdefault(name, [])
@@ -216,16 +220,17 @@ def _against_table(rows) -> Table:
                           end_section=i == len(r.against) - 1)
 
     def said(name: str) -> str:
+        also = f"; without training by {', '.join(without[name])}" if without.get(name) else ""
         if caught[name]:
-            return f"{name}: caught by {', '.join(caught[name])}"
+            return f"{name}: caught by {', '.join(caught[name])}{also}"
         if passed[name]:
-            return f"{name}: caught by no training check"
-        return f"{name}: trains as the reference on every check calibrated"
+            return f"{name}: caught by no training check{also}"
+        return f"{name}: trains as the reference on every check calibrated{also}"
 
-    missed = [name for name in caught if not caught[name] and passed[name]]
+    missed = [name for name in caught if not caught[name] and passed[name] and not without.get(name)]
     summary = "; ".join(said(name) for name in caught)
     table.caption = (f"{passing} of {total} pass where their flaw is: on this data and budget, those thresholds alone "
                      "do not catch the hand-in; a structural check must." if passing
                      else "every threshold rejects every broken hand-in whose flaw is in its network.") + (
-                     f" {summary}." if summary else "") + (f" Not caught by training: {', '.join(missed)}." if missed else "")
+                     f" {summary}." if summary else "") + (f" Caught by no check: {', '.join(missed)}." if missed else "")
     return table
