@@ -13,6 +13,7 @@ from bench import (
     similarity,
     startup,
     training,
+    verdicts,
     vgg,
 )
 
@@ -28,6 +29,8 @@ for table in scale.main(scale.ROOT / "bench" / "gpu-times.json"):
 for table in training.main():
     console.print(table)
 for table in vgg.main():
+    console.print(table)
+for table in verdicts.main():
     console.print(table)
 console.print(serve_load.main())
 console.print(similarity.main())

@@ -7,7 +7,8 @@
 # 1. what the machine is;  2. the tests marked `gpu` (a training check through the sandbox on CUDA);
 # 3. `gradelab calibrate` of the gpu budgets (cifar-training; vgg-batchnorm with three seeds), which
 # rewrites the labs' calibration.yaml: commit them;  4. seconds per hand-in on the gpu budget
-# (bench/gpu-times.json, read by `python -m bench.scale` for its 500-student projection);
+# (bench/gpu-times.json, read by `python -m bench.scale` for its 500-student projection), after
+# the correct hand-ins' seconds to a verdict with and without early stopping (bench.verdicts);
 # 5. the training benchmarks' GPU tables. Copies of what it wrote go to $OUT when that is set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,11 @@ run "$PY" -m grader calibrate cifar-training --budget gpu --device cuda --agains
 
 step "vgg-batchnorm: calibrate the gpu budget (seeds 0-2), then its GPU tables"
 run "$PY" -m bench.vgg --gpu
+
+step "early stopping on the gpu budget: each lab's correct hand-in with and without it, and the verdicts it changed"
+# (the calibrate step above measured those changes: the bundled set now holds 256 images beyond the
+# 10 000 the gpu budget trains on, so cifar-training's checks hold 200 out and stop early there too)
+run "$PY" -m bench.verdicts --budget gpu --device cuda --only-correct
 
 step "seconds per hand-in, gpu budget"
 run "$PY" -m bench.gpu_times --out bench/gpu-times.json

@@ -111,3 +111,26 @@ def test_calibrate_measures_how_often_stopping_early_changes_a_verdict(tmp_path)
     assert reference_0["reason"] == reference_1["reason"] == "passed" and reference_0["step"] < 13
     assert nan_loss == {"step": 1, "of": 13, "reason": "diverged"}
     assert 0 < early["mean_share_of_budget"] < 1
+
+
+def test_the_bundled_set_holds_examples_to_hold_out_beyond_every_budget(monkeypatch):
+    """The gpu budget trains on all 10 000 bundled images; the set holds more, drawn from their own
+    seed and appended, so early stopping has examples to score there too, and the first 10 000
+    (what the calibrations were measured on) are the images they always were."""
+    import numpy as np
+
+    from grader.api import load_lab
+    from grader.data import synth_cifar
+
+    for name in ("cifar-training",):
+        for check in load_lab(name).checks:
+            rule = getattr(check.params, "early_stop", None)
+            for budget in (getattr(check.params, "budgets", None) or {}).values():
+                if rule is not None:
+                    assert budget.dataset_args["n_train"] + rule.held_out <= synth_cifar.BUNDLED_TRAIN + synth_cifar.HELD_OUT
+    monkeypatch.setattr(synth_cifar, "BUNDLED_TRAIN", 30)
+    x, y = synth_cifar.training_images(40, 0, "colour-axes")
+    first, labels = synth_cifar.images(30, 0, "colour-axes")
+    more, _ = synth_cifar.images(10, 2, "colour-axes")
+    assert np.array_equal(x[:30], first) and np.array_equal(y[:30], labels) and np.array_equal(x[30:], more)
+    assert np.array_equal(synth_cifar.training_images(20, 0, "colour-axes")[0], synth_cifar.images(20, 0, "colour-axes")[0])

@@ -16,7 +16,8 @@ data_app = typer.Typer(help="Write data sets in their real on-disk formats (read
 @data_app.command("synth-cifar10")
 def synth_cifar10(
     root: Annotated[Path, typer.Argument(help="Folder to write ROOT/cifar-10-batches-py into.")],
-    train: Annotated[int, typer.Option("--train", help="Training images.")] = 10_000,
+    train: Annotated[int, typer.Option("--train", help="Training images (the bundled sets: 10 000, then 256 "
+                                                       "held out for early stopping).")] = 10_256,
     test: Annotated[int, typer.Option("--test", help="Test images.")] = 2_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     style: Annotated[str, typer.Option("--style", help="gratings (vgg-batchnorm's bundled set) or colour-axes "
