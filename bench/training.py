@@ -81,14 +81,6 @@ def loader_comparison(lab, train, t) -> Table:
     return table
 
 
-RECIPES = {  # the lab's variants, as its manifest declares them
-    "train-baseline": {}, "train-normalized": {"normalize": True},
-    "train-augmented": {"model": "ConvNetCrop", "augment": True},
-    "train-momentum": {"lr": 0.01, "momentum": 0.9, "gamma": 0.95},
-    "train-dropout": {"model": "ConvNetDropout"}, "train-batchnorm": {"model": "ConvNetBN"},
-}
-
-
 def time_to_threshold(lab, train, budget: str = "cpu", device: str = "cpu") -> Table:
     """Each variant on the reference under one budget and device: accuracy per epoch, and when it
     first reaches the threshold calibrated for that budget (the manifest's default if uncalibrated)."""
