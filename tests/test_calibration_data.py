@@ -144,3 +144,25 @@ def test_each_lab_declares_the_generator_it_uses_and_its_calibration_was_measure
         for budget, entry_ in budgets.items():
             if isinstance(entry_, dict) and "threshold" in entry_:
                 assert entry_.get("generator", "gratings/1") == version_of(style), (check, budget)
+
+
+# The bundled hand-ins that are right: the correct one, and cifar-training's improvements stacked
+# (BatchNorm keeping the dropout), which the lab accepts.
+RIGHT = {"cifar-training": {"correct", "stacked-improvements"}, "vgg-batchnorm": {"correct"}}
+
+
+@pytest.mark.parametrize("lab", sorted(RIGHT))
+def test_the_cpu_calibration_shows_every_named_flawed_hand_in_caught(lab):
+    """`calibrate --budget cpu --against` every flawed hand-in the lab bundles: each is rejected by a
+    training check or caught by a check without training (recorded beside it), and a hand-in
+    added to submissions/ without calibrating again is found here."""
+    calibration = yaml.safe_load((ROOT / "reference" / lab / "calibration.yaml").read_text())
+    flawed = {p.name for p in (ROOT / "submissions" / lab).iterdir() if p.is_dir()} - RIGHT[lab]
+    for check, budgets in calibration.items():
+        against = budgets["cpu"]["checked_against"]
+        assert set(against) == flawed, check
+    for name in sorted(flawed):
+        rows = [budgets["cpu"]["checked_against"][name] for budgets in calibration.values()]
+        by_training = [r for r in rows if not r["let_through"] and not r.get("unaffected")]
+        without = {c for r in rows for c in r.get("caught_without_training", [])}
+        assert by_training or without, f"{name}: caught by no check on the cpu budget"
