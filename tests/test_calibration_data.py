@@ -166,3 +166,35 @@ def test_the_cpu_calibration_shows_every_named_flawed_hand_in_caught(lab):
         by_training = [r for r in rows if not r["let_through"] and not r.get("unaffected")]
         without = {c for r in rows for c in r.get("caught_without_training", [])}
         assert by_training or without, f"{name}: caught by no check on the cpu budget"
+
+
+SEED_0 = {"threshold": 0.39, "seed": 0, "discriminates": True, "generator": "colour-axes/1"}
+
+
+def test_a_threshold_measured_under_one_seed_judges_only_that_seed():
+    """On cifar-training's cpu budget the reference reaches 59 % under seed 0 and 33 % under seed 2:
+    seed 0's threshold would fail a correct hand-in trained under seed 2."""
+    calibration = {"train-baseline": {"cpu": SEED_0}}
+    kwargs = {"lab": "cifar-training", "check": "train-baseline", "budget": "cpu", "data": BUNDLED, "data_root": None,
+              "generator": "colour-axes/1"}
+    assert entry_for(calibration, **kwargs, seed=0)["threshold"] == 0.39
+    assert entry_for(calibration, **kwargs, seed=None)["threshold"] == 0.39  # a check that takes no seed
+    with pytest.raises(LabError) as refused:
+        entry_for(calibration, **kwargs, seed=2)
+    assert "calibrated under seed 0 only, and this run trains under seed 2" in str(refused.value)
+    assert str(refused.value).endswith("Grade with --seed 0, or calibrate under both first: "
+                                       "gradelab calibrate cifar-training --budget cpu --seed 0 --seed 2")
+    several = {"train-baseline": {"cpu": {**SEED_0, "seeds": [0, 1, 2]}}}  # the worst of three draws judges any
+    assert entry_for(several, **kwargs, seed=7)["threshold"] == 0.39
+    chance = {"train-baseline": {"cpu": {**SEED_0, "threshold": 0.0, "discriminates": False}}}  # fails no one
+    assert entry_for(chance, **kwargs, seed=7)["threshold"] == 0.0
+
+
+def test_grading_under_a_seed_the_threshold_was_not_measured_under_is_refused_with_both_ways_out():
+    result = cli("check", str(ROOT / "submissions" / "cifar-training" / "correct"), "--lab", "cifar-training",
+                 "--train", "--budget", "cpu", "--only", "train-baseline", "--seed", "2")
+    assert result.exit_code == 2, result.output
+    words = " ".join(result.output.split())
+    assert "calibrated under seed 0 only, and this run trains under seed 2" in words
+    assert "gradelab calibrate cifar-training --budget cpu --seed 0 --seed 2" in words
+    assert "Traceback" not in result.output

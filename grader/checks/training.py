@@ -248,7 +248,7 @@ class TrainingCheck(CheckKind):
             args.update(budget.args)
             dataset_args.update(budget.dataset_args)
             threshold = budget.threshold if budget.threshold is not None else threshold
-        calibrated = ctx.calibration(params.dataset, dataset_args, name)
+        calibrated = ctx.calibration(params.dataset, dataset_args, name, seeded=params.seed_arg)
         if isinstance(calibrated.get("threshold"), (int, float)):
             threshold = float(calibrated["threshold"])
         if params.device_arg:

@@ -170,7 +170,7 @@ class TrainingComparisonCheck(CheckKind):
     def limits(ctx, params: ComparisonParams, budget: str | None, dataset_args: dict[str, Any]) -> dict[str, Any]:
         """The band limits and the reference's bands for this budget, from calibration.yaml (the
         entry measured on this run's data)."""
-        calibrated = ctx.calibration(params.dataset, dataset_args, budget)
+        calibrated = ctx.calibration(params.dataset, dataset_args, budget, seeded=params.seed_arg)
         return {"max_level_ratio": float(calibrated.get("max_level_ratio", params.max_level_ratio)),
                 "max_width_ratio": float(calibrated.get("max_width_ratio", params.max_width_ratio)),
                 "judge_level": bool(calibrated.get("judge_level", True)),

@@ -201,15 +201,17 @@ class CheckContext:
     def data_identity(self, function: str, args: dict[str, Any]) -> str:
         return self.session.run.data_identity(function, args)
 
-    def calibration(self, function: str, args: dict[str, Any], budget: str | None) -> dict[str, Any]:
+    def calibration(self, function: str, args: dict[str, Any], budget: str | None,
+                    seeded: bool = False) -> dict[str, Any]:
         """This check's calibration entry under ``budget``, measured on the data set it trains on
-        (``grader.lab.calibration``: refused when it was measured on other data)."""
+        (``grader.lab.calibration``: refused when it was measured on other data, or, for a check
+        whose training takes the run's seed (``seeded``), under one other seed only)."""
         from grader.lab.calibration import entry_for, generator_of
 
         root = self.options.data_root
         return entry_for(self.lab.calibration, lab=self.lab.id, check=self.check_id, budget=budget,
                          data=self.data_identity(function, args), data_root=str(root) if root else None,
-                         generator=generator_of(self.lab.reference, function))
+                         generator=generator_of(self.lab.reference, function), seed=self.seed if seeded else None)
 
     def answer(self, path: str) -> Any:
         return self.submission.answers[path]

@@ -47,14 +47,43 @@ def digest(data: dict[str, Any]) -> str:
 
 
 def entry_for(calibration: dict[str, Any], *, lab: str, check: str, budget: str | None, data: str,
-              data_root: str | None, generator: str | None = None) -> dict[str, Any]:
+              data_root: str | None, generator: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """The calibration entry of ``check`` under ``budget`` measured on the data ``data`` (an identity
     from ``Run.data_identity``; ``generator`` the bundled data's generator when the lab generates
     it); ``{}`` when the check was never calibrated under that budget (the manifest's thresholds
-    apply). Raises ``LabError`` when it was calibrated, but on other data or another generator's."""
+    apply). Raises ``LabError`` when it was calibrated, but on other data or another generator's,
+    or (``seed``: the seed this run trains with) under one other seed only (``seed_problem``)."""
     entry = calibration.get(check, {}).get(budget or "default", {})
     if not isinstance(entry, dict):
         return {}
+    found = _entry_for(entry, lab=lab, check=check, budget=budget, data=data, data_root=data_root, generator=generator)
+    problem = seed_problem(found, seed)
+    if problem:
+        budget_flag = f" --budget {budget}" if budget else ""
+        raise LabError(f"{check}: {problem}. Grade with --seed {found['seed']}, or calibrate under both first: "
+                       f"gradelab calibrate {lab}{budget_flag} --seed {found['seed']} --seed {seed}")
+    return found
+
+
+def seed_problem(entry: dict[str, Any], seed: int | None) -> str | None:
+    """Why a threshold measured under one seed cannot judge a run under another, or ``None``.
+
+    Under one seed a threshold says nothing about another draw of weights and batches: on
+    cifar-training's cpu budget the reference's baseline reaches 59 % under seed 0 and 33 % under
+    seed 2, so seed 0's threshold (39 %) would fail a correct hand-in trained under seed 2. A
+    calibration under several seeds sets each threshold from the worst of them and judges any seed;
+    one that does not tell learning from chance (``discriminates: false``) fails no one by the draw."""
+    if seed is None or "threshold" not in entry or entry.get("seeds") or not entry.get("discriminates", True):
+        return None
+    calibrated = entry.get("seed")
+    if not isinstance(calibrated, int) or calibrated == seed:
+        return None
+    return (f"the thresholds of this budget were calibrated under seed {calibrated} only, and this run trains under "
+            f"seed {seed}: under one seed a threshold says nothing about another draw of weights and batches")
+
+
+def _entry_for(entry: dict[str, Any], *, lab: str, check: str, budget: str | None, data: str,
+               data_root: str | None, generator: str | None) -> dict[str, Any]:
     if data == BUNDLED:
         own = {k: v for k, v in entry.items() if k != OTHER_DATA}
         recorded = own.get("generator", LEGACY_GENERATOR)
