@@ -185,7 +185,11 @@ class _NoAliasLoader(yaml.SafeLoader):
                                                     node.start_mark)
         constructor = SafeConstructor.construct_yaml_int if node.tag.endswith(":int") else \
             SafeConstructor.construct_yaml_float
-        return constructor(self, node)
+        try:
+            return constructor(self, node)
+        except IndexError:  # `!!float ` or `!!int _`: PyYAML reads the first character of nothing
+            raise yaml.constructor.ConstructorError(None, None, "a number tag (!!int, !!float) with no number after it",
+                                                    node.start_mark) from None
 
 
 _NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _NoAliasLoader.construct_base60)

@@ -68,6 +68,10 @@ def test_a_hexadecimal_integer_of_a_thousand_digits_is_refused_with_the_reason()
     (b"q1: " + b"9" * 5000 + b"\n", "answers.yaml holds a value that cannot be read as a number"),
     (b"? [1, 2]\n: 3\n", "answers.yaml is not valid YAML at line 1: found unhashable key"),
     (b"x" * (257 * 1024), "answers.yaml is larger than 256 KiB"),
+    # PyYAML reads the first character of an empty !!float or !!int and raised IndexError (found by
+    # the property test below)
+    (b"!!float ", "answers.yaml is not valid YAML at line 1: a number tag (!!int, !!float) with no number after it"),
+    (b"q1: !!int _\n", "answers.yaml is not valid YAML at line 1: a number tag (!!int, !!float) with no number after it"),
 ])
 def test_each_hostile_sheet_is_that_hand_ins_problem_with_its_reason(sheet, problem):
     (values, problems), took = timed(parse_answer_sheet, sheet, INTERFACE)

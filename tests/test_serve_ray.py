@@ -267,8 +267,11 @@ def test_a_server_stopped_mid_queue_gives_its_claims_back_uncounted_and_the_next
     journal = GradingQueue(served.root / ".gradelab").journal
     assert ("carol", 1) in journal.count("requeued") and ("carol", 1) not in journal.count("graded")
     with TestClient(served.app(workers=0)) as client:  # a server that grades nothing: the queue as it was left
-        assert client.app.state.classroom.queue.counts() == {"pending": 4 - first["done"], "claimed": 0,
-                                                             "done": first["done"]}
+        left = client.app.state.classroom.queue.counts()
+    # An attempt on the other slot may finish while the server stops (it is kept, graded once);
+    # carol's, stopped mid-claim, is pending again, and no claim is left behind.
+    assert left["claimed"] == 0 and left["pending"] + left["done"] == 4
+    assert first["done"] <= left["done"] < 4
     with TestClient(served.app(ray="local", workers=2)) as client:
         for sid, number in attempts:
             client.cookies.clear()
