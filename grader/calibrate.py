@@ -138,8 +138,8 @@ def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: 
             run = Run(lab, options.model_copy(update={
                 "mode": Mode.grade, "seed": seeds[0], "only": (), "train": False, "device": device, "budget": None,
                 "reports": False, "data_root": data_root, "jobs": None, "ray": None}), sandbox=sandbox, on_event=progress)
-            structural[path.name] = [c.id for c in grade_submission(run, path).checks if c.id not in ids
-                                     and c.status not in (Status.skipped, Status.awaiting_review) and c.score < c.max_score]
+            structural[path.name] = [c.id for c in grade_submission(run, path).checks  # training checks: skipped
+                                     if c.status not in (Status.skipped, Status.awaiting_review) and c.score < c.max_score]
 
         def trained(budget: Budget, early: bool) -> tuple[list[SubmissionResult], dict[str, dict[str, Any]]]:
             """The reference under each seed, each broken hand-in under the first."""
@@ -214,7 +214,7 @@ def _by_id(result: SubmissionResult) -> dict[str, Any]:
 
 def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str, Any]], budget: str, margin: float,
             seeds: list[int], device: str, classes: int, against: bool,
-            structural: dict[str, list[str]] | None = None) -> list[Calibrated]:
+            structural: dict[str, list[str]]) -> list[Calibrated]:
     """Each training check's threshold under one budget, from the reference's results under each
     seed, written into ``data``; one row each."""
     out = []
@@ -256,7 +256,7 @@ def _record(data: dict, lab: BoundLab, results: list, broken: dict[str, dict[str
                          discriminates=discriminates, against=reached, extras=extras, data=identity, unaffected=same,
                          let_through=[n for n, c in theirs.items()
                                       if n not in same and _passes(kind, c.details, reached[n], entry)],
-                         caught_without_training={n: (structural or {}).get(n, []) for n in theirs})
+                         caught_without_training={n: structural.get(n, []) for n in theirs})
         if against:
             entry["checked_against"] = {
                 name: {"accuracy": None if acc is None else round(acc, 4), "let_through": name in row.let_through,

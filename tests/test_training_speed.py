@@ -83,13 +83,14 @@ def test_autocast_reaches_a_forward_pass_called_from_anywhere():
 def test_a_network_that_views_its_maps_trains_in_each_training_harness(lab, entry, extra, monkeypatch):
     """Under the fast path (bfloat16 and, where the harness uses it, channels_last), taken here even
     on a CPU without native bfloat16."""
-    spec = importlib.util.spec_from_file_location(f"{lab}_harness", ROOT / "reference" / lab / "harness.py")
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f"{lab}_{name}", ROOT / "reference" / lab / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    harness, student = load("harness"), load("reference")
     monkeypatch.setattr(harness, "bfloat16_native", lambda dev: True)
-    reference = importlib.util.spec_from_file_location(f"{lab}_reference", ROOT / "reference" / lab / "reference.py")
-    student = importlib.util.module_from_spec(reference)
-    reference.loader.exec_module(student)
     student.Viewing = Viewing
     gen = torch.Generator().manual_seed(0)
     train_x = torch.randint(0, 256, (32, 3, 32, 32), generator=gen, dtype=torch.uint8)

@@ -197,11 +197,9 @@ def _against_table(rows) -> Table:
     passing = total = 0
     caught: dict[str, list[str]] = {}
     passed: dict[str, list[str]] = {}
-    without: dict[str, list[str]] = {}
+    # per hand-in, the same on every row (each is graded once without training)
+    without = {name: ids for r in rows for name, ids in r.caught_without_training.items()}
     for r in rows:
-        for name, ids in r.caught_without_training.items():
-            without.setdefault(name, [])
-            without[name] += [i for i in ids if i not in without[name]]
         for i, (name, acc) in enumerate(r.against.items()):
             passes, same = name in r.let_through, name in r.unaffected
             caught.setdefault(name, [])
