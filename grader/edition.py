@@ -111,15 +111,20 @@ def public_source(source: str, names: list[str], origin: str) -> str:
     return "".join(out).rstrip() + "\n"
 
 
+# What a threshold is judged with besides its value (``grader.lab.calibration``).
+THRESHOLD_CONTEXT = ("generator", "seed", "seeds", "discriminates")
+
+
 def _thresholds(calibration: dict[str, Any], checks: list[str]) -> dict[str, Any]:
-    """Only the thresholds (per check and budget) and the generator of the data they were measured
-    on (so a stale one is refused there as here): what students aim for, and nothing of the
-    reference's own runs."""
+    """Only the thresholds (per check and budget), the generator of the data they were measured on
+    and the seeds they were measured under (so a stale generator, or a seed they never saw, is
+    refused there as here: ``grader.lab.calibration.entry_for``): what students aim for, and nothing
+    of the reference's own runs."""
     out = {}
     for check_id in checks:
         budgets = calibration.get(check_id)
         if isinstance(budgets, dict):
-            kept = {b: {"threshold": v["threshold"], **({"generator": v["generator"]} if "generator" in v else {})}
+            kept = {b: {"threshold": v["threshold"], **{k: v[k] for k in THRESHOLD_CONTEXT if k in v}}
                     for b, v in budgets.items() if isinstance(v, dict) and "threshold" in v}
             if kept:
                 out[check_id] = kept

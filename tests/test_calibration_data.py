@@ -198,3 +198,16 @@ def test_grading_under_a_seed_the_threshold_was_not_measured_under_is_refused_wi
     assert "calibrated under seed 0 only, and this run trains under seed 2" in words
     assert "gradelab calibrate cifar-training --budget cpu --seed 0 --seed 2" in words
     assert "Traceback" not in result.output
+
+
+def test_the_student_edition_refuses_a_seed_its_thresholds_were_not_measured_under(tmp_path):
+    """The edition carries each threshold's seeds (and nothing of the reference's runs), so a
+    student's self-check under another seed is refused there as in the full lab."""
+    folder = tmp_path / "students"
+    assert cli("pack", "cifar-training", "--students", str(folder)).exit_code == 0
+    entry = yaml.safe_load((folder / "calibration.yaml").read_text())["train-baseline"]["cpu"]
+    assert entry["seed"] == 0 and entry["discriminates"] is True and "reference_accuracy" not in entry
+    result = cli("check", str(ROOT / "submissions" / "cifar-training" / "correct"), "--lab", str(folder),
+                 "--train", "--budget", "cpu", "--only", "train-baseline", "--seed", "2")
+    assert result.exit_code == 2, result.output
+    assert "calibrated under seed 0 only, and this run trains under seed 2" in " ".join(result.output.split())
