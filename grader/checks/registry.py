@@ -58,6 +58,12 @@ class CheckKind(ABC):
         no child pays for them."""
         return []
 
+    def datasets(self, params: Any, budget: str, named: bool, early_stop: bool) -> list[tuple[str, dict[str, Any]]]:
+        """The data sets (reference function, arguments) this check loads under ``budget``
+        (``named``: asked for by name; ``early_stop``: the run may stop training early): a run
+        loads them while the fork server starts (``Run.prepare``), not when the check starts."""
+        return []
+
     def refers_to(self, params: Any) -> list[Need]:
         """Symbols and answer fields the check grades one by one (a missing one costs its own
         share, not the check); declared in the interface like ``needs``."""

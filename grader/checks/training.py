@@ -204,6 +204,21 @@ def _first_bad(values: list[Any]) -> int | None:
     return None
 
 
+def budget_datasets(params: Planned, budget: str, named: bool, early_stop: bool) -> list[tuple[str, dict[str, Any]]]:
+    """The data sets a training check loads under ``budget``: the budget's, and with early
+    stopping the same with the held-out examples after it (``TrainingCheck.early_args``)."""
+    try:
+        name = TrainingCheck.budget_of(params, budget, named)
+    except LabError:
+        return []  # said by the check itself, when it runs
+    dataset_args = {**params.dataset_args, **(params.budgets[name].dataset_args if name else {})}
+    wanted = [(params.dataset, dataset_args)]
+    rule, n_train = getattr(params, "early_stop", None), dataset_args.get("n_train")
+    if early_stop and rule is not None and isinstance(n_train, int):
+        wanted.append((params.dataset, {**dataset_args, "n_train": n_train + rule.held_out}))
+    return wanted
+
+
 @register_check("training")
 class TrainingCheck(CheckKind):
     Params = TrainingParams
@@ -234,16 +249,29 @@ class TrainingCheck(CheckKind):
                                                        params.forbid_autograd else [])]))
 
     @staticmethod
-    def plan(ctx, params: Planned) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
+    def budget_of(params: Planned, wanted: str, named: bool) -> str | None:
+        """The budget a run trains under: ``wanted`` when the check has it; else its cpu budget (or
+        its first), unless ``wanted`` was asked for by name (``None``: the check has no budgets)."""
+        if not params.budgets:
+            return None
+        if wanted in params.budgets:
+            return wanted
+        if named:  # asked for by name on the command line
+            raise LabError(f"no budget {wanted!r}; its budgets: {', '.join(params.budgets)}")
+        return "cpu" if "cpu" in params.budgets else next(iter(params.budgets))
+
+    def datasets(self, params: TrainingParams, budget: str, named: bool, early_stop: bool) -> list[tuple[str, dict[str, Any]]]:
+        return budget_datasets(params, budget, named, early_stop)
+
+    @classmethod
+    def plan(cls, ctx, params: Planned) -> tuple[str | None, dict[str, Any], dict[str, Any], float]:
         """(budget name, harness args, data set args, threshold) for this run."""
-        args, dataset_args, threshold, name = dict(params.args), dict(params.dataset_args), params.threshold, None
-        if params.budgets:
-            name = ctx.budget if ctx.budget in params.budgets else None
-            if name is None:
-                if ctx.budget_named:  # asked for by name on the command line
-                    raise LabError(f"check {ctx.check_id!r} has no budget {ctx.budget!r}; "
-                                   f"its budgets: {', '.join(params.budgets)}")
-                name = "cpu" if "cpu" in params.budgets else next(iter(params.budgets))
+        args, dataset_args, threshold = dict(params.args), dict(params.dataset_args), params.threshold
+        try:
+            name = cls.budget_of(params, ctx.budget, ctx.budget_named)
+        except LabError as exc:
+            raise LabError(f"check {ctx.check_id!r} has {exc}") from None
+        if name is not None:
             budget = params.budgets[name]
             args.update(budget.args)
             dataset_args.update(budget.dataset_args)

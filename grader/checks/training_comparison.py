@@ -31,7 +31,13 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from grader.checks.registry import CheckKind, KindParams, register_check
-from grader.checks.training import Budget, TrainingCheck, accuracy, known_budget_names
+from grader.checks.training import (
+    Budget,
+    TrainingCheck,
+    accuracy,
+    budget_datasets,
+    known_budget_names,
+)
 from grader.lab.manifest import Need, Reveal
 from grader.results import Disclosure, Outcome
 from grader.sandbox.replies import ProbeFailure, ProbeStatus, Stage
@@ -165,6 +171,12 @@ class TrainingComparisonCheck(CheckKind):
 
     def needs(self, params: ComparisonParams) -> list[Need]:
         return [Need(params.baseline.cls), Need(params.improved.cls)]
+
+    def preload(self, params: ComparisonParams) -> list[str]:
+        return ["torch._dynamo"]  # a torch optimizer's first use imports it (TrainingCheck.preload)
+
+    def datasets(self, params: ComparisonParams, budget: str, named: bool, early_stop: bool) -> list[tuple[str, dict[str, Any]]]:
+        return budget_datasets(params, budget, named, early_stop)
 
     @staticmethod
     def limits(ctx, params: ComparisonParams, budget: str | None, dataset_args: dict[str, Any]) -> dict[str, Any]:

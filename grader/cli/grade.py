@@ -76,7 +76,7 @@ def check(
 
     from grader import api
     from grader.cli.feedback import student_report
-    from grader.grading.engine import hidden_requested, selected_checks
+    from grader.grading.selection import hidden_requested, selected_checks
     from grader.options import CheckFinished, Event, Mode, TrainingProgress
     from grader.reveal import HIDDEN, Audience, student_result
 

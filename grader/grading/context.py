@@ -22,7 +22,7 @@ from grader.grading.interface import SymbolReport, symbol_problem
 from grader.grading.run import Run
 from grader.lab.loader import Lab
 from grader.lab.manifest import Limits, Need
-from grader.options import Budget, Device, RunOptions, TrainingProgress
+from grader.options import Device, RunOptions, TrainingProgress
 from grader.sandbox.replies import CallReply, ProbeFailure, ProbeStatus, Stage
 from grader.sandbox.runner import ChildSession
 from grader.submission import Submission
@@ -182,9 +182,7 @@ class CheckContext:
     @property
     def budget(self) -> str:
         """The training budget to use: named on the command line, else "gpu" or "cpu" by device."""
-        if self.options.budget is not None:
-            return self.options.budget.value
-        return Budget.gpu.value if self.session.run.device == Device.cuda else Budget.cpu.value
+        return self.session.run.budget
 
     @property
     def budget_named(self) -> bool:

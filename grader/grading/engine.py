@@ -6,20 +6,20 @@ timeout or a crash is recorded on the check it affects and grading moves on.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import time
 from pathlib import Path
 
-from grader.checks.registry import BoundCheck, BoundLab
+from grader.checks.registry import BoundCheck
 from grader.errors import LabError
 from grader.grading.context import CheckContext, SubmissionSession, import_message
 from grader.grading.run import Run
 from grader.grading.scoring import build_result
+from grader.grading.selection import hidden_requested, selected_checks
 from grader.intake.sources import HandInSource
 from grader.lab.loader import Lab
-from grader.lab.manifest import Reveal, Visibility
-from grader.options import CheckFinished, EventSink, Mode, RunOptions, ignore
+from grader.lab.manifest import Reveal
+from grader.options import CheckFinished, EventSink, RunOptions, ignore
 from grader.results import (
     CheckResult,
     Feedback,
@@ -34,30 +34,6 @@ from grader.sandbox.replies import ProbeFailure, Stage
 from grader.submission import Submission, load_submission, student_from_path
 
 log = logging.getLogger(__name__)
-
-
-def selected_checks(lab: BoundLab, options: RunOptions) -> list[BoundCheck]:
-    """Instructors grade every check; a student's self-check sees the public ones only.
-    ``options.only`` narrows to the named checks (a student working on one part); a hidden one
-    named there is not an error (``hidden_requested`` says it is graded by the instructor)."""
-    visible = [c for c in lab.checks if options.mode == Mode.grade or c.spec.visibility == Visibility.public]
-    if not options.only:
-        return visible
-    every = [c.spec.id for c in lab.checks]
-    unknown = [name for name in options.only if name not in every]
-    if unknown:
-        close = [m for name in unknown for m in difflib.get_close_matches(name, every, n=1)]
-        guess = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-        raise LabError(f"no check {', '.join(map(repr, unknown))} in lab {lab.id!r}{guess}; "
-                       f"its checks: {', '.join(c.spec.id for c in visible)}")
-    return [c for c in visible if c.spec.id in options.only]
-
-
-def hidden_requested(lab: BoundLab, options: RunOptions) -> list[str]:
-    """The hidden checks a self-check was asked for by id: said, not run."""
-    if options.mode == Mode.grade:
-        return []
-    return [c.spec.id for c in lab.checks if c.spec.visibility == Visibility.hidden and c.spec.id in options.only]
 
 
 def _failure_message(failure: ProbeFailure, session: SubmissionSession) -> str:

@@ -7,7 +7,9 @@ every submission graded in it reads its settings from here, never from copies.
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,10 @@ from typing import Any
 from grader.checks.registry import BoundLab, bind
 from grader.data.digits import cache_root as data_cache_root
 from grader.errors import LabError, UsageError
+from grader.grading.selection import selected_checks
 from grader.lab.loader import Lab, labs_root
 from grader.lab.manifest import Limits
-from grader.options import Device, EventSink, Mode, RunOptions, ignore
+from grader.options import Budget, Device, EventSink, Mode, RunOptions, ignore
 from grader.sandbox.runner import Sandbox, sandbox_for
 
 
@@ -61,6 +64,7 @@ class Run:
             self._owns_sandbox = False
         self.sandbox = sandbox
         self._datasets: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        self._loading = threading.Lock()  # the data sets: loaded once, by ``prepare`` or a check
         self._reference_values: dict[str, Any] = {}
         self._identities: dict[tuple[str, str, str], str] = {}
 
@@ -77,17 +81,62 @@ class Run:
         data = [Path(self.options.data_root)] if self.options.data_root else []
         return [self.lab.folder, labs_root(), *data, data_cache_root(), *self.hide]
 
+    @property
+    def budget(self) -> str:
+        """The training budget: named on the command line, else "gpu" or "cpu" by device."""
+        if self.options.budget is not None:
+            return self.options.budget.value
+        return Budget.gpu.value if self.device == Device.cuda else Budget.cpu.value
+
     def dataset(self, function: str, args: dict[str, Any]) -> dict[str, Any]:
         """A data set from the lab's reference module, loaded once per run."""
         data_root = str(self.options.data_root) if self.options.data_root else None
         key = (function, json.dumps(args, sort_keys=True), data_root)
-        if key not in self._datasets:
-            try:
-                self._datasets[key] = getattr(self.lab.reference, function)(data_root=data_root, **args)
-            except Exception as exc:  # the data set is the instructor's set-up, not the student's fault
-                raise LabError(f"data set {function!r} could not be loaded"
-                               f"{f' from {data_root}' if data_root else ''}: {type(exc).__name__}: {exc}") from exc
-        return self._datasets[key]
+        with self._loading:
+            if key not in self._datasets:
+                try:
+                    self._datasets[key] = getattr(self.lab.reference, function)(data_root=data_root, **args)
+                except Exception as exc:  # the data set is the instructor's set-up, not the student's fault
+                    raise LabError(f"data set {function!r} could not be loaded"
+                                   f"{f' from {data_root}' if data_root else ''}: {type(exc).__name__}: {exc}") from exc
+            return self._datasets[key]
+
+    def prepare(self) -> threading.Thread:
+        """Do now, in a thread of the grader, what the checks will wait for otherwise: import what
+        the fork server imports (the reference runs the same torch: a torch optimizer imports
+        torch._dynamo, 1–2 s) and, when training checks run, load their data sets (torchvision's
+        import is most of it). The fork server imports in its own process meanwhile, so a fresh
+        ``check --train`` pays for the two at once, not one after the other (2.2 s of 25 on 2
+        cores). A failure here is left for the check that needs the same thing to say."""
+        try:
+            checks = selected_checks(self.lab, self.options)
+        except LabError:
+            checks = []  # an unknown --only: the engine says so, before anything is graded
+        wanted = [(c.kind, c.params) for c in checks if self.options.trains or not c.spec.training]
+        modules = [m for m in sandbox_preload(self.lab) if m != "grader.sandbox.worker"]
+        named, early = self.options.budget is not None, self.options.early_stop
+        data = [d for kind, params in wanted for d in kind.datasets(params, self.budget, named, early)]
+        try:
+            if data:
+                _ = self.lab.reference  # imported here, not in the thread: a module is imported once
+        except LabError:
+            data = []  # a broken reference: said by the first check that uses it
+
+        def work() -> None:
+            for module in modules:
+                try:
+                    importlib.import_module(module)
+                except Exception:  # the fork server reports its own import failure
+                    continue
+            for function, args in data:
+                try:
+                    self.dataset(function, args)
+                except Exception:  # raised again, worded, by the check that loads it
+                    continue
+
+        thread = threading.Thread(target=work, name="gradelab-prepare", daemon=True)
+        thread.start()
+        return thread
 
     def data_identity(self, function: str, args: dict[str, Any]) -> str:
         """What a calibration must have been measured on to judge this data set
@@ -128,6 +177,7 @@ class Run:
 
     def __enter__(self) -> Run:
         self.sandbox.start()
+        self.prepare()
         return self
 
     def __exit__(self, *exc: object) -> None:
