@@ -49,7 +49,8 @@ class EarlyStop(KindParams):
     training data held out of training (labelled, so the loop can score it; the verdict is still the
     test accuracy the grader computes). A pass needs the held-out accuracy to clear the threshold by
     ``margin`` at ``confirm`` evaluations in a row, never one lucky batch; a non-finite loss stops at
-    once; a network still near chance after ``stuck_after`` of the budget stops too.
+    once; a network still near chance at as many evaluations in a row after ``stuck_after`` of the
+    budget stops too.
     ``gradelab calibrate`` measures how often stopping early changes a verdict."""
     eval_every: int = Field(ge=1, description="Training steps between two evaluations on the held-out split.")
     held_out: int = Field(ge=10, description="Training examples loaded beyond the budget's n_train and held out "
@@ -59,6 +60,11 @@ class EarlyStop(KindParams):
     stuck_after: float = Field(0.5, gt=0, le=1, description="Share of the budget's steps after which a held-out "
                                                             "accuracy within stuck_margin of chance stops the run.")
     stuck_margin: float = Field(0.05, ge=0, le=1)
+    train_gap: float | None = Field(None, gt=0, le=1, description=(
+        "Skip an evaluation while the accuracy on the training batches since the last one is more than "
+        "this below the pass mark (a network on its plateau: scoring the held-out split would cost "
+        "steps and say no). A skipped evaluation counts as one that does not clear it; from stuck_after "
+        "on, none is skipped. None: every evaluation runs."))
 
 
 class TrainingParams(KindParams):
@@ -193,8 +199,8 @@ def _decided(stopped: dict[str, Any], rule: dict[str, Any]) -> str:
                 f"reached {rule['pass_at']:.0%} at {rule['confirm']} evaluation{'s' * (rule['confirm'] > 1)} in a row, "
                 "so the rest of the budget was not needed.")
     return (f"Decided at step {stopped['step']} of {stopped['of']}: after {rule['stuck_after']:.0%} of the budget, the "
-            f"accuracy on held-out training examples was still below {rule['stuck_below']:.0%}, close to chance, so "
-            "the network was not learning.")
+            f"accuracy on held-out training examples was still below {rule['stuck_below']:.0%}, close to chance, at "
+            f"{rule['confirm']} evaluation{'s' * (rule['confirm'] > 1)} in a row, so the network was not learning.")
 
 
 def _first_bad(values: list[Any]) -> int | None:
@@ -301,7 +307,8 @@ class TrainingCheck(CheckKind):
             return {}
         return {"val_x": more["train_x"][n_train:], "val_y": more["train_y"][n_train:], "early_stop": {
             "eval_every": rule.eval_every, "pass_at": min(1.0, threshold + rule.margin), "confirm": rule.confirm,
-            "stuck_after": rule.stuck_after, "stuck_below": 1 / n_classes + rule.stuck_margin}}
+            "stuck_after": rule.stuck_after, "stuck_below": 1 / n_classes + rule.stuck_margin,
+            **({"train_gap": rule.train_gap} if rule.train_gap is not None else {})}}
 
     def run(self, ctx, params: TrainingParams) -> Outcome:
         import numpy as np
@@ -360,7 +367,7 @@ class TrainingCheck(CheckKind):
             details["decided_at"] = stopped  # None: the whole budget ran
             held_out = result.get("held_out")
             if isinstance(held_out, dict):
-                details["held_out"] = {k: list(v) for k, v in held_out.items() if k in ("steps", "accuracy")
+                details["held_out"] = {k: list(v) for k, v in held_out.items() if k in ("steps", "accuracy", "skipped")
                                        and isinstance(v, list)}
         bad = _first_bad(loss)
         if bad is not None:

@@ -51,15 +51,30 @@ class _Referee:
     """The lab's early-stopping rule (``early_stop`` in the manifest, numbers from the grader):
     every ``eval_every`` steps the network is scored on the held-out training examples; the run
     stops once that accuracy reaches ``pass_at`` at ``confirm`` evaluations in a row, or is still
-    below ``stuck_below`` after ``stuck_after`` of the steps. The grader's verdict remains the test
-    accuracy of the scores returned: this only decides when to stop asking."""
+    below ``stuck_below`` at as many in a row after ``stuck_after`` of the steps. With ``train_gap``, an evaluation
+    is skipped while the training batches since the last one were answered more than that below
+    ``pass_at`` (a network on its plateau), and counts as one below it; from ``stuck_after`` on
+    every evaluation runs. The grader's verdict remains the test accuracy of the scores returned:
+    this only decides when to stop asking."""
 
     def __init__(self, rule, val_x, val_y, total):
         self.rule, self.val_x, self.val_y, self.total = rule, val_x, val_y, total
-        self.steps, self.accuracy, self.row = [], [], 0
+        self.steps, self.accuracy, self.row, self.low = [], [], 0, 0
+        self.skipped = []
 
     def due(self, step):
         return self.rule is not None and (step % self.rule["eval_every"] == 0 or step == self.total)
+
+    def worth_scoring(self, step, train_accuracy):
+        """Whether a due evaluation runs (``False``: skipped, the row of passes starts again)."""
+        gap = self.rule.get("train_gap")
+        if gap is None or train_accuracy is None or step >= self.rule["stuck_after"] * self.total:
+            return True
+        if train_accuracy >= self.rule["pass_at"] - gap:
+            return True
+        self.skipped.append(step)
+        self.row = 0
+        return False
 
     def verdict(self, step, accuracy):
         self.steps.append(step)
@@ -68,7 +83,9 @@ class _Referee:
         if self.row >= self.rule["confirm"]:
             return "passed"
         stuck = self.rule["stuck_below"] < self.rule["pass_at"] and accuracy < self.rule["stuck_below"]
-        if stuck and step >= self.rule["stuck_after"] * self.total:
+        late = step >= self.rule["stuck_after"] * self.total
+        self.low = self.low + 1 if stuck and late else 0  # a dip of a learning network is no plateau
+        if self.low >= self.rule["confirm"]:
             return "stuck"
         return None
 
@@ -84,16 +101,26 @@ class _Recorder:
 
     def __init__(self):
         self.reset()
+        self.window_seen, self.window_correct = 0, 0
 
     def reset(self):
         self.total, self.correct, self.seen, self.last = 0.0, 0, 0, None
+
+    def window(self):
+        """(examples, right answers) recorded since the last call: the referee's training accuracy."""
+        seen, correct = self.window_seen, self.window_correct
+        self.window_seen = self.window_correct = 0
+        return seen, correct
 
     def __call__(self, logits, y):
         loss = F.cross_entropy(logits.float(), y)
         self.last = float(loss.detach())
         self.total += self.last * len(y)
         self.seen += len(y)
-        self.correct += int((logits.detach().argmax(1) == y).sum())
+        right = int((logits.detach().argmax(1) == y).sum())
+        self.correct += right
+        self.window_seen += len(y)
+        self.window_correct += right
         return loss
 
 
@@ -173,9 +200,11 @@ def train_classifier(student, train_x, train_y, test_x, model, epochs, batch_siz
         if referee.rule is not None and recorder.last is not None and not math.isfinite(recorder.last):
             state["stopped"] = {"step": step, "of": referee.total, "reason": "diverged"}
         elif referee.due(step):
-            accuracy = float((scores_on(val_x).argmax(1) == val_y).float().mean())
-            reason = referee.verdict(step, accuracy)
-            state["stopped"] = {"step": step, "of": referee.total, "reason": reason} if reason else None
+            seen, correct = recorder.window()
+            if referee.worth_scoring(step, correct / seen if seen else None):
+                accuracy = float((scores_on(val_x).argmax(1) == val_y).float().mean())
+                reason = referee.verdict(step, accuracy)
+                state["stopped"] = {"step": step, "of": referee.total, "reason": reason} if reason else None
         if state["stopped"]:
             raise _Stop
 
@@ -201,6 +230,8 @@ def train_classifier(student, train_x, train_y, test_x, model, epochs, batch_siz
         out["test_scores_again"] = scores_on(test_x).cpu()
     if referee.rule is not None:
         out["held_out"] = {"steps": referee.steps, "accuracy": referee.accuracy}
+        if referee.skipped:
+            out["held_out"]["skipped"] = referee.skipped
         if stopped and stopped["step"] < referee.total:
             out["stopped"] = stopped
     return out
