@@ -106,8 +106,9 @@ class Run:
         the fork server imports (the reference runs the same torch: a torch optimizer imports
         torch._dynamo, 1–2 s) and, when training checks run, load their data sets (torchvision's
         import is most of it). The fork server imports in its own process meanwhile, so a fresh
-        ``check --train`` pays for the two at once, not one after the other (2.2 s of 25 on 2
-        cores). A failure here is left for the check that needs the same thing to say."""
+        ``check --train`` pays for the two at once, not one after the other (about 4 s of 25 for
+        cifar-training's correct hand-in on 2 cores). A failure here is left for the check that
+        needs the same thing to say."""
         try:
             checks = selected_checks(self.lab, self.options)
         except LabError:
