@@ -218,11 +218,17 @@ def budget_datasets(params: Planned, budget: str, named: bool, early_stop: bool)
     except LabError:
         return []  # said by the check itself, when it runs
     dataset_args = {**params.dataset_args, **(params.budgets[name].dataset_args if name else {})}
-    wanted = [(params.dataset, dataset_args)]
-    rule, n_train = getattr(params, "early_stop", None), dataset_args.get("n_train")
-    if early_stop and rule is not None and isinstance(n_train, int):
-        wanted.append((params.dataset, {**dataset_args, "n_train": n_train + rule.held_out}))
-    return wanted
+    wider = held_out_args(dataset_args, getattr(params, "early_stop", None)) if early_stop else None
+    return [(params.dataset, dataset_args), *([(params.dataset, wider)] if wider else [])]
+
+
+def held_out_args(dataset_args: dict[str, Any], rule: EarlyStop | None) -> dict[str, Any] | None:
+    """The data set's arguments that also load the examples early stopping holds out, after the
+    budget's own; ``None`` when there is no rule or the budget names no ``n_train``."""
+    n_train = dataset_args.get("n_train")
+    if rule is None or not isinstance(n_train, int):
+        return None
+    return {**dataset_args, "n_train": n_train + rule.held_out}
 
 
 @register_check("training")
@@ -299,11 +305,12 @@ class TrainingCheck(CheckKind):
         beyond the budget's to hold out. The split comes after the budget's own training
         examples, so the network trains on exactly what it trains on without the rule."""
         rule = params.early_stop
-        n_train = dataset_args.get("n_train")
-        if rule is None or not ctx.options.early_stop or not isinstance(n_train, int):
+        wider = held_out_args(dataset_args, rule) if ctx.options.early_stop else None
+        if rule is None or wider is None:
             return {}
-        more = ctx.dataset(params.dataset, {**dataset_args, "n_train": n_train + rule.held_out})
-        if len(more["train_y"]) < n_train + rule.held_out:
+        n_train = dataset_args["n_train"]
+        more = ctx.dataset(params.dataset, wider)
+        if len(more["train_y"]) < wider["n_train"]:
             return {}
         return {"val_x": more["train_x"][n_train:], "val_y": more["train_y"][n_train:], "early_stop": {
             "eval_every": rule.eval_every, "pass_at": min(1.0, threshold + rule.margin), "confirm": rule.confirm,

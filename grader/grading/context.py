@@ -187,7 +187,7 @@ class CheckContext:
     @property
     def budget_named(self) -> bool:
         """Whether the budget was asked for by name (a lab without it is then an error)."""
-        return self.options.budget is not None
+        return self.session.run.budget_named
 
     @property
     def reference(self) -> Any:

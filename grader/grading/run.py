@@ -88,6 +88,11 @@ class Run:
             return self.options.budget.value
         return Budget.gpu.value if self.device == Device.cuda else Budget.cpu.value
 
+    @property
+    def budget_named(self) -> bool:
+        """Whether the budget was asked for by name (a check without it is then an error)."""
+        return self.options.budget is not None
+
     def dataset(self, function: str, args: dict[str, Any]) -> dict[str, Any]:
         """A data set from the lab's reference module, loaded once per run."""
         data_root = str(self.options.data_root) if self.options.data_root else None
@@ -115,8 +120,8 @@ class Run:
             checks = []  # an unknown --only: the engine says so, before anything is graded
         wanted = [(c.kind, c.params) for c in checks if self.options.trains or not c.spec.training]
         modules = [m for m in sandbox_preload(self.lab) if m != "grader.sandbox.worker"]
-        named, early = self.options.budget is not None, self.options.early_stop
-        data = [d for kind, params in wanted for d in kind.datasets(params, self.budget, named, early)]
+        data = [d for kind, params in wanted
+                for d in kind.datasets(params, self.budget, self.budget_named, self.options.early_stop)]
         try:
             if data:
                 _ = self.lab.reference  # imported here, not in the thread: a module is imported once

@@ -51,16 +51,15 @@ class _Referee:
     """The lab's early-stopping rule (``early_stop`` in the manifest, numbers from the grader):
     every ``eval_every`` steps the network is scored on the held-out training examples; the run
     stops once that accuracy reaches ``pass_at`` at ``confirm`` evaluations in a row, or is still
-    below ``stuck_below`` at as many in a row after ``stuck_after`` of the steps. With ``train_gap``, an evaluation
-    is skipped while the training batches since the last one were answered more than that below
-    ``pass_at`` (a network on its plateau), and counts as one below it; from ``stuck_after`` on
-    every evaluation runs. The grader's verdict remains the test accuracy of the scores returned:
-    this only decides when to stop asking."""
+    below ``stuck_below`` at as many in a row after ``stuck_after`` of the steps. With
+    ``train_gap``, an evaluation is skipped while the training batches since the last one were
+    answered more than that below ``pass_at`` (a network on its plateau), and counts as one below
+    it; from ``stuck_after`` on every evaluation runs. The grader's verdict remains the test
+    accuracy of the scores returned: this only decides when to stop asking."""
 
     def __init__(self, rule, val_x, val_y, total):
         self.rule, self.val_x, self.val_y, self.total = rule, val_x, val_y, total
-        self.steps, self.accuracy, self.row, self.low = [], [], 0, 0
-        self.skipped = []
+        self.steps, self.accuracy, self.skipped, self.row, self.low = [], [], [], 0, 0
 
     def due(self, step):
         return self.rule is not None and (step % self.rule["eval_every"] == 0 or step == self.total)
