@@ -161,3 +161,31 @@ def test_the_bundled_set_holds_examples_to_hold_out_beyond_every_budget(monkeypa
     more, _ = synth_cifar.images(10, 2, "colour-axes")
     assert np.array_equal(x[:30], first) and np.array_equal(y[:30], labels) and np.array_equal(x[30:], more)
     assert np.array_equal(synth_cifar.training_images(20, 0, "colour-axes")[0], synth_cifar.images(20, 0, "colour-axes")[0])
+
+
+@pytest.mark.parametrize("told, answers", [("perfect", "one_hot(labels, 10)"),
+                                            ("wrong", "one_hot(labels, 10).roll(1, 1)")])
+def test_a_loop_that_misreports_its_training_batches_changes_when_the_referee_looks_not_the_verdict(
+        tmp_path, told, answers):
+    """The referee skips evaluations from the batches the student's loop hands to the loss function.
+    A loop that also hands it made-up answers (every one right, or every one wrong) only moves
+    when the held-out split is looked at: the verdict is still the test accuracy of the network the
+    loop trained, exactly an honest hand-in's."""
+    # pass mark 95 %, skipped below 45 %: an honest network's batches on the smoke budget (about
+    # 10 %) are skipped, half of them made up right (about 55 %) are not; nothing stops early
+    lab = lab_with(tmp_path, threshold=0.9, eval_every=2, stuck_after=1.0, train_gap=0.5)
+    hand_in = tmp_path / "hand-in"
+    shutil.copytree(SUBMISSIONS / "correct", hand_in)
+    source = (hand_in / "convnet.py").read_text()
+    honest_line = "        loss = loss_fn(model(inputs), labels)\n"
+    assert honest_line in source
+    lie = f"        loss_fn(torch.nn.functional.{answers}.float() * 50, labels)\n"
+    (hand_in / "convnet.py").write_text(source.replace(honest_line, honest_line + lie))
+    result = cli("check", str(hand_in), "--lab", str(lab), "--train", "--budget", "smoke", "--only", "train-baseline",
+                 "--format", "json")
+    lied, honest = checks_by_id(json.loads(result.output))["train-baseline"], train_baseline(lab)
+    assert honest["details"]["held_out"]["skipped"] == [2, 4, 6, 8, 10, 12]
+    assert lied["details"]["test_accuracy"] == honest["details"]["test_accuracy"]
+    assert (lied["score"], lied["status"], lied["details"]["decided_at"]) == \
+        (honest["score"], honest["status"], honest["details"]["decided_at"])
+    assert ("skipped" in lied["details"]["held_out"]) == (told == "wrong")
