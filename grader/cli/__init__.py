@@ -6,9 +6,10 @@ that ``--help`` and ``labs`` answer in a fraction of a second (``bench.startup``
 from __future__ import annotations
 
 import logging
-import signal
 
 import typer
+
+from grader import interrupts
 
 app = typer.Typer(
     name="gradelab",
@@ -45,14 +46,8 @@ _lti.register_commands(app)
 _similarity.register(app)
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    # Unwind like Ctrl-C: the running check's child, cgroup and working directory are cleaned up,
-    # and every result already written stays (`grade` resumes where it stopped).
-    raise SystemExit(128 + signum)
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # WeasyPrint repeats its font-subsetting advice for every face of every PDF; docs/instructors.md says it once.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)

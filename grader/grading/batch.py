@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from grader import interrupts
 from grader.atomic import write_atomic
 from grader.checks.registry import BoundLab
 from grader.errors import SubmissionError
@@ -202,6 +203,7 @@ def grade_batch(run: Run, root: Path, out: Path, *, paths: list[Path] | None = N
             if writer:
                 writer.submit(result, job.name)
             run.emit(SubmissionFinished(result, skipped=False))
+            interrupts.check()  # a stop Python dropped (see grader.interrupts): not one more hand-in
         finished = True
     finally:
         write_atomic(out / CLASS_CSV, class_csv(run.lab, batch.results))

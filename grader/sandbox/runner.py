@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from grader import interrupts
 from grader.errors import SandboxError
 from grader.lab.manifest import Limits
 from grader.sandbox import codec, policy
@@ -140,7 +141,12 @@ def _read_exact(fd: int, n: int, deadline: float | Deadline, on_wait: Any = None
             if deadline.extend():
                 continue
             raise TimeoutError
-        ready, _, _ = select.select([fd], [], [], min(remaining, 0.5) if on_wait else remaining)
+        wake = interrupts.wakeup_fd()  # Ctrl-C or SIGTERM: the wait ends now, not at the deadline
+        ready, _, _ = select.select([fd] if wake is None else [fd, wake], [], [],
+                                    min(remaining, 0.5) if on_wait else remaining)
+        if wake is not None and wake in ready:
+            interrupts.check()
+            ready.remove(wake)
         if not ready:
             if on_wait and deadline.remaining() > 0:
                 on_wait()
