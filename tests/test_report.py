@@ -135,3 +135,20 @@ def test_report_renders_from_a_result_file_and_refuses_other_files(cifar_class, 
     assert ok.exit_code == 0 and (tmp_path / "r.pdf").exists()
     bad = runner.invoke(app, ["report", str(tmp_path / "r.pdf"), "--out", str(tmp_path / "x.pdf")])
     assert bad.exit_code == 2 and "ReportError" in bad.output and "not a gradelab result" in bad.output
+
+
+def test_a_figure_asked_for_again_is_drawn_once_and_other_data_draws_anew(monkeypatch):
+    """A report's HTML and its PDF, the student's report and the instructor's, show the same
+    curves: drawn once (a third of a second each), never mixed up with another's."""
+    from grader.report import plots
+
+    drawn = []
+    real = plots._data_uri
+    monkeypatch.setattr(plots, "_data_uri", lambda fig: drawn.append(fig) or real(fig))
+    panels = {"loss": {"train": [2.3, 1.2, float("nan")], "threshold": 1.0}}
+    first = plots.curves_png("a title no other test uses", panels)
+    assert plots.curves_png("a title no other test uses", panels) == first and len(drawn) == 1
+    other = plots.curves_png("a title no other test uses", {"loss": {"train": [2.3, 1.1, 0.9], "threshold": 1.0}})
+    assert other != first and len(drawn) == 2
+    assert plots.bands_png("a title no other test uses", {"yours": {"m": {"low": [1, 2], "high": [2, 3]}}}) != first
+    assert len(drawn) == 3

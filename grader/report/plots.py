@@ -4,8 +4,13 @@ pyplot state) and embedded as PNG: SVG is several times slower to lay out in Wea
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import json
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -13,6 +18,31 @@ from matplotlib.figure import Figure
 
 _STYLE = {"train": "-", "test": "-", "reference": "--"}
 _COLOURS = {"train": "#1f77b4", "test": "#d62728", "reference": "#7f7f7f"}
+
+
+_MEMO_SIZE = 32
+_memo: OrderedDict[str, str] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+def _remembered(draw: Callable[..., str]) -> Callable[..., str]:
+    """The same figure is asked for again and again: a report's HTML and its PDF, the student's
+    report and the instructor's (which show the same curves), at a third of a second each. The
+    last few figures are kept, by what they were drawn from."""
+    @functools.wraps(draw)
+    def remembered(*args: Any) -> str:
+        key = draw.__name__ + json.dumps(args, sort_keys=True, default=repr)
+        with _memo_lock:
+            if key in _memo:
+                _memo.move_to_end(key)
+                return _memo[key]
+        uri = draw(*args)
+        with _memo_lock:
+            _memo[key] = uri
+            while len(_memo) > _MEMO_SIZE:
+                _memo.popitem(last=False)
+        return uri
+    return remembered
 
 
 def _data_uri(fig: Figure) -> str:
@@ -38,6 +68,7 @@ def _finite(values: list[Any]) -> tuple[list[float], int | None]:
     return out, first_bad
 
 
+@_remembered
 def curves_png(title: str, panels: dict[str, dict[str, Any]]) -> str:
     """One panel per metric (loss, accuracy …); each panel maps series name → per-epoch values,
     with an optional ``threshold`` drawn as a horizontal line. A panel's ``steps`` (a list) gives
@@ -78,6 +109,7 @@ def curves_png(title: str, panels: dict[str, dict[str, Any]]) -> str:
 _BAND_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")  # matplotlib's own cycle, as in the curves
 
 
+@_remembered
 def bands_png(title: str, panels: dict[str, dict[str, Any]], xlabel: str = "step") -> str:
     """Side-by-side panels (the student's models, the reference's), each filling, for every model,
     the area between its per-step ``low`` and ``high`` curves: the loss-landscape figure of
