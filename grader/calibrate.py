@@ -170,7 +170,8 @@ def _measure(lab: BoundLab, budgets: list[Budget], ids: tuple[str, ...], seeds: 
                     early_results, early_broken = trained(budget, early=True)
                 finally:
                     lab.__dict__["calibration"] = {}
-                rows = _record_early(data, lab, rows, results, broken, early_results, early_broken, budget.value)
+                rows = _record_early(data, lab, rows, results, broken, early_results, early_broken, budget.value,
+                                     seeds)
             out += rows
     return out
 
@@ -185,7 +186,7 @@ def _stops_early(lab: BoundLab, check: str) -> bool:
 
 def _record_early(data: dict, lab: BoundLab, rows: list[Calibrated], results: list[SubmissionResult],
                   broken: dict[str, dict[str, Any]], early_results: list[SubmissionResult],
-                  early_broken: dict[str, dict[str, Any]], budget: str) -> list[Calibrated]:
+                  early_broken: dict[str, dict[str, Any]], budget: str, seeds: list[int]) -> list[Calibrated]:
     """How often stopping early changed a verdict against the whole budget (the reference under
     each seed, each broken hand-in), and at which step each run was decided, per check."""
     out = []
@@ -196,13 +197,19 @@ def _record_early(data: dict, lab: BoundLab, rows: list[Calibrated], results: li
         entry = stored(data, row.check, budget, row.data)
         kind = _bound(lab, row.check).kind
         pairs = [(_by_id(whole)[row.check], _by_id(early)[row.check]) for whole, early in zip(results, early_results)]
-        pairs += [(broken[name][row.check], early_broken[name][row.check]) for name in broken
-                  if row.check in broken[name] and row.check in early_broken.get(name, {})]
+        names = [f"reference, seed {seed}" for seed in seeds]
+        for name in broken:
+            if row.check in broken[name] and row.check in early_broken.get(name, {}):
+                pairs.append((broken[name][row.check], early_broken[name][row.check]))
+                names.append(name)
         verdicts = [(_passes(kind, w.details, _accuracy(w), entry), _passes(kind, e.details, _accuracy(e), entry))
                     for w, e in pairs]
         decided = [e.details.get("decided_at") for _, e in pairs]
         share = [d["step"] / d["of"] if isinstance(d, dict) else 1.0 for d in decided]
-        entry["early_stop"] = {"runs": len(pairs), "verdict_changes": sum(a != b for a, b in verdicts),
+        # Which runs changed, not only how many: a change is traced to its hand-in without rerunning.
+        changed = [f"{name} ({'passed' if whole else 'failed'} on the whole budget)"
+                   for name, (whole, early) in zip(names, verdicts) if whole != early]
+        entry["early_stop"] = {"runs": len(pairs), "verdict_changes": len(changed), "changed": changed,
                                "decided_at": decided, "mean_share_of_budget": round(sum(share) / len(share), 3)}
         out.append(row.model_copy(update={"early_stop": entry["early_stop"]}))
     return out

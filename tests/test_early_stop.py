@@ -133,7 +133,7 @@ def test_calibrate_measures_how_often_stopping_early_changes_a_verdict(tmp_path)
     assert result.exit_code == 0, result.output
     assert "0 of 3 verdicts changed" in result.output
     early = yaml.safe_load((lab / "calibration.yaml").read_text())["train-baseline"]["smoke"]["early_stop"]
-    assert early["runs"] == 3 and early["verdict_changes"] == 0
+    assert early["runs"] == 3 and early["verdict_changes"] == 0 and early["changed"] == []
     reference_0, reference_1, nan_loss = early["decided_at"]
     assert reference_0["reason"] == reference_1["reason"] == "passed" and reference_0["step"] < 13
     assert nan_loss == {"step": 1, "of": 13, "reason": "diverged"}
@@ -189,3 +189,37 @@ def test_a_loop_that_misreports_its_training_batches_changes_when_the_referee_lo
     assert (lied["score"], lied["status"], lied["details"]["decided_at"]) == \
         (honest["score"], honest["status"], honest["details"]["decided_at"])
     assert ("skipped" in lied["details"]["held_out"]) == (told == "wrong")
+
+
+def test_calibrate_names_each_run_whose_verdict_stopping_early_changed():
+    """Not only how many: which run (the reference under which seed, or which hand-in) and which
+    way, so a change is traced without training everything again."""
+    from types import SimpleNamespace
+
+    from grader import api
+    from grader.calibrate import Calibrated, _record_early
+
+    lab = api.load_lab("cifar-training")
+
+    def result(accuracy: float, step: int | None = None):
+        decided = {"step": step, "of": 189, "reason": "passed"} if step else None
+        check = SimpleNamespace(id="train-baseline", diagnosis=None,
+                                details={"test_accuracy": accuracy, "decided_at": decided})
+        return SimpleNamespace(checks=[check])
+
+    data = {"train-baseline": {"cpu": {"threshold": 0.5}}}
+    rows = [Calibrated(check="train-baseline", budget="cpu", reference_accuracy=0.6, threshold=0.5, discriminates=True)]
+    whole = [result(0.6), result(0.62)]
+    early = [result(0.6, step=120), result(0.45, step=96)]  # seed 1: stopped on a dip
+    broken = {"dropout-after-fc5": result(0.45).checks, "nan-loss": result(0.1).checks}
+    early_broken = {"dropout-after-fc5": result(0.55, step=168).checks, "nan-loss": result(0.1).checks}
+    [row] = _record_early(data, lab, rows, whole, {k: {c.id: c for c in v} for k, v in broken.items()}, early,
+                          {k: {c.id: c for c in v} for k, v in early_broken.items()}, "cpu", [0, 1])
+    assert row.early_stop is not None and row.early_stop["runs"] == 4 and row.early_stop["verdict_changes"] == 2
+    assert row.early_stop["changed"] == ["reference, seed 1 (passed on the whole budget)",
+                                         "dropout-after-fc5 (failed on the whole budget)"]
+    assert data["train-baseline"]["cpu"]["early_stop"] == row.early_stop  # what calibration.yaml keeps
+    from grader.cli.labs import _early_cell
+
+    assert "2 of 4 verdicts changed (reference, seed 1 (passed on the whole budget); dropout-after-fc5" \
+        in _early_cell(row.early_stop)

@@ -161,7 +161,10 @@ def _early_cell(early: dict | None) -> str:
         return "no rule"
     changed = early["verdict_changes"]
     colour = "green" if changed == 0 else "yellow"
-    return (f"[{colour}]{changed} of {early['runs']} verdicts changed[/{colour}]; "
+    from rich.markup import escape
+
+    which = f" ({escape('; '.join(early['changed']))})" if early.get("changed") else ""
+    return (f"[{colour}]{changed} of {early['runs']} verdicts changed{which}[/{colour}]; "
             f"{early['mean_share_of_budget']:.0%} of the budget used")
 
 
