@@ -48,14 +48,20 @@ def _handler(signum: int, _frame: FrameType | None) -> None:
 def install() -> None:
     """Make Ctrl-C and SIGTERM stop this process from any wait (call once, from the main
     thread, before starting threads: the CLI does)."""
+    watch()
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+
+
+def watch() -> None:
+    """Let a wait of the main thread run whatever handlers this process set (a worker's own
+    SIGTERM handler, which ends it) as soon as a signal comes, not when the wait ends."""
     global _read_fd, _write_fd
     if _read_fd is None:
         _read_fd, _write_fd = os.pipe()
         os.set_blocking(_read_fd, False)
         os.set_blocking(_write_fd, False)
         signal.set_wakeup_fd(_write_fd, warn_on_full_buffer=False)
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
 
 
 def wakeup_fd() -> int | None:

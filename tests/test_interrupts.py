@@ -84,3 +84,23 @@ def test_without_a_signal_the_wait_runs_to_its_deadline_and_a_forked_child_keeps
             print("timed out", flush=True)
     ''')
     assert code == 0 and "timed out" in output, output
+
+
+def test_a_workers_own_handler_runs_at_once_though_another_thread_took_the_signal():
+    """A worker keeps its own SIGTERM handler (it kills its fork server and exits) and only
+    watches. The kernel gives the signal to another thread when the main thread blocks it (as
+    it does for an instant while starting a thread): the main thread's wait is not interrupted,
+    and Python ran the handler only when the wait ended. Now the wait ends at once and the
+    handler runs."""
+    code, seconds, output = run_script('''
+        import threading
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(77))
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        interrupts._forget()      # the worker has not installed the grader's stop, only watches
+        interrupts.watch()
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])   # only the other thread takes it
+        threading.Thread(target=lambda: (time.sleep(0.3), os.kill(os.getpid(), signal.SIGTERM))).start()
+        wait_for_reply()
+    ''')
+    assert "ran to its deadline" not in output
+    assert code == 77 and seconds < WAIT_S / 2, output

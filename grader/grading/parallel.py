@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from grader import interrupts
 from grader.checks.registry import BoundLab
 from grader.grading.executor import Job, grade_job
 from grader.grading.run import Run
@@ -102,6 +103,7 @@ def _start_worker(lab_folder: str, options_json: str, hide: list[str], events: A
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle: it stops the workers
     signal.signal(signal.SIGTERM, _stopped)
+    interrupts.watch()  # the stop ends a wait on a child at once (see grader.interrupts)
     slot = slots.get()
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from grader import interrupts
 from grader.grading.executor import Job, unreadable_in
 from grader.lab.loader import Lab
 from grader.options import Device, RunOptions
@@ -80,6 +81,7 @@ def worker_main(lab_folder: str, options_json: str, class_dir: str, wake: Any, p
     _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's: it stops its workers
     signal.signal(signal.SIGTERM, _stopped)
+    interrupts.watch()  # the stop ends a wait on a child at once (see grader.interrupts)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     import torch
