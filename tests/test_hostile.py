@@ -219,9 +219,11 @@ def test_a_grader_killed_mid_batch_loses_nothing_and_the_rerun_finishes(tmp_path
     shutil.copytree(CIFAR_SUBMISSIONS / "correct", root / "a-correct")
     shutil.copy(HOSTILE / "sleep-forever.py", root / "b-sleep-forever.py")
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "grader", "grade", str(root), "--lab", "cifar-convnet",
-                             "--out", str(out), "--no-pdf", "--wall-time", "30"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    said = tmp_path / "stderr.txt"
+    with said.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "grader", "grade", str(root), "--lab", "cifar-convnet",
+                                 "--out", str(out), "--no-pdf", "--wall-time", "30"],
+                                stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT)
     try:
         for _ in range(600):
             if (out / "a-correct.json").exists():
@@ -236,6 +238,9 @@ def test_a_grader_killed_mid_batch_loses_nothing_and_the_rerun_finishes(tmp_path
         proc.kill()
     assert json.loads((out / "a-correct.json").read_text())["score"] == 17
     assert not (out / "b-sleep-forever.json").exists()
+    assert proc.returncode == 128 + 15
+    assert (f"Stopped: 1 hand-in(s) graded in this run are in {out}/ (class.csv lists them). Run the same command "
+            "again to grade the 1 left.") in " ".join(said.read_text().split())
     rerun = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--no-pdf", *LIMITS)
     assert rerun.exit_code == 0 and "1 already graded, skipped" in rerun.output
     assert json.loads((out / "b-sleep-forever.json").read_text())["checks"][0]["status"] == "timeout"

@@ -183,28 +183,39 @@ def run_batch(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOpt
     )
 
     plan = api.plan(root, lab, options.layout)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=False) as progress:
-        task = progress.add_task(f"grading {root} ({plan.layout.value})", total=len(plan.entries))
-        epochs = EpochBar(progress)
-        running: list[str] = []  # every hand-in being graded (several with --jobs)
+    finished = {False: 0, True: 0}  # graded in this run, kept from an earlier one
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err_console, transient=False) as progress:
+            task = progress.add_task(f"grading {root} ({plan.layout.value})", total=len(plan.entries))
+            epochs = EpochBar(progress)
+            running: list[str] = []  # every hand-in being graded (several with --jobs)
 
-        def show(event: Event) -> None:
-            if isinstance(event, SubmissionStarted):
-                running.append(event.name)
-                progress.update(task, description=f"grading {', '.join(running)}")
-            elif isinstance(event, TrainingProgress):
-                epochs.update(event)
-            elif isinstance(event, SubmissionFinished):
-                epochs.done()
-                r = event.result
-                if r.submission in running:
-                    running.remove(r.submission)
-                note = "skipped, already graded" if event.skipped else f"{r.score:g}/{r.max_score:g}"
-                progress.update(task, advance=1, description=f"{r.submission}: {note}"
-                                + (f" · grading {', '.join(running)}" if running else ""))
+            def show(event: Event) -> None:
+                if isinstance(event, SubmissionStarted):
+                    running.append(event.name)
+                    progress.update(task, description=f"grading {', '.join(running)}")
+                elif isinstance(event, TrainingProgress):
+                    epochs.update(event)
+                elif isinstance(event, SubmissionFinished):
+                    epochs.done()
+                    r = event.result
+                    if r.submission in running:
+                        running.remove(r.submission)
+                    finished[event.skipped] += 1
+                    note = "skipped, already graded" if event.skipped else f"{r.score:g}/{r.max_score:g}"
+                    progress.update(task, advance=1, description=f"{r.submission}: {note}"
+                                    + (f" · grading {', '.join(running)}" if running else ""))
 
-        return api.grade(root, lab, out, options, on_event=show, plan=plan)
+            return api.grade(root, lab, out, options, on_event=show, plan=plan)
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C or SIGTERM (grader.interrupts): say what was kept and how to go on.
+        left = len(plan.entries) - finished[False] - finished[True]
+        kept = f" and {finished[True]} kept from an earlier run" if finished[True] else ""
+        err_console.print(Text(f"Stopped: {finished[False]} hand-in(s) graded in this run{kept} are in {out}/ "
+                               f"(class.csv lists them). Run the same command again to grade the {left} left.",
+                               style="bold yellow"), soft_wrap=True)
+        raise
 
 
 def grade(
