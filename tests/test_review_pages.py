@@ -170,3 +170,29 @@ def test_write_reports_renders_the_batchs_pdfs_again_with_the_grades(pages):
     assert "One reason of two." in text
     summary = " ".join(" ".join(p.extract_text() for p in PdfReader(out / "reports" / "class-summary.pdf").pages).split())
     assert "Written answers" in summary and "Smaller maps, less computation: right. ×2" in summary, summary
+
+
+def test_class_csv_has_a_written_answers_points_as_soon_as_they_are_given_and_after_a_rubric_edit(pages):
+    """The batch's class.csv says what the reports and exports say: it kept the batch's scores,
+    written answers blank, until the class was graded again."""
+    import csv
+
+    client, link, out = pages
+
+    def table() -> dict[str, dict[str, str]]:
+        return {row["submission"]: row for row in csv.DictReader((out / "class.csv").open())}
+
+    before = table()
+    assert before["ada"][Q] == "" and before["bob"][Q] == ""
+    csrf = login(client, link)
+    client.post(f"/review/{Q}/grade", data={"csrf": csrf, "key": ["ada", "bob"], "version": ["0", "0"],
+                                            "item": "invariance"}, headers={"accept": "application/json"})
+    graded = {r.submission: r for r in api.read_results(out, ESSAY)}
+    now = table()
+    for name in ("ada", "bob"):
+        assert now[name][Q] == f"{next(c for c in graded[name].checks if c.id == Q).score:g}" != ""
+        assert now[name]["score"] == f"{graded[name].score:g}" != before[name]["score"]
+    assert now["eve"] == before["eve"]  # not graded: still pending
+    client.post(f"/review/{Q}/rubric", data={"csrf": csrf, "id": "invariance", "points": "1.5",
+                                             "comment": "Invariance to shifts."}, follow_redirects=False)
+    assert table()["ada"][Q] == "1.5" and table()["bob"][Q] == "1.5"

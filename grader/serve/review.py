@@ -15,6 +15,7 @@ answer it shows).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ class ReviewDesk:
     results: Callable[[], dict[str, SubmissionResult]]
     out: Path | None = None  # a batch folder: its reports can be written again with the grades
     notes: list[str] = field(default_factory=list)
+    _table: threading.Lock = field(default_factory=threading.Lock)  # the last writer reads the latest grades
 
     def question(self, qid: str) -> BoundCheck:
         found = next((c for c in written_checks(self.lab) if c.spec.id == qid), None)
@@ -68,6 +70,18 @@ class ReviewDesk:
     def merged(self) -> dict[str, SubmissionResult]:
         books = load_books(self.lab, self.store)
         return {key: merge_result(r, self.lab, books, key) for key, r in self.results().items()}
+
+    def write_table(self) -> None:
+        """A batch's ``class.csv`` again, with the grades given so far: a written answer's points
+        are in it as soon as they are given, as they are in the reports and the exports (it kept
+        the batch's scores until the class was graded again)."""
+        if self.out is None:
+            return
+        from grader.atomic import write_atomic
+        from grader.grading.batch import CLASS_CSV, class_csv
+
+        with self._table:
+            write_atomic(self.out / CLASS_CSV, class_csv(self.lab, list(self.merged().values())))
 
 
 def classroom_desk(room: Any) -> ReviewDesk:
@@ -214,6 +228,7 @@ async def grade(request: Request) -> Response:
                              "keys": exc.keys}, status_code=409)
     for key in keys:  # an LTI course gets the new score (grader.serve.lti.scores' outbox)
         lti_note(d.store.folder.parent, str(key), "written answer graded")
+    await run_in_threadpool(d.write_table)
     rubric = rubric_of(check, book)
     grade = book.grades[str(keys[0])]
     score = points_of(check, rubric, grade)[0]
@@ -240,6 +255,7 @@ async def edit_rubric(request: Request) -> Response:
         raise HTTPException(400, f"Not a rubric item: {str(exc).splitlines()[0]}") from None
     except GradelabError as exc:
         raise HTTPException(400, str(exc)) from None
+    await run_in_threadpool(d.write_table)  # every answer the item is on has a new score
     return RedirectResponse(f"/review/{qid}", 303)
 
 
@@ -298,6 +314,7 @@ async def write_reports(request: Request) -> Response:
             writer.submit(result, key)
         writer.finish(list(merged.values()), d.lab.manifest.title)
         d.notes[:] = writer.errors
+        d.write_table()
 
     await run_in_threadpool(write)
     return RedirectResponse("/review?written=1", 303)
