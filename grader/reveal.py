@@ -89,10 +89,11 @@ def student_result(result: SubmissionResult) -> SubmissionResult:
     return result.model_copy(update={"checks": visible})
 
 
-def hidden_points(result: SubmissionResult) -> tuple[int, float]:
-    """How many checks a student's view leaves out, and their points (in the total all the same)."""
+def hidden_points(result: SubmissionResult) -> tuple[int, float, float]:
+    """How many checks a student's view leaves out, the points they gave and their maximum (in
+    the total all the same: saying only the maximum read as if all of it had been earned)."""
     hidden = [c for c in result.checks if c.visibility != Visibility.public]
-    return len(hidden), sum(c.max_score for c in hidden)
+    return len(hidden), sum(c.score for c in hidden), sum(c.max_score for c in hidden)
 
 
 def hidden_note(check_id: str) -> str:

@@ -41,6 +41,11 @@ def test_the_student_report_leaves_hidden_checks_out(cifar_class, tmp_path, rend
     text = pdf_text(path)
     assert "Receptive fields" not in text and "receptive_field.conv2" not in text
     assert "3 hidden check(s) are not shown" in text
+    # What they gave, not only their maximum: the visible rows and this add up to the total.
+    hidden = [c for c in cifar_class["wrong-receptive-field"].checks if c.visibility.value != "public"]
+    earned, most = sum(c.score for c in hidden), sum(c.max_score for c in hidden)
+    assert earned < most
+    assert f"they gave {earned:g} of their {most:g} points, included in the total" in " ".join(text.split())
 
 
 def test_a_hand_in_that_crashed_at_import_still_gets_a_clear_report(cifar_class, tmp_path, renderer):

@@ -76,7 +76,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
     draw the training curves (matplotlib, imported only then; the server's pages do without)."""
     audience = Audience.of(audience)
     student = audience is Audience.student
-    hidden_count, hidden_max = hidden_points(result) if student else (0, 0.0)
+    hidden_count, hidden_score, hidden_max = hidden_points(result) if student else (0, 0.0, 0.0)
     checks = student_result(result).checks if student else list(result.checks)
     answers, comparisons, drawn, counterexamples = [], [], [], []
     for c in checks:
@@ -112,7 +112,7 @@ def submission_context(result: SubmissionResult, audience: Audience, *, figures:
         "r": result, "audience": audience, "checks": checks, "answers": answers,
         "comparisons": comparisons, "figures": drawn, "counterexamples": counterexamples, "score": score, "max_score": max_score,
         "percent": 100 * score / max_score if max_score else 0.0,
-        "hidden_count": hidden_count, "hidden_max": hidden_max, "expected_column": any("expected" in a for a in answers),
+        "hidden_count": hidden_count, "hidden_score": hidden_score, "hidden_max": hidden_max, "expected_column": any("expected" in a for a in answers),
     }
 
 
