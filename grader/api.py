@@ -142,7 +142,7 @@ def export(out: Path, to: ExportTarget | str, *, template: Path | None = None, a
         data = Path(template).read_bytes() if template is not None else None
     except OSError as exc:
         raise UsageError(f"--template {template}: cannot be read ({exc.strerror})") from None
-    return export_results(results, to, template=data, assignment=assignment, partial=partial)
+    return export_results(results, to, template=data, assignment=assignment, partial=partial, out=Path(out))
 
 
 def init(lab: str | Path | BoundLab, target: Path, *, notebook: bool = False) -> list[Path]:

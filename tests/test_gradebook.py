@@ -51,6 +51,9 @@ def test_an_export_while_written_answers_await_review_is_refused_unless_partial(
     with pytest.raises(UsageError, match=r"2 of 2 student\(s\) have points not graded yet \(2 written answer\(s\) "
                                          r"awaiting review; .*or export with --partial"):
         api.export(folder_class, to, **extra)
+    with pytest.raises(UsageError) as refused:  # the command to run, with this class's folder in it
+        api.export(folder_class, to, **extra)
+    assert f"(written answers: `gradelab review {folder_class}`)" in str(refused.value)
 
 
 def test_a_moodle_export_with_its_template_is_refused_too_while_answers_await_review(folder_class, tmp_path):
@@ -65,6 +68,16 @@ def test_a_moodle_worksheet_of_a_class_of_folders_is_refused_with_the_fix(folder
         api.export(folder_class, "moodle", partial=True)
     assert "a Moodle worksheet finds each student by Moodle's participant id" in str(refused.value)
     assert "came from a class of folders (no Moodle id): pass the worksheet Moodle gives" in str(refused.value)
+
+
+def test_a_canvas_gradebook_of_a_class_of_folders_says_at_once_that_it_has_no_canvas_ids(folder_class):
+    """Whatever the column is called: the first refusal is the one that stands (naming the column
+    as told used to lead to a second refusal, about the ids)."""
+    for assignment in (None, "Lab 2 (12345)"):
+        with pytest.raises(UsageError) as refused:
+            api.export(folder_class, "canvas", partial=True, assignment=assignment)
+        assert "came from a class of folders (no Canvas id)" in str(refused.value)
+        assert "--assignment" not in str(refused.value)
 
 
 def test_a_canvas_gradebook_without_an_assignment_id_is_refused_with_the_fix(tmp_path):

@@ -46,7 +46,11 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="Where training checks 
 BudgetOpt = Annotated[str | None, typer.Option(
     "--budget", help="Training budget declared by the lab: cpu, gpu or smoke; default: gpu on a GPU, else cpu.")]
 LabOpt = Annotated[str, typer.Option(
-    "--lab", "-l", help="Lab name (see `gradelab labs`) or path to a lab folder (a student edition too).")]
+    "--lab", "-l", help="Lab name (see `gradelab labs`) or path to a lab folder: the course's own, with its "
+                        "reference (a student edition made by `gradelab pack` cannot grade).")]
+CheckLabOpt = Annotated[str, typer.Option(
+    "--lab", "-l", help="Lab name (see `gradelab labs`) or path to a lab folder (the student edition you were "
+                        "given too).")]
 FullBudgetOpt = Annotated[bool, typer.Option(
     "--full-budget", help="Train each training check for its whole budget, even once its verdict is certain "
                           "(by default a check stops as soon as the lab's early-stopping rule decides).")]

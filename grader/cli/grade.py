@@ -14,6 +14,7 @@ from rich.text import Text
 
 from grader.cli.common import (
     BudgetOpt,
+    CheckLabOpt,
     CpuOpt,
     DataRootOpt,
     DeviceOpt,
@@ -45,7 +46,7 @@ LayoutOpt = Annotated[str, typer.Option(
 def check(
     path: Annotated[Path, typer.Argument(help="Your submission: a folder, a .py file, a notebook (.ipynb) or an "
                                               "archive (.zip, .tar, .tar.gz).")],
-    lab: LabOpt,
+    lab: CheckLabOpt,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write your feedback report to this PDF file.")] = None,
     html: Annotated[bool, typer.Option("--html", help="With --pdf, also write the report as HTML beside it.")] = False,

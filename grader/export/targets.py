@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import re
+import shlex
 from enum import Enum
+from pathlib import Path
 
 from grader.errors import UsageError
 from grader.options import Mode
@@ -29,9 +31,11 @@ def export_target(to: ExportTarget | str) -> ExportTarget:
 
 
 def export_results(results: list[SubmissionResult], to: ExportTarget | str, *, template: bytes | None = None,
-                   assignment: str | None = None, partial: bool = False) -> tuple[dict[str, bytes], list[str]]:
+                   assignment: str | None = None, partial: bool = False,
+                   out: Path | None = None) -> tuple[dict[str, bytes], list[str]]:
     """The files ``to`` imports (name → bytes) and warnings; ``template``: the worksheet or
-    gradebook downloaded from the LMS (Moodle and Canvas only).
+    gradebook downloaded from the LMS (Moodle and Canvas only); ``out``: the results' folder, for
+    the command a refusal gives.
 
     A grade that leaves gradelab is the student's, whole, on the lab's scale, or nothing leaves:
     a self-check's result is no grade; points still pending (written answers awaiting review,
@@ -47,7 +51,8 @@ def export_results(results: list[SubmissionResult], to: ExportTarget | str, *, t
         raise UsageError(
             f"{len(pending)} of {len(results)} student(s) have points not graded yet "
             f"({_pending_words(pending)}; {_names(pending)}): grade them first (written answers: `gradelab review "
-            "OUT`), or export with --partial, where each row says what is pending")
+            f"{shlex.quote(str(out)) if out is not None else 'OUT'}`), or export with --partial, where each row "
+            "says what is pending")
     problem = refusal(results, to, template, assignment)
     if problem:
         raise UsageError(problem)
@@ -80,11 +85,12 @@ def refusal(results: list[SubmissionResult], to: ExportTarget, template: bytes |
                     f"came from {_origin(strangers)} (no Moodle id): pass the worksheet Moodle gives "
                     "(--template \"Grades-Lab 2.csv\"), or grade the class as Moodle's download")
     if to == ExportTarget.canvas and template is None:
-        if assignment is None or not canvas_assignment_id(assignment):
+        # Who the students are first: no column name helps a class that has no Canvas ids.
+        strangers = [r for r in results if r.student.lms != "canvas"]
+        if not strangers and (assignment is None or not canvas_assignment_id(assignment)):
             return ("a Canvas gradebook import finds the assignment by its id, or makes a new one: pass the "
                     "gradebook Canvas exports (--template gradebook.csv), or name the column with its id "
                     "(--assignment \"Lab 2 (12345)\")")
-        strangers = [r for r in results if r.student.lms != "canvas"]
         if strangers:
             return (f"a Canvas gradebook finds each student by Canvas's user id, and {_names(strangers)} came from "
                     f"{_origin(strangers)} (no Canvas id): grade the class as Canvas's download, or pass its gradebook "
