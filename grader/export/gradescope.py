@@ -4,7 +4,8 @@ number, score, max_score, status, output and visibility).
 
 Public checks are ``visible``; hidden checks are ``after_published`` (shown once the instructor
 publishes grades); what the student process printed stays ``hidden`` (stdout_visibility). The
-texts come from ``feedback``: titles, statuses, points and hints, never a check's message.
+texts come from ``feedback``: titles, statuses, points and hints, and a public check's message as
+its student sees it (never a reference answer); a hidden check's message is left out.
 """
 
 from __future__ import annotations
