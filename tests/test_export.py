@@ -56,7 +56,7 @@ def test_moodle_worksheet_has_moodles_columns_and_one_row_per_participant(graded
     assert "Output-size rule of a convolution (0/2, failed)" in emile["Feedback comments"]
     hint = next(c.hint for c in by_id["654321"].checks if c.id == "conv-output-size")
     assert f"hint: {hint}"[:60] in emile["Feedback comments"]
-    assert body["Participant 333333"]["Feedback comments"].endswith("Every check passed. Note: your work was found in lab2/.")
+    assert body["Participant 333333"]["Feedback comments"].endswith("Every check graded so far passed. Note: your work was found in lab2/.")
     assert "Nothing was graded: nothing to grade" in body["Participant 555555"]["Feedback comments"]
     assert not leaked(files["moodle-grading-worksheet.csv"].decode(), by_id.values())
 

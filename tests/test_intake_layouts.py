@@ -63,7 +63,7 @@ def test_the_answer_sheet_above_the_module_is_read(tmp_path):
 def test_a_hand_in_with_nothing_to_grade_says_what_it_holds(tmp_path):
     (tmp_path / "h").mkdir()
     (tmp_path / "h" / "report.pdf").write_bytes(b"%PDF-1.4")
-    with pytest.raises(NothingToGrade, match=r"nothing to grade: no convnet.py, a notebook \(.ipynb\) or answers.yaml "
+    with pytest.raises(NothingToGrade, match=r"nothing to grade: no convnet.py, no notebook \(.ipynb\) and no answers.yaml "
                                              r"in the hand-in \(found: report.pdf\)"):
         load_submission(tmp_path / "h", IFACE)
 

@@ -125,7 +125,7 @@ def summary_text(result: SubmissionResult, *, limit: int = 1000) -> str:
     if missed:
         lines.append(sentence("Not passed: " + "; ".join(_said_once(missed))))
     elif not reason:
-        lines.append("Every check passed.")
+        lines.append("Every check graded so far passed." if result.pending_points else "Every check passed.")
     lines += [sentence(f"Note: {plain(n)}") for n in dict.fromkeys(result.notes[:5])]
     return trim(" ".join(lines), limit)
 

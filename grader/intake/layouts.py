@@ -107,7 +107,8 @@ def locate(handin: HandIn, interface: InterfaceSpec, limits: IntakeLimits = Inta
     if not candidates and not sheets:
         if refusals and not handin.files:
             raise ArchiveRefused(refusals[0])
-        wanted = f"{interface.module}, a notebook (.ipynb)" + (f" or {interface.answers_file}" if interface.answers else "")
+        wanted = (f"{interface.module}, no notebook (.ipynb) and no {interface.answers_file}" if interface.answers
+                  else f"{interface.module} and no notebook (.ipynb)")
         raise NothingToGrade(f"nothing to grade: no {wanted} in the hand-in ({_what_is_there(handin)})"
                              + (f"; {refusals[0]}" if refusals else ""))
     if candidates:
