@@ -106,7 +106,8 @@ def calibrate(
     wall: WallOpt = None, cpu: CpuOpt = None, memory: MemOpt = None,
     data_root: DataRootOpt = None,
 ) -> None:
-    """Train the lab's reference under each budget and write the thresholds to its calibration.yaml.
+    """Train the lab's reference under each budget asked for (--budget; default: this machine's,
+    gpu or cpu) and write the thresholds to its calibration.yaml.
 
     With --against, also train known-broken hand-ins (frozen layers, no ReLU, ...) and show which
     thresholds reject them: a threshold that lets one through needs a bigger budget, other data or
