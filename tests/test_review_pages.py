@@ -83,6 +83,13 @@ def test_every_post_needs_the_sessions_csrf_token(pages):
     assert saved.status_code == 200 and saved.json()["graded"] == 2 and saved.json()["score"] == 2
 
 
+def test_the_pages_of_a_batch_say_it_was_graded_on_this_machine(pages):
+    client, link, _ = pages
+    login(client, link)
+    page = client.get("/review").text
+    assert "Graded by <code>gradelab grade</code> on this machine" in page and "course's server" not in page
+
+
 def test_a_grade_sent_from_a_stale_page_gets_409_and_changes_nothing(pages):
     client, link, out = pages
     csrf = login(client, link)

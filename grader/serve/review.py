@@ -120,7 +120,8 @@ async def _form(request: Request, who: Any) -> Any:
 
 def _page(request: Request, name: str, who: Any, context: dict[str, Any], status: int = 200) -> Response:
     templates: Jinja2Templates = request.app.state.templates
-    base = {"lab": desk(request).lab.manifest, "caller": who, "csrf": who.session.csrf}
+    d = desk(request)
+    base = {"lab": d.lab.manifest, "caller": who, "csrf": who.session.csrf, "graded_here": d.out is not None}
     return templates.TemplateResponse(request, f"serve/review/{name}", {**base, **context}, status_code=status)
 
 
