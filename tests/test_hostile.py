@@ -239,8 +239,8 @@ def test_a_grader_killed_mid_batch_loses_nothing_and_the_rerun_finishes(tmp_path
     assert json.loads((out / "a-correct.json").read_text())["score"] == 17
     assert not (out / "b-sleep-forever.json").exists()
     assert proc.returncode == 128 + 15
-    assert (f"Stopped: 1 hand-in(s) graded in this run are in {out}/ (class.csv lists them). Run the same command "
-            "again to grade the 1 left.") in " ".join(said.read_text().split())
+    assert (f"Stopped: 1 of 2 hand-in(s) have a result in {out}/ (class.csv lists them). Run the same command "
+            "again to grade the rest.") in " ".join(said.read_text().split())
     rerun = cli("grade", str(root), "--lab", "cifar-convnet", "--out", str(out), "--no-pdf", *LIMITS)
     assert rerun.exit_code == 0 and "1 already graded, skipped" in rerun.output
     assert json.loads((out / "b-sleep-forever.json").read_text())["checks"][0]["status"] == "timeout"

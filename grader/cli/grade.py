@@ -184,7 +184,6 @@ def run_batch(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOpt
     )
 
     plan = api.plan(root, lab, options.layout)
-    finished = {False: 0, True: 0}  # graded in this run, kept from an earlier one
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err_console, transient=False) as progress:
@@ -203,19 +202,26 @@ def run_batch(root: Path, lab: str | Path | BoundLab, out: Path, options: RunOpt
                     r = event.result
                     if r.submission in running:
                         running.remove(r.submission)
-                    finished[event.skipped] += 1
                     note = "skipped, already graded" if event.skipped else f"{r.score:g}/{r.max_score:g}"
                     progress.update(task, advance=1, description=f"{r.submission}: {note}"
                                     + (f" · grading {', '.join(running)}" if running else ""))
 
             return api.grade(root, lab, out, options, on_event=show, plan=plan)
     except (KeyboardInterrupt, SystemExit):
-        # Ctrl-C or SIGTERM (grader.interrupts): say what was kept and how to go on.
-        left = len(plan.entries) - finished[False] - finished[True]
-        kept = f" and {finished[True]} kept from an earlier run" if finished[True] else ""
-        err_console.print(Text(f"Stopped: {finished[False]} hand-in(s) graded in this run{kept} are in {out}/ "
-                               f"(class.csv lists them). Run the same command again to grade the {left} left.",
-                               style="bold yellow"), soft_wrap=True)
+        # Ctrl-C or SIGTERM (grader.interrupts): say what was kept and how to go on, from what is
+        # on disk (a result is written whole or not at all), not from events the stop may have
+        # come between.
+        from grader.errors import GradelabError
+        from grader.grading.batch import plan_jobs
+
+        try:
+            done = sum((Path(out) / f"{job.name}.json").exists() for job in plan_jobs(plan))
+        except GradelabError:
+            done = 0
+        again = "without --force to grade the rest and keep these" if options.force else "again to grade the rest"
+        err_console.print(Text(f"Stopped: {done} of {len(plan.entries)} hand-in(s) have a result in {out}/ "
+                               f"(class.csv lists them). Run the same command {again}.", style="bold yellow"),
+                          soft_wrap=True)
         raise
 
 
