@@ -210,6 +210,11 @@ def _first_bad(values: list[Any]) -> int | None:
     return None
 
 
+# A torch optimizer's constructor imports torch._dynamo (~1.8 s, torch's ``_disable_dynamo``
+# decorator): every kind that trains has it imported once in the fork server, not in each child.
+OPTIMIZER_PRELOAD = ["torch._dynamo"]
+
+
 def budget_datasets(params: Planned, budget: str, named: bool, early_stop: bool) -> list[tuple[str, dict[str, Any]]]:
     """The data sets a training check loads under ``budget``: the budget's, and with early
     stopping the same with the held-out examples after it (``TrainingCheck.early_args``)."""
@@ -255,10 +260,8 @@ class TrainingCheck(CheckKind):
         return LocalCheck(params=local, reference=(params.dataset,), harness=True, calibration=True)
 
     def preload(self, params) -> list[str]:
-        # A torch optimizer's constructor imports torch._dynamo (~1.8 s, torch's ``_disable_dynamo``
-        # decorator): imported once in the fork server, not in every training child.
-        return list(dict.fromkeys(["torch._dynamo", *(OPERATOR_RECORD_PRELOAD if params.forbid_ops or
-                                                       params.forbid_autograd else [])]))
+        return list(dict.fromkeys([*OPTIMIZER_PRELOAD, *(OPERATOR_RECORD_PRELOAD if params.forbid_ops or
+                                                         params.forbid_autograd else [])]))
 
     @staticmethod
     def budget_of(params: Planned, wanted: str, named: bool) -> str | None:

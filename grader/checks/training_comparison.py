@@ -32,6 +32,7 @@ from pydantic import Field, field_validator, model_validator
 
 from grader.checks.registry import CheckKind, KindParams, register_check
 from grader.checks.training import (
+    OPTIMIZER_PRELOAD,
     Budget,
     TrainingCheck,
     accuracy,
@@ -173,7 +174,7 @@ class TrainingComparisonCheck(CheckKind):
         return [Need(params.baseline.cls), Need(params.improved.cls)]
 
     def preload(self, params: ComparisonParams) -> list[str]:
-        return ["torch._dynamo"]  # a torch optimizer's first use imports it (TrainingCheck.preload)
+        return list(OPTIMIZER_PRELOAD)
 
     def datasets(self, params: ComparisonParams, budget: str, named: bool, early_stop: bool) -> list[tuple[str, dict[str, Any]]]:
         return budget_datasets(params, budget, named, early_stop)

@@ -85,10 +85,10 @@ def default_jobs(lab: BoundLab, options: RunOptions, device: Device, hand_ins: i
 def threads_per_hand_in(run: Run) -> int:
     """The most torch threads one hand-in's children use at once (the lab's limits, a check's own,
     the command line's): hand-ins graded side by side need that many cores each."""
-    from grader.grading.selection import selected_checks
+    from grader.grading.selection import running_checks
 
     base = run.lab.manifest.limits.merged(run.options.limits)
-    checks = [c for c in selected_checks(run.lab, run.options) if run.options.trains or not c.spec.training]
+    checks = running_checks(run.lab, run.options)
     return max([base.threads, *(base.merged(c.spec.limits).merged(run.options.limits).threads for c in checks)])
 
 

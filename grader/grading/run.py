@@ -17,7 +17,7 @@ from typing import Any
 from grader.checks.registry import BoundLab, bind
 from grader.data.digits import cache_root as data_cache_root
 from grader.errors import LabError, UsageError
-from grader.grading.selection import selected_checks
+from grader.grading.selection import running_checks
 from grader.lab.loader import Lab, labs_root
 from grader.lab.manifest import Limits
 from grader.options import Budget, Device, EventSink, Mode, RunOptions, ignore
@@ -115,13 +115,12 @@ class Run:
         cifar-training's correct hand-in on 2 cores). A failure here is left for the check that
         needs the same thing to say."""
         try:
-            checks = selected_checks(self.lab, self.options)
+            checks = running_checks(self.lab, self.options)
         except LabError:
             checks = []  # an unknown --only: the engine says so, before anything is graded
-        wanted = [(c.kind, c.params) for c in checks if self.options.trains or not c.spec.training]
         modules = [m for m in sandbox_preload(self.lab) if m != "grader.sandbox.worker"]
-        data = [d for kind, params in wanted
-                for d in kind.datasets(params, self.budget, self.budget_named, self.options.early_stop)]
+        data = [d for c in checks for d in c.kind.datasets(c.params, self.budget, self.budget_named,
+                                                           self.options.early_stop)]
         try:
             if data:
                 _ = self.lab.reference  # imported here, not in the thread: a module is imported once

@@ -34,3 +34,9 @@ def hidden_requested(lab: BoundLab, options: RunOptions) -> list[str]:
     if options.mode == Mode.grade:
         return []
     return [c.spec.id for c in lab.checks if c.spec.visibility == Visibility.hidden and c.spec.id in options.only]
+
+
+def running_checks(lab: BoundLab, options: RunOptions) -> list[BoundCheck]:
+    """The selected checks whose code runs: training ones only when the run trains (the engine
+    reports the others as not run). What a run prepares for and what its cores must hold."""
+    return [c for c in selected_checks(lab, options) if options.trains or not c.spec.training]
